@@ -1,0 +1,1 @@
+"""Backends: each is an ordered stage table (stage name = file extension) plus a runner."""

@@ -1,0 +1,33 @@
+"""CPU backend: tile IR → tensor/linalg/scf → bufferized loops → LLVM dialect → MLIR ExecutionEngine."""
+
+# Ordered stage table after the frontend's "tile" stage. One pipeline string per stage; tessera and
+# upstream passes mix freely (parsed by tessera.passes.registry).
+PIPELINE_LLVM = ",".join([
+    "tessera-lower-tile-to-cpu",
+    "canonicalize",
+    "convert-elementwise-to-linalg",
+    "one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map}",
+    "func.func(buffer-hoisting,buffer-loop-hoisting)",
+    "ownership-based-buffer-deallocation",
+    "buffer-deallocation-simplification",
+    "bufferization-lower-deallocations",
+    "convert-linalg-to-loops",
+    "arith-emulate-unsupported-floats{source-types=bf16,f16 target-type=f32}",
+    "arith-expand{include-bf16=true}",
+    "expand-strided-metadata",
+    "lower-affine",
+    "convert-scf-to-cf",
+    "canonicalize",
+    "convert-math-to-llvm",
+    "convert-math-to-libm",
+    "finalize-memref-to-llvm",
+    "convert-arith-to-llvm",
+    "convert-index-to-llvm",
+    "convert-func-to-llvm",
+    "convert-cf-to-llvm",
+    "reconcile-unrealized-casts",
+])
+
+STAGES = [
+    ("llvm", PIPELINE_LLVM),
+]

@@ -1,0 +1,57 @@
+"""Runs a CPU-compiled kernel: MLIR ExecutionEngine over the `<name>_grid` C interface."""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from ...errors import LaunchError
+
+_SCALAR_C = {"index": ctypes.c_int64, "i64": ctypes.c_int64, "i32": ctypes.c_int32, "i16": ctypes.c_int16,
+             "i8": ctypes.c_int8, "bool": ctypes.c_bool, "f32": ctypes.c_float, "f64": ctypes.c_double}
+_DESC_TYPES: dict[int, type] = {}
+
+
+def _desc_type(rank: int):
+    if rank not in _DESC_TYPES:
+        class Desc(ctypes.Structure):
+            _fields_ = [("allocated", ctypes.c_void_p), ("aligned", ctypes.c_void_p), ("offset", ctypes.c_int64),
+                        ("sizes", ctypes.c_int64 * rank), ("strides", ctypes.c_int64 * rank)]
+        _DESC_TYPES[rank] = Desc
+    return _DESC_TYPES[rank]
+
+
+def memref_descriptor(a: np.ndarray):
+    """A strided memref descriptor viewing `a` in place (any strides that are whole elements)."""
+    item = a.itemsize
+    if any(s % item for s in a.strides):
+        raise LaunchError("array strides must be multiples of the element size")
+    ptr = a.__array_interface__["data"][0]
+    D = _desc_type(a.ndim)
+    return D(ptr, ptr, 0, (ctypes.c_int64 * a.ndim)(*a.shape),
+             (ctypes.c_int64 * a.ndim)(*[s // item for s in a.strides]))
+
+
+class CpuRunner:
+    def __init__(self, module, name: str, arg_abi: list[dict]):
+        from mlir import execution_engine
+        self.engine = execution_engine.ExecutionEngine(module, opt_level=2)
+        self.entry = name + "_grid"
+        self.abi = arg_abi
+        self.engine.lookup(self.entry)  # fail now, not at the first launch
+
+    def launch(self, grid, args):
+        keep, ptrs = [], []
+        for spec, a in zip(self.abi, args):
+            if spec["kind"] == "tensor":
+                d = memref_descriptor(a)
+                p = ctypes.pointer(d)
+                keep += [d, p]
+                ptrs.append(ctypes.pointer(p))
+            else:
+                c = _SCALAR_C[spec["abi"]](a)
+                keep.append(c)
+                ptrs.append(ctypes.pointer(c))
+        g = [ctypes.c_int64(int(x)) for x in grid]
+        ptrs += [ctypes.pointer(x) for x in g]
+        self.engine.invoke(self.entry, *ptrs)

@@ -1,0 +1,150 @@
+"""The compile loop: frontend ("tile" stage), then the backend's ordered stage table. One loop
+runs every stage and caches (memory + disk), dumps (TESSERA_DUMP_DIR) and reports (TESSERA_LOG=stages)
+each. CompiledKernel is what a compile returns."""
+from __future__ import annotations
+
+import re
+import sys
+import time
+
+from . import knobs
+from .errors import CompilationError, TesseraError
+from .runtime import cache
+
+VERSION = "0.1.0"
+MLIR_PIN = "xtc-mlir-python-bindings==22.1.8.4"
+COMPILER_ID = f"tessera-{VERSION}/{MLIR_PIN}"
+
+TARGETS = ("cpu",)
+
+
+class CompiledKernel:
+    """A kernel compiled for one specialisation and target.
+
+    `.asm[stage]` holds each stage's text; `.metadata` the arg ABI, specialised dims, timings.
+    `ck[grid](*args)` launches it."""
+
+    def __init__(self, name, target, asm, metadata, runner=None, kernel=None):
+        self.name, self.target, self.asm, self.metadata = name, target, asm, metadata
+        self._runner = runner
+        self._kernel = kernel
+
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: self._kernel._launch_compiled(self, grid, args, kwargs)
+
+    def launch(self, grid, args):
+        self._runner.launch(grid, args)
+
+    def __repr__(self):
+        return f"<CompiledKernel {self.name} target={self.target} stages={list(self.asm)}>"
+
+
+def _stages(target):
+    if target == "cpu":
+        from .backends import cpu
+        return cpu.STAGES
+    raise TesseraError(f"unknown target '{target}' (known: {', '.join(TARGETS)})")
+
+
+def _report(name, stage, seconds):
+    if "stages" in knobs.log():
+        print(f"[tessera] {name}: stage {stage} {seconds * 1e3:.1f} ms", file=sys.stderr)
+
+
+def _dump(name, key, stage, text):
+    d = knobs.dump_dir()
+    if d is None:
+        return
+    d.mkdir(parents=True, exist_ok=True)
+    data = text if isinstance(text, bytes) else text.encode()
+    (d / f"{name}-{key[:10]}.{stage}").write_bytes(data)
+
+
+_LOC_RE = re.compile(r'loc\("([^"]+)":(\d+):(\d+)\)|^([^\s:]+\.py):(\d+):(\d+)')
+
+
+def mlir_error_to_tessera(e, default_file=None):
+    """An MLIR diagnostic → CompilationError at the user's line where the location says one."""
+    text = str(e)
+    m = re.search(r'([^\s"]+\.py):(\d+):(\d+):\s*error:\s*(.*)', text)
+    if m:
+        return CompilationError(f"the compiler rejected this: {m.group(4).strip()}", m.group(1), int(m.group(2)), int(m.group(3)))
+    return CompilationError("internal compiler error (set TESSERA_DEBUG=1 for details): " + text.strip().splitlines()[0], default_file)
+
+
+def run_pipeline(module, pipeline: str):
+    from .passes import build_pass_manager
+    pm = build_pass_manager(pipeline)
+    pm.run(module.operation)
+
+
+def compile_spec(kernel, spec, target, key) -> CompiledKernel:
+    """Compile one specialisation (no cache lookup here)."""
+    from mlir import ir
+    from .ir import new_context
+    from .frontend.codegen import KernelGen
+    info = kernel.info
+    asm, timings = {}, {}
+    with new_context() as ctx, ir.Location.unknown():
+        module = ir.Module.create()
+        t0 = time.perf_counter()
+        gen = KernelGen(info, spec)
+        gen.generate(module)
+        try:
+            module.operation.verify()
+        except ir.MLIRError as e:  # the frontend built invalid IR: our bug, reported at the user's line
+            raise mlir_error_to_tessera(e, info.filename) from (e if knobs.debug() else None)
+        asm["tile"] = module.operation.get_asm(enable_debug_info=True)
+        timings["tile"] = time.perf_counter() - t0
+        _report(info.name, "tile", timings["tile"])
+        _dump(info.name, key, "tile", asm["tile"])
+        for stage, pipeline in _stages(target):
+            t0 = time.perf_counter()
+            try:
+                run_pipeline(module, pipeline)
+            except ir.MLIRError as e:
+                raise mlir_error_to_tessera(e, info.filename) from (e if knobs.debug() else None)
+            asm[stage] = str(module)
+            timings[stage] = time.perf_counter() - t0
+            _report(info.name, stage, timings[stage])
+            _dump(info.name, key, stage, asm[stage])
+        meta = {"name": info.name, "target": target, "args": spec.arg_abi(), "spec_dims": sorted(spec.spec_dims),
+                "num_warps": spec.options.get("num_warps", 4), "compile_seconds": timings,
+                "compiler": COMPILER_ID}
+        runner = _make_runner(target, module, info.name, meta)
+        ck = CompiledKernel(info.name, target, asm, meta, runner, kernel)
+        ck._context = ctx
+    cache.store(key, {f"kernel.{s}": t.encode() for s, t in asm.items()}, meta)
+    return ck
+
+
+def _make_runner(target, module, name, meta):
+    if target == "cpu":
+        from .backends.cpu.runner import CpuRunner
+        return CpuRunner(module, name, meta["args"])
+    raise TesseraError(f"no runner for target {target}")
+
+
+def load_cached(kernel, key, target):
+    hit = cache.load(key)
+    if hit is None:
+        return None
+    files, meta = hit
+    from mlir import ir
+    from .ir import new_context
+    asm = {name.split(".", 1)[1]: data.decode() for name, data in files.items()}
+    last = _stages(target)[-1][0]
+    if last not in asm:
+        return None
+    ctx = new_context()
+    with ctx, ir.Location.unknown():
+        try:
+            module = ir.Module.parse(asm[last])
+        except ir.MLIRError:
+            cache.evict(key)
+            return None
+        runner = _make_runner(target, module, meta["name"], meta)
+    ck = CompiledKernel(meta["name"], target, asm, meta, runner, kernel)
+    ck._context = ctx
+    ck.metadata["from_disk_cache"] = True
+    return ck

@@ -1,0 +1,70 @@
+"""The one exception hierarchy of tessera (DESIGN §9).
+
+User-facing errors carry the user's source position; their ``str()`` is a compiler-style
+message (``file:line:col: error: ...``, the source line and a caret) so a traceback is not needed.
+"""
+from __future__ import annotations
+
+import linecache
+
+
+class TesseraError(Exception):
+    """Base class of every error tessera raises on purpose."""
+
+
+def _format(msg: str, filename: str | None, line: int | None, col: int | None,
+            source_line: str | None = None, kind: str = "error") -> str:
+    if filename is None or line is None:
+        return msg
+    col = col or 1
+    head = f"{filename}:{line}:{col}: {kind}: {msg}"
+    text = source_line if source_line is not None else linecache.getline(filename, line)
+    text = text.rstrip("\n")
+    if not text:
+        return head
+    return f"{head}\n{text}\n{' ' * (col - 1)}^"
+
+
+class LocatedError(TesseraError):
+    """An error that points at a place in the user's Python source."""
+
+    def __init__(self, msg: str, filename: str | None = None, line: int | None = None,
+                 col: int | None = None, source_line: str | None = None):
+        self.msg = msg
+        self.filename = filename
+        self.line = line
+        self.col = col
+        super().__init__(_format(msg, filename, line, col, source_line))
+
+
+class CompilationError(LocatedError):
+    """The kernel or function cannot be compiled as written (unsupported construct,
+    undefined name, dtype mismatch, wrong argument count, ...)."""
+
+
+class DTypeError(CompilationError):
+    """Operands or arguments have dtypes that cannot be combined."""
+
+
+class ShapeError(TesseraError):
+    """Named dims disagree between arguments at launch, or tile shapes do not broadcast."""
+
+
+class OutOfResources(LocatedError):
+    """Shared memory or registers exceed the target's budget."""
+
+    def __init__(self, msg: str, filename=None, line=None, col=None, *, required=None,
+                 budget=None, resource="shared memory", suggestion=None):
+        self.required = required
+        self.budget = budget
+        self.resource = resource
+        self.suggestion = suggestion
+        super().__init__(msg, filename, line, col)
+
+
+class BackendUnavailable(TesseraError):
+    """A backend (GPU, ptxas, the MLIR wheels) is missing; the message says how to fix it."""
+
+
+class LaunchError(TesseraError):
+    """Bad launch: wrong grid, wrong number or kind of arguments."""

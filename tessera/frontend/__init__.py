@@ -1,0 +1,1 @@
+"""Frontend: decorators, annotations, the DSL names, and the AST → IR code generator."""

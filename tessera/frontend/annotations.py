@@ -1,0 +1,50 @@
+"""Parameter annotations: `Tensor["B", "S", "D", ts.bf16]` and `ts.constexpr`."""
+from __future__ import annotations
+
+from .. import dtypes as _dt
+
+
+class TensorSpec:
+    """What `Tensor[...]` evaluates to: named (str) or static (int) dims and a dtype."""
+
+    __slots__ = ("dims", "dtype")
+
+    def __init__(self, dims, dtype):
+        self.dims = tuple(dims)
+        self.dtype = dtype
+
+    @property
+    def rank(self):
+        return len(self.dims)
+
+    def __repr__(self):
+        inner = ", ".join([repr(d) for d in self.dims] + ([repr(self.dtype)] if self.dtype else []))
+        return f"Tensor[{inner}]"
+
+
+class _TensorMeta(type):
+    def __getitem__(cls, item) -> TensorSpec:
+        items = item if isinstance(item, tuple) else (item,)
+        dims, dtype = [], None
+        for x in items:
+            if isinstance(x, _dt.DType):
+                dtype = x
+            elif isinstance(x, (str, int)):
+                dims.append(x)
+            elif x is Ellipsis:
+                dims.append(None)
+            else:
+                raise TypeError(f"Tensor[...] takes dim names, ints and one dtype, got {x!r}")
+        return TensorSpec(dims, dtype)
+
+
+class Tensor(metaclass=_TensorMeta):
+    """`Tensor["M", "N", ts.f32]`: a global-memory tensor parameter (any strides). A bare
+    `Tensor` annotation accepts any rank and dtype."""
+
+
+class constexpr:
+    """Annotation of compile-time constant parameters: `BLOCK: ts.constexpr = 128`."""
+
+    def __init__(self, value=None):
+        self.value = value

@@ -1,0 +1,75 @@
+"""KernelGen: one @ts.kernel body → a `func.func` of tile IR."""
+from __future__ import annotations
+
+import ast
+
+from mlir import ir
+from mlir.dialects import arith, func, memref
+
+from ... import dtypes as dt
+from ...ir import builders as tb
+from .base import Base, INDEX, Val, NeedSpecialisation, mlir_type
+from .calls import Calls
+from .elementwise import Elementwise
+from .exprs import Exprs
+from .stmts import Stmts
+
+
+class KernelGen(Base, Elementwise, Exprs, Stmts, Calls):
+    def __init__(self, info, spec):
+        """info: the parsed function (KernelSource); spec: the Specialisation to compile."""
+        super().__init__(info.filename, info.line_offset, info.col_offset, info.source_lines)
+        self.info = info
+        self.spec = spec
+        self.globals = info.globals
+        self.closure = info.closure
+        self.constexprs = dict(spec.constexprs)
+        self.dim_values = dict(spec.dim_values)
+        self.spec_dims = frozenset(spec.spec_dims)
+        self.dim_owner = {}
+        self.loops = []
+        self.loop_id = 0
+        self.if_depth = 0
+        self.returned = False
+
+    def _need(self, dim):
+        return NeedSpecialisation({dim})
+
+    def runtime_dim(self, t: Val, i: int, name: str) -> Val:
+        c = arith.ConstantOp(ir.IndexType.get(), i).result
+        return Val("scalar", memref.DimOp(t.v, c).result, INDEX, dims=frozenset({name}))
+
+    def generate(self, module: "ir.Module"):
+        fdef: ast.FunctionDef = self.info.tree
+        arg_types, params = [], []
+        for p in self.spec.params:
+            if p.kind == "tensor":
+                arg_types.append(tb.global_type(len(p.dims), mlir_type(p.dtype)))
+            elif p.kind == "scalar":
+                arg_types.append(mlir_type(p.abi_dtype))
+            else:
+                continue
+            params.append(p)
+        with ir.InsertionPoint(module.body), self.loc(fdef):
+            f = func.FuncOp(self.info.name, (arg_types, []))
+            f.attributes["tessera.kernel"] = ir.UnitAttr.get()
+            f.attributes["tessera.arg_names"] = ir.ArrayAttr.get([ir.StringAttr.get(p.name) for p in params])
+            entry = f.add_entry_block()
+        with ir.InsertionPoint(entry), self.loc(fdef):
+            for p, barg in zip(params, entry.arguments):
+                if p.kind == "tensor":
+                    v = Val("tensor", barg, p.dtype, tuple(p.dims), name=p.name)
+                    for i, d in enumerate(p.dims):
+                        if isinstance(d, str) and d not in self.dim_owner:
+                            self.dim_owner[d] = (v, i)
+                    self.scope[p.name] = v
+                else:
+                    v = Val("scalar", barg, p.abi_dtype)
+                    if p.dtype is INDEX:
+                        v = self.cast(v, INDEX)
+                    self.scope[p.name] = v
+            for name, val in self.constexprs.items():
+                self.scope[name] = val
+            self.block(fdef.body)
+            func.ReturnOp([])
+        return f

@@ -1,0 +1,322 @@
+"""`@ts.kernel`: the decorator, argument binding, specialisation and launch."""
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import typing
+
+import numpy as np
+
+from .. import dtypes as dt, knobs
+from ..errors import CompilationError, ShapeError, DTypeError, LaunchError, TesseraError, BackendUnavailable
+from .annotations import TensorSpec, Tensor, constexpr
+from .source import KernelSource
+
+_OPTIONS = ("num_warps", "num_stages", "num_ctas")
+_INDEX = None
+
+
+def _index_dtype():
+    from .codegen.base import INDEX  # imports mlir: only when compiling
+    return INDEX
+
+
+class Param:
+    """One parameter of a kernel: tensor, runtime scalar or constexpr."""
+
+    def __init__(self, name, kind, spec=None, scalar=None, default=inspect.Parameter.empty):
+        self.name, self.kind, self.spec, self.scalar, self.default = name, kind, spec, scalar, default
+
+
+class BoundParam:
+    """A parameter with what one launch gave it (what codegen reads)."""
+
+    def __init__(self, name, kind, dtype=None, dims=(), abi_dtype=None):
+        self.name, self.kind, self.dtype, self.dims, self.abi_dtype = name, kind, dtype, tuple(dims), abi_dtype
+
+
+class Specialisation:
+    def __init__(self, params, constexprs, dim_values, spec_dims, options):
+        self.params = params
+        self.constexprs = constexprs
+        self.dim_values = dim_values
+        self.spec_dims = frozenset(spec_dims)
+        self.options = options
+
+    def arg_abi(self):
+        out = []
+        for p in self.params:
+            if p.kind == "tensor":
+                out.append({"name": p.name, "kind": "tensor", "dtype": p.dtype.name, "rank": len(p.dims)})
+            elif p.kind == "scalar":
+                out.append({"name": p.name, "kind": "scalar", "dtype": p.dtype.name, "abi": p.abi_dtype.name})
+        return out
+
+
+def _user_frame():
+    """(file, line) of the first caller frame outside the tessera package."""
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    f = sys._getframe(1)
+    while f is not None:
+        fn = os.path.abspath(f.f_code.co_filename)
+        if not fn.startswith(pkg + os.sep):
+            return f.f_code.co_filename, f.f_lineno
+        f = f.f_back
+    return None, None
+
+
+def _call_error(msg):
+    file, line = _user_frame()
+    return CompilationError(msg, file, line, 1)
+
+
+def _is_cuda_array(a):
+    return hasattr(a, "__cuda_array_interface__") or (hasattr(a, "__dlpack_device__") and not isinstance(a, np.ndarray)
+                                                       and a.__dlpack_device__()[0] == 2)
+
+
+def _reraise(e):
+    """User errors surface without our internal frames unless TESSERA_DEBUG=1."""
+    if knobs.debug():
+        raise e
+    raise e.with_traceback(None) from None
+
+
+class KernelFunction:
+    def __init__(self, fn):
+        self.fn = fn
+        self.__name__ = fn.__name__
+        self.__doc__ = fn.__doc__
+        self.info = KernelSource(fn)
+        self.params = self._classify()
+        self._compiled = {}
+        self._spec_dims = {}
+        self._source_key = (self.info.source, self.info.dependency_key())
+
+    def __repr__(self):
+        return f"<tessera kernel {self.__name__}>"
+
+    def __call__(self, *args, **kwargs):
+        raise TesseraError(f"launch a kernel with a grid: {self.__name__}[grid](*args)")
+
+    def __getitem__(self, grid):
+        def launcher(*args, **kwargs):
+            try:
+                return self.run(grid, args, kwargs)
+            except TesseraError as e:
+                _reraise(e)
+        return launcher
+
+    # -- parameters ------------------------------------------------------------------------
+    def _classify(self):
+        sig = inspect.signature(self.fn)
+        try:
+            hints = typing.get_type_hints(self.fn)
+        except Exception:  # noqa: BLE001 - fall back to raw annotations
+            hints = dict(getattr(self.fn, "__annotations__", {}))
+        out = []
+        for name, p in sig.parameters.items():
+            ann = hints.get(name, p.annotation)
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                raise CompilationError("kernels take no *args / **kwargs", self.info.filename, self.info.line_offset + 1)
+            if ann is constexpr or isinstance(ann, constexpr):
+                out.append(Param(name, "constexpr", default=p.default))
+            elif isinstance(ann, TensorSpec):
+                out.append(Param(name, "tensor", spec=ann, default=p.default))
+            elif ann is Tensor:
+                out.append(Param(name, "tensor", spec=None, default=p.default))
+            elif ann in (int, float, bool) or isinstance(ann, dt.DType):
+                out.append(Param(name, "scalar", scalar=ann, default=p.default))
+            else:
+                out.append(Param(name, "auto", default=p.default))
+        return out
+
+    # -- launch ----------------------------------------------------------------------------
+    def bind(self, args, kwargs):
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k in _OPTIONS and k not in {p.name for p in self.params}}
+        names = [p.name for p in self.params]
+        if len(args) > len(names):
+            raise _call_error(f"{self.__name__}() takes {len(names)} arguments, got {len(args)}")
+        values = dict(zip(names, args))
+        for k, v in kwargs.items():
+            if k not in names:
+                raise _call_error(f"{self.__name__}() got an unexpected keyword argument '{k}'")
+            if k in values:
+                raise _call_error(f"{self.__name__}() got multiple values for argument '{k}'")
+            values[k] = v
+        for p in self.params:
+            if p.name not in values:
+                if p.default is inspect.Parameter.empty:
+                    raise _call_error(f"{self.__name__}() missing argument '{p.name}'")
+                values[p.name] = p.default
+        return values, options
+
+    def specialise(self, values, options, target):
+        bound, constexprs, dim_values, dim_src = [], {}, {}, {}
+        runtime_args = []
+        for p in self.params:
+            v = values[p.name]
+            kind = p.kind
+            if kind == "auto":
+                if isinstance(v, (bool, int, float, np.number)):
+                    kind = "scalar"
+                elif isinstance(v, np.ndarray) or _is_cuda_array(v):
+                    kind = "tensor"
+                else:
+                    kind = "constexpr"
+            if kind == "constexpr":
+                constexprs[p.name] = v.value if isinstance(v, constexpr) else v
+                continue
+            if kind == "tensor":
+                if not (isinstance(v, np.ndarray) or _is_cuda_array(v)):
+                    raise _call_error(f"argument '{p.name}' must be an array, got {type(v).__name__}")
+                try:
+                    adt = dt.from_numpy(v.dtype)
+                except KeyError:
+                    raise DTypeError(f"argument '{p.name}' has unsupported dtype {v.dtype}") from None
+                spec = p.spec
+                if spec is not None and spec.dtype is not None and spec.dtype is not adt:
+                    raise DTypeError(f"argument '{p.name}' has dtype {adt.name}, the kernel declares {spec.dtype.name}")
+                if spec is not None and spec.dims and len(spec.dims) != v.ndim:
+                    raise ShapeError(f"argument '{p.name}' has {v.ndim} dims {tuple(v.shape)}, the kernel declares {len(spec.dims)} {list(spec.dims)}")
+                dims = []
+                for i, size in enumerate(v.shape):
+                    d = spec.dims[i] if spec is not None and spec.dims else None
+                    if isinstance(d, int):
+                        if d != size:
+                            raise ShapeError(f"argument '{p.name}' dim {i} is {size}, the kernel declares {d}")
+                        dims.append(d)
+                        continue
+                    if d is None:
+                        d = f"{p.name}.shape[{i}]"
+                    if d in dim_values and dim_values[d] != size:
+                        raise ShapeError(f"dim '{d}' is {dim_values[d]} in argument '{dim_src[d]}' but {size} in argument '{p.name}'")
+                    dim_values.setdefault(d, int(size))
+                    dim_src.setdefault(d, p.name)
+                    dims.append(d)
+                bound.append(BoundParam(p.name, "tensor", adt, dims))
+                runtime_args.append(v)
+            else:
+                ann = p.scalar
+                if ann is None:
+                    ann = bool if isinstance(v, (bool, np.bool_)) else int if isinstance(v, (int, np.integer)) else float
+                if ann is int or (isinstance(ann, dt.DType) and ann.is_int and ann is not dt.bool_):
+                    if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+                        raise DTypeError(f"argument '{p.name}' must be an int, got {type(v).__name__}")
+                elif ann is float or (isinstance(ann, dt.DType) and ann.is_float):
+                    if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool):
+                        raise DTypeError(f"argument '{p.name}' must be a float, got {type(v).__name__}")
+                if ann is int:
+                    bound.append(BoundParam(p.name, "scalar", "index", abi_dtype=dt.i64))
+                elif ann is float:
+                    bound.append(BoundParam(p.name, "scalar", dt.f32, abi_dtype=dt.f32))
+                elif ann is bool:
+                    bound.append(BoundParam(p.name, "scalar", dt.bool_, abi_dtype=dt.bool_))
+                else:
+                    bound.append(BoundParam(p.name, "scalar", ann, abi_dtype=ann))
+                runtime_args.append(v)
+        base_key = (self._source_key, target, sorted((k, repr(v)) for k, v in constexprs.items()),
+                    [(b.name, b.kind, getattr(b.dtype, "name", b.dtype), b.dims) for b in bound],
+                    sorted(options.items()))
+        return bound, constexprs, dim_values, base_key, runtime_args
+
+    def target_for(self, values):
+        forced = knobs.backend()
+        arrays = [values[p.name] for p in self.params if isinstance(values.get(p.name), np.ndarray) or _is_cuda_array(values.get(p.name))]
+        kinds = {"cuda" if _is_cuda_array(a) else "cpu" for a in arrays}
+        if len(kinds) > 1:
+            raise _call_error(f"{self.__name__}: NumPy and GPU arrays mixed in one launch")
+        kind = forced or (kinds.pop() if kinds else "cpu")
+        if kind == "cpu":
+            return "cpu"
+        raise BackendUnavailable("the NVIDIA backend is not available in this build yet: pass NumPy arrays "
+                                 "(CPU backend) or set TESSERA_BACKEND=cpu")
+
+    def run(self, grid, args, kwargs):
+        values, options = self.bind(args, dict(kwargs))
+        target = self.target_for(values)
+        ck, runtime_args = self.compile_for(values, options, target)
+        if callable(grid):
+            grid = grid({**ck.metadata.get("constexprs", {}), **{k: v for k, v in values.items()}})
+        self._launch(ck, grid, runtime_args)
+        return ck
+
+    def _launch(self, ck, grid, runtime_args):
+        grid = tuple(grid) if isinstance(grid, (tuple, list)) else (grid,)
+        if not 1 <= len(grid) <= 3 or any(not isinstance(g, (int, np.integer)) or g < 0 for g in grid):
+            raise _call_error(f"grid must be 1 to 3 non-negative ints, got {grid}")
+        grid = tuple(int(g) for g in grid) + (1,) * (3 - len(grid))
+        if 0 in grid:
+            return
+        ck.launch(grid, runtime_args)
+
+    def _launch_compiled(self, ck, grid, args, kwargs):
+        try:
+            values, options = self.bind(args, dict(kwargs))
+            _, _, _, _, runtime_args = self.specialise(values, options, ck.target)
+            self._launch(ck, grid, runtime_args)
+        except TesseraError as e:
+            _reraise(e)
+
+    def compile_for(self, values, options, target):
+        from ..compiler import compile_spec, load_cached, COMPILER_ID
+        from ..runtime import cache
+        from .codegen.base import INDEX, NeedSpecialisation
+        bound, constexprs, dim_values, base_key, runtime_args = self.specialise(values, options, target)
+        for b in bound:
+            if b.dtype == "index":
+                b.dtype = INDEX
+        base = cache.key_of(base_key, COMPILER_ID)
+        spec_dims = self._spec_dims.get(base)
+        if spec_dims is None:
+            spec_dims = frozenset(cache.read_index(base) or ())
+        for _ in range(16):
+            key = cache.key_of(base, sorted((d, dim_values.get(d)) for d in spec_dims))
+            ck = self._compiled.get(key)
+            if ck is None:
+                ck = load_cached(self, key, target)
+            if ck is None:
+                spec = Specialisation(bound, constexprs, dim_values, spec_dims, options)
+                try:
+                    ck = compile_spec(self, spec, target, key)
+                except NeedSpecialisation as need:
+                    missing = need.dims - set(dim_values)
+                    if missing:
+                        raise CompilationError(f"dim(s) {sorted(missing)} are not bound by any argument") from None
+                    spec_dims = spec_dims | need.dims
+                    self._spec_dims[base] = spec_dims
+                    cache.write_index(base, sorted(spec_dims))
+                    continue
+            ck.metadata.setdefault("constexprs", constexprs)
+            self._compiled[key] = ck
+            self._spec_dims[base] = spec_dims
+            return ck, runtime_args
+        raise CompilationError(f"{self.__name__}: specialisation did not converge")
+
+
+class _KernelDecorator:
+    """`@ts.kernel` and `@ts.kernel.autotune(...)` (autotuning arrives with the runtime issue)."""
+
+    def __call__(self, fn=None, **options):
+        if fn is None:
+            return lambda f: KernelFunction(f)
+        return KernelFunction(fn)
+
+    def autotune(self, space=None, key=None, **kw):
+        raise TesseraError("@ts.kernel.autotune is not implemented yet")
+
+
+kernel = _KernelDecorator()
+
+
+def compile_kernel(kfn: KernelFunction, *example_args, target="cpu", **kwargs):
+    """ts.compile for kernels: example arrays give shapes/dtypes; constexprs as keywords."""
+    try:
+        values, options = kfn.bind(example_args, dict(kwargs))
+        if target != "cpu":
+            raise BackendUnavailable(f"target '{target}' is not available in this build yet (only 'cpu')")
+        ck, _ = kfn.compile_for(values, options, target)
+        return ck
+    except TesseraError as e:
+        _reraise(e)

@@ -1,0 +1,58 @@
+"""Every environment knob tessera reads, in one place (DESIGN §2). Read at call time so tests can
+monkeypatch the environment."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def debug() -> bool:
+    """TESSERA_DEBUG=1: show internal tracebacks and MLIR diagnostics in full."""
+    return _flag("TESSERA_DEBUG")
+
+
+def cache_dir() -> Path:
+    """TESSERA_CACHE_DIR: the on-disk compile cache (default: the user's cache dir)."""
+    d = os.environ.get("TESSERA_CACHE_DIR")
+    if d:
+        return Path(d)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tessera"
+
+
+def cache_enabled() -> bool:
+    """TESSERA_CACHE=0 disables the on-disk cache (the in-memory one stays)."""
+    return os.environ.get("TESSERA_CACHE", "1") != "0"
+
+
+def dump_dir() -> Path | None:
+    """TESSERA_DUMP_DIR: write every stage of every compile there."""
+    d = os.environ.get("TESSERA_DUMP_DIR")
+    return Path(d) if d else None
+
+
+def backend() -> str | None:
+    """TESSERA_BACKEND=cpu|cuda forces the backend regardless of the arrays."""
+    b = os.environ.get("TESSERA_BACKEND", "").strip().lower()
+    return b or None
+
+
+def log() -> set[str]:
+    """TESSERA_LOG=stages,recompile,...: what to report on stderr."""
+    return {x.strip() for x in os.environ.get("TESSERA_LOG", "").split(",") if x.strip()}
+
+
+def ptxas_path() -> str | None:
+    """TESSERA_PTXAS: explicit ptxas binary."""
+    return os.environ.get("TESSERA_PTXAS") or None
+
+
+def cuda_home() -> str | None:
+    for k in ("CUDA_HOME", "CUDA_PATH", "CUDA_ROOT"):
+        if os.environ.get(k):
+            return os.environ[k]
+    return None

@@ -1,0 +1,18 @@
+"""`ts.ops.*`: numerically careful helpers usable on tiles and scalars inside kernels
+(and on tensors inside @ts.function bodies)."""
+from __future__ import annotations
+
+from .frontend.dsl import builtin as _b
+
+exp = _b("ops.exp")
+log = _b("ops.log")
+sqrt = _b("ops.sqrt")
+tanh = _b("ops.tanh")
+sigmoid = _b("ops.sigmoid")
+sigmoid_safe = _b("ops.sigmoid_safe")
+softmax = _b("ops.softmax")
+softmax_safe = _b("ops.softmax_safe")
+distance_scaling = _b("ops.distance_scaling")
+distance_scaling_function = _b("ops.distance_scaling")
+silu = _b("ops.silu")
+relu = _b("ops.relu")

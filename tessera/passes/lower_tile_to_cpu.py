@@ -1,0 +1,345 @@
+"""tessera-lower-tile-to-cpu: tile ops → upstream tensor/linalg/scf/memref ops for the CPU JIT.
+
+What it does, per `func.func` marked `tessera.kernel`:
+  * appends six index arguments (program id x/y/z, number of programs x/y/z) and replaces
+    `tile.program_id` / `tile.num_programs` with them;
+  * bounds-checked loads become `tensor.generate` (out-of-bounds lanes give `other`, default 0),
+    stores and async copies become `scf.for` nests with an in-bounds (and mask) `scf.if`;
+  * shared buffers become `memref.alloca` at function entry; async-copy groups and barriers vanish
+    (programs run one after another on the CPU);
+  * `tile.mma` → `linalg.matmul` into an f32 accumulator, `tile.reduce` → `linalg.reduce`,
+    `tile.broadcast` / `tile.arange` → `tensor.splat` / `tensor.generate`;
+  * adds `@<name>_grid(args..., gx, gy, gz)` (C interface) that runs every program of the grid.
+Assumes: IR produced by the tessera frontend or of the same form (views defined by `tile.view`,
+static tile shapes). Leaves tensor-level IR; bufferization and LLVM lowering follow in the stage.
+"""
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import arith, func, linalg, memref, scf, tensor
+
+from ..ir import builders as tb
+
+name = "tessera-lower-tile-to-cpu"
+
+
+def _idx(v):
+    return arith.ConstantOp(ir.IndexType.get(), v).result
+
+
+def _zero(t):
+    if isinstance(t, ir.IntegerType) or str(t).startswith("i"):
+        return arith.ConstantOp(t, ir.IntegerAttr.get(t, 0)).result
+    return arith.ConstantOp(t, ir.FloatAttr.get(t, 0.0)).result
+
+
+def _and(a, b):
+    return b if a is None else arith.AndIOp(a, b).result
+
+
+def _attr_ints(op, key):
+    return list(ir.DenseI64ArrayAttr(op.attributes[key]))
+
+
+class _ViewInfo:
+    """Everything a consumer needs about a `tile.view`: base, per-dim offsets, sizes, squeeze."""
+
+    def __init__(self, view_value):
+        op = view_value.owner
+        if op.name != "tile.view":
+            raise ValueError("tile.load/store/cp_async of a window that is not defined by tile.view")
+        self.base = op.operands[0]
+        self.offsets = list(op.operands)[1:]
+        self.sizes = _attr_ints(op, "sizes")
+        self.squeeze = [bool(x) for x in _attr_ints(op, "squeeze")]
+        self.free = [d for d, q in enumerate(self.squeeze) if not q]
+
+    def dims(self):
+        return [memref.DimOp(self.base, _idx(d)).result for d in range(len(self.sizes))]
+
+    def index_and_bounds(self, lanes, dims):
+        """Global indices for these lanes, and the i1 in-bounds predicate (None: always)."""
+        idx, inb = [], None
+        lane_of = dict(zip(self.free, lanes))
+        for d, off in enumerate(self.offsets):
+            i = arith.AddIOp(off, lane_of[d]).result if d in lane_of else off
+            idx.append(i)
+            inb = _and(inb, arith.CmpIOp(arith.CmpIPredicate.ult, i, dims[d]).result)
+        return idx, inb
+
+
+def _loop_nest(shape, body):
+    """scf.for nest over a static shape; body(lanes) is emitted innermost."""
+    if not shape:
+        body([])
+        return
+    lanes = []
+
+    def rec(k):
+        loop = scf.ForOp(_idx(0), _idx(shape[k]), _idx(1))
+        with ir.InsertionPoint(loop.body):
+            lanes.append(loop.induction_variable)
+            if k + 1 < len(shape):
+                rec(k + 1)
+            else:
+                body(list(lanes))
+            scf.YieldOp([])
+    rec(0)
+
+
+def _generate(result_type, body):
+    """tensor.generate whose body(lanes) returns the element value."""
+    g = tensor.GenerateOp(result_type, [])
+    rank = len(ir.RankedTensorType(result_type).shape)
+    blk = g.regions[0].blocks.append(*([ir.IndexType.get()] * rank))
+    with ir.InsertionPoint(blk):
+        tensor.YieldOp(body(list(blk.arguments)))
+    return g.result
+
+
+def _if_else(cond, t, then_fn, else_fn):
+    op = scf.IfOp(cond, [t], has_else=True)
+    with ir.InsertionPoint(op.then_block):
+        scf.YieldOp([then_fn()])
+    with ir.InsertionPoint(op.else_block):
+        scf.YieldOp([else_fn()])
+    return op.result
+
+
+def _if(cond, then_fn):
+    if cond is None:
+        then_fn()
+        return
+    op = scf.IfOp(cond, [], has_else=False)
+    with ir.InsertionPoint(op.then_block):
+        then_fn()
+        scf.YieldOp([])
+
+
+def _elem(value, lanes):
+    """Element of a tile (tensor.extract) or the scalar itself."""
+    if isinstance(value.type, ir.RankedTensorType) or str(value.type).startswith("tensor<"):
+        return tensor.ExtractOp(value, lanes).result
+    return value
+
+
+class _Lowering:
+    def __init__(self, f):
+        self.f = f
+        self.entry = f.regions[0].blocks[0]
+
+    def run(self):
+        extra = [self.entry.add_argument(ir.IndexType.get(), self.f.location) for _ in range(6)]
+        ft = ir.FunctionType(ir.TypeAttr(self.f.attributes["function_type"]).value)
+        self.f.attributes["function_type"] = ir.TypeAttr.get(
+            ir.FunctionType.get(list(ft.inputs) + [ir.IndexType.get()] * 6, []))
+        self.pids, self.nprogs = extra[:3], extra[3:]
+        ops = []
+
+        def collect(op):
+            if op.name.startswith("tile."):
+                ops.append(op)
+            return ir.WalkResult.ADVANCE
+        self.f.walk(collect)
+        views = []
+        for op in ops:
+            if op.name == "tile.view":
+                views.append(op)
+                continue
+            with ir.InsertionPoint(op), op.location:
+                getattr(self, "op_" + op.name[5:])(op)
+        for v in reversed(views):
+            v.erase()
+
+    def _replace(self, op, new):
+        op.results[0].replace_all_uses_with(new)
+        op.erase()
+
+    def op_program_id(self, op):
+        self._replace(op, self.pids[ir.IntegerAttr(op.attributes["axis"]).value])
+
+    def op_num_programs(self, op):
+        self._replace(op, self.nprogs[ir.IntegerAttr(op.attributes["axis"]).value])
+
+    def op_alloc_shared(self, op):
+        t = ir.MemRefType(op.results[0].type)
+        plain = ir.MemRefType.get(list(t.shape), t.element_type)
+        with ir.InsertionPoint.at_block_begin(self.entry):
+            buf = memref.AllocaOp(plain, [], []).result
+        self._replace(op, buf)
+
+    def _segments(self, op):
+        return list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
+
+    def op_load(self, op):
+        seg = self._segments(op)
+        operands = list(op.operands)
+        src = operands[0]
+        mask = operands[1] if seg[1] else None
+        other = operands[1 + seg[1]] if seg[2] else None
+        rt = op.results[0].type
+        if tb.is_window(src.type):
+            vi = _ViewInfo(src)
+            dims = vi.dims()
+            et = ir.RankedTensorType(rt).element_type if str(rt).startswith("tensor<") else rt
+
+            def elem(lanes):
+                idx, inb = vi.index_and_bounds(lanes, dims)
+                if mask is not None:
+                    inb = _and(inb, _elem(mask, lanes))
+                fallback = (lambda: _elem(other, lanes)) if other is not None else (lambda: _zero(et))
+                if inb is None:
+                    return memref.LoadOp(vi.base, idx).result
+                return _if_else(inb, et, lambda: memref.LoadOp(vi.base, idx).result, fallback)
+            new = _generate(rt, elem) if str(rt).startswith("tensor<") else elem([])
+        else:  # a shared buffer read as a tile
+            new = _generate(rt, lambda lanes: memref.LoadOp(src, lanes).result)
+        self._replace(op, new)
+
+    def op_store(self, op):
+        seg = self._segments(op)
+        operands = list(op.operands)
+        dst, value = operands[0], operands[1]
+        mask = operands[2] if seg[2] else None
+        if tb.is_window(dst.type):
+            vi = _ViewInfo(dst)
+            dims = vi.dims()
+            shape, _ = tb.window_shape_elem(dst.type)
+
+            def body(lanes):
+                idx, inb = vi.index_and_bounds(lanes, dims)
+                if mask is not None:
+                    inb = _and(inb, _elem(mask, lanes))
+                _if(inb, lambda: memref.StoreOp(_elem(value, lanes), vi.base, idx))
+            _loop_nest(shape, body)
+        else:
+            shape = list(ir.MemRefType(dst.type).shape)
+            _loop_nest(shape, lambda lanes: memref.StoreOp(_elem(value, lanes), dst, lanes))
+        op.erase()
+
+    def op_cp_async(self, op):
+        dst, src = list(op.operands)
+        vi = _ViewInfo(src)
+        dims = vi.dims()
+        mt = ir.MemRefType(dst.type)
+
+        def body(lanes):
+            idx, inb = vi.index_and_bounds(lanes, dims)
+            v = _if_else(inb, mt.element_type, lambda: memref.LoadOp(vi.base, idx).result,
+                         lambda: _zero(mt.element_type)) if inb is not None else memref.LoadOp(vi.base, idx).result
+            memref.StoreOp(v, dst, lanes)
+        _loop_nest(list(mt.shape), body)
+        op.erase()
+
+    def op_cp_commit_group(self, op):
+        op.erase()
+
+    op_cp_wait_group = op_barrier = op_cp_commit_group
+
+    def op_mma(self, op):
+        seg = self._segments(op)
+        operands = list(op.operands)
+        a, b = operands[0], operands[1]
+        rt = ir.RankedTensorType(op.results[0].type)
+        if seg[2]:
+            init = operands[2]
+        else:
+            empty = tensor.EmptyOp(list(rt.shape), rt.element_type).result
+            init = linalg.fill(_zero(rt.element_type), outs=[empty])
+        self._replace(op, linalg.matmul(a, b, outs=[init]))
+
+    def op_reduce(self, op):
+        x = op.operands[0]
+        kind = ir.StringAttr(op.attributes["kind"]).value
+        axis = ir.IntegerAttr(op.attributes["axis"]).value
+        xt = ir.RankedTensorType(x.type)
+        et = xt.element_type
+        shape = [s for i, s in enumerate(xt.shape) if i != axis]
+        is_f = not str(et).startswith("i")
+        if kind == "sum":
+            ident = _zero(et)
+        elif is_f:
+            ident = arith.ConstantOp(et, ir.FloatAttr.get(et, float("-inf") if kind == "max" else float("inf"))).result
+        else:
+            bits = ir.IntegerType(et).width
+            v = -(1 << (bits - 1)) if kind == "max" else (1 << (bits - 1)) - 1
+            ident = arith.ConstantOp(et, ir.IntegerAttr.get(et, v)).result
+        empty = tensor.EmptyOp(shape, et).result
+        init = linalg.fill(ident, outs=[empty])
+        red = linalg.ReduceOp([ir.RankedTensorType.get(shape, et)], [x], [init], ir.DenseI64ArrayAttr.get([axis]))
+        blk = red.regions[0].blocks.append(et, et)
+        with ir.InsertionPoint(blk):
+            a, b = blk.arguments
+            if kind == "sum":
+                r = (arith.AddFOp if is_f else arith.AddIOp)(a, b).result
+            elif kind == "max":
+                r = (arith.MaximumFOp if is_f else arith.MaxSIOp)(a, b).result
+            else:
+                r = (arith.MinimumFOp if is_f else arith.MinSIOp)(a, b).result
+            linalg.YieldOp([r])
+        res = red.results[0]
+        if not shape:
+            res = tensor.ExtractOp(res, []).result
+        self._replace(op, res)
+
+    def op_broadcast(self, op):
+        x = op.operands[0]
+        rt = ir.RankedTensorType(op.results[0].type)
+        if not str(x.type).startswith("tensor<"):
+            self._replace(op, tensor.SplatOp(rt, x, []).result)
+            return
+        xs = list(ir.RankedTensorType(x.type).shape)
+        lead = len(rt.shape) - len(xs)
+
+        def elem(lanes):
+            src = [(_idx(0) if xs[k] == 1 and rt.shape[lead + k] != 1 else lanes[lead + k]) for k in range(len(xs))]
+            return tensor.ExtractOp(x, src).result
+        self._replace(op, _generate(rt, elem))
+
+    def op_arange(self, op):
+        start = ir.IntegerAttr(op.attributes["start"]).value
+        rt = ir.RankedTensorType(op.results[0].type)
+
+        def elem(lanes):
+            i = arith.AddIOp(lanes[0], _idx(start)).result if start else lanes[0]
+            return arith.IndexCastOp(rt.element_type, i).result
+        self._replace(op, _generate(rt, elem))
+
+
+def _add_grid_wrapper(module, f):
+    name = ir.StringAttr(f.attributes["sym_name"]).value
+    ft = ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value)
+    user_inputs = list(ft.inputs)[:-6]
+    idx = ir.IndexType.get()
+    with ir.InsertionPoint(module.regions[0].blocks[0]), f.location:
+        w = func.FuncOp(name + "_grid", (user_inputs + [idx] * 3, []))
+        w.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
+        blk = w.add_entry_block()
+    with ir.InsertionPoint(blk), f.location:
+        args = list(blk.arguments)
+        g = args[-3:]
+        lz = scf.ForOp(_idx(0), g[2], _idx(1))
+        with ir.InsertionPoint(lz.body):
+            ly = scf.ForOp(_idx(0), g[1], _idx(1))
+            with ir.InsertionPoint(ly.body):
+                lx = scf.ForOp(_idx(0), g[0], _idx(1))
+                with ir.InsertionPoint(lx.body):
+                    func.CallOp([], ir.FlatSymbolRefAttr.get(name),
+                                args[:-3] + [lx.induction_variable, ly.induction_variable, lz.induction_variable] + g)
+                    scf.YieldOp([])
+                scf.YieldOp([])
+            scf.YieldOp([])
+        func.ReturnOp([])
+
+
+def run(module_op):
+    module = module_op
+    kernels = []
+    for op in module.regions[0].blocks[0].operations:
+        if op.operation.name == "func.func" and "tessera.kernel" in op.attributes:
+            kernels.append(op)
+    for f in kernels:
+        with f.location:
+            _Lowering(f.operation).run()
+            f.attributes["sym_visibility"] = ir.StringAttr.get("private")
+            _add_grid_wrapper(module, f.operation)

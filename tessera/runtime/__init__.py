@@ -1,0 +1,1 @@
+"""The MLIR-free runtime: cache, launch helpers, artifacts. Importing it never imports mlir."""
