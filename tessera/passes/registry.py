@@ -10,11 +10,13 @@ import inspect
 from lark import Lark, Transformer, LarkError
 
 from ..errors import TesseraError
-from . import lower_tile_to_cpu
+from . import lower_tile_to_cpu, lower_deallocations, widen_i1_memrefs
 
 # name → module with `name`, `run(module_op, **options)` and a docstring
 PASSES = {m.name: m for m in [
     lower_tile_to_cpu,
+    lower_deallocations,
+    widen_i1_memrefs,
 ]}
 
 _GRAMMAR = r"""
