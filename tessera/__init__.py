@@ -11,6 +11,8 @@ from .frontend.annotations import Tensor, constexpr  # noqa: F401
 from .frontend.kernel import kernel, KernelFunction  # noqa: F401
 from . import tile, ops  # noqa: F401
 
+bool = bool_  # noqa: A001 - `ts.bool` as the issue and seeds spell it
+
 __version__ = "0.1.0"
 
 

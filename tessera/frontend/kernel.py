@@ -66,9 +66,13 @@ def _user_frame():
     return None, None
 
 
-def _call_error(msg):
+def _call_error(msg, cls=CompilationError):
+    """An error about a launch, located at the user's launching line."""
+    import linecache
     file, line = _user_frame()
-    return CompilationError(msg, file, line, 1)
+    text = linecache.getline(file, line) if file else ""
+    col = len(text) - len(text.lstrip()) + 1
+    return cls(msg, file, line, col)
 
 
 def _is_cuda_array(a):
@@ -174,10 +178,10 @@ class KernelFunction:
                 try:
                     adt = dt.from_numpy(v.dtype)
                 except KeyError:
-                    raise DTypeError(f"argument '{p.name}' has unsupported dtype {v.dtype}") from None
+                    raise _call_error(f"argument '{p.name}' has unsupported dtype {v.dtype}", DTypeError) from None
                 spec = p.spec
                 if spec is not None and spec.dtype is not None and spec.dtype is not adt:
-                    raise DTypeError(f"argument '{p.name}' has dtype {adt.name}, the kernel declares {spec.dtype.name}")
+                    raise _call_error(f"argument '{p.name}' has dtype {adt.name}, the kernel declares {spec.dtype.name}", DTypeError)
                 if spec is not None and spec.dims and len(spec.dims) != v.ndim:
                     raise ShapeError(f"argument '{p.name}' has {v.ndim} dims {tuple(v.shape)}, the kernel declares {len(spec.dims)} {list(spec.dims)}")
                 dims = []
@@ -203,10 +207,10 @@ class KernelFunction:
                     ann = bool if isinstance(v, (bool, np.bool_)) else int if isinstance(v, (int, np.integer)) else float
                 if ann is int or (isinstance(ann, dt.DType) and ann.is_int and ann is not dt.bool_):
                     if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
-                        raise DTypeError(f"argument '{p.name}' must be an int, got {type(v).__name__}")
+                        raise _call_error(f"argument '{p.name}' must be an int, got {type(v).__name__}", DTypeError)
                 elif ann is float or (isinstance(ann, dt.DType) and ann.is_float):
                     if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool):
-                        raise DTypeError(f"argument '{p.name}' must be a float, got {type(v).__name__}")
+                        raise _call_error(f"argument '{p.name}' must be a float, got {type(v).__name__}", DTypeError)
                 if ann is int:
                     bound.append(BoundParam(p.name, "scalar", "index", abi_dtype=dt.i64))
                 elif ann is float:

@@ -1,0 +1,290 @@
+"""Semantic checks of tile ops beyond what IRDL checks (DESIGN §6).
+
+`verify_tile(module_op)` walks the IR, reports every violation through MLIR's diagnostic system
+(`op.location.emit_error`, so a diagnostic handler or `tessera-opt --verify-diagnostics` sees it)
+and returns False if there was any. Messages read like MLIR's: `'tile.mma' op ...`.
+
+The rules: loads/stores read and write a `!tile.window` (from tile.view) or a shared buffer (a
+static memref in `#gpu.address_space<workgroup>`); tiles are statically shaped ranked tensors and a
+rank-0 window loads/stores a bare scalar; masks are i1 of the value's shape; mma is MxK @ KxN → MxN
+f32; reduce drops one axis; broadcast is NumPy's right-aligned rule; arange is tensor<(end-start)xi32>.
+"""
+from __future__ import annotations
+
+import re
+
+from mlir import ir
+
+_WINDOW_RE = re.compile(r"^!tile\.window<array<([^:>]+)(?::([^>]*))?>\s*,\s*(.+)>$")
+_WORKGROUP = "#gpu.address_space<workgroup>"
+_REDUCE_KINDS = ("sum", "max", "min")
+
+
+class _Invalid(Exception):
+    """One rule violated; the message is emitted at the op's location."""
+
+
+def _fail(msg):
+    raise _Invalid(msg)
+
+
+def _fmt(t) -> str:
+    return str(t)
+
+
+def window_info(t):
+    """(shape, element type) of a `!tile.window` type, or None if `t` is not one."""
+    s = str(t)
+    if not s.startswith("!tile.window<"):
+        return None
+    m = _WINDOW_RE.match(s)
+    if not m or m.group(1).strip() != "i64":
+        _fail(f"window type {s} must have an array<i64: ...> shape")
+    nums = (m.group(2) or "").strip()
+    shape = tuple(int(x) for x in nums.split(",")) if nums else ()
+    if any(d <= 0 for d in shape):
+        _fail(f"window type {s} has a non-positive size")
+    return shape, ir.Type.parse(m.group(3).strip())
+
+
+def _tensor(t):
+    return t if isinstance(t, ir.RankedTensorType) else None
+
+
+def _static_tensor(t, what):
+    tt = _tensor(t)
+    if tt is None:
+        _fail(f"{what} must be a ranked tensor, got {_fmt(t)}")
+    if not tt.has_static_shape:
+        _fail(f"{what} must have a static shape, got {_fmt(t)}")
+    return tuple(tt.shape), tt.element_type
+
+
+def _is_scalar(t) -> bool:
+    return isinstance(t, (ir.IntegerType, ir.FloatType, ir.IndexType))
+
+
+def _tile_type(shape, elem):
+    """The type a value of this shape has: a ranked tensor, or the bare element for rank 0."""
+    return ir.RankedTensorType.get(list(shape), elem) if shape else elem
+
+
+def _shape_of(t):
+    """Shape of a tile (tensor) or () for a scalar."""
+    tt = _tensor(t)
+    return tuple(tt.shape) if tt is not None else ()
+
+
+def _int_attr(op, key):
+    if key not in op.attributes:
+        _fail(f"requires attribute '{key}'")
+    try:
+        return ir.IntegerAttr(op.attributes[key]).value
+    except Exception:  # noqa: BLE001 - any non-integer attribute is a violation
+        _fail(f"attribute '{key}' must be an integer, got {op.attributes[key]}")
+
+
+def _i64_array(op, key):
+    if key not in op.attributes:
+        _fail(f"requires attribute '{key}'")
+    a = op.attributes[key]
+    if not isinstance(a, ir.DenseI64ArrayAttr):
+        _fail(f"attribute '{key}' must be an array<i64: ...>, got {a}")
+    return list(a)
+
+
+def _segments(op, n):
+    if "operandSegmentSizes" in op.attributes:
+        seg = list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
+    else:
+        seg = [1] * n
+    operands, out, i = list(op.operands), [], 0
+    for s in seg:
+        out.append(operands[i] if s else None)
+        i += s
+    return out
+
+
+def _shared(t, what):
+    """Shape and element type of a shared buffer (static memref in the workgroup address space)."""
+    if not isinstance(t, ir.MemRefType):
+        _fail(f"{what} must be a !tile.window or a shared memref, got {_fmt(t)}")
+    if not t.has_static_shape:
+        _fail(f"{what} shared memref must have a static shape, got {_fmt(t)}")
+    if str(t.memory_space) != _WORKGROUP:
+        _fail(f"{what} memref must be in {_WORKGROUP} (a shared buffer), got {_fmt(t)}")
+    return tuple(t.shape), t.element_type
+
+
+def _access(t, what):
+    """(shape, elem, is_window) of a load source / store destination."""
+    w = window_info(t)
+    if w is not None:
+        return w[0], w[1], True
+    shape, elem = _shared(t, what)
+    return shape, elem, False
+
+
+def _check_mask(mask, shape):
+    if mask is None:
+        return
+    want = _tile_type(shape, ir.IntegerType.get_signless(1))
+    if mask.type != want:
+        _fail(f"mask must be {want} (i1 of the value's shape), got {_fmt(mask.type)}")
+
+
+def _axis_op(op):
+    axis = _int_attr(op, "axis")
+    if not 0 <= axis <= 2:
+        _fail(f"axis must be 0, 1 or 2, got {axis}")
+
+
+def _view(op):
+    base = op.operands[0].type
+    offsets = list(op.operands)[1:]
+    rank = ir.MemRefType(base).rank
+    sizes, squeeze = _i64_array(op, "sizes"), _i64_array(op, "squeeze")
+    if len(offsets) != rank:
+        _fail(f"expects {rank} offsets (the base memref's rank), got {len(offsets)}")
+    if len(sizes) != rank or len(squeeze) != rank:
+        _fail(f"sizes ({len(sizes)}) and squeeze ({len(squeeze)}) must have one entry per base dim ({rank})")
+    if any(s <= 0 for s in sizes):
+        _fail(f"sizes must be positive, got {sizes}")
+    if any(q not in (0, 1) for q in squeeze):
+        _fail(f"squeeze entries must be 0 or 1, got {squeeze}")
+    for d, (s, q) in enumerate(zip(sizes, squeeze)):
+        if q and s != 1:
+            _fail(f"squeezed dim {d} must have size 1, got {s}")
+    w = window_info(op.results[0].type)
+    want = tuple(s for s, q in zip(sizes, squeeze) if not q)
+    if w[0] != want:
+        _fail(f"result window shape {list(w[0])} does not match the non-squeezed sizes {list(want)}")
+    elem = ir.MemRefType(base).element_type
+    if w[1] != elem:
+        _fail(f"result element type {w[1]} does not match the base element type {elem}")
+
+
+def _load(op):
+    src, mask, other = _segments(op, 3)
+    shape, elem, _ = _access(src.type, "source")
+    want = _tile_type(shape, elem)
+    rt = op.results[0].type
+    if rt != want:
+        _fail(f"result type {_fmt(rt)} does not match the source: expected {want}")
+    _check_mask(mask, shape)
+    if other is not None and other.type not in (want, elem):
+        _fail(f"'other' must be {want} or {elem}, got {_fmt(other.type)}")
+
+
+def _store(op):
+    dst, value, mask = _segments(op, 3)
+    shape, elem, _ = _access(dst.type, "destination")
+    want = _tile_type(shape, elem)
+    if value.type != want:
+        _fail(f"stored value {_fmt(value.type)} does not match the destination: expected {want}")
+    _check_mask(mask, shape)
+
+
+def _alloc_shared(op):
+    _shared(op.results[0].type, "result")
+
+
+def _cp_async(op):
+    dst, src = op.operands[0].type, op.operands[1].type
+    dshape, delem = _shared(dst, "destination")
+    wshape, welem = window_info(src)
+    if dshape != wshape:
+        _fail(f"destination shape {list(dshape)} does not match the source window shape {list(wshape)}")
+    if delem != welem:
+        _fail(f"destination element type {delem} does not match the source window's {welem}")
+
+
+def _cp_wait_group(op):
+    n = _int_attr(op, "pending")
+    if n < 0:
+        _fail(f"pending must be >= 0, got {n}")
+
+
+def _mma(op):
+    a, b, acc = _segments(op, 3)
+    (ash, ae), (bsh, be) = _static_tensor(a.type, "a"), _static_tensor(b.type, "b")
+    if len(ash) != 2 or len(bsh) != 2:
+        _fail(f"a and b must be 2-d tiles, got {_fmt(a.type)} and {_fmt(b.type)}")
+    if ash[1] != bsh[0]:
+        _fail(f"inner dims differ: a is {ash[0]}x{ash[1]}, b is {bsh[0]}x{bsh[1]}")
+    if ae != be:
+        _fail(f"a and b must have the same element type, got {ae} and {be}")
+    rt = op.results[0].type
+    want = ir.RankedTensorType.get([ash[0], bsh[1]], ir.F32Type.get())
+    if rt != want:
+        _fail(f"result must be {want}, got {_fmt(rt)}")
+    if acc is not None and acc.type != want:
+        _fail(f"accumulator must be {want} (the result type), got {_fmt(acc.type)}")
+
+
+def _reduce(op):
+    shape, elem = _static_tensor(op.operands[0].type, "operand")
+    kind = op.attributes["kind"]
+    if not isinstance(kind, ir.StringAttr) or kind.value not in _REDUCE_KINDS:
+        _fail(f"kind must be one of {', '.join(_REDUCE_KINDS)}, got {kind}")
+    axis = _int_attr(op, "axis")
+    if not 0 <= axis < len(shape):
+        _fail(f"axis {axis} is out of range for an operand of rank {len(shape)}")
+    want = _tile_type(shape[:axis] + shape[axis + 1:], elem)
+    if op.results[0].type != want:
+        _fail(f"result must be {want}, got {_fmt(op.results[0].type)}")
+
+
+def _broadcast(op):
+    xt = op.operands[0].type
+    if _tensor(xt) is not None:
+        xs, xe = _static_tensor(xt, "operand")
+    elif _is_scalar(xt):
+        xs, xe = (), xt
+    else:
+        _fail(f"operand must be a tile or a scalar, got {_fmt(xt)}")
+    rs, re_ = _static_tensor(op.results[0].type, "result")
+    if xe != re_:
+        _fail(f"element types differ: operand {xe}, result {re_}")
+    lead = len(rs) - len(xs)
+    if lead < 0 or any(x != 1 and x != r for x, r in zip(xs, rs[lead:])):
+        _fail(f"cannot broadcast shape {list(xs)} to {list(rs)}")
+
+
+def _arange(op):
+    start, end = _int_attr(op, "start"), _int_attr(op, "end")
+    if end <= start:
+        _fail(f"end ({end}) must be greater than start ({start})")
+    want = ir.RankedTensorType.get([end - start], ir.IntegerType.get_signless(32))
+    if op.results[0].type != want:
+        _fail(f"result must be {want}, got {_fmt(op.results[0].type)}")
+
+
+_CHECKS = {
+    "tile.program_id": _axis_op, "tile.num_programs": _axis_op, "tile.view": _view,
+    "tile.load": _load, "tile.store": _store, "tile.alloc_shared": _alloc_shared,
+    "tile.cp_async": _cp_async, "tile.cp_wait_group": _cp_wait_group, "tile.mma": _mma,
+    "tile.reduce": _reduce, "tile.broadcast": _broadcast, "tile.arange": _arange,
+}
+
+
+def verify_tile(module_op) -> bool:
+    """Check every tile op under `module_op`; emit an error per violation; True if all pass."""
+    root = getattr(module_op, "operation", module_op)
+    ops = []
+
+    def collect(op):
+        if op.name in _CHECKS:
+            ops.append(op)
+        return ir.WalkResult.ADVANCE
+
+    with root.context:
+        root.walk(collect)
+        ok = True
+        for op in ops:
+            try:
+                _CHECKS[op.name](op)
+            except _Invalid as e:
+                op.location.emit_error(f"'{op.name}' op {e}")
+                ok = False
+        return ok
