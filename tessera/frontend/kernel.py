@@ -4,7 +4,6 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-import typing
 
 import numpy as np
 
@@ -115,13 +114,9 @@ class KernelFunction:
     # -- parameters ------------------------------------------------------------------------
     def _classify(self):
         sig = inspect.signature(self.fn)
-        try:
-            hints = typing.get_type_hints(self.fn)
-        except Exception:  # noqa: BLE001 - fall back to raw annotations
-            hints = dict(getattr(self.fn, "__annotations__", {}))
         out = []
         for name, p in sig.parameters.items():
-            ann = hints.get(name, p.annotation)
+            ann = self._annotation(p.annotation)
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 raise CompilationError("kernels take no *args / **kwargs", self.info.filename, self.info.line_offset + 1)
             if ann is constexpr or isinstance(ann, constexpr):
@@ -135,6 +130,22 @@ class KernelFunction:
             else:
                 out.append(Param(name, "auto", default=p.default))
         return out
+
+    def _annotation(self, ann):
+        """Evaluate string annotations (`from __future__ import annotations`) in the function's
+        globals and closure; fall back to recognising the spelling."""
+        if not isinstance(ann, str):
+            return ann
+        env = {**self.info.globals, **self.info.closure}
+        try:
+            return eval(ann, env)  # noqa: S307 - the user's own annotation expression
+        except Exception:  # noqa: BLE001 - unresolvable names: recognise the common spellings
+            tail = ann.replace(" ", "")
+            if tail.endswith("constexpr"):
+                return constexpr
+            if tail in ("int", "float", "bool"):
+                return {"int": int, "float": float, "bool": bool}[tail]
+            return inspect.Parameter.empty
 
     # -- launch ----------------------------------------------------------------------------
     def bind(self, args, kwargs):

@@ -3,3 +3,4 @@
 Importing this package imports mlir; `import tessera` does not import it (it is loaded lazily).
 """
 from .context import new_context, load_dialects  # noqa: F401
+from .verify import verify_tile  # noqa: F401,E402

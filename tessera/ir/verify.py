@@ -287,4 +287,7 @@ def verify_tile(module_op) -> bool:
             except _Invalid as e:
                 op.location.emit_error(f"'{op.name}' op {e}")
                 ok = False
+            except (IndexError, KeyError, ValueError, TypeError) as e:  # IR that IRDL did not verify
+                op.location.emit_error(f"'{op.name}' op is malformed ({type(e).__name__}: {e})")
+                ok = False
         return ok
