@@ -15,7 +15,7 @@ VERSION = "0.1.0"
 MLIR_PIN = "xtc-mlir-python-bindings==22.1.8.4"
 COMPILER_ID = f"tessera-{VERSION}/{MLIR_PIN}"
 
-TARGETS = ("cpu",)
+TARGETS = ("cpu", "sm_80", "sm_90a")
 
 
 class CompiledKernel:
@@ -39,11 +39,24 @@ class CompiledKernel:
         return f"<CompiledKernel {self.name} target={self.target} stages={list(self.asm)}>"
 
 
-def _stages(target):
+def _stages(target, options):
     if target == "cpu":
         from .backends import cpu
         return cpu.STAGES
+    if target in ("sm_80", "sm_90a"):
+        from .backends.nvidia.stages import stages
+        return stages(target, int(options.get("num_warps", 4)))
     raise TesseraError(f"unknown target '{target}' (known: {', '.join(TARGETS)})")
+
+
+class StageState:
+    """What a stage action sees: the module, the texts of earlier stages, the metadata."""
+
+    def __init__(self, module, asm, meta):
+        self.module, self.asm, self.meta = module, asm, meta
+
+    def run_pipeline(self, pipeline):
+        run_pipeline(self.module, pipeline)
 
 
 def _report(name, stage, seconds):
@@ -98,23 +111,27 @@ def compile_spec(kernel, spec, target, key) -> CompiledKernel:
         timings["tile"] = time.perf_counter() - t0
         _report(info.name, "tile", timings["tile"])
         _dump(info.name, key, "tile", asm["tile"])
-        for stage, pipeline in _stages(target):
-            t0 = time.perf_counter()
-            try:
-                run_pipeline(module, pipeline)
-            except ir.MLIRError as e:
-                raise mlir_error_to_tessera(e, info.filename) from (e if knobs.debug() else None)
-            asm[stage] = str(module)
-            timings[stage] = time.perf_counter() - t0
-            _report(info.name, stage, timings[stage])
-            _dump(info.name, key, stage, asm[stage])
         meta = {"name": info.name, "target": target, "args": spec.arg_abi(), "spec_dims": sorted(spec.spec_dims),
                 "num_warps": spec.options.get("num_warps", 4), "compile_seconds": timings,
                 "compiler": COMPILER_ID}
+        state = StageState(module, asm, meta)
+        for stage, action in _stages(target, spec.options):
+            t0 = time.perf_counter()
+            try:
+                if isinstance(action, str):
+                    state.run_pipeline(action)
+                    asm[stage] = str(module)
+                else:
+                    asm[stage] = action(state)
+            except ir.MLIRError as e:
+                raise mlir_error_to_tessera(e, info.filename) from (e if knobs.debug() else None)
+            timings[stage] = time.perf_counter() - t0
+            _report(info.name, stage, timings[stage])
+            _dump(info.name, key, stage, asm[stage])
         runner = _make_runner(target, module, info.name, meta)
         ck = CompiledKernel(info.name, target, asm, meta, runner, kernel)
         ck._context = ctx
-    cache.store(key, {f"kernel.{s}": t.encode() for s, t in asm.items()}, meta)
+    cache.store(key, {f"kernel.{s}": (t if isinstance(t, bytes) else t.encode()) for s, t in asm.items()}, meta)
     return ck
 
 
@@ -122,7 +139,7 @@ def _make_runner(target, module, name, meta):
     if target == "cpu":
         from .backends.cpu.runner import CpuRunner
         return CpuRunner(module, name, meta["args"])
-    raise TesseraError(f"no runner for target {target}")
+    return None  # GPU kernels get their launcher from the MLIR-free runtime at the first launch
 
 
 def load_cached(kernel, key, target):
@@ -132,8 +149,14 @@ def load_cached(kernel, key, target):
     files, meta = hit
     from mlir import ir
     from .ir import new_context
-    asm = {name.split(".", 1)[1]: data.decode() for name, data in files.items()}
-    last = _stages(target)[-1][0]
+    asm = {name.split(".", 1)[1]: (data if name.endswith(".cubin") else data.decode()) for name, data in files.items()}
+    if target != "cpu":
+        if "cubin" not in asm:
+            return None
+        ck = CompiledKernel(meta["name"], target, asm, meta, None, kernel)
+        ck.metadata["from_disk_cache"] = True
+        return ck
+    last = "llvm"
     if last not in asm:
         return None
     ctx = new_context()

@@ -329,8 +329,9 @@ def compile_kernel(kfn: KernelFunction, *example_args, target="cpu", **kwargs):
     """ts.compile for kernels: example arrays give shapes/dtypes; constexprs as keywords."""
     try:
         values, options = kfn.bind(example_args, dict(kwargs))
-        if target != "cpu":
-            raise BackendUnavailable(f"target '{target}' is not available in this build yet (only 'cpu')")
+        from ..compiler import TARGETS
+        if target not in TARGETS:
+            raise BackendUnavailable(f"unknown target '{target}' (known: {', '.join(TARGETS)})")
         ck, _ = kfn.compile_for(values, options, target)
         return ck
     except TesseraError as e:

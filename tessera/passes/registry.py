@@ -10,13 +10,14 @@ import inspect
 from lark import Lark, Transformer, LarkError
 
 from ..errors import TesseraError
-from . import lower_tile_to_cpu, lower_deallocations, widen_i1_memrefs
+from . import lower_tile_to_cpu, lower_deallocations, widen_i1_memrefs, lower_tile_to_gpu
 
 # name → module with `name`, `run(module_op, **options)` and a docstring
 PASSES = {m.name: m for m in [
     lower_tile_to_cpu,
     lower_deallocations,
     widen_i1_memrefs,
+    lower_tile_to_gpu,
 ]}
 
 _GRAMMAR = r"""

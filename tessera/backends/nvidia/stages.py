@@ -1,0 +1,87 @@
+"""The NVIDIA stage table and its resource checks."""
+from __future__ import annotations
+
+import re
+
+from mlir import ir
+from mlir.dialects import gpu
+
+from ...errors import OutOfResources
+from . import PIPELINE_GPU, PIPELINE_LLVM, TARGETS
+from .ptxas import assemble
+
+
+def stages(target_name: str, num_warps: int):
+    t = TARGETS[target_name]
+    return [
+        ("gpu", lambda st: _gpu_stage(st, t, num_warps)),
+        ("llvm", PIPELINE_LLVM.format(chip=t.chip)),
+        ("ptx", _ptx_stage),
+        ("cubin", lambda st: _cubin_stage(st, t)),
+    ]
+
+
+def _gpu_stage(st, t, num_warps):
+    st.run_pipeline(PIPELINE_GPU.format(arch=t.name, num_warps=num_warps))
+    fn = _kernel_func(st.module)
+    shared = ir.IntegerAttr(fn.attributes["tessera.shared_bytes"]).value
+    st.meta["shared_bytes"] = shared
+    st.meta["num_warps"] = num_warps
+    if shared > t.smem_per_block:
+        _smem_error(fn, shared, t)
+    return str(st.module)
+
+
+def _kernel_func(module):
+    for op in module.body.operations:
+        if op.operation.name == "gpu.module":
+            for f in op.regions[0].blocks[0].operations:
+                if f.operation.name == "gpu.func":
+                    return f.operation
+    raise RuntimeError("no gpu.func after tessera-lower-tile-to-gpu")
+
+
+_LOC = re.compile(r'loc\("(.+)":(\d+):(\d+)\)')
+
+
+def _smem_error(fn, shared, t):
+    allocs = [(ir.IntegerAttr(ir.ArrayAttr(a)[0]).value, ir.StringAttr(ir.ArrayAttr(a)[1]).value)
+              for a in ir.ArrayAttr(fn.attributes["tessera.smem_allocs"])]
+    running, where = 0, None
+    for size, loc in allocs:
+        running += size
+        if running > t.smem_per_block and where is None:
+            where = loc
+    where = where or (allocs[-1][1] if allocs else None)
+    m = _LOC.search(where or "")
+    biggest = max((s for s, _ in allocs), default=0)
+    over = shared - t.smem_per_block
+    hint = (f"shrink the shared buffers by at least {over} bytes, e.g. halve the block size of the "
+            f"largest buffer ({biggest} bytes)")
+    raise OutOfResources(
+        f"shared memory: the kernel needs {shared} bytes, the {t.name} budget is {t.smem_per_block} bytes; {hint}",
+        m.group(1) if m else None, int(m.group(2)) if m else None, int(m.group(3)) if m else None,
+        required=shared, budget=t.smem_per_block, resource="shared memory", suggestion=hint)
+
+
+def _ptx_stage(st):
+    st.run_pipeline("gpu-module-to-binary{format=isa}")
+    for op in st.module.body.operations:
+        if op.operation.name == "gpu.binary":
+            return gpu.ObjectAttr(ir.ArrayAttr(op.attributes["objects"])[0]).object.decode()
+    raise RuntimeError("gpu-module-to-binary produced no gpu.binary")
+
+
+def _cubin_stage(st, t):
+    cubin, info = assemble(st.asm["ptx"], t.name)
+    st.meta.update({k: v for k, v in info.items() if k != "ptxas_log"})
+    regs = info["registers"] or 0
+    threads = st.meta["num_warps"] * 32
+    if regs * threads > t.regs_per_block:
+        fits = max(1, t.regs_per_block // (regs * 32))
+        raise OutOfResources(
+            f"registers: {regs} per thread × {threads} threads exceeds the {t.regs_per_block}-register budget of a "
+            f"{t.name} CTA; use num_warps={1 << (fits.bit_length() - 1)} or smaller tiles",
+            required=regs * threads, budget=t.regs_per_block, resource="registers",
+            suggestion=f"num_warps={1 << (fits.bit_length() - 1)}")
+    return cubin

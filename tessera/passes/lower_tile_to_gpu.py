@@ -1,0 +1,497 @@
+"""tessera-lower-tile-to-gpu{arch=sm_80|sm_90a num-warps=4}: tile IR → gpu.module/gpu.func (SIMT).
+
+One program becomes one CTA of num_warps·32 threads. Tiles become thread-cyclic fragments
+(`tessera.backends.nvidia.fragments`): elementwise arith/math on tensors is retyped in place to
+vector ops; bounds-checked loads and stores become masked `vector.gather` / `vector.scatter` on a
+flat view of the global tensor; shared buffers and the scratch area used for data exchange are
+carved out of one dynamic shared-memory block (`@__tessera_smem`, 1024-aligned, external — see the
+probe's pitfall 2); full reductions go through warp shuffles and shared memory; axis reductions,
+broadcasts, transposes and the generic `tile.mma` exchange elements through shared memory.
+Control flow stays scf (scalars are uniform across the CTA, so barriers under `scf.if` are safe).
+
+Assumes the frontend's tile IR (single-block kernels, static tile shapes). Records
+`tessera.shared_bytes`, `tessera.num_warps` and `tessera.smem_allocs` (byte size and location of
+each shared buffer) on the gpu.func for the resource check; the original func.func is removed.
+"""
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import arith, gpu, memref, scf, vector, func
+
+from ..backends.nvidia import fragments as F
+from ..ir import builders as tb
+
+name = "tessera-lower-tile-to-gpu"
+
+_ELEMENTWISE = ("arith.", "math.")
+SMEM_BASE = "__tessera_smem"
+SMEM_VIEW_BYTES = 1 << 20
+
+
+def _bytes(t):
+    if isinstance(t, ir.IntegerType):
+        return max(1, t.width // 8)
+    return {"f32": 4, "f16": 2, "bf16": 2, "f64": 8}.get(str(t), 1)
+
+
+def _align(x, a=128):
+    return (x + a - 1) // a * a
+
+
+def _is_tensor(t):
+    return isinstance(t, ir.RankedTensorType)
+
+
+class _Kernel:
+    def __init__(self, f, gmod, threads):
+        self.f, self.gmod, self.T = f, gmod, threads
+        self.smem_top = 0
+        self.scratch_need = 0
+        self.allocs = []
+        self.scratch_views = []
+
+    # -- set-up ------------------------------------------------------------------------------
+    def build(self):
+        fname = ir.StringAttr(self.f.attributes["sym_name"]).value
+        ft = ir.FunctionType(ir.TypeAttr(self.f.attributes["function_type"]).value)
+        with ir.InsertionPoint(self.gmod.regions[0].blocks[0]), self.f.location:
+            g = gpu.GPUFuncOp(ir.TypeAttr.get(ft), sym_name=fname, kernel=True, known_block_size=[self.T, 1, 1])
+            blk = g.regions[0].blocks.append(*ft.inputs)
+            with ir.InsertionPoint(blk):
+                ret = gpu.ReturnOp([])
+        old = self.f.regions[0].blocks[0]
+        for a, b in zip(old.arguments, blk.arguments):
+            a.replace_all_uses_with(b)
+        for op in list(old.operations):
+            if op.name == "func.return":
+                op.erase()
+                continue
+            op.move_before(ret)
+        self.g, self.blk = g, blk
+        first = blk.operations[0]
+        with ir.InsertionPoint(first), self.f.location:
+            self.tid = gpu.ThreadIdOp(gpu.Dimension.x).result
+            anchor = arith.ConstantOp(ir.IndexType.get(), 0)
+            self.layout = F.Layout(self.T, self.tid, anchor.operation)
+            i8 = ir.IntegerType.get_signless(8)
+            space = ir.Attribute.parse("#gpu.address_space<workgroup>")
+            g0 = memref.GetGlobalOp(ir.MemRefType.get([0], i8, memory_space=space), SMEM_BASE).result
+            big = ir.MemRefType.get([SMEM_VIEW_BYTES], i8, memory_space=space)
+            self.smem = memref.ReinterpretCastOp(big, g0, [], [], [], ir.DenseI64ArrayAttr.get([0]),
+                                                 ir.DenseI64ArrayAttr.get([SMEM_VIEW_BYTES]),
+                                                 ir.DenseI64ArrayAttr.get([1])).result
+        return g
+
+    def smem_view(self, byte_offset: int, n: int, elem):
+        space = ir.Attribute.parse("#gpu.address_space<workgroup>")
+        t = ir.MemRefType.get([n], elem, memory_space=space)
+        return memref.ViewOp(t, self.smem, F.cidx(byte_offset), []).result
+
+    def scratch(self, n, elem):
+        """A flat view of the scratch area (placed after all shared buffers once they are known)."""
+        self.scratch_need = max(self.scratch_need, n * _bytes(elem))
+        v = self.smem_view(0, n, elem)
+        self.scratch_views.append(v.owner)
+        return v
+
+    # -- the rewrite -------------------------------------------------------------------------------
+    def frag_type(self, t):
+        tt = ir.RankedTensorType(t)
+        return ir.VectorType.get([F.frag_len(list(tt.shape), self.T)], tt.element_type)
+
+    def run(self):
+        ops = []
+
+        def collect(op):
+            if op.operation != self.g.operation:
+                ops.append(op)
+            return ir.WalkResult.ADVANCE
+        self.g.walk(collect, ir.WalkOrder.PRE_ORDER)  # definitions (and loop block args) before uses
+        views, empties = [], []
+        for op in ops:
+            n = op.name
+            if n == "tile.view":
+                views.append(op)
+                continue
+            with ir.InsertionPoint(op), op.location:
+                if n.startswith("tile."):
+                    getattr(self, "op_" + n[5:])(op)
+                elif n == "arith.constant" and _is_tensor(op.results[0].type):
+                    self.op_dense_constant(op)
+                elif n.startswith(_ELEMENTWISE):
+                    for r in op.results:
+                        if _is_tensor(r.type):
+                            r.set_type(self.frag_type(r.type))
+                elif n in ("scf.for", "scf.if"):
+                    for r in op.results:
+                        if _is_tensor(r.type):
+                            r.set_type(self.frag_type(r.type))
+                    if n == "scf.for":
+                        for a in op.regions[0].blocks[0].arguments:
+                            if _is_tensor(a.type):
+                                a.set_type(self.frag_type(a.type))
+                elif n == "tensor.reshape":
+                    op.results[0].replace_all_uses_with(op.operands[0])
+                    op.erase()
+                elif n == "linalg.transpose":
+                    self.op_transpose(op)
+                elif n == "tensor.empty":
+                    empties.append(op)
+                elif any(_is_tensor(r.type) for r in op.results):
+                    raise NotImplementedError(f"{n} on tiles has no GPU lowering yet")
+        for v in reversed(views):
+            v.erase()
+        for op in empties:
+            op.erase()
+
+    def _replace(self, op, new):
+        op.results[0].replace_all_uses_with(new)
+        op.erase()
+
+    def op_dense_constant(self, op):
+        tt = ir.RankedTensorType(op.results[0].type)
+        attr = ir.DenseElementsAttr(op.attributes["value"])
+        if not attr.is_splat:
+            raise NotImplementedError("non-splat tile constants")
+        vt = self.frag_type(tt)
+        new = arith.ConstantOp(vt, ir.DenseElementsAttr.get_splat(vt, attr.get_splat_value())).result
+        self._replace(op, new)
+
+    def op_program_id(self, op):
+        axis = ir.IntegerAttr(op.attributes["axis"]).value
+        self._replace(op, gpu.BlockIdOp([gpu.Dimension.x, gpu.Dimension.y, gpu.Dimension.z][axis]).result)
+
+    def op_num_programs(self, op):
+        axis = ir.IntegerAttr(op.attributes["axis"]).value
+        self._replace(op, gpu.GridDimOp([gpu.Dimension.x, gpu.Dimension.y, gpu.Dimension.z][axis]).result)
+
+    def op_alloc_shared(self, op):
+        mt = ir.MemRefType(op.results[0].type)
+        n = F.numel(list(mt.shape))
+        size = n * _bytes(mt.element_type)
+        off = _align(self.smem_top)
+        self.smem_top = off + size
+        self.allocs.append((size, op.location))
+        self._replace(op, self.smem_view(off, n, mt.element_type))
+
+    # window addressing ----------------------------------------------------------------------
+    def _window(self, wv, shape):
+        """(flat memref, offsets vector, in-bounds mask) for the owned elements of a window."""
+        vop = wv.owner
+        base = vop.operands[0]
+        offsets = list(vop.operands)[1:]
+        squeeze = [bool(x) for x in ir.DenseI64ArrayAttr(vop.attributes["squeeze"])]
+        k = F.frag_len(shape, self.T)
+        flat, off0, sizes, strides = F.flat_global(base)
+        lane_idx = iter(self.layout.unravel(shape)) if shape else iter(())
+        lin, mask = F.splat(off0, k), None
+        for d, o in enumerate(offsets):
+            i = F.splat(o, k)
+            if not squeeze[d]:
+                i = arith.AddIOp(i, next(lane_idx)).result
+            inb = arith.CmpIOp(arith.CmpIPredicate.ult, i, F.splat(sizes[d], k)).result
+            mask = F.and_masks(mask, inb)
+            lin = arith.AddIOp(lin, arith.MulIOp(i, F.splat(strides[d], k)).result).result
+        return flat, lin, F.and_masks(mask, self.layout.valid(shape))
+
+    def _scalar_window(self, wv):
+        vop = wv.owner
+        base = vop.operands[0]
+        idx = list(vop.operands)[1:]
+        inb = None
+        for d, i in enumerate(idx):
+            c = arith.CmpIOp(arith.CmpIPredicate.ult, i, memref.DimOp(base, F.cidx(d)).result).result
+            inb = c if inb is None else arith.AndIOp(inb, c).result
+        return base, idx, inb
+
+    def _segments(self, op):
+        return list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
+
+    def op_load(self, op):
+        seg = self._segments(op)
+        ops_ = list(op.operands)
+        src, mask = ops_[0], (ops_[1] if seg[1] else None)
+        other = ops_[1 + seg[1]] if seg[2] else None
+        rt = op.results[0].type
+        if not tb.is_window(src.type):  # a shared buffer read as a tile
+            gpu.BarrierOp()
+            shape = list(ir.RankedTensorType(rt).shape)
+            k = F.frag_len(shape, self.T)
+            et = ir.RankedTensorType(rt).element_type
+            new = F.gather(src, self.layout.lanes(k), self.layout.valid(shape), F.vsplat_const(0, et, k), k, et)
+            self._replace(op, new)
+            return
+        shape, et = tb.window_shape_elem(src.type)
+        if not shape:
+            base, idx, inb = self._scalar_window(src)
+            if mask is not None:
+                inb = arith.AndIOp(inb, mask).result
+            ifop = scf.IfOp(inb, [et], has_else=True)
+            with ir.InsertionPoint(ifop.then_block):
+                scf.YieldOp([memref.LoadOp(base, idx).result])
+            with ir.InsertionPoint(ifop.else_block):
+                scf.YieldOp([other if other is not None else F.cidx(0) if isinstance(et, ir.IndexType) else
+                             arith.ConstantOp(et, F._scalar_attr(0, et)).result])
+            self._replace(op, ifop.results[0])
+            return
+        k = F.frag_len(shape, self.T)
+        flat, lin, m = self._window(src, list(shape))
+        m = F.and_masks(m, mask)
+        if other is None:
+            passthru = F.vsplat_const(0, et, k)
+        elif isinstance(other.type, ir.VectorType):
+            passthru = other
+        else:
+            passthru = F.splat(other, k)
+        self._replace(op, F.gather(flat, lin, m, passthru, k, et))
+
+    def op_store(self, op):
+        seg = self._segments(op)
+        ops_ = list(op.operands)
+        dst, value, mask = ops_[0], ops_[1], (ops_[2] if seg[2] else None)
+        if not tb.is_window(dst.type):
+            shape = [F.numel(list(ir.MemRefType(dst.type).shape))]
+            k = F.frag_len(shape, self.T)
+            gpu.BarrierOp()
+            F.scatter(dst, self.layout.lanes(k), self.layout.valid(shape), value, k)
+            gpu.BarrierOp()
+            op.erase()
+            return
+        shape, et = tb.window_shape_elem(dst.type)
+        if not shape:
+            base, idx, inb = self._scalar_window(dst)
+            first = arith.CmpIOp(arith.CmpIPredicate.eq, self.tid, F.cidx(0)).result
+            cond = arith.AndIOp(inb, first).result
+            if mask is not None:
+                cond = arith.AndIOp(cond, mask).result
+            ifop = scf.IfOp(cond, [], has_else=False)
+            with ir.InsertionPoint(ifop.then_block):
+                memref.StoreOp(value, base, idx)
+                scf.YieldOp([])
+            op.erase()
+            return
+        k = F.frag_len(shape, self.T)
+        flat, lin, m = self._window(dst, list(shape))
+        F.scatter(flat, lin, F.and_masks(m, mask), value, k)
+        op.erase()
+
+    def op_cp_async(self, op):
+        dst, src = list(op.operands)
+        shape, et = tb.window_shape_elem(src.type)
+        shape = list(shape) or [1]
+        k = F.frag_len(shape, self.T)
+        flat, lin, m = self._window(src, list(tb.window_shape_elem(src.type)[0]))
+        v = F.gather(flat, lin, m, F.vsplat_const(0, et, k), k, et)
+        F.scatter(dst, self.layout.lanes(k), self.layout.valid(shape), v, k)
+        op.erase()
+
+    def op_cp_commit_group(self, op):
+        op.erase()
+
+    def op_cp_wait_group(self, op):
+        op.erase()
+
+    def op_barrier(self, op):
+        gpu.BarrierOp()
+        op.erase()
+
+    # data exchange through shared memory -----------------------------------------------------
+    def _to_scratch(self, frag, shape, et):
+        n = F.numel(shape)
+        k = F.frag_len(shape, self.T)
+        buf = self.scratch(n, et)
+        gpu.BarrierOp()
+        F.scatter(buf, self.layout.lanes(k), self.layout.valid(shape), frag, k)
+        gpu.BarrierOp()
+        return buf
+
+    def op_broadcast(self, op):
+        x = op.operands[0]
+        rt = ir.RankedTensorType(op.results[0].type)
+        shape = list(rt.shape)
+        k = F.frag_len(shape, self.T)
+        if not isinstance(x.type, ir.VectorType):
+            if "tessera.operand_types" in op.attributes:
+                del op.attributes["tessera.operand_types"]
+            self._replace(op, F.splat(x, k))
+            return
+        xs = list(ir.RankedTensorType(_operand_types(op)[0]).shape)
+        buf = self._to_scratch(x, xs, rt.element_type)
+        idx = self.layout.unravel(shape)
+        lead = len(shape) - len(xs)
+        src_idx = [F.splat(F.cidx(0), k) if xs[d] == 1 and shape[lead + d] != 1 else idx[lead + d] for d in range(len(xs))]
+        v = F.gather(buf, F.ravel(src_idx, xs, k), self.layout.valid(shape),
+                     F.vsplat_const(0, rt.element_type, k), k, rt.element_type)
+        gpu.BarrierOp()
+        self._replace(op, v)
+
+    def op_transpose(self, op):
+        x = op.operands[0]
+        rt = ir.RankedTensorType(op.results[0].type)
+        m, n = list(rt.shape)
+        _operand_types(op)
+        buf = self._to_scratch(x, [n, m], rt.element_type)
+        k = F.frag_len([m, n], self.T)
+        i, j = self.layout.unravel([m, n])
+        v = F.gather(buf, F.ravel([j, i], [n, m], k), self.layout.valid([m, n]),
+                     F.vsplat_const(0, rt.element_type, k), k, rt.element_type)
+        gpu.BarrierOp()
+        self._replace(op, v)
+
+    def op_mma(self, op):
+        seg = self._segments(op)
+        ops_ = list(op.operands)
+        a, b = ops_[0], ops_[1]
+        acc = ops_[2] if seg[2] else None
+        ta, tb_ = [ir.RankedTensorType(t) for t in _operand_types(op)[:2]]
+        (m, kk), (_, n) = list(ta.shape), list(tb_.shape)
+        ae, be = ta.element_type, tb_.element_type
+        f32 = ir.F32Type.get()
+        abuf = self._to_scratch_pair(a, [m, kk], ae, b, [kk, n], be)
+        sa, sb = abuf
+        k = F.frag_len([m, n], self.T)
+        i, j = self.layout.unravel([m, n])
+        valid = self.layout.valid([m, n])
+        init = acc if acc is not None else F.vsplat_const(0.0, f32, k)
+        loop = scf.ForOp(F.cidx(0), F.cidx(kk), F.cidx(1), [init])
+        with ir.InsertionPoint(loop.body):
+            kv = F.splat(loop.induction_variable, k)
+            ai = arith.AddIOp(arith.MulIOp(i, F.splat(F.cidx(kk), k)).result, kv).result
+            bi = arith.AddIOp(arith.MulIOp(kv, F.splat(F.cidx(n), k)).result, j).result
+            av = F.gather(sa, ai, valid, F.vsplat_const(0, ae, k), k, ae)
+            bv = F.gather(sb, bi, valid, F.vsplat_const(0, be, k), k, be)
+            if ae != f32:
+                av = arith.ExtFOp(ir.VectorType.get([k], f32), av).result
+            if be != f32:
+                bv = arith.ExtFOp(ir.VectorType.get([k], f32), bv).result
+            scf.YieldOp([vector.FMAOp(av, bv, loop.inner_iter_args[0]).result])
+        gpu.BarrierOp()
+        self._replace(op, loop.results[0])
+
+    def _to_scratch_pair(self, a, ashape, ae, b, bshape, be):
+        na, nb = F.numel(ashape), F.numel(bshape)
+        off_b = _align(na * _bytes(ae))
+        self.scratch_need = max(self.scratch_need, off_b + nb * _bytes(be))
+        sa = self.smem_view(0, na, ae)
+        sb = self.smem_view(off_b, nb, be)
+        self.scratch_views.append(sa.owner)
+        self.scratch_views.append(sb.owner)
+        sb.owner.attributes["tessera.scratch_offset"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), off_b)
+        gpu.BarrierOp()
+        ka, kb = F.frag_len(ashape, self.T), F.frag_len(bshape, self.T)
+        F.scatter(sa, self.layout.lanes(ka), self.layout.valid(ashape), a, ka)
+        F.scatter(sb, self.layout.lanes(kb), self.layout.valid(bshape), b, kb)
+        gpu.BarrierOp()
+        return sa, sb
+
+    def op_reduce(self, op):
+        x = op.operands[0]
+        kind = ir.StringAttr(op.attributes["kind"]).value
+        axis = ir.IntegerAttr(op.attributes["axis"]).value
+        xt = ir.RankedTensorType(_operand_types(op)[0])
+        xs, et = list(xt.shape), xt.element_type
+        is_f = not isinstance(et, ir.IntegerType)
+        rshape = [s for d, s in enumerate(xs) if d != axis]
+        ident = self._identity(kind, et)
+        buf = self._to_scratch(x, xs, et)
+        if not rshape:
+            # every thread folds the whole (small) row from shared memory: the result is uniform
+            loop = scf.ForOp(F.cidx(0), F.cidx(xs[0]), F.cidx(1), [ident])
+            with ir.InsertionPoint(loop.body):
+                v = memref.LoadOp(buf, [loop.induction_variable]).result
+                scf.YieldOp([self._combine(kind, is_f, loop.inner_iter_args[0], v)])
+            gpu.BarrierOp()
+            self._replace(op, loop.results[0])
+            return
+        k = F.frag_len(rshape, self.T)
+        ridx = self.layout.unravel(rshape)
+        valid = self.layout.valid(rshape)
+        init = F.splat(ident, k)
+        loop = scf.ForOp(F.cidx(0), F.cidx(xs[axis]), F.cidx(1), [init])
+        with ir.InsertionPoint(loop.body):
+            src = list(ridx)
+            src.insert(axis, F.splat(loop.induction_variable, k))
+            v = F.gather(buf, F.ravel(src, xs, k), valid, F.splat(ident, k), k, et)
+            scf.YieldOp([self._combine(kind, is_f, loop.inner_iter_args[0], v)])
+        gpu.BarrierOp()
+        self._replace(op, loop.results[0])
+
+    def _identity(self, kind, et):
+        if isinstance(et, ir.IntegerType):
+            bits = et.width
+            v = 0 if kind == "sum" else (-(1 << (bits - 1)) if kind == "max" else (1 << (bits - 1)) - 1)
+            return arith.ConstantOp(et, ir.IntegerAttr.get(et, v)).result
+        v = 0.0 if kind == "sum" else (float("-inf") if kind == "max" else float("inf"))
+        return arith.ConstantOp(et, ir.FloatAttr.get(et, v)).result
+
+    def _combine(self, kind, is_f, a, b):
+        table = {"sum": (arith.AddFOp, arith.AddIOp), "max": (arith.MaximumFOp, arith.MaxSIOp),
+                 "min": (arith.MinimumFOp, arith.MinSIOp)}
+        return table[kind][0 if is_f else 1](a, b).result
+
+    def op_arange(self, op):
+        start = ir.IntegerAttr(op.attributes["start"]).value
+        rt = ir.RankedTensorType(op.results[0].type)
+        shape = list(rt.shape)
+        k = F.frag_len(shape, self.T)
+        e = self.layout.lanes(k)
+        if start:
+            e = arith.AddIOp(e, F.splat(F.cidx(start), k)).result
+        self._replace(op, arith.IndexCastOp(ir.VectorType.get([k], rt.element_type), e).result)
+
+
+def _record_operand_types(kern):
+    """Tile ops whose operands get retyped before they are lowered remember the tensor types."""
+    def visit(op):
+        if op.name in ("tile.mma", "tile.reduce", "tile.broadcast", "linalg.transpose"):
+            op.attributes["tessera.operand_types"] = ir.ArrayAttr.get([ir.TypeAttr.get(v.type) for v in op.operands])
+        return ir.WalkResult.ADVANCE
+    kern.g.walk(visit)
+
+
+def _operand_types(op):
+    types = [ir.TypeAttr(t).value for t in ir.ArrayAttr(op.attributes["tessera.operand_types"])]
+    del op.attributes["tessera.operand_types"]
+    return types
+
+
+def run(module_op, arch="sm_90a", num_warps=None):
+    block = module_op.regions[0].blocks[0]
+    kernels = [op for op in block.operations if op.operation.name == "func.func" and "tessera.kernel" in op.attributes]
+    if not kernels:
+        return
+    module_op.attributes["gpu.container_module"] = ir.UnitAttr.get()
+    with ir.InsertionPoint(block), module_op.location:
+        gmod = gpu.GPUModuleOp("kernels")
+        gmod.regions[0].blocks.append()
+        with ir.InsertionPoint(gmod.regions[0].blocks[0]):
+            i8 = ir.IntegerType.get_signless(8)
+            space = ir.Attribute.parse("#gpu.address_space<workgroup>")
+            memref.GlobalOp(SMEM_BASE, ir.TypeAttr.get(ir.MemRefType.get([0], i8, memory_space=space)),
+                            sym_visibility="public", alignment=1024)
+    for f in kernels:
+        warps = int(num_warps) if num_warps is not None else (
+            ir.IntegerAttr(f.attributes["tessera.num_warps"]).value if "tessera.num_warps" in f.attributes else 4)
+        kern = _Kernel(f.operation, gmod.operation, warps * 32)
+        kern.build()
+        _record_operand_types(kern)
+        kern.run()
+        _finish(kern)
+        f.operation.erase()
+    gmod.operation.attributes["tessera.arch"] = ir.StringAttr.get(arch)
+
+
+def _finish(kern):
+    base = _align(kern.smem_top)
+    for v in kern.scratch_views:
+        extra = ir.IntegerAttr(v.attributes["tessera.scratch_offset"]).value if "tessera.scratch_offset" in v.attributes else 0
+        with ir.InsertionPoint(v), v.location:
+            v.operands[1] = F.cidx(base + extra)
+        if "tessera.scratch_offset" in v.attributes:
+            del v.attributes["tessera.scratch_offset"]
+    total = base + kern.scratch_need
+    i64 = ir.IntegerType.get_signless(64)
+    kern.g.attributes["tessera.shared_bytes"] = ir.IntegerAttr.get(i64, total)
+    kern.g.attributes["tessera.num_warps"] = ir.IntegerAttr.get(i64, kern.T // 32)
+    kern.g.attributes["tessera.smem_allocs"] = ir.ArrayAttr.get(
+        [ir.ArrayAttr.get([ir.IntegerAttr.get(i64, size), ir.StringAttr.get(str(loc))]) for size, loc in kern.allocs])
