@@ -125,6 +125,14 @@ def compile_spec(kernel, spec, target, key) -> CompiledKernel:
                     asm[stage] = action(state)
             except ir.MLIRError as e:
                 raise mlir_error_to_tessera(e, info.filename) from (e if knobs.debug() else None)
+            except TesseraError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a bug of ours: say where, keep the trace for TESSERA_DEBUG
+                if knobs.debug():
+                    raise
+                raise CompilationError(f"internal compiler error in stage '{stage}': {type(e).__name__}: {e} "
+                                       "(set TESSERA_DEBUG=1 for the traceback)", info.filename,
+                                       info.line_offset + 1) from None
             timings[stage] = time.perf_counter() - t0
             _report(info.name, stage, timings[stage])
             _dump(info.name, key, stage, asm[stage])

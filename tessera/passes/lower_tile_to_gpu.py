@@ -20,6 +20,7 @@ from mlir.dialects import arith, gpu, memref, scf, vector, func
 
 from ..backends.nvidia import fragments as F
 from ..ir import builders as tb
+from ..ir.locations import error_at
 
 name = "tessera-lower-tile-to-gpu"
 
@@ -105,6 +106,8 @@ class _Kernel:
         def collect(op):
             if op.operation != self.g.operation:
                 ops.append(op)
+            if op.name.startswith("linalg."):  # replaced whole, with their bodies
+                return ir.WalkResult.SKIP
             return ir.WalkResult.ADVANCE
         self.g.walk(collect, ir.WalkOrder.PRE_ORDER)  # definitions (and loop block args) before uses
         views, empties = [], []
@@ -138,7 +141,7 @@ class _Kernel:
                 elif n == "tensor.empty":
                     empties.append(op)
                 elif any(_is_tensor(r.type) for r in op.results):
-                    raise NotImplementedError(f"{n} on tiles has no GPU lowering yet")
+                    raise error_at(op.location, f"'{n}' on tiles has no GPU lowering yet")
         for v in reversed(views):
             v.erase()
         for op in empties:
@@ -152,7 +155,10 @@ class _Kernel:
         tt = ir.RankedTensorType(op.results[0].type)
         attr = ir.DenseElementsAttr(op.attributes["value"])
         if not attr.is_splat:
-            raise NotImplementedError("non-splat tile constants")
+            # only the shape operands of tensor.reshape are non-splat; they die with the reshape
+            if any(u.owner.name != "tensor.reshape" for u in op.results[0].uses):
+                raise error_at(op.location, "this tile constant is not supported by the GPU lowering yet")
+            return
         vt = self.frag_type(tt)
         new = arith.ConstantOp(vt, ir.DenseElementsAttr.get_splat(vt, attr.get_splat_value())).result
         self._replace(op, new)

@@ -1,0 +1,86 @@
+"""Every kernel of the CPU suite compiles for sm_80 and sm_90a through ptxas (no GPU needed)."""
+import ml_dtypes
+import numpy as np
+import pytest
+
+import tessera as ts
+from tessera.backends.nvidia.ptxas import find_ptxas
+from tessera.errors import BackendUnavailable
+
+import test_control_flow as cf
+import test_elementwise as ew
+import test_matmul_gating as mg
+import test_memory as mem
+import test_reductions as red
+
+bf16 = ml_dtypes.bfloat16
+
+
+def z(shape, dt=np.float32):
+    return np.zeros(shape, dt)
+
+
+SUITE = {
+    "vector_add": (ew.vector_add, lambda: (z(100), z(100), z(100)), {}),
+    "operators": (ew.operators, lambda: (z(32), z(32), z((15, 32))), {}),
+    "broadcast": (ew.bcast, lambda: (z(8), z(16), z((8, 16))), {}),
+    "casts": (ew.casts, lambda: (z(13, bf16), z(13, np.float16), z(13, np.int32), z(13, bf16), z(13), z(13, np.int64)), {}),
+    "scalars": (ew.scalars, lambda: (z(16), z(16), 1.5, 3, 7, True), {}),
+    "copy2d": (mem.copy2d, lambda: (z((30, 40)), z((30, 40))), {}),
+    "masked": (mem.masked, lambda: (z(20), z(20), 0.0), {}),
+    "scalar_io": (mem.scalar_io, lambda: (z(10), z(4, np.int32), z(4)), {}),
+    "blocks": (mem.blocks, lambda: (z((2, 13, 6)), z((2, 13, 6))), {}),
+    "shared_pipeline": (mem.shared_pipeline, lambda: (z((20, 10), bf16), z((20, 10))), {}),
+    "views_of_views": (mem.views_of_views, lambda: (z((3, 10)), z((3, 10))), {}),
+    "bool_io": (mem.bool_io, lambda: (z(16), z(16, bool), z(16, bool)), {}),
+    "reductions": (red.reduce_all, lambda: (z((11, 13)), z((6, 13)), z(3)), {}),
+    "row_softmax": (red.row_softmax, lambda: (z((7, 50)), z((7, 50))), {}),
+    "int_reduce": (red.int_reduce, lambda: (z(25, np.int32), z(3, np.int32)), {}),
+    "loops": (cf.loops, lambda: (z(20), z(5), 20), {}),
+    "constexpr_if": (cf.constexpr_if, lambda: (z(16), z(16)), {"MODE": "neg"}),
+    "tile_carry": (cf.tile_carry, lambda: (z((10, 16)), z(16)), {}),
+    "nested": (cf.nested, lambda: (z((3, 20), np.int32),), {}),
+    "matmul_bf16": (mg.matmul, lambda: (z((70, 37), bf16), z((37, 45), bf16), z((70, 45))), {}),
+    "matmul_smem_f16": (mg.matmul_smem, lambda: (z((40, 30), np.float16), z((30, 20), np.float16), z((40, 20), np.float16)), {}),
+    "gating_function_kernel": (mg.gating_function_kernel, lambda: (z((2, 50, 32), bf16), z((32, 32), bf16), 3, z((2, 50, 32), bf16)), {}),
+}
+
+
+def _have_ptxas():
+    try:
+        find_ptxas()
+        return True
+    except BackendUnavailable:
+        return False
+
+
+@pytest.mark.skipif(not _have_ptxas(), reason="ptxas not found (CUDA toolkit or nvidia-cuda-nvcc)")
+@pytest.mark.parametrize("target", ["sm_80", "sm_90a"])
+@pytest.mark.parametrize("name", sorted(SUITE))
+def test_suite_kernel_compiles_to_cubin(name, target):
+    kernel, args, constexprs = SUITE[name]
+    ck = ts.compile(kernel, *args(), target=target, **constexprs)
+    assert list(ck.asm) == ["tile", "gpu", "llvm", "ptx", "cubin"]
+    assert f".target {target}" in ck.asm["ptx"]
+    assert ck.asm["cubin"][:4] == b"\x7fELF"
+    assert ck.metadata["registers"] and ck.metadata["registers"] <= 255
+    assert ck.metadata["shared_bytes"] >= 0
+
+
+@pytest.mark.skipif(not _have_ptxas(), reason="ptxas not found")
+def test_shared_memory_over_budget_is_out_of_resources():
+    from tessera import tile
+
+    @ts.kernel
+    def too_big(x: tile.Tensor["N", ts.f32], BLOCK: ts.constexpr = 65536):
+        buf = tile.alloc_shared([BLOCK], ts.f32)  # OVER-BUDGET
+        tile.fill(buf, 1.0)
+        tile.store(x[0:16], 1.0)
+
+    with pytest.raises(ts.OutOfResources) as ei:
+        ts.compile(too_big, z(16), target="sm_90a")
+    e = ei.value
+    assert e.budget == 227 * 1024 and e.required > e.budget
+    assert "OVER-BUDGET" in str(e) and "shared memory" in str(e)
+    ck = ts.compile(too_big, z(16), target="sm_90a", BLOCK=1024)  # the suggested smaller config fits
+    assert ck.metadata["shared_bytes"] < 227 * 1024
