@@ -33,7 +33,17 @@ class CompiledKernel:
         return lambda *args, **kwargs: self._kernel._launch_compiled(self, grid, args, kwargs)
 
     def launch(self, grid, args):
+        if self._runner is None:
+            from .runtime.cuda import CudaLauncher
+            m = self.metadata
+            self._runner = CudaLauncher(self.asm["cubin"], self.name, m["args"], m.get("shared_bytes", 0),
+                                        m.get("num_warps", 4))
         self._runner.launch(grid, args)
+
+    def save(self, directory):
+        """Write a compile-to-cubin artifact that `tessera.runtime.load` runs without MLIR."""
+        from .runtime.artifact import save
+        return save(self, directory)
 
     def __repr__(self):
         return f"<CompiledKernel {self.name} target={self.target} stages={list(self.asm)}>"

@@ -186,6 +186,9 @@ class KernelFunction:
             if kind == "tensor":
                 if not (isinstance(v, np.ndarray) or _is_cuda_array(v)):
                     raise _call_error(f"argument '{p.name}' must be an array, got {type(v).__name__}")
+                if not isinstance(v, np.ndarray):
+                    from ..runtime.cuda import as_device_array
+                    v = as_device_array(v)  # torch tensors & co. become CuPy views (dtype, strides)
                 try:
                     adt = dt.from_numpy(v.dtype)
                 except KeyError:
@@ -244,9 +247,13 @@ class KernelFunction:
             raise _call_error(f"{self.__name__}: NumPy and GPU arrays mixed in one launch")
         kind = forced or (kinds.pop() if kinds else "cpu")
         if kind == "cpu":
+            if any(_is_cuda_array(a) for a in arrays):
+                raise _call_error(f"{self.__name__}: TESSERA_BACKEND=cpu needs NumPy arrays")
             return "cpu"
-        raise BackendUnavailable("the NVIDIA backend is not available in this build yet: pass NumPy arrays "
-                                 "(CPU backend) or set TESSERA_BACKEND=cpu")
+        if any(isinstance(a, np.ndarray) for a in arrays):
+            raise _call_error(f"{self.__name__}: TESSERA_BACKEND=cuda needs GPU arrays (CuPy, torch CUDA tensors)")
+        from ..runtime.cuda import device_arch
+        return device_arch()
 
     def run(self, grid, args, kwargs):
         values, options = self.bind(args, dict(kwargs))

@@ -1,1 +1,2 @@
-"""The MLIR-free runtime: cache, launch helpers, artifacts. Importing it never imports mlir."""
+"""The MLIR-free runtime: cache, CuPy launcher, artifacts. Importing it never imports mlir."""
+from .artifact import load  # noqa: F401

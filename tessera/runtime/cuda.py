@@ -1,0 +1,76 @@
+"""Launching cubins through CuPy (no mlir import): argument packing for the kernel ABI that
+`tessera-lower-tile-to-gpu` produces, dynamic shared memory with the >48 KiB opt-in.
+
+Kernel ABI (convert-gpu-to-nvvm's memref expansion): a rank-r tensor is 2 + 1 + 2r parameters —
+allocated pointer, aligned pointer, element offset, r sizes, r strides (elements); `index`
+scalars are u64, f32 scalars .f32, i32 .u32.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import BackendUnavailable, LaunchError
+
+_SCALAR_NP = {"index": np.int64, "i64": np.int64, "i32": np.int32, "i16": np.int16, "i8": np.int8,
+              "bool": np.int8, "f32": np.float32, "f64": np.float64}
+
+
+def cupy():
+    try:
+        import cupy as cp  # noqa: F401
+    except ImportError:
+        raise BackendUnavailable("CuPy is not installed: `pip install cupy-cuda13x` (the [cuda] extra)") from None
+    return cp
+
+
+def as_device_array(a):
+    """CuPy view of a CuPy array, a torch CUDA tensor, or anything with __cuda_array_interface__/DLPack."""
+    cp = cupy()
+    if isinstance(a, cp.ndarray):
+        return a
+    if hasattr(a, "__cuda_array_interface__"):
+        return cp.asarray(a)
+    if hasattr(a, "__dlpack__"):
+        return cp.from_dlpack(a)
+    raise LaunchError(f"expected a GPU array, got {type(a).__name__}")
+
+
+def device_arch() -> str:
+    cp = cupy()
+    cc = int(cp.cuda.Device().compute_capability)
+    return "sm_90a" if cc >= 90 else "sm_80"
+
+
+class CudaLauncher:
+    def __init__(self, cubin: bytes, name: str, abi: list[dict], shared_bytes: int, num_warps: int):
+        cp = cupy()
+        self.module = cp.cuda.function.Module()
+        self.module.load(cubin)
+        self.fn = self.module.get_function(name)
+        self.abi = abi
+        self.shared = int(shared_bytes)
+        self.block = (int(num_warps) * 32, 1, 1)
+        if self.shared > 48 * 1024:
+            self.fn.max_dynamic_shared_size_bytes = self.shared
+
+    def pack(self, args):
+        packed, keep = [], []
+        for spec, a in zip(self.abi, args):
+            if spec["kind"] == "tensor":
+                d = as_device_array(a)
+                keep.append(d)
+                item = d.dtype.itemsize
+                if any(s % item for s in d.strides):
+                    raise LaunchError(f"argument '{spec['name']}': strides must be whole elements")
+                ptr = np.uint64(d.data.ptr)
+                packed += [ptr, ptr, np.int64(0)]
+                packed += [np.int64(s) for s in d.shape]
+                packed += [np.int64(s // item) for s in d.strides]
+            else:
+                packed.append(_SCALAR_NP[spec["abi"]](a))
+        return packed, keep
+
+    def launch(self, grid, args):
+        packed, keep = self.pack(args)
+        self.fn(tuple(int(g) for g in grid), self.block, tuple(packed), shared_mem=self.shared)
+        del keep
