@@ -399,6 +399,9 @@ class _Kernel:
         is_f = not isinstance(et, ir.IntegerType)
         rshape = [s for d, s in enumerate(xs) if d != axis]
         ident = self._identity(kind, et)
+        if not rshape and str(et) in ("f32", "i32"):
+            self._replace(op, self._shuffle_reduce(x, xs, et, kind, is_f, ident))
+            return
         buf = self._to_scratch(x, xs, et)
         if not rshape:
             # every thread folds the whole (small) row from shared memory: the result is uniform
@@ -421,6 +424,38 @@ class _Kernel:
             scf.YieldOp([self._combine(kind, is_f, loop.inner_iter_args[0], v)])
         gpu.BarrierOp()
         self._replace(op, loop.results[0])
+
+    def _shuffle_reduce(self, x, xs, et, kind, is_f, ident):
+        """Full reduction: per-thread fold, xor-butterfly over the warp, one value per warp
+        through shared memory, then every thread folds the warp values (uniform result)."""
+        k = F.frag_len(xs, self.T)
+        valid = self.layout.valid(xs)
+        if valid is not None:
+            x = arith.SelectOp(valid, x, F.splat(ident, k)).result
+        ck = vector.CombiningKind
+        vkind = {"sum": ck.ADD, "max": ck.MAXIMUMF if is_f else ck.MAXSI, "min": ck.MINIMUMF if is_f else ck.MINSI}[kind]
+        v = vector.ReductionOp(et, vkind, x).result
+        i32 = ir.IntegerType.get_signless(32)
+        width = arith.ConstantOp(i32, 32).result
+        for off in (16, 8, 4, 2, 1):
+            sh = gpu.ShuffleOp(v, arith.ConstantOp(i32, off).result, width, gpu.ShuffleMode.XOR).results[0]
+            v = self._combine(kind, is_f, v, sh)
+        warps = self.T // 32
+        buf = self.scratch(warps, et)
+        c32 = F.cidx(32)
+        warp = arith.DivUIOp(self.tid, c32).result
+        lane0 = arith.CmpIOp(arith.CmpIPredicate.eq, arith.RemUIOp(self.tid, c32).result, F.cidx(0)).result
+        gpu.BarrierOp()
+        ifop = scf.IfOp(lane0, [], has_else=False)
+        with ir.InsertionPoint(ifop.then_block):
+            memref.StoreOp(v, buf, [warp])
+            scf.YieldOp([])
+        gpu.BarrierOp()
+        r = ident
+        for w in range(warps):
+            r = self._combine(kind, is_f, r, memref.LoadOp(buf, [F.cidx(w)]).result)
+        gpu.BarrierOp()
+        return r
 
     def _identity(self, kind, et):
         if isinstance(et, ir.IntegerType):

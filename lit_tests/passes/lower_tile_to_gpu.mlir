@@ -1,0 +1,41 @@
+// RUN: tessera-opt %s -p 'tessera-lower-tile-to-gpu{arch=sm_90a num_warps=4}' | FileCheck %s
+
+// One program becomes one CTA of 128 threads. A 256-element tile is a vector<2xf32> fragment
+// per thread; the bounds-checked load/store become masked gather/scatter on a flat view of the
+// global tensor; the full reduction folds per thread, shuffles across the warp and combines the
+// warps through the dynamic shared-memory block.
+// CHECK: module attributes {gpu.container_module}
+// CHECK: gpu.module @kernels
+// CHECK: memref.global "public" @__tessera_smem : memref<0xi8, #gpu.address_space<workgroup>> {alignment = 1024 : i64}
+// CHECK: gpu.func @scale(%{{.*}}: memref<?xf32, strided<[?], offset: ?>>, %{{.*}}: memref<?xf32, strided<[?], offset: ?>>, %{{.*}}: f32) kernel
+// CHECK-SAME: known_block_size = array<i32: 128, 1, 1>
+// CHECK-SAME: tessera.num_warps = 4
+// CHECK-SAME: tessera.shared_bytes = 16
+// CHECK: gpu.thread_id x
+// CHECK: gpu.block_id x
+// CHECK: vector.gather {{.*}} : memref<?xf32>, vector<2xindex>, vector<2xi1>, vector<2xf32> into vector<2xf32>
+// CHECK: arith.mulf {{.*}} : vector<2xf32>
+// CHECK: vector.reduction <maximumf>
+// CHECK-COUNT-5: gpu.shuffle xor
+// CHECK: gpu.barrier
+// CHECK: memref.store {{.*}} : memref<4xf32, #gpu.address_space<workgroup>>
+// CHECK: vector.scatter {{.*}} : memref<?xf32>, vector<2xindex>, vector<2xi1>, vector<2xf32>
+// CHECK-NOT: tile.
+// CHECK-NOT: func.func
+module {
+  func.func @scale(%x: memref<?xf32, strided<[?], offset: ?>>, %out: memref<?xf32, strided<[?], offset: ?>>, %a: f32) attributes {tessera.kernel} {
+    %pid = "tile.program_id"() {axis = 0 : i32} : () -> index
+    %c256 = arith.constant 256 : index
+    %off = arith.muli %pid, %c256 : index
+    %v = "tile.view"(%x, %off) {sizes = array<i64: 256>, squeeze = array<i64: 0>} : (memref<?xf32, strided<[?], offset: ?>>, index) -> !tile.window<array<i64: 256>, f32>
+    %t = "tile.load"(%v) {operandSegmentSizes = array<i32: 1, 0, 0>} : (!tile.window<array<i64: 256>, f32>) -> tensor<256xf32>
+    %s = "tile.broadcast"(%a) : (f32) -> tensor<256xf32>
+    %y = arith.mulf %t, %s : tensor<256xf32>
+    %m = "tile.reduce"(%y) {kind = "max", axis = 0 : i64} : (tensor<256xf32>) -> f32
+    %mb = "tile.broadcast"(%m) : (f32) -> tensor<256xf32>
+    %z = arith.subf %y, %mb : tensor<256xf32>
+    %w = "tile.view"(%out, %off) {sizes = array<i64: 256>, squeeze = array<i64: 0>} : (memref<?xf32, strided<[?], offset: ?>>, index) -> !tile.window<array<i64: 256>, f32>
+    "tile.store"(%w, %z) {operandSegmentSizes = array<i32: 1, 1, 0>} : (!tile.window<array<i64: 256>, f32>, tensor<256xf32>) -> ()
+    return
+  }
+}
