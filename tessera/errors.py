@@ -47,7 +47,8 @@ class DTypeError(CompilationError):
 
 
 class ShapeError(TesseraError):
-    """Named dims disagree between arguments at launch, or tile shapes do not broadcast."""
+    """Named dims disagree between arguments at launch (or an argument's rank is wrong).
+    Tile shapes that do not fit inside a kernel body are CompilationErrors: they have a line."""
 
 
 class OutOfResources(LocatedError):

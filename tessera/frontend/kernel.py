@@ -278,6 +278,7 @@ class KernelFunction:
             values, options = self.bind(args, dict(kwargs))
             _, _, _, _, runtime_args = self.specialise(values, options, ck.target)
             self._launch(ck, grid, runtime_args)
+            return ck
         except TesseraError as e:
             _reraise(e)
 

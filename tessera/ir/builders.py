@@ -130,3 +130,24 @@ def arange(start: int, end: int, loc=None):
     t = ir.RankedTensorType.get([end - start], _i32())
     return _create("tile.arange", [t], [], {"start": ir.IntegerAttr.get(_i64(), start),
                                             "end": ir.IntegerAttr.get(_i64(), end)}, loc).result
+
+
+def operand_groups(op, required: int, optional: int):
+    """Sizes of (required..., optional...) operand groups of a tile op. IRDL only insists on
+    `operandSegmentSizes` when an op has several optional operands; with one it may be absent."""
+    if "operandSegmentSizes" in op.attributes:
+        return list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
+    n = len(op.operands)
+    extra = n - required
+    if optional != 1 or extra not in (0, 1):
+        raise ValueError(f"{op.name}: operandSegmentSizes is needed to tell its optional operands apart")
+    return [1] * required + [extra]
+
+
+_GROUPS = {"tile.load": (1, 2), "tile.store": (2, 1), "tile.mma": (2, 1)}
+
+
+def segments(op):
+    """Operand group sizes of tile.load (src, mask, other), tile.store (dst, value, mask) and
+    tile.mma (a, b, acc)."""
+    return operand_groups(op, *_GROUPS[op.name])

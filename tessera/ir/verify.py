@@ -18,6 +18,8 @@ from mlir import ir
 _WINDOW_RE = re.compile(r"^!tile\.window<array<([^:>]+)(?::([^>]*))?>\s*,\s*(.+)>$")
 _WORKGROUP = "#gpu.address_space<workgroup>"
 _REDUCE_KINDS = ("sum", "max", "min")
+# (op, operand number) where a !tile.window may be used
+_WINDOW_USES = {("tile.load", 0), ("tile.store", 0), ("tile.cp_async", 1)}
 
 
 class _Invalid(Exception):
@@ -26,6 +28,10 @@ class _Invalid(Exception):
 
 def _fail(msg):
     raise _Invalid(msg)
+
+
+def _opname(op) -> str:
+    return getattr(op, "operation", op).name
 
 
 def _fmt(t) -> str:
@@ -64,6 +70,11 @@ def _is_scalar(t) -> bool:
     return isinstance(t, (ir.IntegerType, ir.FloatType, ir.IndexType))
 
 
+def _is_elem(t) -> bool:
+    """Element types of tiles and buffers: integers and floats."""
+    return isinstance(t, (ir.IntegerType, ir.FloatType))
+
+
 def _tile_type(shape, elem):
     """The type a value of this shape has: a ranked tensor, or the bare element for rank 0."""
     return ir.RankedTensorType.get(list(shape), elem) if shape else elem
@@ -79,9 +90,14 @@ def _int_attr(op, key):
     if key not in op.attributes:
         _fail(f"requires attribute '{key}'")
     try:
-        return ir.IntegerAttr(op.attributes[key]).value
+        attr = ir.IntegerAttr(op.attributes[key])
     except Exception:  # noqa: BLE001 - any non-integer attribute is a violation
         _fail(f"attribute '{key}' must be an integer, got {op.attributes[key]}")
+    t = attr.type
+    # reading a wider-than-64-bit IntegerAttr's value asserts inside the bindings (process abort)
+    if not isinstance(t, ir.IndexType) and (not isinstance(t, ir.IntegerType) or t.width > 64):
+        _fail(f"attribute '{key}' must be an integer of at most 64 bits, got {attr}")
+    return attr.value
 
 
 def _i64_array(op, key):
@@ -116,13 +132,20 @@ def _shared(t, what):
     return tuple(t.shape), t.element_type
 
 
-def _access(t, what):
-    """(shape, elem, is_window) of a load source / store destination."""
-    w = window_info(t)
+def _from_view(value, what):
+    """A window operand must come straight from tile.view (lowerings read the view's operands)."""
+    owner = value.owner
+    if not isinstance(owner, (ir.Operation, ir.OpView)) or _opname(owner) != "tile.view":
+        _fail(f"{what} window must be defined by tile.view")
+
+
+def _access(value, what):
+    """(shape, elem) of a load source / store destination: a window or a shared buffer."""
+    w = window_info(value.type)
     if w is not None:
-        return w[0], w[1], True
-    shape, elem = _shared(t, what)
-    return shape, elem, False
+        _from_view(value, what)
+        return w
+    return _shared(value.type, what)
 
 
 def _check_mask(mask, shape):
@@ -162,11 +185,18 @@ def _view(op):
     elem = ir.MemRefType(base).element_type
     if w[1] != elem:
         _fail(f"result element type {w[1]} does not match the base element type {elem}")
+    if not _is_elem(elem):
+        _fail(f"element type must be an integer or float type, got {elem}")
+    for use in op.results[0].uses:
+        user = _opname(use.owner)
+        if (user, use.operand_number) not in _WINDOW_USES:
+            _fail(f"result may only be used as the window of tile.load/tile.store/tile.cp_async, "
+                  f"not by '{user}'")
 
 
 def _load(op):
     src, mask, other = _segments(op, 3)
-    shape, elem, _ = _access(src.type, "source")
+    shape, elem = _access(src, "source")
     want = _tile_type(shape, elem)
     rt = op.results[0].type
     if rt != want:
@@ -178,7 +208,7 @@ def _load(op):
 
 def _store(op):
     dst, value, mask = _segments(op, 3)
-    shape, elem, _ = _access(dst.type, "destination")
+    shape, elem = _access(dst, "destination")
     want = _tile_type(shape, elem)
     if value.type != want:
         _fail(f"stored value {_fmt(value.type)} does not match the destination: expected {want}")
@@ -186,13 +216,16 @@ def _store(op):
 
 
 def _alloc_shared(op):
-    _shared(op.results[0].type, "result")
+    _, elem = _shared(op.results[0].type, "result")
+    if not _is_elem(elem):
+        _fail(f"element type must be an integer or float type, got {elem}")
 
 
 def _cp_async(op):
-    dst, src = op.operands[0].type, op.operands[1].type
+    dst, src = op.operands[0].type, op.operands[1]
     dshape, delem = _shared(dst, "destination")
-    wshape, welem = window_info(src)
+    _from_view(src, "source")
+    wshape, welem = window_info(src.type)
     if dshape != wshape:
         _fail(f"destination shape {list(dshape)} does not match the source window shape {list(wshape)}")
     if delem != welem:
@@ -214,6 +247,8 @@ def _mma(op):
         _fail(f"inner dims differ: a is {ash[0]}x{ash[1]}, b is {bsh[0]}x{bsh[1]}")
     if ae != be:
         _fail(f"a and b must have the same element type, got {ae} and {be}")
+    if not isinstance(ae, ir.FloatType):
+        _fail(f"a and b must be float tiles, got {ae}")
     rt = op.results[0].type
     want = ir.RankedTensorType.get([ash[0], bsh[1]], ir.F32Type.get())
     if rt != want:
@@ -224,6 +259,8 @@ def _mma(op):
 
 def _reduce(op):
     shape, elem = _static_tensor(op.operands[0].type, "operand")
+    if not _is_elem(elem):
+        _fail(f"operand element type must be an integer or float type, got {elem}")
     kind = op.attributes["kind"]
     if not isinstance(kind, ir.StringAttr) or kind.value not in _REDUCE_KINDS:
         _fail(f"kind must be one of {', '.join(_REDUCE_KINDS)}, got {kind}")
@@ -255,9 +292,10 @@ def _arange(op):
     start, end = _int_attr(op, "start"), _int_attr(op, "end")
     if end <= start:
         _fail(f"end ({end}) must be greater than start ({start})")
-    want = ir.RankedTensorType.get([end - start], ir.IntegerType.get_signless(32))
-    if op.results[0].type != want:
-        _fail(f"result must be {want}, got {_fmt(op.results[0].type)}")
+    rt = op.results[0].type
+    tt = _tensor(rt)
+    if tt is None or list(tt.shape) != [end - start] or tt.element_type != ir.IntegerType.get_signless(32):
+        _fail(f"result must be tensor<{end - start}xi32>, got {_fmt(rt)}")
 
 
 _CHECKS = {
@@ -274,6 +312,7 @@ def verify_tile(module_op) -> bool:
     ops = []
 
     def collect(op):
+        op = getattr(op, "operation", op)
         if op.name in _CHECKS:
             ops.append(op)
         return ir.WalkResult.ADVANCE

@@ -168,11 +168,8 @@ class _Lowering:
             buf = memref.AllocaOp(plain, [], []).result
         self._replace(op, buf)
 
-    def _segments(self, op):
-        return list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
-
     def op_load(self, op):
-        seg = self._segments(op)
+        seg = tb.segments(op)
         operands = list(op.operands)
         src = operands[0]
         mask = operands[1] if seg[1] else None
@@ -197,7 +194,7 @@ class _Lowering:
         self._replace(op, new)
 
     def op_store(self, op):
-        seg = self._segments(op)
+        seg = tb.segments(op)
         operands = list(op.operands)
         dst, value = operands[0], operands[1]
         mask = operands[2] if seg[2] else None
@@ -237,7 +234,7 @@ class _Lowering:
     op_cp_wait_group = op_barrier = op_cp_commit_group
 
     def op_mma(self, op):
-        seg = self._segments(op)
+        seg = tb.segments(op)
         operands = list(op.operands)
         a, b = operands[0], operands[1]
         rt = ir.RankedTensorType(op.results[0].type)

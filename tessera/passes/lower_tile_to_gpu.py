@@ -210,11 +210,8 @@ class _Kernel:
             inb = c if inb is None else arith.AndIOp(inb, c).result
         return base, idx, inb
 
-    def _segments(self, op):
-        return list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
-
     def op_load(self, op):
-        seg = self._segments(op)
+        seg = tb.segments(op)
         ops_ = list(op.operands)
         src, mask = ops_[0], (ops_[1] if seg[1] else None)
         other = ops_[1 + seg[1]] if seg[2] else None
@@ -252,7 +249,7 @@ class _Kernel:
         self._replace(op, F.gather(flat, lin, m, passthru, k, et))
 
     def op_store(self, op):
-        seg = self._segments(op)
+        seg = tb.segments(op)
         ops_ = list(op.operands)
         dst, value, mask = ops_[0], ops_[1], (ops_[2] if seg[2] else None)
         if not tb.is_window(dst.type):
@@ -345,7 +342,7 @@ class _Kernel:
         self._replace(op, v)
 
     def op_mma(self, op):
-        seg = self._segments(op)
+        seg = tb.segments(op)
         ops_ = list(op.operands)
         a, b = ops_[0], ops_[1]
         acc = ops_[2] if seg[2] else None

@@ -223,6 +223,12 @@ class Elementwise:
         if op == "floordiv" and fl:
             q = arith.DivFOp(a.v, b.v).result
             return self._wrap(a, mmath.FloorOp(q).result, d, dims)
+        if op == "mod":  # Python's floor modulo, consistent with //: the result has b's sign
+            r = self._wrap(a, (arith.RemFOp if fl else arith.RemSIOp)(a.v, b.v).result, d, dims)
+            zero = 0.0 if fl else 0
+            fix = self.logical("and", self.binop("ne", r, zero, node),
+                               self.binop("ne", self.binop("lt", r, zero, node), self.binop("lt", b, zero, node), node), node)
+            return self.select(fix, self.binop("add", r, b, node), r, node)
         cls = fop if fl else iop
         if cls is None:
             self.error(node, f"operator '{op}' is not defined for {d.name} values")

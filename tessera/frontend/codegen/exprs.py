@@ -209,7 +209,9 @@ class Exprs:
 
     def slice_size(self, e: ast.Slice, lo):
         hi = self.expr(e.upper)
-        if not isinstance(lo, Val) and not isinstance(hi, Val):
+        def static_like(v):
+            return not isinstance(v, Val) or (v.kind == "scalar" and v.dims)
+        if static_like(lo) and static_like(hi):  # ints, constexprs or named dims (specialised)
             return self.static_int(hi, e) - self.static_int(lo, e)
         # `a:a + N` (or `a:N + a`) with a runtime start and a static N
         up = e.upper

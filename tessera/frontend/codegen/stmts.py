@@ -55,6 +55,8 @@ class Stmts:
                 self.stmt(s)
                 return
             self.stmt(s)
+            if self.returned:
+                return
             rest = stmts[k + 1:]
             if rest and self.loops and _exits([s]):
                 flag = self.loops[-1]

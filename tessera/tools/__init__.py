@@ -1,0 +1,1 @@
+"""Command-line tools: tessera-opt (`tessera.tools.opt`)."""
