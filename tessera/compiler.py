@@ -101,6 +101,26 @@ def run_pipeline(module, pipeline: str):
     pm.run(module.operation)
 
 
+def _verify_tile(ctx, module):
+    """The tile verifier's rules on what the frontend built; a violation is our bug, reported at
+    the user's line it came from."""
+    from .ir import verify_tile
+    from .ir.locations import error_at
+    diags = []
+
+    def handler(d):
+        diags.append((d.location, d.message))
+        return True
+    h = ctx.attach_diagnostic_handler(handler)
+    try:
+        ok = verify_tile(module.operation)
+    finally:
+        h.detach()
+    if not ok:
+        loc, msg = diags[0] if diags else (None, "invalid tile IR")
+        raise error_at(loc, f"internal compiler error: the frontend produced invalid tile IR: {msg}")
+
+
 def compile_spec(kernel, spec, target, key) -> CompiledKernel:
     """Compile one specialisation (no cache lookup here)."""
     from mlir import ir
@@ -117,6 +137,7 @@ def compile_spec(kernel, spec, target, key) -> CompiledKernel:
             module.operation.verify()
         except ir.MLIRError as e:  # the frontend built invalid IR: our bug, reported at the user's line
             raise mlir_error_to_tessera(e, info.filename) from (e if knobs.debug() else None)
+        _verify_tile(ctx, module)
         asm["tile"] = module.operation.get_asm(enable_debug_info=True)
         timings["tile"] = time.perf_counter() - t0
         _report(info.name, "tile", timings["tile"])
