@@ -41,3 +41,25 @@ def test_saved_kernel_runs_on_gpu(tmp_path):
     k[(2, 2)](cp.asarray(delta), cp.asarray(w), 2, out)
     ref = gating_function_reference(delta, w, 2)
     np.testing.assert_allclose(cp.asnumpy(out).astype(np.float32), ref, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.skipif(not _have_ptxas(), reason="ptxas not found")
+def test_tessera_aot_smoke_suite(tmp_path):
+    from tessera.tools.cli import main
+    assert main(["aot", "--suite", "smoke", "--out", str(tmp_path), "--target", "sm_80"]) == 0
+    suite = json.loads((tmp_path / "suite.json").read_text())
+    assert suite["cases"] == ["vector_add", "row_softmax", "matmul_bf16_ragged", "gating_function_kernel"]
+    for name in suite["cases"]:
+        case = json.loads((tmp_path / name / "case.json").read_text())
+        assert (tmp_path / name / "inputs.npz").exists() and case["has_expected"]
+        assert json.loads((tmp_path / name / "manifest.json").read_text())["target"] == "sm_80"
+
+
+@pytest.mark.gpu
+def test_runtime_check_smoke_suite_on_gpu(tmp_path):
+    import cupy as cp
+    from tessera.tools.cli import main
+    from tessera.runtime.check import main as check
+    arch = "sm_90a" if int(cp.cuda.Device().compute_capability) >= 90 else "sm_80"
+    assert main(["aot", "--suite", "smoke", "--out", str(tmp_path), "--target", arch]) == 0
+    assert check([str(tmp_path)]) == 0

@@ -1,0 +1,133 @@
+"""`python -m tessera.runtime.check DIR [--bench]`: run AOT artifacts on a GPU (no MLIR needed),
+compare with the NumPy results computed at compile time, and time each kernel against a
+reference measured in the same run (cuBLAS via torch/cupy for GEMM, a device copy for
+memory-bound kernels)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+
+import numpy as np
+
+from .artifact import load
+
+
+def _to_f32(a, dtype):
+    if dtype == "bfloat16":
+        return (a.astype(np.uint32) << 16).view(np.float32)
+    return a.astype(np.float32) if a.dtype.kind == "f" else a
+
+
+def _time(fn, reps=20, warmup=3):
+    import cupy as cp
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        s, e = cp.cuda.Event(), cp.cuda.Event()
+        s.record()
+        fn()
+        e.record()
+        e.synchronize()
+        times.append(cp.cuda.get_elapsed_time(s, e) * 1e-3)
+    return statistics.median(times)
+
+
+def _reference_fn(kind, dev_args, spec):
+    import cupy as cp
+    if kind == "matmul":
+        a, b = dev_args[0], dev_args[1]
+        try:
+            import torch
+            ta = torch.as_tensor(a, device="cuda").view(torch.bfloat16)
+            tb = torch.as_tensor(b, device="cuda").view(torch.bfloat16)
+            return "cuBLAS (torch.matmul bf16)", lambda: torch.matmul(ta, tb)
+        except Exception:  # noqa: BLE001 - no torch: cuBLAS through CuPy in f16
+            a16, b16 = a.view(cp.float16), b.view(cp.float16)
+            return "cuBLAS (cupy.matmul f16)", lambda: cp.matmul(a16, b16)
+    if kind == "copy":
+        src = dev_args[0]
+        dst = cp.empty_like(src)
+        return "device copy", lambda: dst.__setitem__(Ellipsis, src)
+    return None, None
+
+
+def run_case(d, bench):
+    import cupy as cp
+    with open(os.path.join(d, "case.json")) as f:
+        spec = json.load(f)
+    k = load(d)
+    arrays = np.load(os.path.join(d, "inputs.npz"))
+    dev_args = [cp.asarray(arrays[a["array"]]) if "array" in a else a["scalar"] for a in spec["args"]]
+    grid = tuple(spec["grid"])
+    k[grid](*dev_args)
+    cp.cuda.runtime.deviceSynchronize()
+    row = {"kernel": k.name, "case": os.path.basename(d), "correct": None, "max_err": None}
+    if spec["has_expected"]:
+        exp = np.load(os.path.join(d, "expected.npz"))
+        ok, worst = True, 0.0
+        for i, pos in enumerate(spec["outputs"]):
+            dtype = spec["args"][pos]["dtype"]
+            got = _to_f32(cp.asnumpy(dev_args[pos]), dtype)
+            want = _to_f32(exp[f"out{i}"], dtype)
+            err = float(np.max(np.abs(got.astype(np.float64) - want))) if got.size else 0.0
+            worst = max(worst, err)
+            ok &= bool(np.allclose(got, want, rtol=spec["rtol"], atol=spec["atol"]))
+        row.update(correct=ok, max_err=worst)
+    if bench:
+        t = _time(lambda: k[grid](*dev_args))
+        row["seconds"] = t
+        nbytes = sum(a.nbytes for a in dev_args if hasattr(a, "nbytes"))
+        row["GB/s"] = nbytes / t / 1e9
+        name, ref = _reference_fn(spec["bench"], dev_args, spec)
+        if ref is not None:
+            tr = _time(ref)
+            row["reference"] = name
+            row["reference_seconds"] = tr
+            if spec["bench"] == "copy":
+                ref_bw = 2 * dev_args[0].nbytes / tr / 1e9
+                row["reference_GB/s"] = ref_bw
+                row["ratio"] = row["GB/s"] / ref_bw
+            else:
+                row["ratio"] = tr / t
+    return row
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m tessera.runtime.check")
+    ap.add_argument("folder")
+    ap.add_argument("--bench", action="store_true")
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    with open(os.path.join(args.folder, "suite.json")) as f:
+        suite = json.load(f)
+    import cupy as cp
+    dev = cp.cuda.Device()
+    props = cp.cuda.runtime.getDeviceProperties(dev.id)
+    print(f"device: {props['name'].decode()} (sm_{dev.compute_capability}), driver {cp.cuda.runtime.driverGetVersion()}")
+    rows, failed = [], 0
+    for name in suite["cases"]:
+        try:
+            row = run_case(os.path.join(args.folder, name), args.bench)
+        except Exception as e:  # noqa: BLE001 - report every case, keep going
+            row = {"case": name, "correct": False, "error": f"{type(e).__name__}: {e}"}
+        rows.append(row)
+        failed += row.get("correct") is False
+        extra = ""
+        if "seconds" in row:
+            extra = f"  {row['seconds'] * 1e3:9.3f} ms  {row['GB/s']:8.1f} GB/s"
+            if "ratio" in row:
+                extra += f"  vs {row['reference']}: {row['ratio']:.2f}x"
+        print(f"{name:28s} correct={row.get('correct')} max_err={row.get('max_err')}{extra}"
+              + (f"  ERROR {row['error']}" if "error" in row else ""))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
