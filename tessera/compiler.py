@@ -69,6 +69,16 @@ class StageState:
         run_pipeline(self.module, pipeline)
 
 
+def _collect_errors(ctx):
+    errors = []
+
+    def handler(d):
+        if str(d.severity).endswith("ERROR"):
+            errors.append((d.location, d.message))
+        return True
+    return errors, ctx.attach_diagnostic_handler(handler)
+
+
 def _report(name, stage, seconds):
     if "stages" in knobs.log():
         print(f"[tessera] {name}: stage {stage} {seconds * 1e3:.1f} ms", file=sys.stderr)
@@ -96,9 +106,24 @@ def mlir_error_to_tessera(e, default_file=None):
 
 
 def run_pipeline(module, pipeline: str):
+    """Run a pipeline; any error diagnostic (even from a pass that then succeeds) becomes a
+    CompilationError at the location it names."""
+    from mlir import ir
+    from .ir.locations import error_at
     from .passes import build_pass_manager
     pm = build_pass_manager(pipeline)
-    pm.run(module.operation)
+    errors, h = _collect_errors(module.context)
+    try:
+        try:
+            pm.run(module.operation)
+        except ir.MLIRError:
+            if not errors:
+                raise
+    finally:
+        h.detach()
+    if errors:
+        loc, msg = errors[0]
+        raise error_at(loc, f"the compiler rejected this: {msg}")
 
 
 def _verify_tile(ctx, module):

@@ -14,5 +14,8 @@ def load_dialects(ctx: "ir.Context") -> None:
 
 def new_context() -> "ir.Context":
     ctx = ir.Context()
+    # Errors go to diagnostic handlers: with the bindings' default capture, a pass that reports an
+    # error but does not fail trips an assertion ("unhandled captured errors") and aborts Python.
+    ctx.emit_error_diagnostics = True
     load_dialects(ctx)
     return ctx

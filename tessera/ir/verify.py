@@ -15,6 +15,8 @@ import re
 
 from mlir import ir
 
+from . import builders as tb
+
 _WINDOW_RE = re.compile(r"^!tile\.window<array<([^:>]+)(?::([^>]*))?>\s*,\s*(.+)>$")
 _WORKGROUP = "#gpu.address_space<workgroup>"
 _REDUCE_KINDS = ("sum", "max", "min")
@@ -34,11 +36,7 @@ def _opname(op) -> str:
     return getattr(op, "operation", op).name
 
 
-def _fmt(t) -> str:
-    return str(t)
-
-
-def window_info(t):
+def _window_info(t):
     """(shape, element type) of a `!tile.window` type, or None if `t` is not one."""
     s = str(t)
     if not s.startswith("!tile.window<"):
@@ -60,9 +58,9 @@ def _tensor(t):
 def _static_tensor(t, what):
     tt = _tensor(t)
     if tt is None:
-        _fail(f"{what} must be a ranked tensor, got {_fmt(t)}")
+        _fail(f"{what} must be a ranked tensor, got {t}")
     if not tt.has_static_shape:
-        _fail(f"{what} must have a static shape, got {_fmt(t)}")
+        _fail(f"{what} must have a static shape, got {t}")
     return tuple(tt.shape), tt.element_type
 
 
@@ -78,12 +76,6 @@ def _is_elem(t) -> bool:
 def _tile_type(shape, elem):
     """The type a value of this shape has: a ranked tensor, or the bare element for rank 0."""
     return ir.RankedTensorType.get(list(shape), elem) if shape else elem
-
-
-def _shape_of(t):
-    """Shape of a tile (tensor) or () for a scalar."""
-    tt = _tensor(t)
-    return tuple(tt.shape) if tt is not None else ()
 
 
 def _int_attr(op, key):
@@ -109,12 +101,16 @@ def _i64_array(op, key):
     return list(a)
 
 
-def _segments(op, n):
-    if "operandSegmentSizes" in op.attributes:
-        seg = list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
-    else:
-        seg = [1] * n
+def _segments(op):
+    """Operands of tile.load/store/mma by group (src, mask, other / dst, value, mask / a, b, acc);
+    None for an absent optional operand."""
+    try:
+        seg = tb.segments(op)
+    except ValueError as e:
+        _fail(str(e).split(": ", 1)[-1])
     operands, out, i = list(op.operands), [], 0
+    if sum(seg) != len(operands) or any(s not in (0, 1) for s in seg):
+        _fail(f"operand groups {seg} do not match its {len(operands)} operands")
     for s in seg:
         out.append(operands[i] if s else None)
         i += s
@@ -124,11 +120,13 @@ def _segments(op, n):
 def _shared(t, what):
     """Shape and element type of a shared buffer (static memref in the workgroup address space)."""
     if not isinstance(t, ir.MemRefType):
-        _fail(f"{what} must be a !tile.window or a shared memref, got {_fmt(t)}")
+        _fail(f"{what} must be a !tile.window or a shared memref, got {t}")
     if not t.has_static_shape:
-        _fail(f"{what} shared memref must have a static shape, got {_fmt(t)}")
+        _fail(f"{what} shared memref must have a static shape, got {t}")
     if str(t.memory_space) != _WORKGROUP:
-        _fail(f"{what} memref must be in {_WORKGROUP} (a shared buffer), got {_fmt(t)}")
+        _fail(f"{what} memref must be in {_WORKGROUP} (a shared buffer), got {t}")
+    if t.rank == 0 or any(d <= 0 for d in t.shape):
+        _fail(f"{what} shared memref must have rank >= 1 and positive sizes, got {t}")
     return tuple(t.shape), t.element_type
 
 
@@ -141,7 +139,7 @@ def _from_view(value, what):
 
 def _access(value, what):
     """(shape, elem) of a load source / store destination: a window or a shared buffer."""
-    w = window_info(value.type)
+    w = _window_info(value.type)
     if w is not None:
         _from_view(value, what)
         return w
@@ -153,7 +151,7 @@ def _check_mask(mask, shape):
         return
     want = _tile_type(shape, ir.IntegerType.get_signless(1))
     if mask.type != want:
-        _fail(f"mask must be {want} (i1 of the value's shape), got {_fmt(mask.type)}")
+        _fail(f"mask must be {want} (i1 of the value's shape), got {mask.type}")
 
 
 def _axis_op(op):
@@ -178,7 +176,7 @@ def _view(op):
     for d, (s, q) in enumerate(zip(sizes, squeeze)):
         if q and s != 1:
             _fail(f"squeezed dim {d} must have size 1, got {s}")
-    w = window_info(op.results[0].type)
+    w = _window_info(op.results[0].type)
     want = tuple(s for s, q in zip(sizes, squeeze) if not q)
     if w[0] != want:
         _fail(f"result window shape {list(w[0])} does not match the non-squeezed sizes {list(want)}")
@@ -195,23 +193,23 @@ def _view(op):
 
 
 def _load(op):
-    src, mask, other = _segments(op, 3)
+    src, mask, other = _segments(op)
     shape, elem = _access(src, "source")
     want = _tile_type(shape, elem)
     rt = op.results[0].type
     if rt != want:
-        _fail(f"result type {_fmt(rt)} does not match the source: expected {want}")
+        _fail(f"result type {rt} does not match the source: expected {want}")
     _check_mask(mask, shape)
     if other is not None and other.type not in (want, elem):
-        _fail(f"'other' must be {want} or {elem}, got {_fmt(other.type)}")
+        _fail(f"'other' must be {want} or {elem}, got {other.type}")
 
 
 def _store(op):
-    dst, value, mask = _segments(op, 3)
+    dst, value, mask = _segments(op)
     shape, elem = _access(dst, "destination")
     want = _tile_type(shape, elem)
     if value.type != want:
-        _fail(f"stored value {_fmt(value.type)} does not match the destination: expected {want}")
+        _fail(f"stored value {value.type} does not match the destination: expected {want}")
     _check_mask(mask, shape)
 
 
@@ -225,7 +223,7 @@ def _cp_async(op):
     dst, src = op.operands[0].type, op.operands[1]
     dshape, delem = _shared(dst, "destination")
     _from_view(src, "source")
-    wshape, welem = window_info(src.type)
+    wshape, welem = _window_info(src.type)
     if dshape != wshape:
         _fail(f"destination shape {list(dshape)} does not match the source window shape {list(wshape)}")
     if delem != welem:
@@ -239,10 +237,10 @@ def _cp_wait_group(op):
 
 
 def _mma(op):
-    a, b, acc = _segments(op, 3)
+    a, b, acc = _segments(op)
     (ash, ae), (bsh, be) = _static_tensor(a.type, "a"), _static_tensor(b.type, "b")
     if len(ash) != 2 or len(bsh) != 2:
-        _fail(f"a and b must be 2-d tiles, got {_fmt(a.type)} and {_fmt(b.type)}")
+        _fail(f"a and b must be 2-d tiles, got {a.type} and {b.type}")
     if ash[1] != bsh[0]:
         _fail(f"inner dims differ: a is {ash[0]}x{ash[1]}, b is {bsh[0]}x{bsh[1]}")
     if ae != be:
@@ -252,9 +250,9 @@ def _mma(op):
     rt = op.results[0].type
     want = ir.RankedTensorType.get([ash[0], bsh[1]], ir.F32Type.get())
     if rt != want:
-        _fail(f"result must be {want}, got {_fmt(rt)}")
+        _fail(f"result must be {want}, got {rt}")
     if acc is not None and acc.type != want:
-        _fail(f"accumulator must be {want} (the result type), got {_fmt(acc.type)}")
+        _fail(f"accumulator must be {want} (the result type), got {acc.type}")
 
 
 def _reduce(op):
@@ -269,7 +267,7 @@ def _reduce(op):
         _fail(f"axis {axis} is out of range for an operand of rank {len(shape)}")
     want = _tile_type(shape[:axis] + shape[axis + 1:], elem)
     if op.results[0].type != want:
-        _fail(f"result must be {want}, got {_fmt(op.results[0].type)}")
+        _fail(f"result must be {want}, got {op.results[0].type}")
 
 
 def _broadcast(op):
@@ -279,7 +277,7 @@ def _broadcast(op):
     elif _is_scalar(xt):
         xs, xe = (), xt
     else:
-        _fail(f"operand must be a tile or a scalar, got {_fmt(xt)}")
+        _fail(f"operand must be a tile or a scalar, got {xt}")
     rs, re_ = _static_tensor(op.results[0].type, "result")
     if xe != re_:
         _fail(f"element types differ: operand {xe}, result {re_}")
@@ -295,7 +293,7 @@ def _arange(op):
     rt = op.results[0].type
     tt = _tensor(rt)
     if tt is None or list(tt.shape) != [end - start] or tt.element_type != ir.IntegerType.get_signless(32):
-        _fail(f"result must be tensor<{end - start}xi32>, got {_fmt(rt)}")
+        _fail(f"result must be tensor<{end - start}xi32>, got {rt}")
 
 
 _CHECKS = {

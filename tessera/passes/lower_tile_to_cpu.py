@@ -19,6 +19,7 @@ from mlir import ir
 from mlir.dialects import arith, func, linalg, memref, scf, tensor
 
 from ..ir import builders as tb
+from ..ir.locations import error_at
 
 name = "tessera-lower-tile-to-cpu"
 
@@ -149,6 +150,8 @@ class _Lowering:
             with ir.InsertionPoint(op), op.location:
                 getattr(self, "op_" + op.name[5:])(op)
         for v in reversed(views):
+            if list(v.results[0].uses):
+                raise error_at(v.location, "a window (tile.view) may only be used by tile.load/store/cp_async")
             v.erase()
 
     def _replace(self, op, new):
@@ -336,7 +339,13 @@ def run(module_op):
         if op.operation.name == "func.func" and "tessera.kernel" in op.attributes:
             kernels.append(op)
     for f in kernels:
+        if not f.regions[0].blocks:
+            continue  # a declaration: nothing to lower
+        ft = ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value)
+        if len(ft.results):
+            raise error_at(f.location, "kernels return nothing: store results into an output tensor")
         with f.location:
             _Lowering(f.operation).run()
             f.attributes["sym_visibility"] = ir.StringAttr.get("private")
+            del f.attributes["tessera.kernel"]  # lowered: running the pass again leaves it alone
             _add_grid_wrapper(module, f.operation)

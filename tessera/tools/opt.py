@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import traceback
 
 from .. import knobs
 from ..errors import LocatedError, TesseraError
@@ -124,7 +125,7 @@ class _Chunk:
                     self.add("note", _file_loc(n.location), n.message)
         except Exception:  # noqa: BLE001 - never let a handler error escape into MLIR
             if knobs.debug():
-                raise
+                traceback.print_exc()
         return True
 
     def add(self, sev, loc, msg):
@@ -184,7 +185,8 @@ class _Chunk:
         def after(label, op):
             done.append(label)
             if self.opts.print_ir_after_all:
-                self.flush()
+                if self.live:
+                    self.flush()
                 print(f"// -----// IR Dump After {label} //----- //", file=sys.stderr)
                 print(self.asm(getattr(op, "operation", op)), file=sys.stderr, flush=True)
 
@@ -277,10 +279,10 @@ def _list_passes():
     print("Tessera passes:")
     for name, mod in PASSES.items():
         doc = (mod.__doc__ or "").strip().splitlines()
-        summary = doc[0] if doc else ""
-        if summary.startswith(name + ":"):
-            summary = summary[len(name) + 1:].strip()
-        print(f"  {name:<34} {summary}")
+        head, summary = name, doc[0] if doc else ""
+        if summary.startswith(name) and ": " in summary:  # "name: ..." or "name{options}: ..."
+            head, summary = (x.strip() for x in summary.split(": ", 1))
+        print(f"  {head:<34} {summary}")
     print("Upstream MLIR passes (canonicalize, cse, convert-scf-to-cf, ...) are also accepted and mix "
           "freely with tessera passes in one pipeline.")
 
@@ -294,6 +296,9 @@ def _read(path):
 
 def _run(argv):
     opts = _arg_parser().parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):  # never die on a character the terminal cannot show
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     if opts.list_passes:
         _list_passes()
         return 0

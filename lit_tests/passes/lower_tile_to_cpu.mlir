@@ -1,0 +1,147 @@
+// tessera-lower-tile-to-cpu: tile ops -> tensor/linalg/scf/memref, program ids as extra arguments,
+// and an @<name>_grid wrapper (C interface) that runs every program of the grid.
+// RUN: tessera-opt %s --split-input-file -p tessera-lower-tile-to-cpu | FileCheck %s
+// RUN: tessera-opt %s --split-input-file -p tessera-lower-tile-to-cpu | FileCheck %s --check-prefix=GONE
+
+// No tile op or window type survives the pass.
+// GONE-NOT: "tile.
+// GONE-NOT: !tile.window
+
+!g = memref<?x?xf32, strided<[?, ?], offset: ?>>
+!w = !tile.window<array<i64: 16, 16>, f32>
+!s = memref<16x16xf32, #gpu.address_space<workgroup>>
+
+// The kernel gets six index arguments (program id x/y/z, number of programs x/y/z) and turns private.
+// CHECK-LABEL: func.func private @gemm_row(
+// CHECK-SAME: %[[A:[^:]*]]: memref<?x?xf32, strided<[?, ?], offset: ?>>, %[[B:[^:]*]]: memref<?x?xf32, strided<[?, ?], offset: ?>>,
+// CHECK-SAME: %[[C:[^:]*]]: memref<?x?xf32, strided<[?, ?], offset: ?>>, %[[ALPHA:[^:]*]]: f32,
+// CHECK-SAME: %[[PX:[^:]*]]: index, %[[PY:[^:]*]]: index, %[[PZ:[^:]*]]: index, %[[NX:[^:]*]]: index, %[[NY:[^:]*]]: index, %[[NZ:[^:]*]]: index)
+// CHECK-NOT: tessera.kernel
+// Shared buffers become allocas at function entry.
+// CHECK-NEXT: %[[BUF:.*]] = memref.alloca() : memref<16x16xf32>
+// CHECK: %[[ROW:.*]] = arith.muli %[[PX]], %{{.*}} : index
+// A bounds-checked load: tensor.generate, in-bounds test, scf.if with a zero fallback.
+// CHECK: %[[DIM0:.*]] = memref.dim %[[A]], %{{.*}}
+// CHECK: %[[TA:.*]] = tensor.generate
+// CHECK-NEXT: ^bb0(%[[I:.*]]: index, %[[J:.*]]: index):
+// CHECK-NEXT: %[[GI:.*]] = arith.addi %[[ROW]], %[[I]] : index
+// CHECK-NEXT: arith.cmpi ult, %[[GI]], %[[DIM0]] : index
+// CHECK: %[[INB:.*]] = arith.andi
+// CHECK-NEXT: %[[EL:.*]] = scf.if %[[INB]] -> (f32) {
+// CHECK-NEXT: memref.load %[[A]][%[[GI]], %{{.*}}]
+// CHECK: } else {
+// CHECK-NEXT: arith.constant 0.000000e+00 : f32
+// CHECK: tensor.yield %[[EL]] : f32
+// CHECK-NEXT: } : tensor<16x16xf32>
+// The async copy: a loop nest over the buffer, zero-filling out-of-bounds lanes; num_programs(1)
+// is the fifth extra argument.
+// CHECK: scf.for %[[CI:.*]] = %{{.*}} to %{{.*}} step
+// CHECK: scf.for %[[CJ:.*]] = %{{.*}} to %{{.*}} step
+// CHECK: arith.addi %[[NY]], %[[CJ]] : index
+// CHECK: scf.if %{{.*}} -> (f32)
+// CHECK: memref.load %[[B]]
+// CHECK: memref.store %{{.*}}, %[[BUF]][%[[CI]], %[[CJ]]] : memref<16x16xf32>
+// Commit/wait/barrier vanish; reading the buffer as a tile is a tensor.generate of loads.
+// CHECK: %[[TB:.*]] = tensor.generate
+// CHECK: memref.load %[[BUF]]
+// tile.mma: linalg.matmul into a zero-filled f32 accumulator.
+// CHECK: %[[ZERO:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<16x16xf32>)
+// CHECK-NEXT: %[[MM:.*]] = linalg.matmul ins(%[[TA]], %[[TB]] : tensor<16x16xf32>, tensor<16x16xf32>) outs(%[[ZERO]] : tensor<16x16xf32>)
+// tile.reduce max: linalg.reduce from -inf.
+// CHECK: arith.constant 0xFF800000 : f32
+// CHECK: %[[RED:.*]] = linalg.reduce ins(%[[MM]] : tensor<16x16xf32>) outs(%{{.*}} : tensor<16xf32>) dimensions = [1]
+// CHECK: arith.maximumf
+// CHECK: linalg.yield
+// tile.broadcast of a row: tensor.generate extracting along the trailing dim; of a scalar: tensor.splat.
+// CHECK: tensor.generate
+// CHECK-NEXT: ^bb0(%{{.*}}: index, %[[BJ:.*]]: index):
+// CHECK-NEXT: tensor.extract %[[RED]][%[[BJ]]] : tensor<16xf32>
+// CHECK: tensor.splat %[[ALPHA]] : tensor<16x16xf32>
+// tile.arange: tensor.generate of index_casts.
+// CHECK: tensor.generate
+// CHECK-NEXT: ^bb0(%[[K:.*]]: index):
+// CHECK-NEXT: arith.index_cast %[[K]] : index to i32
+// The masked store: a loop nest with an scf.if on bounds and mask.
+// CHECK: scf.for
+// CHECK: scf.for
+// CHECK: tensor.extract %{{.*}} : tensor<16x16xi1>
+// CHECK: %[[OK:.*]] = arith.andi
+// CHECK-NEXT: scf.if %[[OK]] {
+// CHECK-NEXT: %[[V:.*]] = tensor.extract
+// CHECK-NEXT: memref.store %[[V]], %[[C]]
+// CHECK: return
+// The grid wrapper loops z, y, x and calls the kernel with each program id.
+// CHECK-LABEL: func.func @gemm_row_grid(
+// CHECK-SAME: f32, %[[GX:[^:]*]]: index, %[[GY:[^:]*]]: index, %[[GZ:[^:]*]]: index) attributes {llvm.emit_c_interface}
+// CHECK: scf.for %[[Z:.*]] = %{{.*}} to %[[GZ]] step
+// CHECK: scf.for %[[Y:.*]] = %{{.*}} to %[[GY]] step
+// CHECK: scf.for %[[X:.*]] = %{{.*}} to %[[GX]] step
+// CHECK-NEXT: func.call @gemm_row(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[X]], %[[Y]], %[[Z]], %[[GX]], %[[GY]], %[[GZ]])
+func.func @gemm_row(%a: !g, %b: !g, %c: !g, %alpha: f32) attributes {tessera.kernel} {
+  %pid = "tile.program_id"() {axis = 0 : i32} : () -> index
+  %np = "tile.num_programs"() {axis = 1 : i32} : () -> index
+  %c0 = arith.constant 0 : index
+  %c16 = arith.constant 16 : index
+  %row = arith.muli %pid, %c16 : index
+  %buf = "tile.alloc_shared"() {swizzle = "none"} : () -> !s
+  %wa = "tile.view"(%a, %row, %c0) {sizes = array<i64: 16, 16>, squeeze = array<i64: 0, 0>} : (!g, index, index) -> !w
+  %ta = "tile.load"(%wa) {operandSegmentSizes = array<i32: 1, 0, 0>} : (!w) -> tensor<16x16xf32>
+  %wb = "tile.view"(%b, %c0, %np) {sizes = array<i64: 16, 16>, squeeze = array<i64: 0, 0>} : (!g, index, index) -> !w
+  "tile.cp_async"(%buf, %wb) {bypass_l1 = false} : (!s, !w) -> ()
+  "tile.cp_commit_group"() : () -> ()
+  "tile.cp_wait_group"() {pending = 0 : i32} : () -> ()
+  "tile.barrier"() : () -> ()
+  %tb = "tile.load"(%buf) {operandSegmentSizes = array<i32: 1, 0, 0>} : (!s) -> tensor<16x16xf32>
+  %acc = "tile.mma"(%ta, %tb) {operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<16x16xf32>, tensor<16x16xf32>) -> tensor<16x16xf32>
+  %rs = "tile.reduce"(%acc) {kind = "max", axis = 1 : i64} : (tensor<16x16xf32>) -> tensor<16xf32>
+  %bc = "tile.broadcast"(%rs) : (tensor<16xf32>) -> tensor<16x16xf32>
+  %sc = "tile.broadcast"(%alpha) : (f32) -> tensor<16x16xf32>
+  %d = arith.subf %acc, %bc : tensor<16x16xf32>
+  %e = arith.mulf %d, %sc : tensor<16x16xf32>
+  %idx = "tile.arange"() {start = 0 : i64, end = 16 : i64} : () -> tensor<16xi32>
+  %lim = arith.constant dense<8> : tensor<16xi32>
+  %m1 = arith.cmpi slt, %idx, %lim : tensor<16xi32>
+  %m = "tile.broadcast"(%m1) : (tensor<16xi1>) -> tensor<16x16xi1>
+  %wc = "tile.view"(%c, %row, %c0) {sizes = array<i64: 16, 16>, squeeze = array<i64: 0, 0>} : (!g, index, index) -> !w
+  "tile.store"(%wc, %e, %m) {operandSegmentSizes = array<i32: 1, 1, 1>} : (!w, tensor<16x16xf32>, tensor<16x16xi1>) -> ()
+  return
+}
+
+// -----
+// Rank-0 windows: a scalar masked load with `other` is an scf.if (no tensor.generate) and a scalar
+// store; program_id(2) is the third extra argument.
+!g = memref<?xf32, strided<[?], offset: ?>>
+!e = !tile.window<array<i64>, f32>
+
+// CHECK-LABEL: func.func private @scalar_copy(
+// CHECK-SAME: %[[X:[^:]*]]: memref<?xf32, strided<[?], offset: ?>>, %[[Y:[^:]*]]: memref<?xf32, strided<[?], offset: ?>>, %[[N:[^:]*]]: index,
+// CHECK-SAME: %{{[^:]*}}: index, %{{[^:]*}}: index, %[[PZ:[^:]*]]: index,
+// CHECK-NOT: tensor.generate
+// CHECK: %[[OTHER:.*]] = arith.constant -1.000000e+00 : f32
+// CHECK: %[[P:.*]] = arith.cmpi ult, %[[PZ]], %[[N]] : index
+// CHECK: %[[INB:.*]] = arith.andi %{{.*}}, %[[P]] : i1
+// CHECK-NEXT: %[[V:.*]] = scf.if %[[INB]] -> (f32) {
+// CHECK-NEXT: %[[L:.*]] = memref.load %[[X]][%[[PZ]]]
+// CHECK-NEXT: scf.yield %[[L]] : f32
+// CHECK-NEXT: } else {
+// CHECK-NEXT: scf.yield %[[OTHER]] : f32
+// CHECK: scf.if %{{.*}} {
+// CHECK-NEXT: memref.store %[[V]], %[[Y]][%[[PZ]]]
+// Functions without tessera.kernel are left alone (the wrapper is appended after them).
+// CHECK-LABEL: func.func @helper(%{{.*}}: f32) -> f32
+// CHECK-NEXT: return
+// CHECK-LABEL: func.func @scalar_copy_grid(
+// CHECK: func.call @scalar_copy(
+func.func @scalar_copy(%x: !g, %y: !g, %n: index) attributes {tessera.kernel} {
+  %pid = "tile.program_id"() {axis = 2 : i32} : () -> index
+  %ex = "tile.view"(%x, %pid) {sizes = array<i64: 1>, squeeze = array<i64: 1>} : (!g, index) -> !e
+  %other = arith.constant -1.0 : f32
+  %p = arith.cmpi ult, %pid, %n : index
+  %v = "tile.load"(%ex, %p, %other) {operandSegmentSizes = array<i32: 1, 1, 1>} : (!e, i1, f32) -> f32
+  %ey = "tile.view"(%y, %pid) {sizes = array<i64: 1>, squeeze = array<i64: 1>} : (!g, index) -> !e
+  "tile.store"(%ey, %v) {operandSegmentSizes = array<i32: 1, 1, 0>} : (!e, f32) -> ()
+  return
+}
+func.func @helper(%a: f32) -> f32 {
+  return %a : f32
+}
