@@ -151,3 +151,12 @@ def segments(op):
     """Operand group sizes of tile.load (src, mask, other), tile.store (dst, value, mask) and
     tile.mma (a, b, acc)."""
     return operand_groups(op, *_GROUPS[op.name])
+
+
+def operands(op):
+    """Operands of tile.load (src, mask, other), tile.store (dst, value, mask) or tile.mma
+    (a, b, acc), with None for an absent optional operand."""
+    out, it = [], iter(op.operands)
+    for n in segments(op):
+        out.append(next(it) if n else None)
+    return tuple(out)

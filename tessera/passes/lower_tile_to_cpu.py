@@ -172,11 +172,7 @@ class _Lowering:
         self._replace(op, buf)
 
     def op_load(self, op):
-        seg = tb.segments(op)
-        operands = list(op.operands)
-        src = operands[0]
-        mask = operands[1] if seg[1] else None
-        other = operands[1 + seg[1]] if seg[2] else None
+        src, mask, other = tb.operands(op)
         rt = op.results[0].type
         if tb.is_window(src.type):
             vi = _ViewInfo(src)
@@ -197,10 +193,7 @@ class _Lowering:
         self._replace(op, new)
 
     def op_store(self, op):
-        seg = tb.segments(op)
-        operands = list(op.operands)
-        dst, value = operands[0], operands[1]
-        mask = operands[2] if seg[2] else None
+        dst, value, mask = tb.operands(op)
         if tb.is_window(dst.type):
             vi = _ViewInfo(dst)
             dims = vi.dims()
@@ -237,13 +230,9 @@ class _Lowering:
     op_cp_wait_group = op_barrier = op_cp_commit_group
 
     def op_mma(self, op):
-        seg = tb.segments(op)
-        operands = list(op.operands)
-        a, b = operands[0], operands[1]
+        a, b, init = tb.operands(op)
         rt = ir.RankedTensorType(op.results[0].type)
-        if seg[2]:
-            init = operands[2]
-        else:
+        if init is None:
             empty = tensor.EmptyOp(list(rt.shape), rt.element_type).result
             init = linalg.fill(_zero(rt.element_type), outs=[empty])
         self._replace(op, linalg.matmul(a, b, outs=[init]))

@@ -211,10 +211,7 @@ class _Kernel:
         return base, idx, inb
 
     def op_load(self, op):
-        seg = tb.segments(op)
-        ops_ = list(op.operands)
-        src, mask = ops_[0], (ops_[1] if seg[1] else None)
-        other = ops_[1 + seg[1]] if seg[2] else None
+        src, mask, other = tb.operands(op)
         rt = op.results[0].type
         if not tb.is_window(src.type):  # a shared buffer read as a tile
             gpu.BarrierOp()
@@ -249,9 +246,7 @@ class _Kernel:
         self._replace(op, F.gather(flat, lin, m, passthru, k, et))
 
     def op_store(self, op):
-        seg = tb.segments(op)
-        ops_ = list(op.operands)
-        dst, value, mask = ops_[0], ops_[1], (ops_[2] if seg[2] else None)
+        dst, value, mask = tb.operands(op)
         if not tb.is_window(dst.type):
             shape = [F.numel(list(ir.MemRefType(dst.type).shape))]
             k = F.frag_len(shape, self.T)
@@ -342,10 +337,7 @@ class _Kernel:
         self._replace(op, v)
 
     def op_mma(self, op):
-        seg = tb.segments(op)
-        ops_ = list(op.operands)
-        a, b = ops_[0], ops_[1]
-        acc = ops_[2] if seg[2] else None
+        a, b, acc = tb.operands(op)
         ta, tb_ = [ir.RankedTensorType(t) for t in _operand_types(op)[:2]]
         (m, kk), (_, n) = list(ta.shape), list(tb_.shape)
         ae, be = ta.element_type, tb_.element_type
