@@ -18,7 +18,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, gpu, memref, scf, vector, func
 
-from ..backends.nvidia import fragments as F
+from ..backends.nvidia import fragments as F, mma_sync
 from ..ir import builders as tb
 from ..ir.locations import error_at
 
@@ -44,8 +44,8 @@ def _is_tensor(t):
 
 
 class _Kernel:
-    def __init__(self, f, gmod, threads):
-        self.f, self.gmod, self.T = f, gmod, threads
+    def __init__(self, f, gmod, threads, arch="sm_80"):
+        self.f, self.gmod, self.T, self.arch = f, gmod, threads, arch
         self.smem_top = 0
         self.scratch_need = 0
         self.allocs = []
@@ -342,6 +342,9 @@ class _Kernel:
         (m, kk), (_, n) = list(ta.shape), list(tb_.shape)
         ae, be = ta.element_type, tb_.element_type
         f32 = ir.F32Type.get()
+        if mma_sync.applies(ae, be, m, n, kk):
+            self._replace(op, mma_sync.lower(self, a, b, acc, m, n, kk, ae))
+            return
         abuf = self._to_scratch_pair(a, [m, kk], ae, b, [kk, n], be)
         sa, sb = abuf
         k = F.frag_len([m, n], self.T)
@@ -502,7 +505,7 @@ def run(module_op, arch="sm_90a", num_warps=None):
     for f in kernels:
         warps = int(num_warps) if num_warps is not None else (
             ir.IntegerAttr(f.attributes["tessera.num_warps"]).value if "tessera.num_warps" in f.attributes else 4)
-        kern = _Kernel(f.operation, gmod.operation, warps * 32)
+        kern = _Kernel(f.operation, gmod.operation, warps * 32, arch)
         kern.build()
         _record_operand_types(kern)
         kern.run()

@@ -1,0 +1,123 @@
+"""Tensor-core `tile.mma` for sm_80 (also valid on sm_90a): operands staged in shared memory,
+`ldmatrix` (x4 for A, x2 transposed for B), `mma.sync.m16n8k16` with f32 accumulation, then the
+m16n8 accumulators go back through shared memory into the thread-cyclic fragment layout.
+
+Warps take the (M/16)·(N/8) output tiles round-robin. f16 uses `nvgpu.mma.sync`; bf16 uses
+`nvvm.mma.sync` with operands packed as i32 (the probe's pitfall 6: nvgpu rejects bf16).
+"""
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm, scf, vector
+
+from . import fragments as F
+
+
+def applies(ae, be, m, n, k) -> bool:
+    return str(ae) == str(be) and str(ae) in ("f16", "bf16") and m % 16 == 0 and n % 8 == 0 and k % 16 == 0
+
+
+def _view2d(kern, byte_off, rows, cols, elem):
+    space = ir.Attribute.parse("#gpu.address_space<workgroup>")
+    t = ir.MemRefType.get([rows, cols], elem, memory_space=space)
+    v = memref.ViewOp(t, kern.smem, F.cidx(0), []).result
+    v.owner.attributes["tessera.scratch_offset"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), byte_off)
+    kern.scratch_views.append(v.owner)
+    return v
+
+
+def _bf16_mma(fa, fb, acc):
+    i32 = ir.IntegerType.get_signless(32)
+    bf16 = ir.BF16Type.get()
+
+    def pack(frag, n):
+        regs = []
+        for r in range(n):
+            pair = vector.ExtractOp(frag, [], [r]).result
+            as_i32 = vector.BitCastOp(ir.VectorType.get([1], i32), pair).result
+            regs.append(vector.ExtractOp(as_i32, [], [0]).result)
+        return regs
+    del bf16
+    a, b = pack(fa, 4), pack(fb, 2)
+    c = [vector.ExtractOp(acc, [], [r, q]).result for r in range(2) for q in range(2)]
+    f32 = ir.F32Type.get()
+    st = ir.Type.parse("!llvm.struct<(f32, f32, f32, f32)>")
+    res = nvvm.MmaOp(st, ir.Attribute.parse("#nvvm.shape<m = 16, n = 8, k = 16>"),
+                     ir.Attribute.parse("#nvvm.mma_layout<row>"), ir.Attribute.parse("#nvvm.mma_layout<col>"),
+                     a, b, c, multiplicandAPtxType=ir.Attribute.parse("#nvvm.mma_type<bf16>"),
+                     multiplicandBPtxType=ir.Attribute.parse("#nvvm.mma_type<bf16>")).result
+    d = [llvm.ExtractValueOp(f32, res, [r]).result for r in range(4)]
+    return vector.FromElementsOp(ir.VectorType.get([2, 2], f32), d).result
+
+
+def lower(kern, a, b, acc, m, n, k, elem):
+    """C = A @ B (+ acc) for fragments a (m×k), b (k×n); returns the f32 m×n fragment."""
+    from ...passes.lower_tile_to_gpu import _align, _bytes
+    f32 = ir.F32Type.get()
+    esz = _bytes(elem)
+    off_b = _align(m * k * esz)
+    off_c = _align(off_b + k * n * esz)
+    kern.scratch_need = max(kern.scratch_need, off_c + m * n * 4)
+    sa_flat = _view1d(kern, 0, m * k, elem)
+    sb_flat = _view1d(kern, off_b, k * n, elem)
+    sc_flat = _view1d(kern, off_c, m * n, f32)
+    sa, sb, sc = _view2d(kern, 0, m, k, elem), _view2d(kern, off_b, k, n, elem), _view2d(kern, off_c, m, n, f32)
+    T, lay = kern.T, kern.layout
+    gpu.BarrierOp()
+    ka, kb = F.frag_len([m, k], T), F.frag_len([k, n], T)
+    F.scatter(sa_flat, lay.lanes(ka), lay.valid([m, k]), a, ka)
+    F.scatter(sb_flat, lay.lanes(kb), lay.valid([k, n]), b, kb)
+    gpu.BarrierOp()
+
+    c32 = F.cidx(32)
+    lane = arith.RemUIOp(kern.tid, c32).result
+    warp = arith.DivUIOp(kern.tid, c32).result
+    c16, c8, c4, c2 = F.cidx(16), F.cidx(8), F.cidx(4), F.cidx(2)
+    lr = arith.RemUIOp(lane, c16).result                      # ldmatrix row provider
+    lc = arith.MulIOp(arith.DivUIOp(lane, c16).result, c8).result  # 0 or 8: A's k half
+    er = arith.DivUIOp(lane, c4).result                       # accumulator row (and +8)
+    ec = arith.MulIOp(arith.RemUIOp(lane, c4).result, c2).result   # accumulator column pair
+    n_tiles_n = n // 8
+    tiles = scf.ForOp(warp, F.cidx((m // 16) * n_tiles_n), F.cidx(T // 32))
+    with ir.InsertionPoint(tiles.body):
+        t = tiles.induction_variable
+        mt = arith.MulIOp(arith.DivUIOp(t, F.cidx(n_tiles_n)).result, c16).result
+        nt = arith.MulIOp(arith.RemUIOp(t, F.cidx(n_tiles_n)).result, c8).result
+        zero = F.vsplat_const(0.0, f32, 1)
+        acc0 = vector.BroadcastOp(ir.VectorType.get([2, 2], f32), arith.ConstantOp(f32, 0.0).result).result
+        del zero
+        kl = scf.ForOp(F.cidx(0), F.cidx(k), c16, [acc0])
+        with ir.InsertionPoint(kl.body):
+            k0 = kl.induction_variable
+            fa = nvgpu.LdMatrixOp(ir.VectorType.get([4, 2], elem), sa,
+                                  [arith.AddIOp(mt, lr).result, arith.AddIOp(k0, lc).result], False, 4).result
+            fb = nvgpu.LdMatrixOp(ir.VectorType.get([2, 2], elem), sb,
+                                  [arith.AddIOp(k0, lr).result, nt], True, 2).result
+            cur = kl.inner_iter_args[0]
+            if str(elem) == "f16":
+                d = nvgpu.MmaSyncOp(ir.VectorType.get([2, 2], f32), fa, fb, cur,
+                                    ir.ArrayAttr.get([ir.IntegerAttr.get(ir.IntegerType.get_signless(64), x) for x in (16, 8, 16)])).result
+            else:
+                d = _bf16_mma(fa, fb, cur)
+            scf.YieldOp([d])
+        res = kl.results[0]
+        for h in range(2):
+            row = arith.AddIOp(arith.AddIOp(mt, er).result, F.cidx(8 * h)).result
+            col = arith.AddIOp(nt, ec).result
+            vector.StoreOp(vector.ExtractOp(res, [], [h]).result, sc, [row, col])
+        scf.YieldOp([])
+    gpu.BarrierOp()
+    kc = F.frag_len([m, n], T)
+    out = F.gather(sc_flat, lay.lanes(kc), lay.valid([m, n]), F.vsplat_const(0.0, f32, kc), kc, f32)
+    gpu.BarrierOp()
+    if acc is not None:
+        out = arith.AddFOp(out, acc).result
+    return out
+
+
+def _view1d(kern, byte_off, n, elem):
+    space = ir.Attribute.parse("#gpu.address_space<workgroup>")
+    v = memref.ViewOp(ir.MemRefType.get([n], elem, memory_space=space), kern.smem, F.cidx(0), []).result
+    v.owner.attributes["tessera.scratch_offset"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), byte_off)
+    kern.scratch_views.append(v.owner)
+    return v
