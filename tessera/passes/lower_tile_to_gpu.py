@@ -16,9 +16,9 @@ each shared buffer) on the gpu.func for the resource check; the original func.fu
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, gpu, memref, scf, vector, func
+from mlir.dialects import arith, gpu, memref, nvvm, scf, vector
 
-from ..backends.nvidia import fragments as F, mma_sync
+from ..backends.nvidia import cp_async, fragments as F, mma_sync
 from ..ir import builders as tb
 from ..ir.locations import error_at
 
@@ -276,6 +276,11 @@ class _Kernel:
     def op_cp_async(self, op):
         dst, src = list(op.operands)
         shape, et = tb.window_shape_elem(src.type)
+        if cp_async.applies(list(shape), _bytes(et)):
+            bypass = bool(ir.BoolAttr(op.attributes["bypass_l1"]).value) if "bypass_l1" in op.attributes else False
+            cp_async.lower(self, dst, src.owner, list(shape), et, _bytes(et), bypass)
+            op.erase()
+            return
         shape = list(shape) or [1]
         k = F.frag_len(shape, self.T)
         flat, lin, m = self._window(src, list(tb.window_shape_elem(src.type)[0]))
@@ -284,9 +289,11 @@ class _Kernel:
         op.erase()
 
     def op_cp_commit_group(self, op):
+        nvvm.CpAsyncCommitGroupOp()
         op.erase()
 
     def op_cp_wait_group(self, op):
+        nvvm.CpAsyncWaitGroupOp(ir.IntegerAttr(op.attributes["pending"]).value)
         op.erase()
 
     def op_barrier(self, op):

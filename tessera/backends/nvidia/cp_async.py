@@ -1,0 +1,90 @@
+"""`tile.cp_async` as real `cp.async` on sm_80/sm_90a.
+
+The shared buffer is cut into 16-byte chunks along its last dim (which must hold a whole number of
+chunks); thread t issues chunks t, t+T, ... For each chunk, if the global source is unit-stride in
+its last dim and the chunk's address is 16-byte aligned, one `cp.async.cg` (bypass_l1) / `.ca`
+copies it, with the source size clamped to the in-bounds elements so the hardware zero-fills the
+rest; otherwise that chunk is copied element by element (synchronously) with the same bounds.
+Commit and wait map to `cp.async.commit_group` / `cp.async.wait_group N`.
+"""
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import arith, memref, nvgpu, scf, vector
+
+from . import fragments as F
+
+
+def chunk_elems(elem_bytes: int) -> int:
+    return 16 // elem_bytes
+
+
+def applies(shape, elem_bytes) -> bool:
+    return bool(shape) and elem_bytes in (1, 2, 4, 8) and shape[-1] % chunk_elems(elem_bytes) == 0
+
+
+def lower(kern, dst, src_window_op, shape, et, esz, bypass_l1):
+    c = chunk_elems(esz)
+    cshape = list(shape[:-1]) + [shape[-1] // c]
+    T = kern.T
+    nchunks = F.numel(cshape)
+    kc = F.frag_len(cshape, T)
+    base = src_window_op.operands[0]
+    offsets = list(src_window_op.operands)[1:]
+    squeeze = [bool(x) for x in ir.DenseI64ArrayAttr(src_window_op.attributes["squeeze"])]
+    flat, off0, sizes, strides = F.flat_global(base)
+    ptr = memref.ExtractAlignedPointerAsIndexOp(base).result
+    unit = arith.CmpIOp(arith.CmpIPredicate.eq, strides[-1], F.cidx(1)).result
+    idx = kern.layout.unravel(cshape)                    # chunk coordinates, vectors of kc
+    lanes = kern.layout.lanes(kc)
+    free = [d for d, q in enumerate(squeeze) if not q]
+    for j in range(kc):
+        q = vector.ExtractOp(lanes, [], [j]).result
+        exists = arith.CmpIOp(arith.CmpIPredicate.ult, q, F.cidx(nchunks)).result
+        ifop = scf.IfOp(exists, [], has_else=False)
+        with ir.InsertionPoint(ifop.then_block):
+            coords = [vector.ExtractOp(v, [], [j]).result for v in idx]
+            coords[-1] = arith.MulIOp(coords[-1], F.cidx(c)).result       # element column of the chunk
+            lin, inb, last_idx = off0, None, None
+            lane_of = dict(zip(free, coords))
+            for d, o in enumerate(offsets):
+                g = arith.AddIOp(o, lane_of[d]).result if d in lane_of else o
+                if d == len(offsets) - 1:
+                    last_idx = g
+                else:
+                    ok = arith.CmpIOp(arith.CmpIPredicate.ult, g, sizes[d]).result
+                    inb = ok if inb is None else arith.AndIOp(inb, ok).result
+                lin = arith.AddIOp(lin, arith.MulIOp(g, strides[d]).result).result
+            # in-bounds elements of this chunk along the last dim: clamp(dim - idx, 0, c)
+            left = arith.SubIOp(sizes[-1], arith.MinUIOp(last_idx, sizes[-1]).result).result
+            count = arith.MinUIOp(left, F.cidx(c)).result
+            if inb is not None:
+                count = arith.SelectOp(inb, count, F.cidx(0)).result
+            dst_e = arith.MulIOp(q, F.cidx(c)).result
+            addr = arith.AddIOp(ptr, arith.MulIOp(lin, F.cidx(esz)).result).result
+            aligned = arith.CmpIOp(arith.CmpIPredicate.eq, arith.RemUIOp(addr, F.cidx(16)).result, F.cidx(0)).result
+            fast = arith.AndIOp(unit, aligned).result
+            br = scf.IfOp(fast, [], has_else=True)
+            with ir.InsertionPoint(br.then_block):
+                nvgpu.DeviceAsyncCopyOp(dst, [dst_e], flat, [lin],
+                                        ir.IntegerAttr.get(ir.IndexType.get(), c), srcElements=count,
+                                        bypassL1=True if bypass_l1 and esz * c == 16 else None)
+                scf.YieldOp([])
+            with ir.InsertionPoint(br.else_block):
+                _slow_chunk(dst, dst_e, flat, lin, strides[-1], count, c, et)
+                scf.YieldOp([])
+            scf.YieldOp([])
+
+
+def _slow_chunk(dst, dst_e, flat, lin, stride, count, c, et):
+    zero = arith.ConstantOp(et, ir.IntegerAttr.get(et, 0) if isinstance(et, ir.IntegerType) else ir.FloatAttr.get(et, 0.0)).result
+    for i in range(c):
+        ci = F.cidx(i)
+        ok = arith.CmpIOp(arith.CmpIPredicate.ult, ci, count).result
+        ifop = scf.IfOp(ok, [et], has_else=True)
+        with ir.InsertionPoint(ifop.then_block):
+            at = arith.AddIOp(lin, arith.MulIOp(ci, stride).result).result
+            scf.YieldOp([memref.LoadOp(flat, [at]).result])
+        with ir.InsertionPoint(ifop.else_block):
+            scf.YieldOp([zero])
+        memref.StoreOp(ifop.results[0], dst, [arith.AddIOp(dst_e, ci).result])
