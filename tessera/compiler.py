@@ -37,7 +37,7 @@ class CompiledKernel:
             from .runtime.cuda import CudaLauncher
             m = self.metadata
             self._runner = CudaLauncher(self.asm["cubin"], self.name, m["args"], m.get("shared_bytes", 0),
-                                        m.get("num_warps", 4))
+                                        m.get("num_warps", 4), m.get("tma", ()))
         self._runner.launch(grid, args)
 
     def save(self, directory):
@@ -55,7 +55,7 @@ def _stages(target, options):
         return cpu.STAGES
     if target in ("sm_80", "sm_90a"):
         from .backends.nvidia.stages import stages
-        return stages(target, int(options.get("num_warps", 4)))
+        return stages(target, int(options.get("num_warps", 4)), int(options.get("num_stages", 3)))
     raise TesseraError(f"unknown target '{target}' (known: {', '.join(TARGETS)})")
 
 

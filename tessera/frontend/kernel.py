@@ -31,8 +31,9 @@ class Param:
 class BoundParam:
     """A parameter with what one launch gave it (what codegen reads)."""
 
-    def __init__(self, name, kind, dtype=None, dims=(), abi_dtype=None):
+    def __init__(self, name, kind, dtype=None, dims=(), abi_dtype=None, tma_ok=False):
         self.name, self.kind, self.dtype, self.dims, self.abi_dtype = name, kind, dtype, tuple(dims), abi_dtype
+        self.tma_ok = tma_ok  # stride class: unit inner stride, 16-byte aligned strides (and base)
 
 
 class Specialisation:
@@ -77,6 +78,17 @@ def _call_error(msg, cls=CompilationError):
 def _is_cuda_array(a):
     return hasattr(a, "__cuda_array_interface__") or (hasattr(a, "__dlpack_device__") and not isinstance(a, np.ndarray)
                                                        and a.__dlpack_device__()[0] == 2)
+
+
+def _tma_ok(a) -> bool:
+    """Can a TMA descriptor describe this array: unit inner stride, 16-byte multiples elsewhere,
+    16-byte aligned base (checked for device arrays; NumPy examples stand for fresh allocations)."""
+    if a.ndim < 1 or a.strides[-1] != a.itemsize or any(s % 16 or s <= 0 for s in a.strides[:-1]):
+        return False
+    if not isinstance(a, np.ndarray):
+        ptr = a.data.ptr if hasattr(a, "data") and hasattr(a.data, "ptr") else 0
+        return ptr % 16 == 0
+    return True
 
 
 def _reraise(e):
@@ -213,7 +225,7 @@ class KernelFunction:
                     dim_values.setdefault(d, int(size))
                     dim_src.setdefault(d, p.name)
                     dims.append(d)
-                bound.append(BoundParam(p.name, "tensor", adt, dims))
+                bound.append(BoundParam(p.name, "tensor", adt, dims, tma_ok=target == "sm_90a" and _tma_ok(v)))
                 runtime_args.append(v)
             else:
                 ann = p.scalar
@@ -235,7 +247,7 @@ class KernelFunction:
                     bound.append(BoundParam(p.name, "scalar", ann, abi_dtype=ann))
                 runtime_args.append(v)
         base_key = (self._source_key, target, sorted((k, repr(v)) for k, v in constexprs.items()),
-                    [(b.name, b.kind, getattr(b.dtype, "name", b.dtype), b.dims) for b in bound],
+                    [(b.name, b.kind, getattr(b.dtype, "name", b.dtype), b.dims, b.tma_ok) for b in bound],
                     sorted(options.items()))
         return bound, constexprs, dim_values, base_key, runtime_args
 

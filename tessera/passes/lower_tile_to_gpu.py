@@ -18,7 +18,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, gpu, memref, nvvm, scf, vector
 
-from ..backends.nvidia import cp_async, fragments as F, mma_sync
+from ..backends.nvidia import cp_async, fragments as F, mma_sync, wgmma
 from ..ir import builders as tb
 from ..ir.locations import error_at
 
@@ -55,6 +55,15 @@ class _Kernel:
     def build(self):
         fname = ir.StringAttr(self.f.attributes["sym_name"]).value
         ft = ir.FunctionType(ir.TypeAttr(self.f.attributes["function_type"]).value)
+        self.wgmma_loops = []
+        if self.arch == "sm_90a":
+            def visit(op):
+                if op.name == "scf.for" and "tessera.wgmma" in op.attributes:
+                    self.wgmma_loops.append(op)
+                return ir.WalkResult.ADVANCE
+            self.f.walk(visit)
+        inputs = list(ft.inputs) + [ir.Type.parse("!llvm.ptr")] * (2 * len(self.wgmma_loops))
+        ft = ir.FunctionType.get(inputs, [])
         with ir.InsertionPoint(self.gmod.regions[0].blocks[0]), self.f.location:
             g = gpu.GPUFuncOp(ir.TypeAttr.get(ft), sym_name=fname, kernel=True, known_block_size=[self.T, 1, 1])
             blk = g.regions[0].blocks.append(*ft.inputs)
@@ -82,6 +91,26 @@ class _Kernel:
                                                  ir.DenseI64ArrayAttr.get([SMEM_VIEW_BYTES]),
                                                  ir.DenseI64ArrayAttr.get([1])).result
         return g
+
+    def reserve(self, nbytes: int, align: int = 128, loc=None) -> int:
+        """Byte offset of a fixed region of the dynamic shared-memory block."""
+        off = _align(self.smem_top, align)
+        self.smem_top = off + nbytes
+        self.allocs.append((nbytes, loc or self.f.location))
+        return off
+
+    def rewrite_wgmma_loops(self, stages):
+        args = list(self.blk.arguments)
+        descs = args[len(args) - 2 * len(self.wgmma_loops):]
+        tma = []
+        for k, loop in enumerate(self.wgmma_loops):
+            _, _, _, va, vb = wgmma.pattern(loop)
+            for view, box in ((va, (128, 64)), (vb, (64, 64))):
+                tma.append([view.operands[0].arg_number, *box])
+            wgmma.rewrite(self, loop, descs[2 * k], descs[2 * k + 1], stages)
+        i64 = ir.IntegerType.get_signless(64)
+        self.g.attributes["tessera.tma"] = ir.ArrayAttr.get(
+            [ir.ArrayAttr.get([ir.IntegerAttr.get(i64, x) for x in t]) for t in tma])
 
     def smem_view(self, byte_offset: int, n: int, elem):
         space = ir.Attribute.parse("#gpu.address_space<workgroup>")
@@ -495,7 +524,7 @@ def _operand_types(op):
     return types
 
 
-def run(module_op, arch="sm_90a", num_warps=None):
+def run(module_op, arch="sm_90a", num_warps=None, num_stages="3"):
     block = module_op.regions[0].blocks[0]
     kernels = [op for op in block.operations if op.operation.name == "func.func" and "tessera.kernel" in op.attributes]
     if not kernels:
@@ -514,6 +543,7 @@ def run(module_op, arch="sm_90a", num_warps=None):
             ir.IntegerAttr(f.attributes["tessera.num_warps"]).value if "tessera.num_warps" in f.attributes else 4)
         kern = _Kernel(f.operation, gmod.operation, warps * 32, arch)
         kern.build()
+        kern.rewrite_wgmma_loops(int(num_stages))
         _record_operand_types(kern)
         kern.run()
         _finish(kern)

@@ -10,7 +10,7 @@ import inspect
 from lark import Lark, Transformer, LarkError
 
 from ..errors import TesseraError
-from . import lower_tile_to_cpu, lower_deallocations, widen_i1_memrefs, lower_tile_to_gpu
+from . import lower_tile_to_cpu, lower_deallocations, widen_i1_memrefs, lower_tile_to_gpu, use_tma, use_wgmma
 
 # name → module with `name`, `run(module_op, **options)` and a docstring
 PASSES = {m.name: m for m in [
@@ -18,6 +18,8 @@ PASSES = {m.name: m for m in [
     lower_deallocations,
     widen_i1_memrefs,
     lower_tile_to_gpu,
+    use_tma,
+    use_wgmma,
 ]}
 
 _GRAMMAR = r"""

@@ -42,7 +42,8 @@ class LoadedKernel:
         if self._launcher is None:
             from .cuda import CudaLauncher
             m = self.metadata
-            self._launcher = CudaLauncher(self.cubin, self.name, m["args"], m.get("shared_bytes", 0), m.get("num_warps", 4))
+            self._launcher = CudaLauncher(self.cubin, self.name, m["args"], m.get("shared_bytes", 0),
+                                          m.get("num_warps", 4), m.get("tma", ()))
         return self._launcher
 
     def __getitem__(self, grid):

@@ -41,8 +41,14 @@ def device_arch() -> str:
     return "sm_90a" if cc >= 90 else "sm_80"
 
 
+def keep_by_arg(abi, args, index):
+    if abi[index]["kind"] != "tensor":
+        raise LaunchError(f"TMA descriptor for a non-tensor argument {abi[index]['name']}")
+    return as_device_array(args[index])
+
+
 class CudaLauncher:
-    def __init__(self, cubin: bytes, name: str, abi: list[dict], shared_bytes: int, num_warps: int):
+    def __init__(self, cubin: bytes, name: str, abi: list[dict], shared_bytes: int, num_warps: int, tma=()):
         cp = cupy()
         self.module = cp.cuda.function.Module()
         self.module.load(cubin)
@@ -52,6 +58,10 @@ class CudaLauncher:
         self.block = (int(num_warps) * 32, 1, 1)
         if self.shared > 48 * 1024:
             self.fn.max_dynamic_shared_size_bytes = self.shared
+        self.tma = [tuple(t) for t in tma]  # (kernel argument, box rows, box columns) per descriptor
+        if self.tma:
+            from .tma import DescriptorCache
+            self.descriptors = DescriptorCache()
 
     def pack(self, args):
         packed, keep = [], []
@@ -68,6 +78,9 @@ class CudaLauncher:
                 packed += [np.int64(s // item) for s in d.strides]
             else:
                 packed.append(_SCALAR_NP[spec["abi"]](a))
+        for arg, box_rows, box_cols in self.tma:  # TMA descriptors follow the user arguments
+            d = keep_by_arg(self.abi, args, arg)
+            packed.append(np.uint64(self.descriptors.device_pointer(d, box_rows, box_cols)))
         return packed, keep
 
     def launch(self, grid, args):

@@ -7,23 +7,26 @@ from mlir import ir
 from mlir.dialects import gpu
 
 from ...errors import OutOfResources
-from . import PIPELINE_GPU, PIPELINE_LLVM, TARGETS
+from . import PIPELINE_GPU, PIPELINE_GPU_SM90, PIPELINE_LLVM, TARGETS
 from .ptxas import assemble
 
 
-def stages(target_name: str, num_warps: int):
+def stages(target_name: str, num_warps: int, num_stages: int = 3):
     t = TARGETS[target_name]
     return [
-        ("gpu", lambda st: _gpu_stage(st, t, num_warps)),
+        ("gpu", lambda st: _gpu_stage(st, t, num_warps, num_stages)),
         ("llvm", PIPELINE_LLVM.format(chip=t.chip)),
         ("ptx", _ptx_stage),
         ("cubin", lambda st: _cubin_stage(st, t)),
     ]
 
 
-def _gpu_stage(st, t, num_warps):
-    st.run_pipeline(PIPELINE_GPU.format(arch=t.name, num_warps=num_warps))
+def _gpu_stage(st, t, num_warps, num_stages):
+    pipeline = PIPELINE_GPU_SM90 if t.name == "sm_90a" else PIPELINE_GPU
+    st.run_pipeline(pipeline.format(arch=t.name, num_warps=num_warps, num_stages=num_stages))
     fn = _kernel_func(st.module)
+    st.meta["tma"] = [[ir.IntegerAttr(x).value for x in ir.ArrayAttr(e)]
+                      for e in ir.ArrayAttr(fn.attributes["tessera.tma"])] if "tessera.tma" in fn.attributes else []
     shared = ir.IntegerAttr(fn.attributes["tessera.shared_bytes"]).value
     st.meta["shared_bytes"] = shared
     st.meta["num_warps"] = num_warps

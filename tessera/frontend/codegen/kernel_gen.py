@@ -54,6 +54,9 @@ class KernelGen(Base, Elementwise, Exprs, Stmts, Calls):
             f = func.FuncOp(self.info.name, (arg_types, []))
             f.attributes["tessera.kernel"] = ir.UnitAttr.get()
             f.attributes["tessera.arg_names"] = ir.ArrayAttr.get([ir.StringAttr.get(p.name) for p in params])
+            if any(getattr(p, "tma_ok", False) for p in params):
+                f.attributes["tessera.tma_ok"] = ir.ArrayAttr.get([ir.BoolAttr.get(bool(getattr(p, "tma_ok", False)))
+                                                                  for p in params])
             entry = f.add_entry_block()
         with ir.InsertionPoint(entry), self.loc(fdef):
             for p, barg in zip(params, entry.arguments):

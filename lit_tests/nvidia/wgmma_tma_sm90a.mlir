@@ -1,0 +1,52 @@
+// RUN: tessera-opt %s -p 'tessera-use-tma,tessera-use-wgmma{num_warps=4},tessera-lower-tile-to-gpu{arch=sm_90a num_warps=4 num_stages=3},canonicalize,cse,convert-nvgpu-to-nvvm,gpu.module(convert-vector-to-scf,convert-scf-to-cf,convert-nvvm-to-llvm,expand-strided-metadata,lower-affine),nvvm-attach-target{chip=sm_90a features=+ptx80 O=3},gpu.module(convert-gpu-to-nvvm,canonicalize,cse,reconcile-unrealized-casts),gpu-module-to-binary{format=isa}' | FileCheck %s --check-prefix=PTX
+// RUN: tessera-opt %s -p 'tessera-use-tma,tessera-use-wgmma{num_warps=4},tessera-lower-tile-to-gpu{arch=sm_90a num_warps=4 num_stages=3}' | FileCheck %s --check-prefix=GPU
+
+// The sm_90a GEMM path: TMA loads (128B swizzle) into 3 shared-memory stages armed with mbarriers,
+// wgmma.mma_async on a warpgroup accumulator, descriptors as two extra !llvm.ptr kernel arguments.
+// GPU: gpu.func @gemm({{.*}}, %[[DA:.*]]: !llvm.ptr, %[[DB:.*]]: !llvm.ptr) kernel
+// GPU-SAME: tessera.tma = {{\[}}[0, 128, 64], [1, 64, 64]]
+// GPU: nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 3>
+// GPU: nvgpu.tma.prefetch.descriptor
+// GPU: nvgpu.mbarrier.arrive.expect_tx {{.*}}, %c32768
+// GPU: nvgpu.tma.async.load
+// GPU: nvgpu.warpgroup.mma.init.accumulator
+// GPU: scf.for
+// GPU: nvgpu.mbarrier.try_wait.parity
+// GPU: nvgpu.warpgroup.generate.descriptor
+// GPU: nvgpu.warpgroup.mma {{.*}} {transposeB}
+// GPU: nvvm.wgmma.wait.group.sync.aligned 0
+// GPU: nvgpu.warpgroup.mma.store
+// PTX: .target sm_90a
+// PTX: .param .u64 .ptr .align 1 gemm_param_21,
+// PTX: .param .u64 .ptr .align 1 gemm_param_22
+// PTX: mbarrier.init.shared
+// PTX: cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes
+// PTX: mbarrier.try_wait.parity
+// PTX: wgmma.fence.sync.aligned
+// PTX: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16
+// PTX: wgmma.wait_group.sync.aligned {{.*}}0;
+!g = memref<?x?xbf16, strided<[?, ?], offset: ?>>
+!o = memref<?x?xf32, strided<[?, ?], offset: ?>>
+func.func @gemm(%a: !g, %b: !g, %c: !o) attributes {tessera.kernel, tessera.tma_ok = [true, true, true]} {
+  %pm = "tile.program_id"() {axis = 0 : i32} : () -> index
+  %pn = "tile.program_id"() {axis = 1 : i32} : () -> index
+  %zero = arith.constant dense<0.000000e+00> : tensor<128x128xf32>
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %c128 = arith.constant 128 : index
+  %K = memref.dim %a, %c1 : !g
+  %m0 = arith.muli %pm, %c128 : index
+  %n0 = arith.muli %pn, %c128 : index
+  %acc = scf.for %k0 = %c0 to %K step %c64 iter_args(%acc_in = %zero) -> (tensor<128x128xf32>) {
+    %va = "tile.view"(%a, %m0, %k0) {sizes = array<i64: 128, 64>, squeeze = array<i64: 0, 0>} : (!g, index, index) -> !tile.window<array<i64: 128, 64>, bf16>
+    %ta = "tile.load"(%va) {operandSegmentSizes = array<i32: 1, 0, 0>} : (!tile.window<array<i64: 128, 64>, bf16>) -> tensor<128x64xbf16>
+    %vb = "tile.view"(%b, %k0, %n0) {sizes = array<i64: 64, 128>, squeeze = array<i64: 0, 0>} : (!g, index, index) -> !tile.window<array<i64: 64, 128>, bf16>
+    %tb = "tile.load"(%vb) {operandSegmentSizes = array<i32: 1, 0, 0>} : (!tile.window<array<i64: 64, 128>, bf16>) -> tensor<64x128xbf16>
+    %d = "tile.mma"(%ta, %tb, %acc_in) {operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<128x64xbf16>, tensor<64x128xbf16>, tensor<128x128xf32>) -> tensor<128x128xf32>
+    scf.yield %d : tensor<128x128xf32>
+  }
+  %vc = "tile.view"(%c, %m0, %n0) {sizes = array<i64: 128, 128>, squeeze = array<i64: 0, 0>} : (!o, index, index) -> !tile.window<array<i64: 128, 128>, f32>
+  "tile.store"(%vc, %acc) {operandSegmentSizes = array<i32: 1, 1, 0>} : (!tile.window<array<i64: 128, 128>, f32>, tensor<128x128xf32>) -> ()
+  return
+}

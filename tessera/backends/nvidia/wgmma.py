@@ -1,0 +1,161 @@
+"""sm_90a: a `tessera.wgmma`-marked K loop → TMA loads into `num_stages` shared-memory slots,
+mbarrier waits and `wgmma.mma_async` on a 128×128 f32 warpgroup accumulator.
+
+Mirrors the verified probe kernel (reference/mlir-nvidia-probe.md §1): A boxes are 128×64 and B
+boxes 64×64 (two per 64×128 B tile), all 128-byte swizzled, thread 0 arms the slot's mbarrier with
+the transaction bytes and issues the copies, every thread waits on the slot's parity, then the
+warpgroup runs wgmma (B transposed, as it is K×N row-major) and waits for it. Loads for iteration
+i + num_stages - 1 are issued at the top of iteration i, so copies overlap the MMAs. After the
+loop the accumulator goes through shared memory into the thread-cyclic fragment layout.
+The TMA descriptors are kernel arguments (pointers to 128-byte CUtensorMaps, encoded on the host
+by `tessera.runtime.tma`).
+"""
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import arith, builtin, gpu, memref, nvgpu, nvvm, scf
+
+from ...ir import builders as tb
+from . import fragments as F
+
+SLOT_BYTES = 32768  # A 128×64 + B 64×128, 16-bit elements
+
+
+def _t(s):
+    return ir.Type.parse(s)
+
+
+def pattern(loop):
+    body = loop.regions[0].blocks[0]
+    mma = next(op.operation for op in body.operations if op.operation.name == "tile.mma")
+    a, b, _ = tb.operands(mma)
+    a_ld, b_ld = a.owner, b.owner
+    return mma, a_ld, b_ld, a_ld.operands[0].owner, b_ld.operands[0].owner
+
+
+def _clone_slice(v, iv_src, iv_dst, block, memo):
+    """`v` recomputed with the loop variable `iv_src` replaced by `iv_dst` (ops of `block` cloned
+    at the current insertion point; values from outside are reused)."""
+    if v == iv_src:
+        return iv_dst
+    owner = v.owner
+    if isinstance(owner, ir.Block) or owner.operation.block != block:
+        return v
+    for src, done in memo:
+        if src == owner.operation:
+            return done.results[v.result_number]
+    mapped = [_clone_slice(o, iv_src, iv_dst, block, memo) for o in owner.operation.operands]
+    new = owner.operation.clone()  # after its operands, at the current insertion point
+    for i, o in enumerate(mapped):
+        new.operands[i] = o
+    memo.append((owner.operation, new))
+    return new.results[v.result_number]
+
+
+def rewrite(kern, loop, desc_a, desc_b, stages):
+    mma, a_ld, b_ld, va, vb = pattern(loop)
+    A, B = va.operands[0], vb.operands[0]
+    et = ir.MemRefType(A.type).element_type
+    idx = ir.IndexType.get()
+    i1 = ir.IntegerType.get_signless(1)
+    space = "#gpu.address_space<workgroup>"
+    tmA = _t(f"!nvgpu.tensormap.descriptor<tensor = memref<128x64x{et}, 3>, swizzle = swizzle_128b, "
+             "l2promo = none, oob = zero, interleave = none>")
+    tmB = _t(f"!nvgpu.tensormap.descriptor<tensor = memref<64x64x{et}, 3>, swizzle = swizzle_128b, "
+             "l2promo = none, oob = zero, interleave = none>")
+    bar_t = _t(f"!nvgpu.mbarrier.group<memorySpace = {space}, num_barriers = {stages}>")
+    acc_t = _t("!nvgpu.warpgroup.accumulator<fragmented = vector<128x128xf32>>")
+    sA_t = _t(f"memref<128x64x{et}, {space}>")
+    sB_t = _t(f"memref<64x128x{et}, {space}>")
+    sBh_t = _t(f"memref<64x64x{et}, {space}>")
+    dA_t = _t(f"!nvgpu.warpgroup.descriptor<tensor = memref<128x64x{et}, 3>>")
+    dB_t = _t(f"!nvgpu.warpgroup.descriptor<tensor = memref<64x128x{et}, 3>>")
+    base = kern.reserve(max(stages * SLOT_BYTES, 128 * 128 * 4), 1024)
+    old_body = loop.regions[0].blocks[0]
+    lb, ub, step = list(loop.operands)[:3]
+    iv_old = old_body.arguments[0]
+
+    def view(t, byte_off):
+        return memref.ViewOp(t, kern.smem, byte_off, []).result
+
+    def slot_off(slot, extra=0):
+        return arith.AddIOp(F.cidx(base + extra), arith.MulIOp(slot, F.cidx(SLOT_BYTES)).result).result
+
+    def issue(slot, iv_new, block, memo):
+        k_a = _clone_slice(va.operands[2], iv_old, iv_new, block, memo)
+        m_0 = _clone_slice(va.operands[1], iv_old, iv_new, block, memo)
+        k_b = _clone_slice(vb.operands[1], iv_old, iv_new, block, memo)
+        n_0 = _clone_slice(vb.operands[2], iv_old, iv_new, block, memo)
+        nvgpu.MBarrierArriveExpectTxOp(bar, F.cidx(SLOT_BYTES), slot)
+        nvgpu.TmaAsyncLoadOp(view(sA_t, slot_off(slot)), bar, dA, [k_a, m_0], slot)
+        nvgpu.TmaAsyncLoadOp(view(sBh_t, slot_off(slot, 16384)), bar, dB, [n_0, k_b], slot)
+        n_1 = arith.AddIOp(n_0, F.cidx(64)).result
+        nvgpu.TmaAsyncLoadOp(view(sBh_t, slot_off(slot, 16384 + 8192)), bar, dB, [n_1, k_b], slot)
+
+    with ir.InsertionPoint(loop), loop.location:
+        dA = builtin.UnrealizedConversionCastOp([tmA], [desc_a]).results[0]
+        dB = builtin.UnrealizedConversionCastOp([tmB], [desc_b]).results[0]
+        bar = nvgpu.MBarrierCreateOp(bar_t).result
+        is0 = arith.CmpIOp(arith.CmpIPredicate.eq, kern.tid, F.cidx(0)).result
+        init = scf.IfOp(is0, [], has_else=False)
+        with ir.InsertionPoint(init.then_block):
+            for s in range(stages):
+                nvgpu.MBarrierInitOp(bar, F.cidx(1), F.cidx(s))
+            nvgpu.TmaPrefetchOp(dA)
+            nvgpu.TmaPrefetchOp(dB)
+            scf.YieldOp([])
+        gpu.BarrierOp()
+        span = arith.SubIOp(ub, lb).result
+        nk = arith.DivUIOp(arith.AddIOp(span, arith.SubIOp(step, F.cidx(1)).result).result, step).result
+        for s in range(stages - 1):
+            cond = arith.AndIOp(is0, arith.CmpIOp(arith.CmpIPredicate.ult, F.cidx(s), nk).result).result
+            pre = scf.IfOp(cond, [], has_else=False)
+            with ir.InsertionPoint(pre.then_block):
+                iv_s = arith.AddIOp(lb, arith.MulIOp(F.cidx(s), step).result).result
+                issue(F.cidx(s), iv_s, old_body, [])
+                scf.YieldOp([])
+        acc0 = nvgpu.WarpgroupMmaInitAccumulatorOp(acc_t).result
+        new = scf.ForOp(lb, ub, step, [acc0])
+    with ir.InsertionPoint(new.body), loop.location:
+        y = scf.YieldOp([new.inner_iter_args[0]])
+    for op in list(old_body.operations):
+        if op.operation.name == "scf.yield":
+            continue
+        op.operation.move_before(y)
+    iv_old.replace_all_uses_with(new.induction_variable)
+    with ir.InsertionPoint(y), loop.location:
+        iv = new.induction_variable
+        i = arith.DivUIOp(arith.SubIOp(iv, lb).result, step).result
+        j = arith.AddIOp(i, F.cidx(stages - 1)).result
+        cond = arith.AndIOp(is0, arith.CmpIOp(arith.CmpIPredicate.ult, j, nk).result).result
+        refill = scf.IfOp(cond, [], has_else=False)
+        with ir.InsertionPoint(refill.then_block):
+            iv_j = arith.AddIOp(iv, arith.MulIOp(F.cidx(stages - 1), step).result).result
+            issue(arith.RemUIOp(j, F.cidx(stages)).result, iv_j, new.body, [])
+            scf.YieldOp([])
+        slot = arith.RemUIOp(i, F.cidx(stages)).result
+        parity = arith.CmpIOp(arith.CmpIPredicate.ne,
+                              arith.RemUIOp(arith.DivUIOp(i, F.cidx(stages)).result, F.cidx(2)).result, F.cidx(0)).result
+        nvgpu.MBarrierTryWaitParityOp(bar, parity, F.cidx(10000000), slot)
+        gA = nvgpu.WarpgroupGenerateDescriptorOp(dA_t, view(sA_t, slot_off(slot)), dA).result
+        gB = nvgpu.WarpgroupGenerateDescriptorOp(dB_t, view(sB_t, slot_off(slot, 16384)), dB).result
+        md = nvgpu.WarpgroupMmaOp(acc_t, gA, gB, new.inner_iter_args[0], transposeB=True).result
+        nvvm.WgmmaWaitGroupSyncOp(0)
+        gpu.BarrierOp()
+    y.operands[0] = md
+    with ir.InsertionPoint.after(new), loop.location:
+        sD = view(_t(f"memref<128x128xf32, {space}>"), F.cidx(base))
+        nvgpu.WarpgroupMmaStoreOp(new.results[0], sD)
+        gpu.BarrierOp()
+        flat = view(_t(f"memref<16384xf32, {space}>"), F.cidx(base))
+        k = F.frag_len([128, 128], kern.T)
+        frag = F.gather(flat, kern.layout.lanes(k), kern.layout.valid([128, 128]),
+                        F.vsplat_const(0.0, ir.F32Type.get(), k), k, ir.F32Type.get())
+        gpu.BarrierOp()
+    loop.results[0].replace_all_uses_with(frag)
+    old_yield = old_body.operations[len(old_body.operations) - 1]
+    old_yield.operands[0] = old_body.arguments[1]  # drop the yield's use of the mma before erasing
+    for dead in (mma, a_ld, b_ld, va, vb):
+        dead.erase()
+    loop.erase()
+    del i1, idx
