@@ -47,6 +47,11 @@ def _smoke():
                                                       r.standard_normal((77, 130)).astype(bf16),
                                                       np.zeros((200, 130), np.float32)],
              (4, 3, 1), [2], lambda a: [a[0].astype(np.float32) @ a[1].astype(np.float32)], 1e-3, 1e-3),
+        Case("matmul_bf16_128x128x64", matmul, lambda r: [r.standard_normal((200, 200)).astype(bf16),
+                                                          r.standard_normal((200, 264)).astype(bf16),
+                                                          np.zeros((200, 264), np.float32)],
+             (2, 3, 1), [2], lambda a: [a[0].astype(np.float32) @ a[1].astype(np.float32)], 1e-3, 1e-3,
+             constexprs=dict(BM=128, BN=128, BK=64)),
         Case("gating_function_kernel", gating_function_kernel,
              lambda r: [r.standard_normal((2, 300, 64)).astype(bf16), (r.standard_normal((64, 64)) * 0.1).astype(bf16),
                         2, np.zeros((2, 300, 64), bf16)],
@@ -62,7 +67,8 @@ def _bench():
         cases.append(Case(f"gemm_bf16_{n}", matmul, lambda r, n=n: [r.standard_normal((n, n)).astype(bf16),
                                                                    r.standard_normal((n, n)).astype(bf16),
                                                                    np.zeros((n, n), np.float32)],
-                          (n // 64, n // 64, 1), [2], None, 1e-2, 1e-1, bench="matmul"))
+                          (n // 128, n // 128, 1), [2], None, 1e-2, 1e-1, bench="matmul",
+                          constexprs=dict(BM=128, BN=128, BK=64)))
     n = 1 << 26
     cases.append(Case("scale_bf16_64M", scale, lambda r: [r.standard_normal(n).astype(bf16), np.zeros(n, bf16), 2.0],
                       (n // 2048, 1, 1), [1], lambda a: [(a[0].astype(np.float32) * 2.0).astype(bf16)], 1e-2, 1e-2,

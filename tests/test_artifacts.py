@@ -48,7 +48,8 @@ def test_tessera_aot_smoke_suite(tmp_path):
     from tessera.tools.cli import main
     assert main(["aot", "--suite", "smoke", "--out", str(tmp_path), "--target", "sm_80"]) == 0
     suite = json.loads((tmp_path / "suite.json").read_text())
-    assert suite["cases"] == ["vector_add", "row_softmax", "matmul_bf16_ragged", "gating_function_kernel"]
+    assert suite["cases"] == ["vector_add", "row_softmax", "matmul_bf16_ragged", "matmul_bf16_128x128x64",
+                              "gating_function_kernel"]
     for name in suite["cases"]:
         case = json.loads((tmp_path / name / "case.json").read_text())
         assert (tmp_path / name / "inputs.npz").exists() and case["has_expected"]

@@ -84,3 +84,34 @@ def test_shared_memory_over_budget_is_out_of_resources():
     assert "OVER-BUDGET" in str(e) and "shared memory" in str(e)
     ck = ts.compile(too_big, z(16), target="sm_90a", BLOCK=1024)  # the suggested smaller config fits
     assert ck.metadata["shared_bytes"] < 227 * 1024
+
+
+@pytest.mark.skipif(not _have_ptxas(), reason="ptxas not found")
+def test_sm90a_gemm_takes_the_tma_wgmma_path():
+    from tessera.kernels import matmul
+    a, b, c = z((200, 200), bf16), z((200, 264), bf16), z((200, 264))
+    ck = ts.compile(matmul, a, b, c, target="sm_90a", BM=128, BN=128, BK=64, num_stages=3)
+    assert ck.metadata["tma"] == [[0, 128, 64], [1, 64, 64]]
+    ptx = ck.asm["ptx"]
+    assert "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16" in ptx
+    assert "cp.async.bulk.tensor.2d" in ptx and "mbarrier.try_wait.parity" in ptx
+    assert ck.metadata["shared_bytes"] >= 3 * 32768
+    # a B whose rows are not 16-byte multiples cannot be described by TMA: the generic path is used
+    ck2 = ts.compile(matmul, a, z((200, 260), bf16), z((200, 260)), target="sm_90a", BM=128, BN=128, BK=64)
+    assert ck2.metadata["tma"] == [] and "wgmma" not in ck2.asm["ptx"]
+    # sm_80 has no TMA/WGMMA: the same kernel uses mma.sync
+    ck3 = ts.compile(matmul, a, b, c, target="sm_80", BM=128, BN=128, BK=64)
+    assert "mma.sync.aligned.m16n8k16" in ck3.asm["ptx"] and "wgmma" not in ck3.asm["ptx"]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("bm,bn,bk", [(128, 128, 64), (32, 32, 16)])
+def test_matmul_on_gpu(bm, bn, bk):
+    import cupy as cp
+    from tessera.kernels import matmul
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((200, 200)).astype(bf16)
+    b = rng.standard_normal((200, 264)).astype(bf16)
+    c = cp.zeros((200, 264), np.float32)
+    matmul[(-(-200 // bm), -(-264 // bn))](cp.asarray(a), cp.asarray(b), c, BM=bm, BN=bn, BK=bk)
+    np.testing.assert_allclose(cp.asnumpy(c), a.astype(np.float32) @ b.astype(np.float32), rtol=1e-3, atol=1e-3)

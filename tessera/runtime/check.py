@@ -21,6 +21,18 @@ def _to_f32(a, dtype):
     return a.astype(np.float32) if a.dtype.kind == "f" else a
 
 
+def _generate(spec, rng):
+    """A large input made on the GPU host: zeros or standard normal (bf16 as bit patterns)."""
+    import cupy as cp
+    shape, dtype = tuple(spec["shape"]), spec["dtype"]
+    if spec["generate"] == "zeros":
+        return cp.zeros(shape, np.uint16 if dtype == "bfloat16" else dtype)
+    x = cp.asarray(rng.standard_normal(shape, dtype=np.float32))
+    if dtype == "bfloat16":
+        return (x.view(cp.uint32) >> 16).astype(cp.uint16)
+    return x.astype(dtype)
+
+
 def _time(fn, reps=20, warmup=3):
     import cupy as cp
     for _ in range(warmup):
@@ -61,7 +73,9 @@ def run_case(d, bench):
         spec = json.load(f)
     k = load(d)
     arrays = np.load(os.path.join(d, "inputs.npz"))
-    dev_args = [cp.asarray(arrays[a["array"]]) if "array" in a else a["scalar"] for a in spec["args"]]
+    rng = np.random.default_rng(0)
+    dev_args = [cp.asarray(arrays[a["array"]]) if "array" in a else _generate(a, rng) if "generate" in a else a["scalar"]
+                for a in spec["args"]]
     grid = tuple(spec["grid"])
     k[grid](*dev_args)
     cp.cuda.runtime.deviceSynchronize()
@@ -77,6 +91,16 @@ def run_case(d, bench):
             worst = max(worst, err)
             ok &= bool(np.allclose(got, want, rtol=spec["rtol"], atol=spec["atol"]))
         row.update(correct=ok, max_err=worst)
+    elif spec["bench"] == "matmul":  # large GEMM: check against an f32 GEMM on the GPU itself
+        def f32(x, dt):
+            return (x.astype(cp.uint32) << 16).view(cp.float32) if dt == "bfloat16" else x.astype(cp.float32)
+        a = f32(dev_args[0], spec["args"][0]["dtype"])
+        b = f32(dev_args[1], spec["args"][1]["dtype"])
+        ref = cp.matmul(a, b)
+        out = dev_args[spec["outputs"][0]]
+        worst = float(cp.abs(out - ref).max())
+        scale = float(cp.abs(ref).max())
+        row.update(correct=worst <= 1e-2 * scale, max_err=worst)
     if bench:
         t = _time(lambda: k[grid](*dev_args))
         row["seconds"] = t
