@@ -36,10 +36,15 @@ def _cases(rng):
     ]
 
 
+def _to_device(cp, x):
+    """CuPy has no bfloat16: bf16 arrays travel as their 16-bit patterns."""
+    return cp.asarray(x.view(np.uint16) if x.dtype.name == "bfloat16" else x)
+
+
 def _run(cases, cp):
     rows = []
     for name, shape, kernel, grid, args, ce, out_pos, ref, tol in cases:
-        dev = [cp.asarray(x) if cp is not None and isinstance(x, np.ndarray) else x for x in args]
+        dev = [_to_device(cp, x) if cp is not None and isinstance(x, np.ndarray) else x for x in args]
         t0 = time.perf_counter()
         kernel[grid](*dev, **ce)
         if cp is not None:
@@ -50,7 +55,7 @@ def _run(cases, cp):
         if cp is not None:
             cp.cuda.runtime.deviceSynchronize()
         run = time.perf_counter() - t0
-        out = cp.asnumpy(dev[out_pos]) if cp is not None else dev[out_pos]
+        out = cp.asnumpy(dev[out_pos]).view(args[out_pos].dtype) if cp is not None else dev[out_pos]
         err = float(np.abs(out.astype(np.float32) - ref).max())
         rows.append((name, shape, first, run, err, err < tol))
     return rows

@@ -113,5 +113,6 @@ def test_matmul_on_gpu(bm, bn, bk):
     a = rng.standard_normal((200, 200)).astype(bf16)
     b = rng.standard_normal((200, 264)).astype(bf16)
     c = cp.zeros((200, 264), np.float32)
-    matmul[(-(-200 // bm), -(-264 // bn))](cp.asarray(a), cp.asarray(b), c, BM=bm, BN=bn, BK=bk)
+    matmul[(-(-200 // bm), -(-264 // bn))](cp.asarray(a.view(np.uint16)), cp.asarray(b.view(np.uint16)), c,
+                                          BM=bm, BN=bn, BK=bk)
     np.testing.assert_allclose(cp.asnumpy(c), a.astype(np.float32) @ b.astype(np.float32), rtol=1e-3, atol=1e-3)

@@ -201,11 +201,15 @@ class KernelFunction:
                 if not isinstance(v, np.ndarray):
                     from ..runtime.cuda import as_device_array
                     v = as_device_array(v)  # torch tensors & co. become CuPy views (dtype, strides)
-                try:
-                    adt = dt.from_numpy(v.dtype)
-                except KeyError:
-                    raise _call_error(f"argument '{p.name}' has unsupported dtype {v.dtype}", DTypeError) from None
                 spec = p.spec
+                if str(v.dtype) in ("uint16", "int16") and not isinstance(v, np.ndarray) and spec is not None \
+                        and spec.dtype is dt.bf16:
+                    adt = dt.bf16  # CuPy has no bfloat16: 16-bit integer GPU arrays hold bf16 bit patterns
+                else:
+                    try:
+                        adt = dt.from_numpy(v.dtype)
+                    except KeyError:
+                        raise _call_error(f"argument '{p.name}' has unsupported dtype {v.dtype}", DTypeError) from None
                 if spec is not None and spec.dtype is not None and spec.dtype is not adt:
                     raise _call_error(f"argument '{p.name}' has dtype {adt.name}, the kernel declares {spec.dtype.name}", DTypeError)
                 if spec is not None and spec.dims and len(spec.dims) != v.ndim:

@@ -23,8 +23,42 @@ def cupy():
     return cp
 
 
+class TorchView:
+    """A torch CUDA tensor seen like a CuPy array (pointer, shape, byte strides, dtype name).
+    Needed for bf16, which neither CuPy nor torch's __cuda_array_interface__ can express."""
+
+    class _Data:
+        def __init__(self, ptr):
+            self.ptr = ptr
+
+    def __init__(self, t):
+        self.tensor = t
+        self.data = self._Data(t.data_ptr())
+        self.shape = tuple(t.shape)
+        self.itemsize = t.element_size()
+        self.strides = tuple(s * self.itemsize for s in t.stride())
+        self.ndim = t.dim()
+        self.nbytes = t.numel() * self.itemsize
+        self.dtype = np.dtype(_TORCH_DTYPES.get(str(t.dtype), "V%d" % self.itemsize)) \
+            if str(t.dtype) != "torch.bfloat16" else _bf16_dtype()
+
+
+_TORCH_DTYPES = {"torch.float32": "float32", "torch.float16": "float16", "torch.int32": "int32",
+                 "torch.int64": "int64", "torch.bool": "bool", "torch.int8": "int8", "torch.float64": "float64"}
+
+
+def _bf16_dtype():
+    import ml_dtypes
+    return np.dtype(ml_dtypes.bfloat16)
+
+
 def as_device_array(a):
-    """CuPy view of a CuPy array, a torch CUDA tensor, or anything with __cuda_array_interface__/DLPack."""
+    """CuPy arrays as they are; torch CUDA tensors as TorchView (any dtype, bf16 included);
+    anything else with __cuda_array_interface__ / DLPack through CuPy."""
+    if type(a).__module__.startswith("torch"):
+        if not a.is_cuda:
+            raise LaunchError("a torch tensor on the CPU: pass NumPy arrays for the CPU backend")
+        return TorchView(a)
     cp = cupy()
     if isinstance(a, cp.ndarray):
         return a
@@ -69,7 +103,7 @@ class CudaLauncher:
             if spec["kind"] == "tensor":
                 d = as_device_array(a)
                 keep.append(d)
-                item = d.dtype.itemsize
+                item = d.itemsize
                 if any(s % item for s in d.strides):
                     raise LaunchError(f"argument '{spec['name']}': strides must be whole elements")
                 ptr = np.uint64(d.data.ptr)
