@@ -171,6 +171,7 @@ def compile_spec(kernel, spec, target, key) -> CompiledKernel:
                 "num_warps": spec.options.get("num_warps", 4), "compile_seconds": timings,
                 "compiler": COMPILER_ID}
         state = StageState(module, asm, meta)
+        state.where = (info.filename, info.line_offset + 1)
         for stage, action in _stages(target, spec.options):
             t0 = time.perf_counter()
             try:

@@ -85,6 +85,6 @@ def _cubin_stage(st, t):
         raise OutOfResources(
             f"registers: {regs} per thread × {threads} threads exceeds the {t.regs_per_block}-register budget of a "
             f"{t.name} CTA; use num_warps={1 << (fits.bit_length() - 1)} or smaller tiles",
-            required=regs * threads, budget=t.regs_per_block, resource="registers",
+            *getattr(st, "where", (None, None)), None, required=regs * threads, budget=t.regs_per_block, resource="registers",
             suggestion=f"num_warps={1 << (fits.bit_length() - 1)}")
     return cubin
