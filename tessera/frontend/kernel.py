@@ -107,7 +107,8 @@ class KernelFunction:
         self.params = self._classify()
         self._compiled = {}
         self._spec_dims = {}
-        self._source_key = (self.info.source, self.info.dependency_key())
+        from ..runtime.cache import key_of
+        self._source_key = key_of(self.info.source, self.info.dependency_key())  # hashed once, not per launch
 
     def __repr__(self):
         return f"<tessera kernel {self.__name__}>"
