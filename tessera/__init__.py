@@ -10,15 +10,24 @@ from .errors import (TesseraError, CompilationError, ShapeError, DTypeError, Out
 from .frontend.annotations import Tensor, constexpr  # noqa: F401
 from .frontend.kernel import kernel, KernelFunction  # noqa: F401
 from . import tile, ops  # noqa: F401
+from .frontend.function import function, GraphFunction  # noqa: F401
+from .graph import (subtract, add, multiply, divide, maximum, minimum, exp, log, sqrt, sigmoid, tanh,  # noqa: F401
+                    cast, reshape, transpose, concatenate, stack, sum, mean, zeros_like, ones_like, gemm)
+
+jit = function
 
 bool = bool_  # noqa: A001 - `ts.bool` as the issue and seeds spell it
 
 __version__ = "0.1.0"
 
 
-def compile(fn, *example_args, target="cpu", **kwargs):  # noqa: A001 - the API name of DESIGN §4
-    """Compile a kernel for `target` ("cpu", later "sm_80" / "sm_90a") from example arguments."""
+def compile(fn, *example_args, target="cpu", params=None, **kwargs):  # noqa: A001 - the API name of DESIGN §4
+    """Compile a @ts.kernel (or trace a @ts.function) for `target` ("cpu", "sm_80", "sm_90a")
+    from example arguments; `params` binds @ts.function parameters as constants."""
     if isinstance(fn, KernelFunction):
         from .frontend.kernel import compile_kernel
         return compile_kernel(fn, *example_args, target=target, **kwargs)
-    raise TesseraError(f"ts.compile expects a @ts.kernel, got {fn!r}")
+    if isinstance(fn, GraphFunction):
+        from .graph_compile import compile_function
+        return compile_function(fn, example_args, kwargs, target=target, params=params)
+    raise TesseraError(f"ts.compile expects a @ts.kernel or @ts.function, got {fn!r}")

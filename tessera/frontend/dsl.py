@@ -1,5 +1,7 @@
-"""The names kernels call (`tile.load`, `ts.ops.exp`, ...). They are markers: the code generator
-recognises them by identity; calling one from plain Python is an error."""
+"""The names kernels and graph functions call (`tile.load`, `ts.ops.exp`, `ts.add`, ...). Inside a
+@ts.kernel they are markers the code generator recognises by identity; while a @ts.function is
+being traced, calling one records the graph operation (`tessera.frontend.graph_ops`); from plain
+Python it is an error."""
 from __future__ import annotations
 
 from ..errors import TesseraError
@@ -13,6 +15,12 @@ class Builtin:
         self.__dict__.update(attrs)
 
     def __call__(self, *args, **kwargs):
+        if TRACING:
+            from . import graph_ops  # imports mlir: only while tracing
+            impl = graph_ops.IMPLS.get(self.name)
+            if impl is None:
+                raise TesseraError(f"`{self.name}` is not supported in @ts.function bodies yet")
+            return impl(*args, **kwargs)
         raise TesseraError(f"`{self.name}` can only be used inside a @ts.kernel (or @ts.function) body")
 
     def __repr__(self):
@@ -31,6 +39,7 @@ class Namespace:
 
 
 REGISTRY: dict[int, Builtin] = {}
+TRACING: list = []  # the active graph tracers (a stack; non-empty while a @ts.function is traced)
 
 
 def builtin(name: str, **attrs) -> Builtin:

@@ -1,15 +1,17 @@
-"""A Context factory: every tessera context has the tile (and later ts) dialects loaded."""
+"""A Context factory: every tessera context has the tile and ts dialects loaded."""
 from __future__ import annotations
 
 from mlir import ir
 
 from . import compat
 from .dialect import TILE_IRDL
+from .ts_dialect import TS_IRDL
 
 
 def load_dialects(ctx: "ir.Context") -> None:
     with ctx:
         compat.load_irdl(TILE_IRDL)
+        compat.load_irdl(TS_IRDL)
 
 
 def new_context() -> "ir.Context":

@@ -10,7 +10,8 @@ import inspect
 from lark import Lark, Transformer, LarkError
 
 from ..errors import TesseraError
-from . import lower_tile_to_cpu, lower_deallocations, widen_i1_memrefs, lower_tile_to_gpu, use_tma, use_wgmma
+from . import (lower_tile_to_cpu, lower_deallocations, widen_i1_memrefs, lower_tile_to_gpu, use_tma, use_wgmma,
+               fuse_delta_connections, prune_sparse_deltas)
 
 # name → module with `name`, `run(module_op, **options)` and a docstring
 PASSES = {m.name: m for m in [
@@ -20,6 +21,8 @@ PASSES = {m.name: m for m in [
     lower_tile_to_gpu,
     use_tma,
     use_wgmma,
+    fuse_delta_connections,
+    prune_sparse_deltas,
 ]}
 
 _GRAMMAR = r"""

@@ -47,7 +47,7 @@ class Calls:
         kwargs = {k.arg: self.expr(k.value) for k in node.keywords}
         ns, _, short = fn.name.partition(".")
         handler = getattr(self, f"b_{ns}_{short}", None)
-        if handler is None and ns == "tile" and short in _ELEMENTWISE2:
+        if handler is None and ns in ("tile", "ts") and short in _ELEMENTWISE2:
             return self.b_elementwise2(short, node, args, kwargs)
         if handler is None and short in _MATH1:
             a = _bind(node, self, fn.name, [("x", _REQ)], args, kwargs)

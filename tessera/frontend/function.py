@@ -1,0 +1,195 @@
+"""`@ts.function` (alias `@ts.jit`): graph-level functions, traced into the `ts` dialect.
+
+The body runs as Python with tensor parameters replaced by GraphTensor proxies: Python control
+flow over Python values unrolls, a @ts.function called from another is inlined, lists of tensors
+are lists of proxies, Python scalar parameters are compile-time constants. Each traced operation
+records the user's file:line as its location. `ts.compile(fn, *examples, params={...})` binds
+parameters as constants; the result's `.asm["ts"]` is the graph as written."""
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+
+import numpy as np
+
+from .. import dtypes as dt
+from ..errors import TesseraError, CompilationError
+from . import dsl
+
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def user_frame():
+    f = sys._getframe(1)
+    while f is not None:
+        fn = os.path.abspath(f.f_code.co_filename)
+        if not fn.startswith(_PKG + os.sep):
+            return f.f_code.co_filename, f.f_lineno
+        f = f.f_back
+    return "<unknown>", 0
+
+
+class GraphTensor:
+    """A traced value: a ranked tensor (shape tuple) or a scalar (shape None)."""
+
+    __slots__ = ("v", "shape", "dtype")
+    __array_priority__ = 1000  # numpy scalars on the left defer to us
+
+    def __init__(self, v, shape, dtype):
+        self.v, self.shape, self.dtype = v, (tuple(shape) if shape is not None else None), dtype
+
+    @property
+    def ndim(self):
+        return len(self.shape) if self.shape is not None else 0
+
+    def __repr__(self):
+        return f"<GraphTensor {self.dtype.name}{list(self.shape) if self.shape is not None else ''}>"
+
+    def _op(name):
+        def f(self, other):
+            from . import graph_ops
+            return graph_ops.IMPLS[name](self, other)
+        return f
+
+    def _rop(name):
+        def f(self, other):
+            from . import graph_ops
+            return graph_ops.IMPLS[name](other, self)
+        return f
+
+    __add__, __radd__ = _op("ts.add"), _rop("ts.add")
+    __sub__, __rsub__ = _op("ts.subtract"), _rop("ts.subtract")
+    __mul__, __rmul__ = _op("ts.multiply"), _rop("ts.multiply")
+    __truediv__, __rtruediv__ = _op("ts.divide"), _rop("ts.divide")
+    __matmul__ = _op("ts.gemm")
+
+    def __neg__(self):
+        from . import graph_ops
+        return graph_ops.IMPLS["ts.multiply"](self, -1.0)
+
+    def __getitem__(self, idx):
+        from . import graph_ops
+        return graph_ops.index(self, idx)
+
+    def __bool__(self):
+        raise CompilationError("a traced tensor has no truth value: Python control flow must use Python values",
+                               *user_frame())
+
+
+class Tracer:
+    def __init__(self, name):
+        from mlir import ir
+        from ..ir import new_context
+        self.ir = ir
+        self.ctx = new_context()
+        self.name = name
+        self.stack = []
+
+    def loc(self):
+        file, line = user_frame()
+        return self.ir.Location.file(file, line, 1)
+
+    def __enter__(self):
+        self.ctx.__enter__()
+        self.ir.Location.unknown().__enter__()
+        dsl.TRACING.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        dsl.TRACING.pop()
+        self.ir.Location.current.__exit__(*exc)
+        self.ctx.__exit__(*exc)
+        return False
+
+
+class Signature:
+    """How one call binds the parameters: tensors (by shape and dtype), lists of tensors, constants."""
+
+    def __init__(self, fn, args, kwargs, params):
+        sig = inspect.signature(fn)
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise CompilationError(f"{fn.__name__}(): {e}", *user_frame()) from None
+        bound.apply_defaults()
+        for k in (params or {}):
+            if k not in bound.arguments:
+                raise CompilationError(f"params: '{fn.__name__}' has no parameter '{k}'", *user_frame())
+        self.items = []
+        for name, v in bound.arguments.items():
+            if params and name in params:
+                self.items.append((name, "bound", params[name]))
+            elif _is_array(v):
+                self.items.append((name, "tensor", v))
+            elif isinstance(v, (list, tuple)) and v and all(_is_array(x) for x in v):
+                self.items.append((name, "list", list(v)))
+            else:
+                self.items.append((name, "const", v))
+
+    def key(self):
+        out = []
+        for name, kind, v in self.items:
+            if kind == "tensor":
+                out.append((name, kind, tuple(v.shape), str(v.dtype)))
+            elif kind == "list":
+                out.append((name, kind, tuple((tuple(x.shape), str(x.dtype)) for x in v)))
+            elif kind == "bound":
+                a = np.asarray(v)
+                out.append((name, kind, a.shape, str(a.dtype), a.tobytes() if a.size < 1 << 16 else id(v)))
+            else:
+                out.append((name, kind, repr(v)))
+        return tuple(out)
+
+    def runtime_arrays(self):
+        arrays = []
+        for _, kind, v in self.items:
+            if kind == "tensor":
+                arrays.append(v)
+            elif kind == "list":
+                arrays.extend(v)
+        return arrays
+
+
+def _is_array(v):
+    return isinstance(v, np.ndarray) or hasattr(v, "__cuda_array_interface__") or hasattr(v, "__dlpack_device__")
+
+
+class GraphFunction:
+    def __init__(self, fn):
+        self.fn = fn
+        self.__name__ = fn.__name__
+        self.__doc__ = fn.__doc__
+        self._traced = {}
+
+    def __repr__(self):
+        return f"<tessera function {self.__name__}>"
+
+    def __call__(self, *args, **kwargs):
+        if dsl.TRACING:  # called from another @ts.function: inline
+            return self.fn(*args, **kwargs)
+        from ..errors import BackendUnavailable
+        raise BackendUnavailable(
+            f"calling {self.__name__} with arrays needs tessera-lower-graph-to-tile, which is not built yet; "
+            f"ts.compile({self.__name__}, ...) gives the traced graph (.asm['ts'])")
+
+    def trace(self, args, kwargs=None, params=None):
+        from .graph_ops import trace_function
+        sig = Signature(self.fn, args, kwargs or {}, params)
+        key = sig.key()
+        if key not in self._traced:
+            self._traced[key] = trace_function(self, sig)
+        return self._traced[key]
+
+
+def function(fn=None, **options):
+    if fn is None:
+        return lambda f: GraphFunction(f)
+    return GraphFunction(fn)
+
+
+def dtype_of_array(a):
+    try:
+        return dt.from_numpy(a.dtype)
+    except KeyError:
+        raise TesseraError(f"unsupported dtype {a.dtype}") from None

@@ -1,0 +1,352 @@
+"""What each ts.* / ts.ops.* call records while a @ts.function is traced (IMPLS), and the tracer
+entry point. Elementwise math is arith/math on tensors; GDN ops are `ts` dialect ops."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from mlir import ir
+from mlir.dialects import arith, func, math as mmath, tensor
+
+from .. import dtypes as dt
+from ..errors import CompilationError
+from . import dsl
+from .function import GraphTensor, user_frame
+
+IMPLS = {}
+
+
+def impl(*names):
+    def deco(f):
+        for n in names:
+            IMPLS[n] = f
+        return f
+    return deco
+
+
+def _tracer():
+    return dsl.TRACING[-1]
+
+
+def _err(msg):
+    return CompilationError(msg, *user_frame(), 1)
+
+
+def mlir_elem(d):
+    return {"f32": ir.F32Type.get, "f16": ir.F16Type.get, "bf16": ir.BF16Type.get, "f64": ir.F64Type.get}.get(
+        d.mlir, lambda: ir.Type.parse(d.mlir))()
+
+
+def ttype(shape, d):
+    return ir.RankedTensorType.get(list(shape), mlir_elem(d)) if shape is not None else mlir_elem(d)
+
+
+def _create(name, result_type, operands, attributes=None):
+    return ir.Operation.create(name, results=[result_type], operands=list(operands),
+                               attributes=attributes or {}, loc=_tracer().loc()).result
+
+
+def _attr_scalar(v, d):
+    return ir.FloatAttr.get(mlir_elem(d), float(v)) if d.is_float else ir.IntegerAttr.get(mlir_elem(d), int(v))
+
+
+def const(v, shape, d):
+    with _tracer().loc():
+        if shape is None:
+            return GraphTensor(arith.ConstantOp(mlir_elem(d), _attr_scalar(v, d)).result, None, d)
+        t = ttype(shape, d)
+        return GraphTensor(arith.ConstantOp(t, ir.DenseElementsAttr.get_splat(t, _attr_scalar(v, d))).result, shape, d)
+
+
+def from_numpy(a):
+    a = np.asarray(a)
+    d = dt.from_numpy(a.dtype)
+    t = ttype(a.shape, d)
+    data = a.astype(np.float32) if d in (dt.bf16, dt.f16) else a
+    with _tracer().loc():
+        if d in (dt.bf16, dt.f16):
+            f32 = ir.RankedTensorType.get(list(a.shape), ir.F32Type.get())
+            c = arith.ConstantOp(f32, ir.DenseElementsAttr.get(np.ascontiguousarray(data), type=f32)).result
+            return GraphTensor(arith.TruncFOp(t, c).result, a.shape, d)
+        return GraphTensor(arith.ConstantOp(t, ir.DenseElementsAttr.get(np.ascontiguousarray(data), type=t)).result,
+                           a.shape, d)
+
+
+def cast(x: GraphTensor, d):
+    if x.dtype is d:
+        return x
+    return GraphTensor(_create("ts.cast", ttype(x.shape, d), [x.v]), x.shape, d)
+
+
+def broadcast_shape(a, b):
+    a, b = list(a), list(b)
+    n = max(len(a), len(b))
+    a, b = [1] * (n - len(a)) + a, [1] * (n - len(b)) + b
+    out = []
+    for x, y in zip(a, b):
+        if x != y and 1 not in (x, y):
+            raise _err(f"shapes {a} and {b} do not broadcast")
+        out.append(max(x, y) if 1 in (x, y) else x)
+    return tuple(out)
+
+
+def broadcast(x: GraphTensor, shape):
+    if x.shape == tuple(shape):
+        return x
+    return GraphTensor(_create("ts.broadcast", ttype(shape, x.dtype), [x.v]), shape, x.dtype)
+
+
+def _unify(a, b):
+    if not isinstance(a, GraphTensor) and not isinstance(b, GraphTensor):
+        raise _err("graph ops need at least one tensor operand")
+    if not isinstance(a, GraphTensor):
+        a = const(a, None, b.dtype if b.dtype.is_float or isinstance(a, int) else dt.f32)
+    if not isinstance(b, GraphTensor):
+        b = const(b, None, a.dtype if a.dtype.is_float or isinstance(b, int) else dt.f32)
+    d = dt.promote(a.dtype, b.dtype)
+    a, b = cast(a, d), cast(b, d)
+    if a.shape is None and b.shape is None:
+        return a, b, None
+    shape = broadcast_shape(a.shape or (), b.shape or ())
+    return broadcast(a, shape), broadcast(b, shape), shape
+
+
+_ARITH = {"ts.add": (arith.AddFOp, arith.AddIOp), "ts.subtract": (arith.SubFOp, arith.SubIOp),
+          "ts.multiply": (arith.MulFOp, arith.MulIOp), "ts.divide": (arith.DivFOp, arith.DivSIOp),
+          "ts.maximum": (arith.MaximumFOp, arith.MaxSIOp), "ts.minimum": (arith.MinimumFOp, arith.MinSIOp)}
+
+
+def _binary(name):
+    def f(a, b):
+        a, b, shape = _unify(a, b)
+        fop, iop = _ARITH[name]
+        with _tracer().loc():
+            return GraphTensor((fop if a.dtype.is_float else iop)(a.v, b.v).result, shape, a.dtype)
+    return f
+
+
+for _n in _ARITH:
+    IMPLS[_n] = _binary(_n)
+
+
+def _unary(opcls):
+    def f(x):
+        if not isinstance(x, GraphTensor):
+            return getattr(math, opcls.__name__[:-2].lower())(x)
+        if not x.dtype.is_float:
+            x = cast(x, dt.f32)
+        with _tracer().loc():
+            return GraphTensor(opcls(x.v).result, x.shape, x.dtype)
+    return f
+
+
+IMPLS["ts.exp"] = IMPLS["ops.exp"] = _unary(mmath.ExpOp)
+IMPLS["ts.log"] = IMPLS["ops.log"] = _unary(mmath.LogOp)
+IMPLS["ts.sqrt"] = IMPLS["ops.sqrt"] = _unary(mmath.SqrtOp)
+IMPLS["ts.tanh"] = IMPLS["ops.tanh"] = _unary(mmath.TanhOp)
+
+
+@impl("ts.sigmoid", "ops.sigmoid", "ops.sigmoid_safe")
+def _sigmoid(x):
+    if not isinstance(x, GraphTensor):
+        return 1.0 / (1.0 + math.exp(-x))
+    neg = IMPLS["ts.multiply"](x, -1.0)
+    return IMPLS["ts.divide"](1.0, IMPLS["ts.add"](IMPLS["ts.exp"](neg), 1.0))
+
+
+@impl("ts.cast")
+def _cast(x, dtype):
+    return cast(x, dtype)
+
+
+@impl("ts.zeros_like")
+def _zeros_like(x, dtype=None):
+    return const(0, x.shape, dtype or x.dtype)
+
+
+@impl("ts.ones_like")
+def _ones_like(x, dtype=None):
+    return const(1, x.shape, dtype or x.dtype)
+
+
+@impl("ts.gemm")
+def _gemm(a, b):
+    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
+        raise _err(f"ts.gemm: shapes {list(a.shape)} and {list(b.shape)} do not multiply")
+    batch = broadcast_shape(a.shape[:-2], b.shape[:-2])
+    shape = batch + (a.shape[-2], b.shape[-1])
+    return GraphTensor(_create("ts.gemm", ttype(shape, dt.f32), [a.v, b.v]), shape, dt.f32)
+
+
+def _axis(axis, nd):
+    if not -nd <= axis < nd:
+        raise _err(f"axis {axis} out of range for rank {nd}")
+    return axis % nd
+
+
+def _reduce(kind):
+    def f(x, axis=None, keepdims=False):
+        axes = list(range(x.ndim)) if axis is None else [_axis(a, x.ndim) for a in (axis if isinstance(axis, (list, tuple)) else [axis])]
+        shape = tuple((1 if i in axes else s) for i, s in enumerate(x.shape)) if keepdims else \
+            tuple(s for i, s in enumerate(x.shape) if i not in axes)
+        d = x.dtype if x.dtype.is_float and x.dtype.bits >= 32 or not x.dtype.is_float else dt.f32
+        res = ttype(shape, d) if shape else mlir_elem(d)
+        v = _create("ts.reduce", res, [x.v], {"kind": ir.StringAttr.get(kind), "axes": ir.DenseI64ArrayAttr.get(axes),
+                                              "keepdims": ir.BoolAttr.get(bool(keepdims))})
+        return GraphTensor(v, shape if shape else None, d)
+    return f
+
+
+IMPLS["ts.sum"] = _reduce("sum")
+IMPLS["ts.mean"] = _reduce("mean")
+
+
+@impl("ts.transpose")
+def _transpose(x, perm=None):
+    perm = list(perm) if perm is not None else list(range(x.ndim))[::-1]
+    shape = tuple(x.shape[p] for p in perm)
+    return GraphTensor(_create("ts.transpose", ttype(shape, x.dtype), [x.v], {"perm": ir.DenseI64ArrayAttr.get(perm)}),
+                       shape, x.dtype)
+
+
+@impl("ts.reshape")
+def _reshape(x, shape):
+    shape = tuple(shape)
+    if -1 in shape:
+        known = int(np.prod([s for s in shape if s != -1]))
+        shape = tuple(int(np.prod(x.shape)) // known if s == -1 else s for s in shape)
+    if int(np.prod(shape)) != int(np.prod(x.shape)):
+        raise _err(f"ts.reshape: cannot reshape {list(x.shape)} to {list(shape)}")
+    return GraphTensor(_create("ts.reshape", ttype(shape, x.dtype), [x.v]), shape, x.dtype)
+
+
+@impl("ts.concatenate")
+def _concatenate(xs, axis=0):
+    xs = list(xs)
+    d = xs[0].dtype
+    for x in xs[1:]:
+        d = dt.promote(d, x.dtype)
+    xs = [cast(x, d) for x in xs]
+    ax = _axis(axis, xs[0].ndim)
+    shape = list(xs[0].shape)
+    shape[ax] = sum(x.shape[ax] for x in xs)
+    return GraphTensor(_create("ts.concatenate", ttype(shape, d), [x.v for x in xs], {"axis": ir.IntegerAttr.get(
+        ir.IntegerType.get_signless(64), ax)}), tuple(shape), d)
+
+
+@impl("ts.stack")
+def _stack(xs, axis=0):
+    xs = list(xs)
+    ax = _axis(axis, xs[0].ndim + 1)
+    return _concatenate([_reshape(x, x.shape[:ax] + (1,) + x.shape[ax:]) for x in xs], ax)
+
+
+@impl("ops.softmax", "ops.softmax_safe")
+def _softmax(x, axis=-1):
+    x = cast(x, dt.f32) if x.dtype.bits < 32 else x
+    return GraphTensor(_create("ts.softmax", ttype(x.shape, x.dtype), [x.v], {"axis": ir.IntegerAttr.get(
+        ir.IntegerType.get_signless(64), _axis(axis, x.ndim))}), x.shape, x.dtype)
+
+
+@impl("ops.l2_norm")
+def _l2_norm(x, axis=-1, keepdims=False):
+    ax = _axis(axis, x.ndim)
+    shape = tuple((1 if i == ax else s) for i, s in enumerate(x.shape)) if keepdims else \
+        tuple(s for i, s in enumerate(x.shape) if i != ax)
+    return GraphTensor(_create("ts.l2_norm", ttype(shape, dt.f32), [x.v], {
+        "axis": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), ax), "keepdims": ir.BoolAttr.get(bool(keepdims))}),
+        shape, dt.f32)
+
+
+@impl("ops.distance_scaling")
+def _distance_scaling(d, decay_rate=0.1):
+    if isinstance(d, GraphTensor):
+        return IMPLS["ts.exp"](IMPLS["ts.multiply"](cast(d, dt.f32), -float(decay_rate)))
+    return math.exp(-float(decay_rate) * d)
+
+
+def _distance(d):
+    if isinstance(d, GraphTensor):
+        raise _err("layer distances must be Python numbers (compile-time constants)")
+    return ir.FloatAttr.get(ir.F64Type.get(), float(d))
+
+
+@impl("ops.gating_function")
+def _gating_function(delta, weights, layer_distance):
+    if delta.shape[-1] != weights.shape[0] or weights.ndim != 2:
+        raise _err(f"gating_function: delta {list(delta.shape)} and W {list(weights.shape)} do not match")
+    shape = delta.shape[:-1] + (weights.shape[1],)
+    return GraphTensor(_create("ts.gating_function", ttype(shape, dt.f32), [delta.v, weights.v],
+                               {"distance": _distance(layer_distance)}), shape, dt.f32)
+
+
+@impl("ops.delta_connection")
+def _delta_connection(x_source, x_target, gate_params, layer_distance):
+    if x_source.shape != x_target.shape:
+        raise _err(f"delta_connection: source {list(x_source.shape)} and target {list(x_target.shape)} differ")
+    return GraphTensor(_create("ts.delta_connection", ttype(x_target.shape, dt.f32),
+                               [x_source.v, x_target.v, gate_params.v], {"distance": _distance(layer_distance)}),
+                       x_target.shape, dt.f32)
+
+
+def index(x: GraphTensor, idx):
+    idx = idx if isinstance(idx, tuple) else (idx,)
+    if len(idx) != x.ndim or not all(isinstance(i, (int, np.integer)) for i in idx):
+        raise _err("graph tensors are indexed with one int per dim (e.g. weights[i, -1])")
+    ids = []
+    for i, n in zip(idx, x.shape):
+        if not -n <= i < n:
+            raise _err(f"index {i} out of range for a dim of size {n}")
+        ids.append(i % n)
+    with _tracer().loc():
+        cs = [arith.ConstantOp(ir.IndexType.get(), i).result for i in ids]
+        return GraphTensor(tensor.ExtractOp(x.v, cs).result, None, x.dtype)
+
+
+class Traced:
+    """A traced graph: the module (its text is `.asm["ts"]`), argument and result layout."""
+
+    def __init__(self, tracer, module, arg_layout, result_layout):
+        self.tracer, self.module, self.arg_layout, self.result_layout = tracer, module, arg_layout, result_layout
+        self.asm = module.operation.get_asm(enable_debug_info=True)
+
+
+def trace_function(gf, sig):
+    from .function import Tracer, dtype_of_array
+    tr = Tracer(gf.__name__)
+    with tr:
+        module = ir.Module.create()
+        types, layout = [], []
+        for name, kind, v in sig.items:
+            if kind == "tensor":
+                types.append(ttype(v.shape, dtype_of_array(v)))
+                layout.append((name, 1))
+            elif kind == "list":
+                types += [ttype(x.shape, dtype_of_array(x)) for x in v]
+                layout.append((name, len(v)))
+        with ir.InsertionPoint(module.body), tr.loc():
+            f = func.FuncOp(gf.__name__, (types, []))
+            f.attributes["tessera.function"] = ir.UnitAttr.get()
+            entry = f.add_entry_block()
+        args = iter(entry.arguments)
+        kwargs = {}
+        with ir.InsertionPoint(entry):
+            for name, kind, v in sig.items:
+                if kind == "tensor":
+                    kwargs[name] = GraphTensor(next(args), v.shape, dtype_of_array(v))
+                elif kind == "list":
+                    kwargs[name] = [GraphTensor(next(args), x.shape, dtype_of_array(x)) for x in v]
+                elif kind == "bound":
+                    kwargs[name] = [from_numpy(x) for x in v] if isinstance(v, (list, tuple)) else from_numpy(v)
+                else:
+                    kwargs[name] = v
+            out = gf.fn(**kwargs)
+            outs = list(out) if isinstance(out, (tuple, list)) else [out]
+            for o in outs:
+                if not isinstance(o, GraphTensor) or o.shape is None:
+                    raise CompilationError(f"{gf.__name__} must return tensors, got {o!r}", *user_frame())
+            with tr.loc():
+                func.ReturnOp([o.v for o in outs])
+        f.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(types, [o.v.type for o in outs]))
+        module.operation.verify()
+        return Traced(tr, module, layout, "tuple" if isinstance(out, (tuple, list)) else "single")

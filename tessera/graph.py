@@ -1,0 +1,26 @@
+"""`ts.add`, `ts.gemm`, ...: the graph-level operations used inside @ts.function bodies."""
+from __future__ import annotations
+
+from .frontend.dsl import builtin as _b
+
+subtract = _b("ts.subtract")
+add = _b("ts.add")
+multiply = _b("ts.multiply")
+divide = _b("ts.divide")
+maximum = _b("ts.maximum")
+minimum = _b("ts.minimum")
+exp = _b("ts.exp")
+log = _b("ts.log")
+sqrt = _b("ts.sqrt")
+sigmoid = _b("ts.sigmoid")
+tanh = _b("ts.tanh")
+cast = _b("ts.cast")
+reshape = _b("ts.reshape")
+transpose = _b("ts.transpose")
+concatenate = _b("ts.concatenate")
+stack = _b("ts.stack")
+sum = _b("ts.sum")  # noqa: A001
+mean = _b("ts.mean")
+zeros_like = _b("ts.zeros_like")
+ones_like = _b("ts.ones_like")
+gemm = _b("ts.gemm")

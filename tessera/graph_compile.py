@@ -1,0 +1,48 @@
+"""ts.compile for @ts.function: trace, run the graph pipeline, (later) lower to tile kernels."""
+from __future__ import annotations
+
+import sys
+
+from . import knobs
+from .errors import BackendUnavailable, TesseraError
+
+# The default graph pipeline of a call and of ts.compile (DESIGN §5)
+GRAPH_PIPELINE = 'canonicalize,tessera-prune-sparse-deltas{threshold=0.01},tessera-fuse-delta-connections,canonicalize,cse'
+
+
+class CompiledFunction:
+    """A traced and optimised @ts.function. `.asm["ts"]` is the graph as written, `.asm["ts.opt"]`
+    after the graph pipeline."""
+
+    def __init__(self, fn, traced, asm, target):
+        self.fn, self.traced, self.asm, self.target = fn, traced, asm, target
+        self.metadata = {"target": target}
+
+    def __call__(self, *args):
+        raise BackendUnavailable(f"running {self.fn.__name__} needs tessera-lower-graph-to-tile, which is not built yet")
+
+    def __repr__(self):
+        return f"<CompiledFunction {self.fn.__name__} target={self.target} stages={list(self.asm)}>"
+
+
+def compile_function(fn, args, kwargs, target="cpu", params=None):
+    from mlir import ir
+    from .compiler import run_pipeline
+    try:
+        traced = fn.trace(args, kwargs, params)
+        asm = {"ts": traced.asm}
+        with traced.tracer.ctx, ir.Location.unknown():
+            module = ir.Module.parse(traced.asm)
+            run_pipeline(module, GRAPH_PIPELINE)
+            asm["ts.opt"] = module.operation.get_asm(enable_debug_info=True)
+            remarks = [ir.StringAttr(a).value for a in ir.ArrayAttr(module.operation.attributes["tessera.remarks"])] \
+                if "tessera.remarks" in module.operation.attributes else []
+        ck = CompiledFunction(fn, traced, asm, target)
+        ck.metadata["remarks"] = remarks
+        if "remarks" in knobs.log():
+            for r in remarks:
+                print(f"[tessera] remark: {r}", file=sys.stderr)
+        return ck
+    except TesseraError as e:
+        from .frontend.kernel import _reraise
+        _reraise(e)

@@ -1,0 +1,139 @@
+"""The `ts` dialect (graph level), defined in IRDL (DESIGN §6).
+
+Values are builtin ranked tensors; plain elementwise math is upstream arith/math on tensors, and
+indexing a tensor with ints is `tensor.extract`. The domain ops of the GDN live here:
+
+  ts.gating_function(delta, W) {distance}          sigmoid(exp(-0.1·d) · (delta @ W))
+  ts.delta_connection(source, target, W) {distance} (t - s) · gating_function(t - s, W, d)
+  ts.fused_delta_gating(target, sources..., Ws..., coefficients..., [residual])
+                       {distances, sparse}          Σ_i c_i · delta_connection(s_i, t, W_i, d_i) (+ t)
+  ts.gemm(a, b)                                     batched over leading dims, f32 accumulation
+  ts.gemm_epilogue(a, b, [scale]) {activation}      gemm with a fused (scale) → activation epilogue
+  ts.softmax(x) {axis}      ts.l2_norm(x) {axis, keepdims}
+  ts.reduce(x) {kind, axes, keepdims}               kind: sum | mean | max | min
+  ts.cast(x)   ts.broadcast(x)   ts.transpose(x) {perm}   ts.reshape(x)   ts.concatenate(xs...) {axis}
+"""
+
+TS_IRDL = r"""
+irdl.dialect @ts {
+  irdl.operation @gating_function {
+    %t = irdl.base "!builtin.tensor"
+    %w = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    %d = irdl.base "#builtin.float"
+    irdl.operands(delta: %t, weights: %w)
+    irdl.attributes {"distance" = %d}
+    irdl.results(gate: %r)
+  }
+  irdl.operation @delta_connection {
+    %s = irdl.base "!builtin.tensor"
+    %t = irdl.base "!builtin.tensor"
+    %w = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    %d = irdl.base "#builtin.float"
+    irdl.operands(source: %s, target: %t, weights: %w)
+    irdl.attributes {"distance" = %d}
+    irdl.results(delta: %r)
+  }
+  irdl.operation @fused_delta_gating {
+    %t = irdl.base "!builtin.tensor"
+    %s = irdl.base "!builtin.tensor"
+    %w = irdl.base "!builtin.tensor"
+    %c = irdl.any
+    %res = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    %d = irdl.base "#builtin.dense_array"
+    %sp = irdl.base "#builtin.integer"
+    irdl.operands(target: %t, sources: variadic %s, weights: variadic %w, coefficients: variadic %c, residual: optional %res)
+    irdl.attributes {"distances" = %d, "sparse" = %sp}
+    irdl.results(out: %r)
+  }
+  irdl.operation @gemm {
+    %a = irdl.base "!builtin.tensor"
+    %b = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    irdl.operands(a: %a, b: %b)
+    irdl.results(c: %r)
+  }
+  irdl.operation @gemm_epilogue {
+    %a = irdl.base "!builtin.tensor"
+    %b = irdl.base "!builtin.tensor"
+    %s = irdl.any
+    %r = irdl.base "!builtin.tensor"
+    %none = irdl.is "none"
+    %sig = irdl.is "sigmoid"
+    %act = irdl.any_of(%none, %sig)
+    irdl.operands(a: %a, b: %b, scale: optional %s)
+    irdl.attributes {"activation" = %act}
+    irdl.results(c: %r)
+  }
+  irdl.operation @softmax {
+    %x = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    %ax = irdl.base "#builtin.integer"
+    irdl.operands(x: %x)
+    irdl.attributes {"axis" = %ax}
+    irdl.results(y: %r)
+  }
+  irdl.operation @l2_norm {
+    %x = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    %ax = irdl.base "#builtin.integer"
+    %kd = irdl.base "#builtin.integer"
+    irdl.operands(x: %x)
+    irdl.attributes {"axis" = %ax, "keepdims" = %kd}
+    irdl.results(y: %r)
+  }
+  irdl.operation @reduce {
+    %x = irdl.base "!builtin.tensor"
+    %r = irdl.any
+    %sum = irdl.is "sum"
+    %mean = irdl.is "mean"
+    %max = irdl.is "max"
+    %min = irdl.is "min"
+    %kind = irdl.any_of(%sum, %mean, %max, %min)
+    %axes = irdl.base "#builtin.dense_array"
+    %kd = irdl.base "#builtin.integer"
+    irdl.operands(x: %x)
+    irdl.attributes {"kind" = %kind, "axes" = %axes, "keepdims" = %kd}
+    irdl.results(y: %r)
+  }
+  irdl.operation @cast {
+    %x = irdl.any
+    %r = irdl.any
+    irdl.operands(x: %x)
+    irdl.results(y: %r)
+  }
+  irdl.operation @broadcast {
+    %x = irdl.any
+    %r = irdl.base "!builtin.tensor"
+    irdl.operands(x: %x)
+    irdl.results(y: %r)
+  }
+  irdl.operation @transpose {
+    %x = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    %p = irdl.base "#builtin.dense_array"
+    irdl.operands(x: %x)
+    irdl.attributes {"perm" = %p}
+    irdl.results(y: %r)
+  }
+  irdl.operation @reshape {
+    %x = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    irdl.operands(x: %x)
+    irdl.results(y: %r)
+  }
+  irdl.operation @concatenate {
+    %x = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    %ax = irdl.base "#builtin.integer"
+    irdl.operands(xs: variadic %x)
+    irdl.attributes {"axis" = %ax}
+    irdl.results(y: %r)
+  }
+}
+"""
+
+TS_OPS = ["gating_function", "delta_connection", "fused_delta_gating", "gemm", "gemm_epilogue", "softmax",
+          "l2_norm", "reduce", "cast", "broadcast", "transpose", "reshape", "concatenate"]
