@@ -1,0 +1,96 @@
+"""@ts.function tracing into the ts dialect, and the default graph pipeline (prune + fuse).
+Execution of graphs (tessera-lower-graph-to-tile) is not built yet."""
+import os
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import tessera as ts
+from tessera import Tensor
+
+bf16 = ml_dtypes.bfloat16
+HERE = os.path.abspath(__file__)
+
+
+@ts.function
+def delta_connection(x_source: Tensor["B", "S", "D", ts.bf16], x_target: Tensor["B", "S", "D", ts.bf16],
+                     gate_params: Tensor["D", "D", ts.bf16], layer_distance: int):
+    delta = ts.subtract(x_target, x_source)
+    gate_weights = ts.ops.gating_function(delta, gate_params, layer_distance)
+    return ts.multiply(delta, gate_weights)
+
+
+@ts.function
+def multi_scale_delta_aggregation(source_layers: list, target_layer: Tensor["B", "S", "D", ts.bf16],
+                                  gate_networks: list, attention_weights: Tensor["L", "L", ts.bf16]):
+    aggregated_delta = ts.zeros_like(target_layer)
+    for i, (source_layer, gate_net) in enumerate(zip(source_layers, gate_networks)):
+        layer_distance = len(source_layers) - i
+        delta_contrib = delta_connection(source_layer, target_layer, gate_net, layer_distance)
+        attention_weight = attention_weights[i, -1]  # LINE-WEIGHT
+        weighted_delta = ts.multiply(delta_contrib, attention_weight)
+        aggregated_delta = ts.add(aggregated_delta, weighted_delta)
+    return aggregated_delta
+
+
+def _args(L=3, B=2, S=8, D=16):
+    srcs = [np.zeros((B, S, D), bf16) for _ in range(L)]
+    ws = [np.zeros((D, D), bf16) for _ in range(L)]
+    return srcs, np.zeros((B, S, D), bf16), ws, np.zeros((L + 1, L + 1), bf16)
+
+
+def test_trace_is_the_graph_as_written_with_user_locations():
+    ck = ts.compile(multi_scale_delta_aggregation, *_args())
+    ir_text = ck.asm["ts"]
+    assert ir_text.count('"ts.gating_function"') == 3 and "ts.fused_delta_gating" not in ir_text
+    assert ir_text.count("tensor.extract") == 3
+    line = next(i for i, l in enumerate(open(HERE), 1) if "LINE-WEIGHT" in l)
+    assert f'loc("{HERE}":{line}:' in ir_text
+
+
+def test_multi_source_aggregation_fuses_into_one_op():
+    ck = ts.compile(multi_scale_delta_aggregation, *_args())
+    opt = ck.asm["ts.opt"]
+    assert opt.count('"ts.fused_delta_gating"') == 1
+    assert "ts.gating_function" not in opt and "arith.addf" not in opt
+    assert "distances = array<f64: 3.000000e+00, 2.000000e+00, 1.000000e+00>" in opt
+    assert "sparse = true" in opt  # runtime attention weights: the mask-skipping kernel
+
+
+def test_bound_weights_below_threshold_are_pruned():
+    srcs, tgt, ws, A = _args()
+    weights = np.zeros_like(A, dtype=np.float32)
+    weights[:, -1] = [0.5, 0.001, 0.7, 0.0]
+    ck = ts.compile(multi_scale_delta_aggregation, srcs, tgt, ws, A, params={"attention_weights": weights.astype(bf16)})
+    opt = ck.asm["ts.opt"]
+    assert opt.count('"ts.fused_delta_gating"') == 1
+    assert "distances = array<f64: 3.000000e+00, 1.000000e+00>" in opt and "sparse = false" in opt
+    assert len(ck.metadata["remarks"]) == 1 and "weight 0.000999" in ck.metadata["remarks"][0]
+
+
+def test_graph_ops_and_errors():
+    @ts.function
+    def misc(x, w):
+        y = ts.gemm(x, w) * 2.0 + 1
+        s = ts.sum(y, axis=-1, keepdims=True)
+        n = ts.ops.l2_norm(y, axis=-1)
+        p = ts.ops.softmax(y / s)
+        return ts.concatenate([p, ts.transpose(ts.transpose(p, [0, 2, 1]), [0, 2, 1])], axis=1), n
+
+    ck = ts.compile(misc, np.zeros((2, 4, 8), np.float32), np.zeros((8, 8), np.float32))
+    t = ck.asm["ts"]
+    for op in ("ts.gemm", "ts.reduce", "ts.l2_norm", "ts.softmax", "ts.broadcast", "ts.transpose", "ts.concatenate"):
+        assert f'"{op}"' in t, op
+
+    @ts.function
+    def bad(x, w):
+        return ts.gemm(x, w)
+
+    with pytest.raises(ts.CompilationError, match="do not multiply"):
+        ts.compile(bad, np.zeros((2, 4, 8), np.float32), np.zeros((4, 8), np.float32))
+
+
+def test_calling_with_arrays_says_what_is_missing():
+    with pytest.raises(ts.BackendUnavailable, match="lower-graph-to-tile"):
+        multi_scale_delta_aggregation(*_args())
