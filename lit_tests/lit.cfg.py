@@ -33,5 +33,6 @@ def _tool(name):
 
 
 config.substitutions.append(("FileCheck", _tool("filecheck")))
-config.substitutions.append(("tessera-opt", _tool("tessera-opt")))
+# whole words only: pass names such as tessera-optimize-gating-networks start with "tessera-opt"
+config.substitutions.append((r"(?<![\w/-])tessera-opt(?![\w-])", _tool("tessera-opt")))
 config.substitutions.append(("%python", sys.executable))

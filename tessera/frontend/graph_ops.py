@@ -150,8 +150,12 @@ IMPLS["ts.tanh"] = IMPLS["ops.tanh"] = _unary(mmath.TanhOp)
 def _sigmoid(x):
     if not isinstance(x, GraphTensor):
         return 1.0 / (1.0 + math.exp(-x))
-    neg = IMPLS["ts.multiply"](x, -1.0)
-    return IMPLS["ts.divide"](1.0, IMPLS["ts.add"](IMPLS["ts.exp"](neg), 1.0))
+    if not x.dtype.is_float:
+        x = cast(x, dt.f32)
+    if x.shape is None:
+        neg = IMPLS["ts.multiply"](x, -1.0)
+        return IMPLS["ts.divide"](1.0, IMPLS["ts.add"](IMPLS["ts.exp"](neg), 1.0))
+    return GraphTensor(_create("ts.sigmoid", ttype(x.shape, x.dtype), [x.v]), x.shape, x.dtype)
 
 
 @impl("ts.cast")

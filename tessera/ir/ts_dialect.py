@@ -8,7 +8,9 @@ indexing a tensor with ints is `tensor.extract`. The domain ops of the GDN live 
   ts.fused_delta_gating(target, sources..., Ws..., coefficients..., [residual])
                        {distances, sparse}          Σ_i c_i · delta_connection(s_i, t, W_i, d_i) (+ t)
   ts.gemm(a, b)                                     batched over leading dims, f32 accumulation
-  ts.gemm_epilogue(a, b, [scale]) {activation}      gemm with a fused (scale) → activation epilogue
+  ts.gemm_epilogue(a, b, [scale], [multiplier]) {activation}
+                                                    multiplier · act(scale · (a @ b)) in one GEMM
+  ts.sigmoid(x)                                     1 / (1 + exp(-x)), computed stably
   ts.softmax(x) {axis}      ts.l2_norm(x) {axis, keepdims}
   ts.reduce(x) {kind, axes, keepdims}               kind: sum | mean | max | min
   ts.cast(x)   ts.broadcast(x)   ts.transpose(x) {perm}   ts.reshape(x)   ts.concatenate(xs...) {axis}
@@ -59,13 +61,20 @@ irdl.dialect @ts {
     %a = irdl.base "!builtin.tensor"
     %b = irdl.base "!builtin.tensor"
     %s = irdl.any
+    %m = irdl.base "!builtin.tensor"
     %r = irdl.base "!builtin.tensor"
     %none = irdl.is "none"
     %sig = irdl.is "sigmoid"
     %act = irdl.any_of(%none, %sig)
-    irdl.operands(a: %a, b: %b, scale: optional %s)
+    irdl.operands(a: %a, b: %b, scale: optional %s, multiplier: optional %m)
     irdl.attributes {"activation" = %act}
     irdl.results(c: %r)
+  }
+  irdl.operation @sigmoid {
+    %x = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    irdl.operands(x: %x)
+    irdl.results(y: %r)
   }
   irdl.operation @softmax {
     %x = irdl.base "!builtin.tensor"
@@ -135,5 +144,5 @@ irdl.dialect @ts {
 }
 """
 
-TS_OPS = ["gating_function", "delta_connection", "fused_delta_gating", "gemm", "gemm_epilogue", "softmax",
+TS_OPS = ["gating_function", "delta_connection", "fused_delta_gating", "gemm", "gemm_epilogue", "sigmoid", "softmax",
           "l2_norm", "reduce", "cast", "broadcast", "transpose", "reshape", "concatenate"]
