@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
+
 from . import knobs
 from .errors import BackendUnavailable, TesseraError
 
@@ -14,12 +16,28 @@ class CompiledFunction:
     """A traced and optimised @ts.function. `.asm["ts"]` is the graph as written, `.asm["ts.opt"]`
     after the graph pipeline."""
 
-    def __init__(self, fn, traced, asm, target):
+    def __init__(self, fn, traced, asm, target, plan=None, params=None):
         self.fn, self.traced, self.asm, self.target = fn, traced, asm, target
-        self.metadata = {"target": target}
+        self.plan, self.params = plan, params
+        self.metadata = {"target": target, "kernels": plan.kernel_count if plan else None}
 
-    def __call__(self, *args):
-        raise BackendUnavailable(f"running {self.fn.__name__} needs tessera-lower-graph-to-tile, which is not built yet")
+    def __call__(self, *args, **kwargs):
+        from .frontend.function import Signature
+        from .graph_exec import run
+        if self.plan is None:
+            from .frontend.kernel import _reraise
+            _reraise(self.plan_error)
+        sig = Signature(self.fn.fn, args, kwargs, self.params)
+        arrays = sig.runtime_arrays()
+        xp = np
+        if arrays and not isinstance(arrays[0], np.ndarray):
+            import cupy as xp  # noqa: F811 - GPU arrays: the same plan runs through CuPy
+        try:
+            outs = run(self.plan, arrays, xp)
+        except TesseraError as e:
+            from .frontend.kernel import _reraise
+            _reraise(e)
+        return outs[0] if self.traced.result_layout == "single" else tuple(outs)
 
     def __repr__(self):
         return f"<CompiledFunction {self.fn.__name__} target={self.target} stages={list(self.asm)}>"
@@ -37,7 +55,13 @@ def compile_function(fn, args, kwargs, target="cpu", params=None):
             asm["ts.opt"] = module.operation.get_asm(enable_debug_info=True)
             remarks = [ir.StringAttr(a).value for a in ir.ArrayAttr(module.operation.attributes["tessera.remarks"])] \
                 if "tessera.remarks" in module.operation.attributes else []
-        ck = CompiledFunction(fn, traced, asm, target)
+            from .graph_exec import build_plan
+            try:
+                plan, plan_error = build_plan(module), None
+            except TesseraError as e:  # the graph is still inspectable; running it reports this
+                plan, plan_error = None, e
+        ck = CompiledFunction(fn, traced, asm, target, plan, params)
+        ck.plan_error = plan_error
         ck.metadata["remarks"] = remarks
         if "remarks" in knobs.log():
             for r in remarks:

@@ -91,6 +91,51 @@ def test_graph_ops_and_errors():
         ts.compile(bad, np.zeros((2, 4, 8), np.float32), np.zeros((4, 8), np.float32))
 
 
-def test_calling_with_arrays_says_what_is_missing():
-    with pytest.raises(ts.BackendUnavailable, match="lower-graph-to-tile"):
-        multi_scale_delta_aggregation(*_args())
+def _random(L=3, B=2, S=40, D=16, seed=0):
+    rng = np.random.default_rng(seed)
+    srcs = [rng.standard_normal((B, S, D)).astype(bf16) for _ in range(L)]
+    ws = [(rng.standard_normal((D, D)) * 0.2).astype(bf16) for _ in range(L)]
+    return srcs, rng.standard_normal((B, S, D)).astype(bf16), ws, rng.standard_normal((L + 1, L + 1)).astype(bf16)
+
+
+def reference(srcs, tgt, ws, A, threshold=0.0):
+    L = len(srcs)
+    acc = np.zeros(tgt.shape, np.float32)
+    for i in range(L):
+        c = float(A[i, -1].astype(np.float32))
+        if abs(c) < threshold:
+            continue
+        d = (tgt.astype(np.float32) - srcs[i].astype(np.float32)).astype(bf16).astype(np.float32)
+        g = 1 / (1 + np.exp(-(np.exp(-0.1 * (L - i)) * (d @ ws[i].astype(np.float32)))))
+        acc += c * d * g
+    return acc
+
+
+def test_aggregation_runs_as_one_fused_kernel_and_matches_numpy():
+    args = _random()
+    out = multi_scale_delta_aggregation(*args)
+    np.testing.assert_allclose(out, reference(*args), rtol=1e-5, atol=1e-5)
+    ck = ts.compile(multi_scale_delta_aggregation, *args)
+    assert ck.metadata["kernels"] == 1
+    np.testing.assert_allclose(ck(*args), out, rtol=0, atol=0)
+
+
+def test_pruned_connections_are_gone_from_the_result():
+    srcs, tgt, ws, A = _random(seed=1)
+    A[1, -1] = 0.004  # below the default threshold 0.01
+    ck = ts.compile(multi_scale_delta_aggregation, srcs, tgt, ws, A, params={"attention_weights": A})
+    assert "distances = array<f64: 3.000000e+00, 1.000000e+00>" in ck.asm["ts.opt"]
+    out = ck(srcs, tgt, ws, A)
+    np.testing.assert_allclose(out, reference(srcs, tgt, ws, A, threshold=0.01), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(out, reference(srcs, tgt, ws, A), atol=1e-4), "the pruned term must be absent"
+
+
+def test_unsupported_graph_ops_say_so_at_the_users_line():
+    @ts.function
+    def plain(x, y):
+        return ts.add(x, y)  # UNSUPPORTED-LINE
+
+    x = np.zeros((4, 8), np.float32)
+    with pytest.raises(ts.CompilationError, match="cannot run yet") as ei:
+        plain(x, x)
+    assert ei.value.line == next(i for i, l in enumerate(open(HERE), 1) if "UNSUPPORTED-LINE" in l)

@@ -161,6 +161,7 @@ class GraphFunction:
         self.__name__ = fn.__name__
         self.__doc__ = fn.__doc__
         self._traced = {}
+        self._compiled = {}
 
     def __repr__(self):
         return f"<tessera function {self.__name__}>"
@@ -168,10 +169,12 @@ class GraphFunction:
     def __call__(self, *args, **kwargs):
         if dsl.TRACING:  # called from another @ts.function: inline
             return self.fn(*args, **kwargs)
-        from ..errors import BackendUnavailable
-        raise BackendUnavailable(
-            f"calling {self.__name__} with arrays needs tessera-lower-graph-to-tile, which is not built yet; "
-            f"ts.compile({self.__name__}, ...) gives the traced graph (.asm['ts'])")
+        from ..graph_compile import compile_function
+        key = Signature(self.fn, args, kwargs, None).key()
+        ck = self._compiled.get(key)
+        if ck is None:
+            ck = self._compiled[key] = compile_function(self, args, kwargs)
+        return ck(*args, **kwargs)
 
     def trace(self, args, kwargs=None, params=None):
         from .graph_ops import trace_function
