@@ -116,3 +116,23 @@ def test_matmul_on_gpu(bm, bn, bk):
     matmul[(-(-200 // bm), -(-264 // bn))](cp.asarray(a.view(np.uint16)), cp.asarray(b.view(np.uint16)), c,
                                           BM=bm, BN=bn, BK=bk)
     np.testing.assert_allclose(cp.asnumpy(c), a.astype(np.float32) @ b.astype(np.float32), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.skipif(not _have_ptxas(), reason="ptxas not found")
+def test_cp_async_of_a_column_uses_the_element_path():
+    """A window whose last base dim is indexed (a column) is not contiguous: no 16-byte cp.async."""
+    from tessera import tile
+
+    @ts.kernel
+    def column(x: tile.Tensor["M", "N", ts.bf16], out: tile.Tensor["M", ts.bf16], j: int):
+        buf = tile.alloc_shared([64], ts.bf16)
+        tile.cp_async(buf, x[0:64, j])
+        tile.cp_commit_group()
+        tile.cp_wait_group(0)
+        tile.barrier()
+        tile.store(out[0:64], buf)
+
+    ck = ts.compile(column, z((64, 8), bf16), z(64, bf16), 3, target="sm_80")
+    assert "nvgpu.device_async_copy" not in ck.asm["gpu"]
+    row = ts.compile(mem.shared_pipeline, z((20, 16), bf16), z((20, 16)), target="sm_80")
+    assert "nvgpu.device_async_copy" in row.asm["gpu"]

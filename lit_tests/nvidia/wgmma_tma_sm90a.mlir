@@ -10,7 +10,11 @@
 // GPU: nvgpu.mbarrier.arrive.expect_tx {{.*}}, %c32768
 // GPU: nvgpu.tma.async.load
 // GPU: nvgpu.warpgroup.mma.init.accumulator
-// GPU: scf.for
+// The refill at the top of iteration i loads the tiles of iteration i + 2 (k = iv + 2·64).
+// GPU: scf.for %[[IV:[a-z0-9]+]] = {{.*}} iter_args
+// GPU: %[[AHEAD:.*]] = arith.muli %c2{{.*}}, %c64{{.*}} : index
+// GPU: %[[K:.*]] = arith.addi %[[IV]], %[[AHEAD]] : index
+// GPU: nvgpu.tma.async.load %{{.*}}[%[[K]], %{{.*}}]
 // GPU: nvgpu.mbarrier.try_wait.parity
 // GPU: nvgpu.warpgroup.generate.descriptor
 // GPU: nvgpu.warpgroup.mma {{.*}} {transposeB}
@@ -20,6 +24,7 @@
 // PTX: .param .u64 .ptr .align 1 gemm_param_21,
 // PTX: .param .u64 .ptr .align 1 gemm_param_22
 // PTX: mbarrier.init.shared
+// PTX: fence.mbarrier_init
 // PTX: cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes
 // PTX: mbarrier.try_wait.parity
 // PTX: wgmma.fence.sync.aligned

@@ -76,6 +76,8 @@ def _call_error(msg, cls=CompilationError):
 
 
 def _is_cuda_array(a):
+    if type(a).__module__.startswith("torch"):  # hasattr(__cuda_array_interface__) raises for some tensors
+        return bool(getattr(a, "is_cuda", False))
     return hasattr(a, "__cuda_array_interface__") or (hasattr(a, "__dlpack_device__") and not isinstance(a, np.ndarray)
                                                        and a.__dlpack_device__()[0] == 2)
 

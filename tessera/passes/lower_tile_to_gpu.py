@@ -305,7 +305,8 @@ class _Kernel:
     def op_cp_async(self, op):
         dst, src = list(op.operands)
         shape, et = tb.window_shape_elem(src.type)
-        if cp_async.applies(list(shape), _bytes(et)):
+        squeeze_last = bool(list(ir.DenseI64ArrayAttr(src.owner.attributes["squeeze"]))[-1])
+        if cp_async.applies(list(shape), _bytes(et)) and not squeeze_last:
             bypass = bool(ir.BoolAttr(op.attributes["bypass_l1"]).value) if "bypass_l1" in op.attributes else False
             cp_async.lower(self, dst, src.owner, list(shape), et, _bytes(et), bypass)
             op.erase()

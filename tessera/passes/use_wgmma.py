@@ -40,7 +40,7 @@ def _matches(loop) -> bool:
     if str(ir.RankedTensorType(a.type).element_type) != str(ir.RankedTensorType(b.type).element_type):
         return False
     iter_args = list(body.arguments)[1:]
-    if acc not in iter_args:
+    if len(iter_args) != 1 or acc not in iter_args:  # the rewrite carries only the accumulator
         return False
     pos = iter_args.index(acc)
     if not _single_use(acc) or not _single_use(mma.results[0]):

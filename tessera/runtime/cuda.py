@@ -12,7 +12,8 @@ import numpy as np
 from ..errors import BackendUnavailable, LaunchError
 
 _SCALAR_NP = {"index": np.int64, "i64": np.int64, "i32": np.int32, "i16": np.int16, "i8": np.int8,
-              "bool": np.int8, "f32": np.float32, "f64": np.float64}
+              "bool": np.int8, "f32": np.float32, "f64": np.float64, "f16": np.float16,
+              "bf16": lambda v: np.uint16(np.float32(v).view(np.uint32) >> 16)}
 
 
 def cupy():
@@ -55,6 +56,8 @@ def _bf16_dtype():
 def as_device_array(a):
     """CuPy arrays as they are; torch CUDA tensors as TorchView (any dtype, bf16 included);
     anything else with __cuda_array_interface__ / DLPack through CuPy."""
+    if isinstance(a, TorchView):
+        return a
     if type(a).__module__.startswith("torch"):
         if not a.is_cuda:
             raise LaunchError("a torch tensor on the CPU: pass NumPy arrays for the CPU backend")
@@ -114,6 +117,10 @@ class CudaLauncher:
                 packed.append(_SCALAR_NP[spec["abi"]](a))
         for arg, box_rows, box_cols in self.tma:  # TMA descriptors follow the user arguments
             d = keep_by_arg(self.abi, args, arg)
+            if d.strides[-1] != d.itemsize or d.strides[0] % 16 or d.data.ptr % 16:
+                raise LaunchError(f"argument '{self.abi[arg]['name']}': this kernel reads it with TMA, which needs a "
+                                  "unit inner stride and 16-byte aligned rows and base; launch through the kernel "
+                                  "(it recompiles for other layouts) or pass a contiguous array")
             packed.append(np.uint64(self.descriptors.device_pointer(d, box_rows, box_cols)))
         return packed, keep
 

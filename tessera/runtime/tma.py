@@ -36,16 +36,17 @@ def encode_2d(ptr: int, shape, strides_bytes, dtype_name: str, box_outer: int, b
     if dtype_name not in _DTYPES:
         raise LaunchError(f"TMA: unsupported dtype {dtype_name}")
     rows, cols = (int(x) for x in shape)
-    buf = (ctypes.c_uint8 * 128)()
+    raw = (ctypes.c_uint8 * 256)()  # the driver wants the host CUtensorMap 64-byte aligned (128 in cuda.h)
+    addr = (ctypes.addressof(raw) + 127) & ~127
     dims = (ctypes.c_uint64 * 2)(cols, rows)
     gstrides = (ctypes.c_uint64 * 1)(int(strides_bytes[0]))
     box = (ctypes.c_uint32 * 2)(box_inner, box_outer)
     estr = (ctypes.c_uint32 * 2)(1, 1)
-    rc = _libcuda().cuTensorMapEncodeTiled(ctypes.addressof(buf), _DTYPES[dtype_name], 2, ctypes.c_void_p(ptr),
+    rc = _libcuda().cuTensorMapEncodeTiled(ctypes.c_void_p(addr), _DTYPES[dtype_name], 2, ctypes.c_void_p(ptr),
                                            dims, gstrides, box, estr, 0, SWIZZLE_128B, 0, 0)
     if rc != 0:
         raise LaunchError(f"cuTensorMapEncodeTiled failed (CUresult {rc}) for shape {shape}, strides {strides_bytes}")
-    return bytes(buf)
+    return ctypes.string_at(addr, 128)
 
 
 class DescriptorCache:

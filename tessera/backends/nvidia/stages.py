@@ -78,6 +78,14 @@ def _ptx_stage(st):
 def _cubin_stage(st, t):
     cubin, info = assemble(st.asm["ptx"], t.name)
     st.meta.update({k: v for k, v in info.items() if k != "ptxas_log"})
+    total = st.meta.get("shared_bytes", 0) + info["static_smem"]
+    if total > t.smem_per_block:  # static shared memory (mbarriers, alignment) comes on top
+        over = total - t.smem_per_block
+        raise OutOfResources(
+            f"shared memory: {st.meta.get('shared_bytes', 0)} dynamic + {info['static_smem']} static bytes exceed "
+            f"the {t.name} budget of {t.smem_per_block} bytes; shrink the shared buffers (or num_stages) by "
+            f"at least {over} bytes", *getattr(st, "where", (None, None)), None,
+            required=total, budget=t.smem_per_block, resource="shared memory", suggestion=f"{over} bytes less")
     regs = info["registers"] or 0
     threads = st.meta["num_warps"] * 32
     if regs * threads > t.regs_per_block:

@@ -81,11 +81,13 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
     def slot_off(slot, extra=0):
         return arith.AddIOp(F.cidx(base + extra), arith.MulIOp(slot, F.cidx(SLOT_BYTES)).result).result
 
-    def issue(slot, iv_new, block, memo):
-        k_a = _clone_slice(va.operands[2], iv_old, iv_new, block, memo)
-        m_0 = _clone_slice(va.operands[1], iv_old, iv_new, block, memo)
-        k_b = _clone_slice(vb.operands[1], iv_old, iv_new, block, memo)
-        n_0 = _clone_slice(vb.operands[2], iv_old, iv_new, block, memo)
+    def issue(slot, iv_src, iv_new, block, memo):
+        """TMA loads of the tiles of the iteration whose loop variable is iv_new (offsets are
+        recomputed from iv_src, the loop variable they are written in terms of)."""
+        k_a = _clone_slice(va.operands[2], iv_src, iv_new, block, memo)
+        m_0 = _clone_slice(va.operands[1], iv_src, iv_new, block, memo)
+        k_b = _clone_slice(vb.operands[1], iv_src, iv_new, block, memo)
+        n_0 = _clone_slice(vb.operands[2], iv_src, iv_new, block, memo)
         nvgpu.MBarrierArriveExpectTxOp(bar, F.cidx(SLOT_BYTES), slot)
         nvgpu.TmaAsyncLoadOp(view(sA_t, slot_off(slot)), bar, dA, [k_a, m_0], slot)
         nvgpu.TmaAsyncLoadOp(view(sBh_t, slot_off(slot, 16384)), bar, dB, [n_0, k_b], slot)
@@ -101,6 +103,7 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         with ir.InsertionPoint(init.then_block):
             for s in range(stages):
                 nvgpu.MBarrierInitOp(bar, F.cidx(1), F.cidx(s))
+            nvvm.FenceMbarrierInitOp()  # make the initialised barriers visible to the async proxy
             nvgpu.TmaPrefetchOp(dA)
             nvgpu.TmaPrefetchOp(dB)
             scf.YieldOp([])
@@ -112,7 +115,7 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
             pre = scf.IfOp(cond, [], has_else=False)
             with ir.InsertionPoint(pre.then_block):
                 iv_s = arith.AddIOp(lb, arith.MulIOp(F.cidx(s), step).result).result
-                issue(F.cidx(s), iv_s, old_body, [])
+                issue(F.cidx(s), iv_old, iv_s, old_body, [])
                 scf.YieldOp([])
         acc0 = nvgpu.WarpgroupMmaInitAccumulatorOp(acc_t).result
         new = scf.ForOp(lb, ub, step, [acc0])
@@ -131,7 +134,7 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         refill = scf.IfOp(cond, [], has_else=False)
         with ir.InsertionPoint(refill.then_block):
             iv_j = arith.AddIOp(iv, arith.MulIOp(F.cidx(stages - 1), step).result).result
-            issue(arith.RemUIOp(j, F.cidx(stages)).result, iv_j, new.body, [])
+            issue(arith.RemUIOp(j, F.cidx(stages)).result, new.induction_variable, iv_j, new.body, [])
             scf.YieldOp([])
         slot = arith.RemUIOp(i, F.cidx(stages)).result
         parity = arith.CmpIOp(arith.CmpIPredicate.ne,
