@@ -73,9 +73,14 @@ def as_device_array(a):
 
 
 def device_arch() -> str:
+    """The target whose cubins load on the current device (SASS is not portable across majors)."""
     cp = cupy()
     cc = int(cp.cuda.Device().compute_capability)
-    return "sm_90a" if cc >= 90 else "sm_80"
+    if cc == 90:
+        return "sm_90a"
+    if 80 <= cc < 90:
+        return "sm_80"
+    raise BackendUnavailable(f"no tessera target for compute capability {cc // 10}.{cc % 10} (sm_80..sm_89, sm_90)")
 
 
 def keep_by_arg(abi, args, index):
@@ -126,5 +131,9 @@ class CudaLauncher:
 
     def launch(self, grid, args):
         packed, keep = self.pack(args)
-        self.fn(tuple(int(g) for g in grid), self.block, tuple(packed), shared_mem=self.shared)
+        stream = None
+        if any(isinstance(k, TorchView) for k in keep):  # run on torch's current stream, not CuPy's
+            import torch
+            stream = cupy().cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+        self.fn(tuple(int(g) for g in grid), self.block, tuple(packed), shared_mem=self.shared, stream=stream)
         del keep
