@@ -1,37 +1,56 @@
-"""Running an optimised ts graph: each fusion group becomes a tile kernel (generated from DSL
-templates, compiled by the normal kernel path for the arrays' backend) launched in program order
-on row-major [rows, last-dim] views of the arrays. The plan is built once per traced signature."""
+"""Running an optimised ts graph (the grouping of tessera-lower-graph-to-tile): consecutive
+elementwise ops of one shape form a fusion group, every other op is its own group; each group is a
+tile kernel generated from a DSL template (tessera.graph_kernels, tessera.gdn.generated) and compiled
+by the normal kernel path for the arrays' backend, launched in program order on row-major
+[rows, last-dim] views. The plan is built once per traced signature."""
 from __future__ import annotations
 
 import numpy as np
 from mlir import ir
 
+from . import graph_kernels as gk
 from .errors import CompilationError
+from .frontend.codegen.base import dtype_of
 from .ir.locations import error_at
 from .passes.graph_match import op_of, strip_casts
+
+_EW_BIN = {"arith.addf": "{} + {}", "arith.subf": "{} - {}", "arith.mulf": "{} * {}", "arith.divf": "{} / {}",
+           "arith.addi": "{} + {}", "arith.subi": "{} - {}", "arith.muli": "{} * {}",
+           "arith.maximumf": "tile.maximum({}, {})", "arith.minimumf": "tile.minimum({}, {})"}
+_EW_UN = {"math.exp": "tile.exp({})", "math.log": "tile.log({})", "math.sqrt": "tile.sqrt({})",
+          "math.tanh": "tile.tanh({})", "math.absf": "tile.abs({})", "arith.negf": "-{}",
+          "ts.sigmoid": "ts.ops.sigmoid_safe({})"}
+
+
+def _is_tensor(t):
+    return isinstance(t, ir.RankedTensorType)
 
 
 def _shape(t):
     return tuple(ir.RankedTensorType(t).shape)
 
 
-def _np_dtype(t):
-    from .frontend.codegen.base import dtype_of
-    return dtype_of(ir.RankedTensorType(t).element_type).to_numpy()
+def _dtype(t):
+    return dtype_of(ir.RankedTensorType(t).element_type if _is_tensor(t) else t)
+
+
+def _pow2(n):
+    p = 1
+    while p < n:
+        p *= 2
+    return p
 
 
 class Step:
-    def __init__(self, kernel, grid, args, constexprs, out_slot, out_shape, out_dtype, label):
+    def __init__(self, kernel, grid, args, constexprs, outs, label):
         self.kernel, self.grid, self.args, self.constexprs = kernel, grid, args, constexprs
-        self.out_slot, self.out_shape, self.out_dtype, self.label = out_slot, out_shape, out_dtype, label
+        self.outs, self.label = outs, label   # outs: [(slot, shape, numpy dtype)]
 
 
 class Plan:
     def __init__(self, n_args):
         self.n_args = n_args
-        self.steps = []
-        self.constants = {}   # slot -> numpy array
-        self.outputs = []
+        self.steps, self.constants, self.outputs = [], {}, []
 
     @property
     def kernel_count(self):
@@ -42,84 +61,296 @@ def _rows(shape):
     return int(np.prod(shape[:-1])) if len(shape) > 1 else 1
 
 
-def build_plan(module) -> Plan:
-    from .gdn import generated
-    f = next(op.operation for op in module.body.operations if op.operation.name == "func.func")
-    block = f.regions[0].blocks[0]
-    plan = Plan(len(block.arguments))
-    slots = {}
+class _Builder:
+    def __init__(self, block):
+        self.plan = Plan(len(block.arguments))
+        self.slots = {}
+        for i, a in enumerate(block.arguments):
+            self.slots[a.get_name()] = ("arg", i)
+        self.group = []
 
-    def slot_of(v):
-        key = v.get_name() if hasattr(v, "get_name") else str(v)
-        return slots.get(key)
+    def slot(self, v):
+        s = self.slots.get(v.get_name())
+        if s is None:
+            o = op_of(v)
+            raise error_at(o.location if o is not None else None, "this value cannot be a kernel operand yet")
+        return s
 
-    def bind(v, s):
-        slots[v.get_name()] = s
+    def new_tmp(self, v):
+        s = ("tmp", len(self.slots))
+        self.slots[v.get_name()] = s
+        return s
 
-    for i, a in enumerate(block.arguments):
-        bind(a, ("arg", i))
-    for op in block.operations:
-        op = op.operation
-        name = op.name
-        if name == "ts.fused_delta_gating":
-            seg = list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
-            ops = list(op.operands)
-            n = seg[1]
-            target, srcs, ws, coeffs = ops[0], ops[1:1 + n], ops[1 + n:1 + 2 * n], ops[1 + 2 * n:1 + 3 * n]
-            residual = bool(seg[4])
-            sparse = bool(ir.BoolAttr(op.attributes["sparse"]).value)
-            dists = list(ir.DenseF64ArrayAttr(op.attributes["distances"]))
-            coeff_slot, cidx = _coefficients(op, coeffs, slot_of, plan, len(slots) + len(plan.constants))
-            k = generated.fused_delta_gating(n, residual, sparse, "tensor")
-            shape = _shape(op.results[0].type)
-            ce = {f"D{i}": float(d) for i, d in enumerate(dists)}
-            ce.update({f"C{i}": int(c) for i, c in enumerate(cidx)})
-            ce.update(RESIDUAL=residual, SPARSE=sparse, BLOCK_R=32)
-            out = ("tmp", len(plan.steps))
-            args = [slot_of(target)] + [slot_of(s) for s in srcs] + [slot_of(w) for w in ws] + [coeff_slot, out]
-            if any(a is None for a in args):
-                raise error_at(op.location, "ts.fused_delta_gating: an operand is not a tensor argument or a computed tensor")
-            plan.steps.append(Step(k, (-(-_rows(shape) // 32),), args, ce, out, shape,
-                                   _np_dtype(op.results[0].type), "fused_delta_gating"))
-            bind(op.results[0], out)
-        elif name == "func.return":
-            plan.outputs = [slot_of(v) for v in op.operands]
-        elif name in ("arith.constant", "tensor.extract", "ts.cast") and not isinstance(op.results[0].type, ir.RankedTensorType):
-            continue  # scalars feed the kernels that use them (coefficients)
-        else:
-            raise error_at(op.location, f"'{name}' cannot run yet: tessera-lower-graph-to-tile handles "
-                                        "ts.fused_delta_gating so far")
-    return plan
+    def constant_slot(self, arr):
+        s = ("const", len(self.plan.constants))
+        self.plan.constants[s] = np.asarray(arr)
+        return s
 
-
-def _coefficients(op, coeffs, slot_of, plan, fresh):
-    """Coefficient operands → (slot of a 1-D tensor, index of each coefficient in it)."""
-    sources = []
-    for c in coeffs:
-        v = strip_casts(c)
+    # -- scalars ---------------------------------------------------------------------------
+    def scalar_expr(self, v, params, consts):
         o = op_of(v)
-        if o is not None and o.name == "tensor.extract":
-            t = o.operands[0]
-            shape = _shape(t.type)
+        if o is None:
+            raise error_at(None, "scalar function arguments are compile-time constants")
+        if o.name == "arith.constant":
+            a = o.attributes["value"]
+            return repr(float(a.value)) if isinstance(a, ir.FloatAttr) else repr(int(a.value))
+        if o.name == "ts.cast":
+            return f"tile.cast({self.scalar_expr(o.operands[0], params, consts)}, ts.{_dtype(v.type).name})"
+        if o.name == "tensor.extract":
             idx = []
             for i in list(o.operands)[1:]:
                 io = op_of(i)
                 if io is None or io.name != "arith.constant":
-                    raise error_at(op.location, "coefficient indices must be constants")
+                    raise error_at(o.location, "tensor indices must be constants")
                 idx.append(ir.IntegerAttr(io.attributes["value"]).value)
-            sources.append(("extract", slot_of(t), int(np.ravel_multi_index(idx, shape))))
-        elif o is not None and o.name == "arith.constant":
-            sources.append(("const", None, float(ir.FloatAttr(o.attributes["value"]).value)))
+            name = f"sc{len(params)}"
+            params.append((name, ("flat", self.slot(o.operands[0]))))
+            consts[f"I_{name}"] = int(np.ravel_multi_index(idx, _shape(o.operands[0].type)))
+            return f"v_{name}"
+        raise error_at(o.location, f"'{o.name}' cannot produce a scalar operand yet")
+
+    # -- elementwise groups ------------------------------------------------------------------
+    def flush(self):
+        if not self.group:
+            return
+        ops, self.group = self.group, []
+        shape = _shape(ops[-1].results[0].type)
+        inside = {op.results[0].get_name() for op in ops}
+        names, inputs, scalars, consts, lines, args = {}, [], [], {}, [], []
+
+        def expr(v):
+            key = v.get_name()
+            if key in names:
+                return names[key]
+            if not _is_tensor(v.type):
+                sp = []
+                e = self.scalar_expr(v, sp, consts)
+                for n, a in sp:
+                    scalars.append(n)
+                    args.append(a)
+                names[key] = e
+                return e
+            o = op_of(v)
+            if o is not None and o.name == "arith.constant" and key not in inside:
+                d = ir.DenseElementsAttr(o.attributes["value"])
+                if d.is_splat:
+                    s = d.get_splat_value()
+                    names[key] = repr(float(s.value)) if isinstance(s, ir.FloatAttr) else repr(int(s.value))
+                    return names[key]
+            vs = _shape(v.type)
+            n = f"in{len(inputs)}"
+            if vs == shape:
+                inputs.append((n, "full"))
+                args.append(("rows", self.slot(v)))
+            elif vs and vs[-1] == shape[-1] and int(np.prod(vs)) == shape[-1]:
+                inputs.append((n, "row"))
+                args.append(("rows", self.slot(v)))
+            elif len(vs) == len(shape) and vs[:-1] == shape[:-1] and vs[-1] == 1:
+                inputs.append((n, "col"))
+                args.append(("col", self.slot(v)))
+            elif int(np.prod(vs)) == 1:
+                scalars.append(n)
+                args.append(("flat", self.slot(v)))
+                consts[f"I_{n}"] = 0
+                names[key] = f"v_{n}"
+                return names[key]
+            else:
+                raise error_at(o.location if o else None, f"broadcasting {list(vs)} to {list(shape)} cannot run yet")
+            names[key] = f"v_{n}"
+            return names[key]
+
+        for k, op in enumerate(ops):
+            r = op.results[0]
+            operands = list(op.operands)
+            if op.name == "arith.constant":
+                continue
+            t = f"t{k}"
+            if op.name in _EW_BIN:
+                lines.append(f"{t} = " + _EW_BIN[op.name].format(expr(operands[0]), expr(operands[1])))
+            elif op.name in _EW_UN:
+                lines.append(f"{t} = " + _EW_UN[op.name].format(expr(operands[0])))
+            elif op.name == "ts.cast":
+                lines.append(f"{t} = tile.cast({expr(operands[0])}, ts.{_dtype(r.type).name})")
+            elif op.name == "ts.broadcast":
+                lines.append(f"{t} = {expr(operands[0])}")
+            else:
+                raise error_at(op.location, f"'{op.name}' cannot run in an elementwise group yet")
+            names[r.get_name()] = t
+        outputs, outs = [], []
+        for k, op in enumerate(ops):
+            r = op.results[0]
+            if r.get_name() not in names or not names[r.get_name()].startswith("t"):
+                continue
+            used_outside = any(u.owner.operation.name == "func.return" or
+                               u.owner.operation.results and u.owner.operation.results[0].get_name() not in inside
+                               for u in r.uses)
+            if used_outside:
+                s = self.new_tmp(r)
+                outputs.append((f"out{len(outputs)}", names[r.get_name()]))
+                outs.append((s, _shape(r.type), _dtype(r.type).to_numpy()))
+                args.append(("rows", s))
+        kern = gk.elementwise(inputs, scalars, lines, outputs)
+        bc = min(128, _pow2(shape[-1] if shape else 1))
+        br = max(1, min(8, 1024 // bc))
+        consts.update(BLOCK_R=br, BLOCK_C=bc)
+        grid = (-(-_rows(shape) // br), -(-(shape[-1] if shape else 1) // bc))
+        ordered = self._order(inputs, scalars, outputs, args)
+        self.plan.steps.append(Step(kern, grid, ordered, consts, outs, "elementwise"))
+
+    @staticmethod
+    def _order(inputs, scalars, outputs, args):
+        # args were appended as encountered: tensors and scalars interleaved, outputs last
+        tensor_args = [a for a in args[:len(args) - len(outputs)] if a[0] in ("rows", "col")]
+        scalar_args = [a for a in args[:len(args) - len(outputs)] if a[0] == "flat"]
+        assert len(tensor_args) == len(inputs) and len(scalar_args) == len(scalars)
+        return tensor_args + scalar_args + args[len(args) - len(outputs):]
+
+    # -- other ops -----------------------------------------------------------------------------
+    def op(self, op):
+        name = op.name
+        res = op.results[0] if op.results else None
+        if name in _EW_BIN or name in _EW_UN or name in ("ts.cast", "ts.broadcast") or \
+                (name == "arith.constant" and _is_tensor(res.type)):
+            if res is not None and _is_tensor(res.type):
+                if self.group and _shape(self.group[-1].results[0].type) != _shape(res.type):
+                    self.flush()
+                self.group.append(op)
+                return
+        if res is not None and not _is_tensor(res.type) and name in ("arith.constant", "tensor.extract", "ts.cast"):
+            return  # scalars are folded into the kernels that read them
+        self.flush()
+        if name == "func.return":
+            self.plan.outputs = [self.slot(v) for v in op.operands]
+        elif name == "ts.fused_delta_gating":
+            self.fused(op)
+        elif name in ("ts.gemm", "ts.gemm_epilogue"):
+            self.gemm(op)
+        elif name in ("ts.reduce", "ts.softmax", "ts.l2_norm"):
+            self.row(op)
+        elif name in ("ts.gating_function", "ts.delta_connection"):
+            self.gating(op)
+        elif name == "ts.reshape":
+            self.slots[res.get_name()] = ("reshape", self.slot(op.operands[0]), _shape(res.type))
         else:
-            raise error_at(op.location, "coefficients must be constants or elements of a tensor argument")
-    if all(k == "const" for k, _, _ in sources):
-        slot = ("const", len(plan.constants))
-        plan.constants[slot] = np.array([v for _, _, v in sources], np.float32)
-        return slot, list(range(len(sources)))
-    tensors = {s for k, s, _ in sources if k == "extract"}
-    if len(tensors) != 1 or any(k == "const" for k, _, _ in sources):
-        raise error_at(op.location, "coefficients must all come from one tensor (or all be constants)")
-    return ("flat", tensors.pop()), [i for _, _, i in sources]
+            raise error_at(op.location, f"'{name}' cannot run yet (tessera-lower-graph-to-tile has no kernel for it)")
+
+    def out(self, res):
+        return (self.new_tmp(res), _shape(res.type), _dtype(res.type).to_numpy())
+
+    def gemm(self, op):
+        a, b = op.operands[0], op.operands[1]
+        if len(_shape(b.type)) != 2:
+            raise error_at(op.location, "batched right-hand GEMM operands cannot run yet")
+        res = op.results[0]
+        epi = op.name == "ts.gemm_epilogue"
+        args = [("rows", self.slot(a)), ("full", self.slot(b))]
+        o = self.out(res)
+        args.append(("rows", o[0]))
+        scale = False
+        if epi:
+            seg = list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
+            ops = list(op.operands)
+            scale = bool(seg[2])
+            mult = ops[2 + seg[2]] if seg[3] else None
+            if mult is None:
+                raise error_at(op.location, "a gemm epilogue without a multiplier cannot run yet")
+            args.append(("rows", self.slot(mult)))
+            if scale:
+                sc = self.scalar_const(ops[2], op)
+                args.append(("flat", sc))
+        k = gk.gemm(epi, scale)
+        rs, n = _rows(_shape(a.type)), _shape(b.type)[1]
+        self.plan.steps.append(Step(k, (-(-rs // 32), -(-n // 32)), args, {}, [o], op.name))
+
+    def scalar_const(self, v, op):
+        val = strip_casts(v)
+        o = op_of(val)
+        if o is None or o.name != "arith.constant":
+            raise error_at(op.location, "the GEMM epilogue scale must be a constant")
+        return self.constant_slot(np.array([float(o.attributes["value"].value)], np.float32))
+
+    def row(self, op):
+        x = op.operands[0]
+        xs = _shape(x.type)
+        last = len(xs) - 1
+        if op.name == "ts.reduce":
+            kind = ir.StringAttr(op.attributes["kind"]).value
+            axes = list(ir.DenseI64ArrayAttr(op.attributes["axes"]))
+            if axes != [last]:
+                raise error_at(op.location, "reductions over other than the last axis cannot run yet")
+            view = "col"
+        elif op.name == "ts.softmax":
+            if ir.IntegerAttr(op.attributes["axis"]).value != last:
+                raise error_at(op.location, "softmax over other than the last axis cannot run yet")
+            kind, view = "softmax", "rows"
+        else:
+            if ir.IntegerAttr(op.attributes["axis"]).value != last:
+                raise error_at(op.location, "l2_norm over other than the last axis cannot run yet")
+            kind, view = "l2", "col"
+        o = self.out(op.results[0])
+        self.plan.steps.append(Step(gk.row_op(kind), (_rows(xs),), [("rows", self.slot(x)), (view, o[0])],
+                                    {"BLOCK_C": _pow2(xs[-1])}, [o], op.name))
+
+    def gating(self, op):
+        pair = op.name == "ts.delta_connection"
+        ops = list(op.operands)
+        o = self.out(op.results[0])
+        args = [("rows", self.slot(v)) for v in (ops[:2] if pair else ops[:1])] + [("full", self.slot(ops[-1])), ("rows", o[0])]
+        k = gk.gating(pair, pair)
+        rows = _rows(_shape(ops[0].type))
+        self.plan.steps.append(Step(k, (-(-rows // 32),), args,
+                                    {"DIST": float(ir.FloatAttr(op.attributes["distance"]).value)}, [o], op.name))
+
+    def fused(self, op):
+        from .gdn import generated
+        seg = list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
+        ops = list(op.operands)
+        n = seg[1]
+        target, srcs, ws, coeffs = ops[0], ops[1:1 + n], ops[1 + n:1 + 2 * n], ops[1 + 2 * n:1 + 3 * n]
+        residual = bool(seg[4])
+        sparse = bool(ir.BoolAttr(op.attributes["sparse"]).value)
+        dists = list(ir.DenseF64ArrayAttr(op.attributes["distances"]))
+        coeff_slot, cidx = self.coefficients(op, coeffs)
+        k = generated.fused_delta_gating(n, residual, sparse, "tensor")
+        shape = _shape(op.results[0].type)
+        ce = {f"D{i}": float(d) for i, d in enumerate(dists)}
+        ce.update({f"C{i}": int(c) for i, c in enumerate(cidx)})
+        ce.update(RESIDUAL=residual, SPARSE=sparse, BLOCK_R=32)
+        o = self.out(op.results[0])
+        args = [("rows", self.slot(target))] + [("rows", self.slot(s)) for s in srcs] + \
+            [("full", self.slot(w)) for w in ws] + [("flat", coeff_slot), ("rows", o[0])]
+        self.plan.steps.append(Step(k, (-(-_rows(shape) // 32),), args, ce, [o], "fused_delta_gating"))
+
+    def coefficients(self, op, coeffs):
+        sources = []
+        for c in coeffs:
+            o = op_of(strip_casts(c))
+            if o is not None and o.name == "tensor.extract":
+                idx = []
+                for i in list(o.operands)[1:]:
+                    io = op_of(i)
+                    if io is None or io.name != "arith.constant":
+                        raise error_at(op.location, "coefficient indices must be constants")
+                    idx.append(ir.IntegerAttr(io.attributes["value"]).value)
+                sources.append(("extract", self.slot(o.operands[0]), int(np.ravel_multi_index(idx, _shape(o.operands[0].type)))))
+            elif o is not None and o.name == "arith.constant":
+                sources.append(("const", None, float(o.attributes["value"].value)))
+            else:
+                raise error_at(op.location, "coefficients must be constants or elements of a tensor argument")
+        if all(k == "const" for k, _, _ in sources):
+            return self.constant_slot(np.array([v for _, _, v in sources], np.float32)), list(range(len(sources)))
+        tensors = {s for k, s, _ in sources if k == "extract"}
+        if len(tensors) != 1 or any(k == "const" for k, _, _ in sources):
+            raise error_at(op.location, "coefficients must all come from one tensor (or all be constants)")
+        return tensors.pop(), [i for _, _, i in sources]
+
+
+def build_plan(module) -> Plan:
+    f = next(op.operation for op in module.body.operations if op.operation.name == "func.func")
+    b = _Builder(f.regions[0].blocks[0])
+    for op in f.regions[0].blocks[0].operations:
+        b.op(op.operation)
+    return b.plan
 
 
 def run(plan: Plan, args, xp):
@@ -128,18 +359,27 @@ def run(plan: Plan, args, xp):
     for slot, arr in plan.constants.items():
         values[slot] = xp.asarray(arr)
 
-    def get(slot, for_kernel=True):
-        if slot[0] == "flat":
-            return get(slot[1]).reshape(-1)
-        v = values[slot]
-        if for_kernel and v.ndim != 2 and slot[0] in ("arg", "tmp"):
-            if v.ndim < 1:
-                raise CompilationError("a scalar cannot be a kernel tensor")
-            return v.reshape(-1, v.shape[-1])
+    def value(slot):
+        if slot[0] == "reshape":
+            return value(slot[1]).reshape(slot[2])
+        return values[slot]
+
+    def view(spec):
+        kind, slot = spec
+        v = value(slot)
+        if kind == "flat":
+            return v.reshape(-1)
+        if kind == "col":
+            return v.reshape(-1, 1)
+        if kind == "rows":
+            return v.reshape(-1, v.shape[-1]) if v.ndim != 2 else v
         return v
 
     for st in plan.steps:
-        out = xp.empty(st.out_shape, dtype=st.out_dtype)
-        values[st.out_slot] = out
-        st.kernel[st.grid](*[get(a) for a in st.args], **st.constexprs)
-    return [values[s] for s in plan.outputs]
+        for slot, shape, dtype in st.outs:
+            values[slot] = xp.empty(shape, dtype=dtype)
+        st.kernel[st.grid](*[view(a) for a in st.args], **st.constexprs)
+    outs = [value(s) for s in plan.outputs]
+    if any(o is None for o in outs):
+        raise CompilationError("a graph output was not computed")
+    return outs

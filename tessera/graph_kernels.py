@@ -1,0 +1,100 @@
+"""DSL templates for the kernels graph functions run on: elementwise fusion groups, GEMMs with an
+optional sigmoid epilogue, last-axis reductions / softmax / l2-norm, gating and delta connections.
+Every tensor is seen as a row-major [rows, last-dim] matrix."""
+from __future__ import annotations
+
+import hashlib
+
+from .gdn.generated import HEADER, load
+
+ROWS = 'tile.Tensor["R", "C"]'
+
+
+def _name(prefix, body):
+    return f"{prefix}_{hashlib.sha256(body.encode()).hexdigest()[:10]}"
+
+
+def elementwise(inputs, scalars, lines, outputs):
+    """inputs: [(name, kind)] with kind "full" | "row" ([1, C]) | "col" ([R, 1]); scalars: [name] (1-element-per-index tensors
+    read with load_scalar at constexpr index I_<name>); lines: DSL statements computing values;
+    outputs: [(name, value)]."""
+    params = []
+    for n, kind in inputs:
+        params.append({"full": f'{n}: tile.Tensor["R", "C"]', "row": f'{n}: tile.Tensor["RB_{n}", "C"]',
+                       "col": f'{n}: tile.Tensor["R", "CB_{n}"]'}[kind])
+    params += [f"{n}: tile.Tensor" for n in scalars]
+    params += [f'{n}: tile.Tensor["R", "C"]' for n, _ in outputs]
+    params += [f"I_{n}: ts.constexpr = 0" for n in scalars]
+    params += ["BLOCK_R: ts.constexpr = 4", "BLOCK_C: ts.constexpr = 128"]
+    body = ["    r0 = tile.program_id(0) * BLOCK_R", "    c0 = tile.program_id(1) * BLOCK_C"]
+    for n, kind in inputs:
+        rows = "0:1" if kind == "row" else "r0:r0 + BLOCK_R"
+        cols = "0:1" if kind == "col" else "c0:c0 + BLOCK_C"
+        body.append(f"    v_{n} = tile.load({n}[{rows}, {cols}])")
+    for n in scalars:
+        body.append(f"    v_{n} = tile.load_scalar({n}[I_{n}])")
+    body += ["    " + ln for ln in lines]
+    for n, v in outputs:
+        body.append(f"    tile.store({n}[r0:r0 + BLOCK_R, c0:c0 + BLOCK_C], {v})")
+    src = "\n".join(body)
+    name = _name("elementwise", src + repr(params))
+    return load(name, HEADER + f"@ts.kernel\ndef {name}({', '.join(params)}):\n{src}\n")
+
+
+def gemm(epilogue: bool, has_scale: bool):
+    """c[R, N] = a[R, K] @ b[K, N] (f32 accumulation); with the epilogue: m · sigmoid(s · (a @ b))."""
+    extra = (", m: tile.Tensor[\"R\", \"N\"]" if epilogue else "") + (", s: tile.Tensor" if has_scale else "")
+    lines = ["    pm, pn = tile.program_id(0), tile.program_id(1)",
+             "    acc = tile.zeros([BM, BN], ts.f32)",
+             "    for k0 in tile.range(0, a.shape[1], BK):",
+             "        acc = tile.mma(tile.load(a[pm * BM:pm * BM + BM, k0:k0 + BK]),",
+             "                       tile.load(b[k0:k0 + BK, pn * BN:pn * BN + BN]), acc)"]
+    if epilogue:
+        if has_scale:
+            lines.append("    acc = acc * tile.cast(tile.load_scalar(s[0]), ts.f32)")
+        lines.append("    acc = ts.ops.sigmoid_safe(acc) * tile.load(m[pm * BM:pm * BM + BM, pn * BN:pn * BN + BN])")
+    lines.append("    tile.store(c[pm * BM:pm * BM + BM, pn * BN:pn * BN + BN], acc)")
+    name = f"gemm{'_epilogue' if epilogue else ''}{'_scaled' if has_scale else ''}"
+    src = (f'@ts.kernel\ndef {name}(a: tile.Tensor["R", "K"], b: tile.Tensor["K", "N"], c: tile.Tensor["R", "N"]{extra},\n'
+           f"         BM: ts.constexpr = 32, BN: ts.constexpr = 32, BK: ts.constexpr = 32):\n" + "\n".join(lines) + "\n")
+    return load(name, HEADER + src)
+
+
+_IDENT = {"sum": "0.0", "mean": "0.0", "max": '-float("inf")', "min": 'float("inf")'}
+
+
+def row_op(kind: str):
+    """One row per program over a [R, C] input (BLOCK_C ≥ C): sum | mean | max | min (out [R, 1]),
+    softmax (out [R, C]) or l2 (out [R, 1])."""
+    other = _IDENT.get(kind, '-float("inf")' if kind == "softmax" else "0.0")
+    lines = ["    r = tile.program_id(0)",
+             f"    v = tile.cast(tile.load(x[r, 0:BLOCK_C], other={other}), ts.f32)"]
+    if kind == "softmax":
+        lines.append("    tile.store(out[r, 0:BLOCK_C], tile.softmax(v, axis=0))")
+    elif kind == "l2":
+        lines.append("    tile.store(out[r, 0], tile.sqrt(tile.sum(v * v)))")
+    elif kind == "mean":
+        lines.append("    tile.store(out[r, 0], tile.sum(v) / x.shape[1])")
+    else:
+        lines.append(f"    tile.store(out[r, 0], tile.{kind}(v))")
+    name = f"row_{kind}"
+    src = (f'@ts.kernel\ndef {name}(x: tile.Tensor["R", "C"], out: tile.Tensor["R", "K"], BLOCK_C: ts.constexpr = 128):\n'
+           + "\n".join(lines) + "\n")
+    return load(name, HEADER + src)
+
+
+def gating(with_delta_product: bool, from_pair: bool):
+    """gate = sigmoid(exp(-0.1·d) · (delta @ W)) per [BLOCK_R, D] row block; with the product,
+    out = delta · gate; from_pair computes delta = t - s first (ts.delta_connection)."""
+    ins = 's: tile.Tensor["R", "D"], t: tile.Tensor["R", "D"]' if from_pair else 'x: tile.Tensor["R", "D"]'
+    lines = ["    r0 = tile.program_id(0) * BLOCK_R"]
+    if from_pair:
+        lines.append("    delta = tile.load(t[r0:r0 + BLOCK_R]) - tile.load(s[r0:r0 + BLOCK_R])")
+    else:
+        lines.append("    delta = tile.load(x[r0:r0 + BLOCK_R])")
+    lines.append("    gate = ts.ops.sigmoid_safe(tile.mma(delta, tile.load(w)) * ts.ops.distance_scaling(DIST))")
+    lines.append("    tile.store(out[r0:r0 + BLOCK_R], " + ("tile.cast(delta, ts.f32) * gate)" if with_delta_product else "gate)"))
+    name = f"{'delta_connection' if from_pair else 'gating'}{'_product' if with_delta_product and not from_pair else ''}"
+    src = (f'@ts.kernel\ndef {name}({ins}, w: tile.Tensor["D", "E"], out: tile.Tensor["R", "E"],\n'
+           f"         DIST: ts.constexpr = 1.0, BLOCK_R: ts.constexpr = 32):\n" + "\n".join(lines) + "\n")
+    return load(name, HEADER + src)
