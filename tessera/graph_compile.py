@@ -58,6 +58,8 @@ def compile_function(fn, args, kwargs, target="cpu", params=None):
             from .graph_exec import build_plan
             try:
                 plan, plan_error = build_plan(module), None
+                run_pipeline(module, "tessera-lower-graph-to-tile")
+                asm["tile"] = module.operation.get_asm(enable_debug_info=True)
             except TesseraError as e:  # the graph is still inspectable; running it reports this
                 plan, plan_error = None, e
         ck = CompiledFunction(fn, traced, asm, target, plan, params)

@@ -65,8 +65,11 @@ class _Builder:
     def __init__(self, block):
         self.plan = Plan(len(block.arguments))
         self.slots = {}
+        self.types = {}
         for i, a in enumerate(block.arguments):
             self.slots[a.get_name()] = ("arg", i)
+            if _is_tensor(a.type):
+                self.types[("arg", i)] = (_shape(a.type), _dtype(a.type).to_numpy())
         self.group = []
 
     def slot(self, v):
@@ -79,12 +82,22 @@ class _Builder:
     def new_tmp(self, v):
         s = ("tmp", len(self.slots))
         self.slots[v.get_name()] = s
+        self.types[s] = (_shape(v.type), _dtype(v.type).to_numpy())
         return s
 
     def constant_slot(self, arr):
         s = ("const", len(self.plan.constants))
         self.plan.constants[s] = np.asarray(arr)
+        self.types[s] = (self.plan.constants[s].shape, self.plan.constants[s].dtype)
         return s
+
+    def example(self, spec):
+        """A zero array shaped like the view a kernel gets for this argument (for ts.compile)."""
+        kind, slot = spec
+        shape, dtype = self.types[slot] if slot[0] != "reshape" else (slot[2], self.types[slot[1]][1])
+        n = int(np.prod(shape)) if shape else 1
+        view = {"flat": (n,), "col": (n, 1), "rows": (n // shape[-1], shape[-1]) if shape else (1, 1)}.get(kind, shape)
+        return np.zeros(view, dtype)
 
     # -- scalars ---------------------------------------------------------------------------
     def scalar_expr(self, v, params, consts):
@@ -131,7 +144,7 @@ class _Builder:
                 names[key] = e
                 return e
             o = op_of(v)
-            if o is not None and o.name == "arith.constant" and key not in inside:
+            if o is not None and o.name == "arith.constant":
                 d = ir.DenseElementsAttr(o.attributes["value"])
                 if d.is_splat:
                     s = d.get_splat_value()
@@ -230,7 +243,8 @@ class _Builder:
         elif name in ("ts.gating_function", "ts.delta_connection"):
             self.gating(op)
         elif name == "ts.reshape":
-            self.slots[res.get_name()] = ("reshape", self.slot(op.operands[0]), _shape(res.type))
+            src = self.slot(op.operands[0])
+            self.slots[res.get_name()] = ("reshape", src, _shape(res.type))
         else:
             raise error_at(op.location, f"'{name}' cannot run yet (tessera-lower-graph-to-tile has no kernel for it)")
 
@@ -346,10 +360,13 @@ class _Builder:
 
 
 def build_plan(module) -> Plan:
-    f = next(op.operation for op in module.body.operations if op.operation.name == "func.func")
+    f = next(op.operation for op in module.body.operations if op.operation.name == "func.func"
+             and "tessera.function" in op.operation.attributes)
     b = _Builder(f.regions[0].blocks[0])
     for op in f.regions[0].blocks[0].operations:
         b.op(op.operation)
+    for st in b.plan.steps:
+        st.examples = [b.example(a) for a in st.args]
     return b.plan
 
 

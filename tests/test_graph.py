@@ -117,6 +117,8 @@ def test_aggregation_runs_as_one_fused_kernel_and_matches_numpy():
     np.testing.assert_allclose(out, reference(*args), rtol=1e-5, atol=1e-5)
     ck = ts.compile(multi_scale_delta_aggregation, *args)
     assert ck.metadata["kernels"] == 1
+    assert 'tessera.kernels = ["fused_delta_gating_3"]' in ck.asm["tile"]
+    assert ck.asm["tile"].count("tessera.kernel,") + ck.asm["tile"].count("tessera.kernel}") == 1
     np.testing.assert_allclose(ck(*args), out, rtol=0, atol=0)
 
 

@@ -11,7 +11,7 @@ from lark import Lark, Transformer, LarkError
 
 from ..errors import TesseraError
 from . import (lower_tile_to_cpu, lower_deallocations, widen_i1_memrefs, lower_tile_to_gpu, use_tma, use_wgmma,
-               fuse_delta_connections, prune_sparse_deltas, optimize_gating_networks)
+               fuse_delta_connections, prune_sparse_deltas, optimize_gating_networks, lower_graph_to_tile)
 
 # name → module with `name`, `run(module_op, **options)` and a docstring
 PASSES = {m.name: m for m in [
@@ -24,6 +24,7 @@ PASSES = {m.name: m for m in [
     fuse_delta_connections,
     prune_sparse_deltas,
     optimize_gating_networks,
+    lower_graph_to_tile,
 ]}
 
 _GRAMMAR = r"""

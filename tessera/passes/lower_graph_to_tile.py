@@ -1,0 +1,35 @@
+"""tessera-lower-graph-to-tile: fusion groups of a ts function → generated tile kernels.
+
+Groups (tessera.graph_exec): consecutive elementwise ops of one shape form one group; every other
+op (gemm, fused_delta_gating, reductions, ...) is a group of its own. Each group's kernel is
+generated from a DSL template, compiled through the normal frontend for the group's shapes and
+dtypes, and its tile IR is added to the module (`func.func` with `tessera.kernel`); the graph
+function gets `tessera.kernels`, the kernel names in launch order. The runtime launches them on
+row-major [rows, last-dim] views of the arrays. Assumes one `tessera.function` per module, run
+after the graph passes (prune, fuse). Ops with no kernel yet are reported at their location.
+"""
+from __future__ import annotations
+
+from mlir import ir
+
+name = "tessera-lower-graph-to-tile"
+
+
+def run(module_op):
+    import tessera as ts
+    from ..graph_exec import build_plan
+
+    class _M:  # build_plan wants .body
+        body = module_op.regions[0].blocks[0]
+    plan = build_plan(_M)
+    names = []
+    for st in plan.steps:
+        ck = ts.compile(st.kernel, *st.examples, target="cpu", **st.constexprs)
+        names.append(ck.name)
+        parsed = ir.Module.parse(ck.asm["tile"], context=module_op.context)
+        for op in list(parsed.body.operations):
+            op.operation.detach_from_parent()
+            module_op.regions[0].blocks[0].append(op.operation)
+    for f in module_op.regions[0].blocks[0].operations:
+        if f.operation.name == "func.func" and "tessera.function" in f.attributes:
+            f.attributes["tessera.kernels"] = ir.ArrayAttr.get([ir.StringAttr.get(n) for n in names])
