@@ -64,6 +64,10 @@ def compile_function(fn, args, kwargs, target="cpu", params=None):
                 plan, plan_error = None, e
         ck = CompiledFunction(fn, traced, asm, target, plan, params)
         ck.plan_error = plan_error
+        if target != "cpu" and plan is not None:  # every group's kernel for the GPU target (cubins)
+            import tessera as ts
+            ck.kernels = [ts.compile(st.kernel, *st.examples, target=target, **st.constexprs) for st in plan.steps]
+            ck.asm["cubin"] = [k.asm["cubin"] for k in ck.kernels]
         ck.metadata["remarks"] = remarks
         if "remarks" in knobs.log():
             for r in remarks:

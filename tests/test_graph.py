@@ -176,3 +176,14 @@ def test_elementwise_gemm_and_row_ops_run():
     np.testing.assert_allclose(m, h.mean(-1), rtol=1e-5, atol=1e-6)
     ck = ts.compile(block, x, w, b)
     assert ck.metadata["kernels"] == 6  # gemm, fused elementwise, softmax, l2_norm, mean, fused elementwise
+
+
+def test_graph_functions_compile_for_sm90a():
+    from tessera.backends.nvidia.ptxas import find_ptxas
+    try:
+        find_ptxas()
+    except ts.BackendUnavailable:
+        pytest.skip("ptxas not found")
+    ck = ts.compile(multi_scale_delta_aggregation, *_args(), target="sm_90a")
+    assert len(ck.kernels) == 1 and ck.kernels[0].asm["cubin"][:4] == b"\x7fELF"
+    assert ".target sm_90a" in ck.kernels[0].asm["ptx"]
