@@ -117,7 +117,12 @@ _ARITH = {"ts.add": (arith.AddFOp, arith.AddIOp), "ts.subtract": (arith.SubFOp, 
 
 
 def _binary(name):
-    def f(a, b):
+    def f(a, b, precision=None):
+        if precision == "high":  # accumulate in f32 whatever the storage dtype
+            a = cast(a, dt.f32) if isinstance(a, GraphTensor) else a
+            b = cast(b, dt.f32) if isinstance(b, GraphTensor) else b
+        elif precision not in (None, "default"):
+            raise _err(f"precision must be 'high' or 'default', got {precision!r}")
         a, b, shape = _unify(a, b)
         fop, iop = _ARITH[name]
         with _tracer().loc():

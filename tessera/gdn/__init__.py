@@ -1,2 +1,5 @@
 """The GDN library written with the DSL (seed components with NumPy references)."""
 from .gating import gating_function_kernel, gating_function_reference  # noqa: F401
+from .functions import (delta_connection, gating_function, distance_scaling_function,  # noqa: F401
+                        multi_scale_delta_aggregation, safe_delta_computation, stable_gating_computation)
+from . import reference  # noqa: F401

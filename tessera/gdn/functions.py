@@ -1,0 +1,70 @@
+"""Graph-level GDN components of seed 001, written with @ts.function (NumPy references in
+tessera.gdn.reference). Differences from the seed text are noted where a seed name has no
+definition: the learnable scale is a parameter, training mode is a Python flag."""
+from __future__ import annotations
+
+import math
+
+import tessera as ts
+from tessera import Tensor
+
+
+@ts.function
+def delta_connection(x_source: Tensor["B", "S", "D", ts.bf16], x_target: Tensor["B", "S", "D", ts.bf16],
+                     gate_params: Tensor["D", "D", ts.bf16], layer_distance: int):
+    """Gated delta contribution: delta · gating_function(delta, W, d), delta = target − source."""
+    delta = ts.subtract(x_target, x_source)
+    gate_weights = ts.ops.gating_function(delta, gate_params, layer_distance)
+    return ts.multiply(delta, gate_weights)
+
+
+@ts.function
+def gating_function(delta: Tensor["B", "S", "D", ts.bf16], gate_params: Tensor["D", "D", ts.bf16],
+                    layer_distance: int):
+    """sigmoid(distance_scale(d) · (delta @ W)) (the function form of gating_function_kernel)."""
+    return ts.ops.gating_function(delta, gate_params, layer_distance)
+
+
+def distance_scaling_function(layer_distance) -> float:
+    """exp(−0.1 · d): closer layers get higher weights (a Python value: it folds into the graph)."""
+    base_weight = 1.0
+    decay_rate = 0.1
+    return base_weight * math.exp(-decay_rate * layer_distance)
+
+
+@ts.function
+def multi_scale_delta_aggregation(source_layers: list, target_layer: Tensor["B", "S", "D", ts.bf16],
+                                  gate_networks: list, attention_weights: Tensor["L", "L", ts.bf16]):
+    """Σ_i A[i, −1] · delta_connection(s_i, t, W_i, L − i): fused into one kernel by
+    tessera-fuse-delta-connections; with bound weights, small ones are pruned."""
+    aggregated_delta = ts.zeros_like(target_layer)
+    for i, (source_layer, gate_net) in enumerate(zip(source_layers, gate_networks)):
+        layer_distance = len(source_layers) - i
+        delta_contrib = delta_connection(source_layer, target_layer, gate_net, layer_distance)
+        attention_weight = attention_weights[i, -1]
+        weighted_delta = ts.multiply(delta_contrib, attention_weight)
+        aggregated_delta = ts.add(aggregated_delta, weighted_delta)
+    return aggregated_delta
+
+
+@ts.function
+def safe_delta_computation(x_source: Tensor["B", "S", "D", ts.bf16], x_target: Tensor["B", "S", "D", ts.bf16],
+                           scale_factor: Tensor["D", ts.f32], epsilon: float = 1e-8):
+    """Delta normalised by its (clamped) L2 norm, times a learned per-feature scale (the seed's
+    `ts.ops.learnable_scale_parameter()` is this parameter)."""
+    delta = ts.subtract(x_target, x_source, precision="high")
+    delta_norm = ts.ops.l2_norm(delta, axis=-1, keepdims=True)
+    safe_norm = ts.maximum(delta_norm, epsilon)
+    normalized_delta = ts.divide(delta, safe_norm)
+    return ts.multiply(normalized_delta, scale_factor)
+
+
+@ts.function
+def stable_gating_computation(gating_input: Tensor["B", "S", "G", ts.bf16], temperature: float = 1.0,
+                              gating_dropout: float = 0.1, training: bool = False):
+    """Temperature-scaled stable softmax over the gate dimension (dropout only in training mode)."""
+    scaled_logits = ts.divide(gating_input, temperature)
+    gate_probs = ts.ops.softmax_safe(scaled_logits)
+    if training:
+        gate_probs = ts.ops.dropout(gate_probs, p=gating_dropout)
+    return gate_probs
