@@ -21,13 +21,14 @@ bool = bool_  # noqa: A001 - `ts.bool` as the issue and seeds spell it
 __version__ = "0.1.0"
 
 
-def compile(fn, *example_args, target="cpu", params=None, **kwargs):  # noqa: A001 - the API name of DESIGN §4
+def compile(fn, *example_args, target="cpu", params=None, pipeline=None, **kwargs):  # noqa: A001 - DESIGN §4
     """Compile a @ts.kernel (or trace a @ts.function) for `target` ("cpu", "sm_80", "sm_90a")
-    from example arguments; `params` binds @ts.function parameters as constants."""
+    from example arguments; `params` binds @ts.function parameters as constants, `pipeline`
+    replaces the default graph pipeline (prune + fuse)."""
     if isinstance(fn, KernelFunction):
         from .frontend.kernel import compile_kernel
         return compile_kernel(fn, *example_args, target=target, **kwargs)
     if isinstance(fn, GraphFunction):
         from .graph_compile import compile_function
-        return compile_function(fn, example_args, kwargs, target=target, params=params)
+        return compile_function(fn, example_args, kwargs, target=target, params=params, pipeline=pipeline)
     raise TesseraError(f"ts.compile expects a @ts.kernel or @ts.function, got {fn!r}")

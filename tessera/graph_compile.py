@@ -21,7 +21,13 @@ class CompiledFunction:
         self.plan, self.params = plan, params
         self.metadata = {"target": target, "kernels": plan.kernel_count if plan else None}
 
-    def __call__(self, *args, **kwargs):
+    def profile(self, *args, **kwargs):
+        """Run once per kernel with timing: [(label, kernel, seconds, bytes moved)] (for the demo and benchmarks)."""
+        rows = []
+        self(*args, _profile=rows, **kwargs)
+        return rows
+
+    def __call__(self, *args, _profile=None, **kwargs):
         from .frontend.function import Signature
         from .graph_exec import run
         if self.plan is None:
@@ -33,7 +39,7 @@ class CompiledFunction:
         if arrays and not isinstance(arrays[0], np.ndarray):
             import cupy as xp  # noqa: F811 - GPU arrays: the same plan runs through CuPy
         try:
-            outs = run(self.plan, arrays, xp)
+            outs = run(self.plan, arrays, xp, _profile)
         except TesseraError as e:
             from .frontend.kernel import _reraise
             _reraise(e)
@@ -43,7 +49,7 @@ class CompiledFunction:
         return f"<CompiledFunction {self.fn.__name__} target={self.target} stages={list(self.asm)}>"
 
 
-def compile_function(fn, args, kwargs, target="cpu", params=None):
+def compile_function(fn, args, kwargs, target="cpu", params=None, pipeline=None):
     from mlir import ir
     from .compiler import run_pipeline
     try:
@@ -51,7 +57,7 @@ def compile_function(fn, args, kwargs, target="cpu", params=None):
         asm = {"ts": traced.asm}
         with traced.tracer.ctx, ir.Location.unknown():
             module = ir.Module.parse(traced.asm)
-            run_pipeline(module, GRAPH_PIPELINE)
+            run_pipeline(module, pipeline or GRAPH_PIPELINE)
             asm["ts.opt"] = module.operation.get_asm(enable_debug_info=True)
             remarks = [ir.StringAttr(a).value for a in ir.ArrayAttr(module.operation.attributes["tessera.remarks"])] \
                 if "tessera.remarks" in module.operation.attributes else []

@@ -370,8 +370,9 @@ def build_plan(module) -> Plan:
     return b.plan
 
 
-def run(plan: Plan, args, xp):
-    """Execute with NumPy (CPU backend) or CuPy (GPU) arrays; returns the outputs."""
+def run(plan: Plan, args, xp, profile=None):
+    """Execute with NumPy (CPU backend) or CuPy (GPU) arrays; returns the outputs. With a list as
+    `profile`, each step appends (label, kernel name, seconds, bytes read + written)."""
     values = {("arg", i): a for i, a in enumerate(args)}
     for slot, arr in plan.constants.items():
         values[slot] = xp.asarray(arr)
@@ -392,11 +393,26 @@ def run(plan: Plan, args, xp):
             return v.reshape(-1, v.shape[-1]) if v.ndim != 2 else v
         return v
 
+    import time
     for st in plan.steps:
         for slot, shape, dtype in st.outs:
             values[slot] = xp.empty(shape, dtype=dtype)
-        st.kernel[st.grid](*[view(a) for a in st.args], **st.constexprs)
+        views = [view(a) for a in st.args]
+        if profile is None:
+            st.kernel[st.grid](*views, **st.constexprs)
+            continue
+        st.kernel[st.grid](*views, **st.constexprs)  # compile / warm up outside the timing
+        _sync(xp)
+        t0 = time.perf_counter()
+        st.kernel[st.grid](*views, **st.constexprs)
+        _sync(xp)
+        profile.append((st.label, st.kernel.__name__, time.perf_counter() - t0, sum(v.nbytes for v in views)))
     outs = [value(s) for s in plan.outputs]
     if any(o is None for o in outs):
         raise CompilationError("a graph output was not computed")
     return outs
+
+
+def _sync(xp):
+    if xp is not np:
+        xp.cuda.runtime.deviceSynchronize()

@@ -336,6 +336,10 @@ def trace_function(gf, sig):
         with ir.InsertionPoint(module.body), tr.loc():
             f = func.FuncOp(gf.__name__, (types, []))
             f.attributes["tessera.function"] = ir.UnitAttr.get()
+            labels = [n if k == 1 and kind == "tensor" else f"{n}[{j}]"
+                      for (n, kind, _), (_, k) in zip([it for it in sig.items if it[1] in ("tensor", "list")], layout)
+                      for j in range(k)]
+            f.attributes["tessera.arg_names"] = ir.ArrayAttr.get([ir.StringAttr.get(x) for x in labels])
             entry = f.add_entry_block()
         args = iter(entry.arguments)
         kwargs = {}

@@ -25,10 +25,12 @@ def run(module_op):
     names = []
     for st in plan.steps:
         ck = ts.compile(st.kernel, *st.examples, target="cpu", **st.constexprs)
-        names.append(ck.name)
+        name_ = ck.name if ck.name not in names else f"{ck.name}_{len(names)}"  # one symbol per launch
+        names.append(name_)
         parsed = ir.Module.parse(ck.asm["tile"], context=module_op.context)
         for op in list(parsed.body.operations):
             op.operation.detach_from_parent()
+            op.operation.attributes["sym_name"] = ir.StringAttr.get(name_)
             module_op.regions[0].blocks[0].append(op.operation)
     for f in module_op.regions[0].blocks[0].operations:
         if f.operation.name == "func.func" and "tessera.function" in f.attributes:

@@ -50,6 +50,9 @@ def _static_scalar(v):
 def _describe(v):
     o = op_of(v)
     if o is None:
+        f = v.owner.owner
+        if "tessera.arg_names" in f.attributes:
+            return f"'{ir.StringAttr(ir.ArrayAttr(f.attributes['tessera.arg_names'])[v.arg_number]).value}'"
         return f"argument #{v.arg_number}"
     return str(o.location)
 
