@@ -96,7 +96,8 @@ class _Builder:
         kind, slot = spec
         shape, dtype = self.types[slot] if slot[0] != "reshape" else (slot[2], self.types[slot[1]][1])
         n = int(np.prod(shape)) if shape else 1
-        view = {"flat": (n,), "col": (n, 1), "rows": (n // shape[-1], shape[-1]) if shape else (1, 1)}.get(kind, shape)
+        view = {"flat": (n,), "col": (n, 1), "rows": (n // shape[-1], shape[-1]) if shape else (1, 1),
+                "batch3": (n // (shape[-1] * shape[-2]), shape[-2], shape[-1]) if len(shape) >= 2 else shape}.get(kind, shape)
         return np.zeros(view, dtype)
 
     # -- scalars ---------------------------------------------------------------------------
@@ -254,7 +255,8 @@ class _Builder:
     def gemm(self, op):
         a, b = op.operands[0], op.operands[1]
         if len(_shape(b.type)) != 2:
-            raise error_at(op.location, "batched right-hand GEMM operands cannot run yet")
+            self.batched_gemm(op)
+            return
         res = op.results[0]
         epi = op.name == "ts.gemm_epilogue"
         args = [("rows", self.slot(a)), ("full", self.slot(b))]
@@ -275,6 +277,17 @@ class _Builder:
         k = gk.gemm(epi, scale)
         rs, n = _rows(_shape(a.type)), _shape(b.type)[1]
         self.plan.steps.append(Step(k, (-(-rs // 32), -(-n // 32)), args, {}, [o], op.name))
+
+    def batched_gemm(self, op):
+        a, b = op.operands[0], op.operands[1]
+        sa, sb = _shape(a.type), _shape(b.type)
+        if op.name != "ts.gemm" or sa[:-2] != sb[:-2]:
+            raise error_at(op.location, "batched GEMMs need equal batch dims (and no epilogue) to run yet")
+        o = self.out(op.results[0])
+        batch = int(np.prod(sa[:-2]))
+        grid = (-(-sa[-2] // 32), -(-sb[-1] // 32), batch)
+        self.plan.steps.append(Step(gk.batched_gemm(), grid, [("batch3", self.slot(a)), ("batch3", self.slot(b)),
+                                                              ("batch3", o[0])], {}, [o], "ts.gemm"))
 
     def scalar_const(self, v, op):
         val = strip_casts(v)
@@ -391,6 +404,8 @@ def run(plan: Plan, args, xp, profile=None):
             return v.reshape(-1, 1)
         if kind == "rows":
             return v.reshape(-1, v.shape[-1]) if v.ndim != 2 else v
+        if kind == "batch3":
+            return v.reshape(-1, v.shape[-2], v.shape[-1])
         return v
 
     import time

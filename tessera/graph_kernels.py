@@ -60,6 +60,20 @@ def gemm(epilogue: bool, has_scale: bool):
     return load(name, HEADER + src)
 
 
+def batched_gemm():
+    """c[b] = a[b] @ b[b] for [Bt, M, K] @ [Bt, K, N] (f32 accumulation); the batch is program axis 2."""
+    src = ('@ts.kernel\ndef batched_gemm(a: tile.Tensor["Bt", "M", "K"], b: tile.Tensor["Bt", "K", "N"], '
+           'c: tile.Tensor["Bt", "M", "N"],\n'
+           "                 BM: ts.constexpr = 32, BN: ts.constexpr = 32, BK: ts.constexpr = 32):\n"
+           "    pm, pn, pb = tile.program_id(0), tile.program_id(1), tile.program_id(2)\n"
+           "    acc = tile.zeros([BM, BN], ts.f32)\n"
+           "    for k0 in tile.range(0, a.shape[2], BK):\n"
+           "        acc = tile.mma(tile.load(a[pb, pm * BM:pm * BM + BM, k0:k0 + BK]),\n"
+           "                       tile.load(b[pb, k0:k0 + BK, pn * BN:pn * BN + BN]), acc)\n"
+           "    tile.store(c[pb, pm * BM:pm * BM + BM, pn * BN:pn * BN + BN], acc)\n")
+    return load("batched_gemm", HEADER + src)
+
+
 _IDENT = {"sum": "0.0", "mean": "0.0", "max": '-float("inf")', "min": 'float("inf")'}
 
 

@@ -187,3 +187,14 @@ def test_graph_functions_compile_for_sm90a():
     ck = ts.compile(multi_scale_delta_aggregation, *_args(), target="sm_90a")
     assert len(ck.kernels) == 1 and ck.kernels[0].asm["cubin"][:4] == b"\x7fELF"
     assert ".target sm_90a" in ck.kernels[0].asm["ptx"]
+
+
+def test_batched_gemm_runs():
+    @ts.function
+    def scores(q, k):
+        return ts.gemm(q, k)
+
+    rng = np.random.default_rng(5)
+    q = rng.standard_normal((2, 3, 17, 8)).astype(np.float32)
+    k = rng.standard_normal((2, 3, 8, 40)).astype(np.float32)
+    np.testing.assert_allclose(scores(q, k), q @ k, rtol=1e-5, atol=1e-5)
