@@ -95,6 +95,8 @@ class _Builder:
         """A zero array shaped like the view a kernel gets for this argument (for ts.compile)."""
         kind, slot = spec
         shape, dtype = self.types[slot] if slot[0] != "reshape" else (slot[2], self.types[slot[1]][1])
+        if isinstance(kind, tuple):  # a permuted strided view
+            return np.zeros(shape, dtype).transpose(kind[1])
         n = int(np.prod(shape)) if shape else 1
         view = {"flat": (n,), "col": (n, 1), "rows": (n // shape[-1], shape[-1]) if shape else (1, 1),
                 "batch3": (n // (shape[-1] * shape[-2]), shape[-2], shape[-1]) if len(shape) >= 2 else shape}.get(kind, shape)
@@ -243,6 +245,16 @@ class _Builder:
             self.row(op)
         elif name in ("ts.gating_function", "ts.delta_connection"):
             self.gating(op)
+        elif name == "ts.transpose":
+            perm = list(ir.DenseI64ArrayAttr(op.attributes["perm"]))
+            xs = _shape(op.operands[0].type)
+            if not 2 <= len(xs) <= 4:
+                raise error_at(op.location, "transposes of rank other than 2-4 cannot run yet")
+            o = self.out(res)
+            rows = _rows(_shape(res.type))
+            self.plan.steps.append(Step(gk.strided_copy(len(xs)), (rows,),
+                                        [(("perm", tuple(perm)), self.slot(op.operands[0])), ("full", o[0])],
+                                        {"BLOCK_C": min(128, _pow2(_shape(res.type)[-1]))}, [o], name))
         elif name == "ts.reshape":
             src = self.slot(op.operands[0])
             self.slots[res.get_name()] = ("reshape", src, _shape(res.type))
@@ -398,6 +410,8 @@ def run(plan: Plan, args, xp, profile=None):
     def view(spec):
         kind, slot = spec
         v = value(slot)
+        if isinstance(kind, tuple):
+            return v.transpose(kind[1])  # a strided view, no copy: the kernel does the copy
         if kind == "flat":
             return v.reshape(-1)
         if kind == "col":

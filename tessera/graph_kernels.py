@@ -74,6 +74,27 @@ def batched_gemm():
     return load("batched_gemm", HEADER + src)
 
 
+def strided_copy(rank: int):
+    """out = x for same-shaped rank-`rank` tensors of any strides (a transpose is a copy from the
+    permuted strided view of its input); one program per row of the leading dims."""
+    dims = [f"N{i}" for i in range(rank)]
+    ann = 'tile.Tensor[' + ", ".join(f'"{d}"' for d in dims) + "]"
+    lines = ["    p = tile.program_id(0)"]
+    idx = []
+    rest = "p"
+    for i in range(rank - 2, -1, -1):
+        lines.append(f"    i{i} = {rest} % out.shape[{i}]")
+        lines.append(f"    q{i} = {rest} // out.shape[{i}]")
+        rest = f"q{i}"
+        idx.insert(0, f"i{i}")
+    lead = ", ".join(idx)
+    lines += [f"    for c0 in tile.range(0, out.shape[{rank - 1}], BLOCK_C):",
+              f"        tile.store(out[{lead}, c0:c0 + BLOCK_C], tile.load(x[{lead}, c0:c0 + BLOCK_C]))"]
+    src = (f"@ts.kernel\ndef strided_copy{rank}(x: {ann}, out: {ann}, BLOCK_C: ts.constexpr = 128):\n"
+           + "\n".join(lines) + "\n")
+    return load(f"strided_copy{rank}", HEADER + src)
+
+
 _IDENT = {"sum": "0.0", "mean": "0.0", "max": '-float("inf")', "min": 'float("inf")'}
 
 

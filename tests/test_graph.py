@@ -198,3 +198,15 @@ def test_batched_gemm_runs():
     q = rng.standard_normal((2, 3, 17, 8)).astype(np.float32)
     k = rng.standard_normal((2, 3, 8, 40)).astype(np.float32)
     np.testing.assert_allclose(scores(q, k), q @ k, rtol=1e-5, atol=1e-5)
+
+
+def test_transposes_run_as_strided_copies():
+    @ts.function
+    def heads(x):
+        split = ts.reshape(x, (2, 5, 3, 4))                 # [B, S, H, dh]
+        return ts.transpose(split, [0, 2, 1, 3]), ts.transpose(x, [2, 0, 1])
+
+    x = np.random.default_rng(6).standard_normal((2, 5, 12)).astype(np.float32)
+    a, b = heads(x)
+    np.testing.assert_array_equal(a, x.reshape(2, 5, 3, 4).transpose(0, 2, 1, 3))
+    np.testing.assert_array_equal(b, x.transpose(2, 0, 1))
