@@ -47,6 +47,17 @@ class Step:
         self.outs, self.label = outs, label   # outs: [(slot, shape, numpy dtype)]
 
 
+class _TmpValue:
+    """A plan-internal tensor (no IR value): just a slot and a shape."""
+
+    def __init__(self, slot, shape, like_type):
+        self.slot_, self.shape = slot, shape
+        self.type = ir.RankedTensorType.get(list(shape), ir.RankedTensorType(like_type).element_type)
+
+    def get_name(self):
+        return repr(self.slot_)
+
+
 class Plan:
     def __init__(self, n_args):
         self.n_args = n_args
@@ -73,6 +84,8 @@ class _Builder:
         self.group = []
 
     def slot(self, v):
+        if isinstance(v, _TmpValue):
+            return v.slot_
         s = self.slots.get(v.get_name())
         if s is None:
             o = op_of(v)
@@ -95,8 +108,10 @@ class _Builder:
         """A zero array shaped like the view a kernel gets for this argument (for ts.compile)."""
         kind, slot = spec
         shape, dtype = self.types[slot] if slot[0] != "reshape" else (slot[2], self.types[slot[1]][1])
-        if isinstance(kind, tuple):  # a permuted strided view
+        if isinstance(kind, tuple) and kind[0] == "perm":  # a permuted strided view
             return np.zeros(shape, dtype).transpose(kind[1])
+        if isinstance(kind, tuple) and kind[0] == "slice":  # a slice of the output along one axis
+            return np.zeros(shape, dtype)[(slice(None),) * kind[1] + (slice(kind[2], kind[3]),)]
         n = int(np.prod(shape)) if shape else 1
         view = {"flat": (n,), "col": (n, 1), "rows": (n // shape[-1], shape[-1]) if shape else (1, 1),
                 "batch3": (n // (shape[-1] * shape[-2]), shape[-2], shape[-1]) if len(shape) >= 2 else shape}.get(kind, shape)
@@ -255,11 +270,38 @@ class _Builder:
             self.plan.steps.append(Step(gk.strided_copy(len(xs)), (rows,),
                                         [(("perm", tuple(perm)), self.slot(op.operands[0])), ("full", o[0])],
                                         {"BLOCK_C": min(128, _pow2(_shape(res.type)[-1]))}, [o], name))
+        elif name == "ts.concatenate":
+            axis = ir.IntegerAttr(op.attributes["axis"]).value
+            rs = _shape(res.type)
+            if not 2 <= len(rs) <= 4:
+                raise error_at(op.location, "concatenations of rank other than 2-4 cannot run yet")
+            o = self.out(res)
+            off = 0
+            for x in op.operands:
+                n = _shape(x.type)[axis]
+                self.plan.steps.append(Step(gk.strided_copy(len(rs)), (_rows(_shape(x.type)),),
+                                            [("full", self.slot(x)), (("slice", axis, off, off + n), o[0])],
+                                            {"BLOCK_C": min(128, _pow2(rs[-1]))}, [o] if off == 0 else [], name))
+                off += n
         elif name == "ts.reshape":
             src = self.slot(op.operands[0])
             self.slots[res.get_name()] = ("reshape", src, _shape(res.type))
         else:
             raise error_at(op.location, f"'{name}' cannot run yet (tessera-lower-graph-to-tile has no kernel for it)")
+
+    def move_last(self, x, axis, op):
+        """A temporary holding x with `axis` moved last (a compiled strided copy)."""
+        xs = _shape(x.type)
+        if not 2 <= len(xs) <= 4:
+            raise error_at(op.location, "reductions of rank other than 2-4 over a leading axis cannot run yet")
+        perm = [i for i in range(len(xs)) if i != axis] + [axis]
+        shape = tuple(xs[i] for i in perm)
+        s = ("tmp", len(self.slots) + 1000 + len(self.plan.steps))
+        self.types[s] = (shape, _dtype(x.type).to_numpy())
+        self.plan.steps.append(Step(gk.strided_copy(len(xs)), (_rows(shape),),
+                                    [(("perm", tuple(perm)), self.slot(x)), ("full", s)],
+                                    {"BLOCK_C": min(128, _pow2(shape[-1]))}, [(s, shape, self.types[s][1])], "transpose"))
+        return _TmpValue(s, shape, x.type)
 
     def out(self, res):
         return (self.new_tmp(res), _shape(res.type), _dtype(res.type).to_numpy())
@@ -315,8 +357,11 @@ class _Builder:
         if op.name == "ts.reduce":
             kind = ir.StringAttr(op.attributes["kind"]).value
             axes = list(ir.DenseI64ArrayAttr(op.attributes["axes"]))
+            if len(axes) != 1:
+                raise error_at(op.location, "reductions over several axes cannot run yet")
             if axes != [last]:
-                raise error_at(op.location, "reductions over other than the last axis cannot run yet")
+                x = self.move_last(x, axes[0], op)
+                xs = tuple(s for i, s in enumerate(xs) if i != axes[0]) + (xs[axes[0]],)
             view = "col"
         elif op.name == "ts.softmax":
             if ir.IntegerAttr(op.attributes["axis"]).value != last:
@@ -410,8 +455,10 @@ def run(plan: Plan, args, xp, profile=None):
     def view(spec):
         kind, slot = spec
         v = value(slot)
-        if isinstance(kind, tuple):
+        if isinstance(kind, tuple) and kind[0] == "perm":
             return v.transpose(kind[1])  # a strided view, no copy: the kernel does the copy
+        if isinstance(kind, tuple) and kind[0] == "slice":
+            return v[(slice(None),) * kind[1] + (slice(kind[2], kind[3]),)]
         if kind == "flat":
             return v.reshape(-1)
         if kind == "col":

@@ -135,7 +135,7 @@ def test_pruned_connections_are_gone_from_the_result():
 def test_unsupported_graph_ops_say_so_at_the_users_line():
     @ts.function
     def plain(x, y):
-        return ts.sum(ts.add(x, y), axis=0)  # UNSUPPORTED-LINE
+        return ts.sum(ts.add(x, y), axis=(0, 1), keepdims=True)  # UNSUPPORTED-LINE
 
     x = np.zeros((4, 8), np.float32)
     with pytest.raises(ts.CompilationError, match="cannot run yet") as ei:
@@ -210,3 +210,17 @@ def test_transposes_run_as_strided_copies():
     a, b = heads(x)
     np.testing.assert_array_equal(a, x.reshape(2, 5, 3, 4).transpose(0, 2, 1, 3))
     np.testing.assert_array_equal(b, x.transpose(2, 0, 1))
+
+
+def test_stack_concatenate_and_leading_axis_reductions_run():
+    @ts.function
+    def pool(a, b, c):
+        s = ts.stack([a, b, c], axis=0)          # reshape + concatenate
+        return ts.mean(s, axis=0), ts.concatenate([a, c], axis=1), ts.sum(a, axis=1)
+
+    rng = np.random.default_rng(8)
+    a, b, c = (rng.standard_normal((4, 6, 8)).astype(np.float32) for _ in range(3))
+    m, cat, s1 = pool(a, b, c)
+    np.testing.assert_allclose(m, np.stack([a, b, c]).mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(cat, np.concatenate([a, c], axis=1))
+    np.testing.assert_allclose(s1, a.sum(1), rtol=1e-5, atol=1e-5)
