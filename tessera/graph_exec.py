@@ -112,6 +112,8 @@ class _Builder:
             return np.zeros(shape, dtype).transpose(kind[1])
         if isinstance(kind, tuple) and kind[0] == "slice":  # a slice of the output along one axis
             return np.zeros(shape, dtype)[(slice(None),) * kind[1] + (slice(kind[2], kind[3]),)]
+        if isinstance(kind, tuple) and kind[0] == "bcast":  # a zero-stride broadcast view
+            return np.broadcast_to(np.zeros(kind[1], dtype), kind[2])
         n = int(np.prod(shape)) if shape else 1
         view = {"flat": (n,), "col": (n, 1), "rows": (n // shape[-1], shape[-1]) if shape else (1, 1),
                 "batch3": (n // (shape[-1] * shape[-2]), shape[-2], shape[-1]) if len(shape) >= 2 else shape}.get(kind, shape)
@@ -185,6 +187,9 @@ class _Builder:
                 consts[f"I_{n}"] = 0
                 names[key] = f"v_{n}"
                 return names[key]
+            elif 2 <= len(shape) <= 4 and len(vs) <= len(shape):
+                inputs.append((n, "full"))  # general broadcast: materialised by a compiled strided copy
+                args.append(("rows", self.materialise_broadcast(v, shape)))
             else:
                 raise error_at(o.location if o else None, f"broadcasting {list(vs)} to {list(shape)} cannot run yet")
             names[key] = f"v_{n}"
@@ -270,6 +275,12 @@ class _Builder:
             self.plan.steps.append(Step(gk.strided_copy(len(xs)), (rows,),
                                         [(("perm", tuple(perm)), self.slot(op.operands[0])), ("full", o[0])],
                                         {"BLOCK_C": min(128, _pow2(_shape(res.type)[-1]))}, [o], name))
+        elif name == "ts.embedding":
+            o = self.out(res)
+            n = int(np.prod(_shape(op.operands[0].type)))
+            self.plan.steps.append(Step(gk.embedding(), (n,), [("flat", self.slot(op.operands[0])),
+                                                               ("full", self.slot(op.operands[1])), ("rows", o[0])],
+                                        {"BLOCK_D": min(128, _pow2(_shape(res.type)[-1]))}, [o], name))
         elif name == "ts.concatenate":
             axis = ir.IntegerAttr(op.attributes["axis"]).value
             rs = _shape(res.type)
@@ -288,6 +299,17 @@ class _Builder:
             self.slots[res.get_name()] = ("reshape", src, _shape(res.type))
         else:
             raise error_at(op.location, f"'{name}' cannot run yet (tessera-lower-graph-to-tile has no kernel for it)")
+
+    def materialise_broadcast(self, v, shape):
+        vs = _shape(v.type)
+        aligned = (1,) * (len(shape) - len(vs)) + vs
+        s = ("tmp", len(self.slots) + 2000 + len(self.plan.steps))
+        self.types[s] = (tuple(shape), _dtype(v.type).to_numpy())
+        self.plan.steps.append(Step(gk.strided_copy(len(shape)), (_rows(shape),),
+                                    [(("bcast", aligned, tuple(shape)), self.slot(v)), ("full", s)],
+                                    {"BLOCK_C": min(128, _pow2(shape[-1]))}, [(s, tuple(shape), self.types[s][1])],
+                                    "broadcast"))
+        return s
 
     def move_last(self, x, axis, op):
         """A temporary holding x with `axis` moved last (a compiled strided copy)."""
@@ -459,6 +481,8 @@ def run(plan: Plan, args, xp, profile=None):
             return v.transpose(kind[1])  # a strided view, no copy: the kernel does the copy
         if isinstance(kind, tuple) and kind[0] == "slice":
             return v[(slice(None),) * kind[1] + (slice(kind[2], kind[3]),)]
+        if isinstance(kind, tuple) and kind[0] == "bcast":
+            return xp.broadcast_to(v.reshape(kind[1]), kind[2])  # zero strides: the kernel does the copy
         if kind == "flat":
             return v.reshape(-1)
         if kind == "col":

@@ -95,6 +95,17 @@ def strided_copy(rank: int):
     return load(f"strided_copy{rank}", HEADER + src)
 
 
+def embedding():
+    """out[r, :] = table[ids[r], :] (one program per id)."""
+    src = ('@ts.kernel\ndef embedding(ids: tile.Tensor["R"], table: tile.Tensor["V", "D"], out: tile.Tensor["R", "D"],\n'
+           "              BLOCK_D: ts.constexpr = 128):\n"
+           "    r = tile.program_id(0)\n"
+           "    i = tile.load_scalar(ids[r])\n"
+           "    for d0 in tile.range(0, out.shape[1], BLOCK_D):\n"
+           "        tile.store(out[r, d0:d0 + BLOCK_D], tile.load(table[i, d0:d0 + BLOCK_D]))\n")
+    return load("embedding", HEADER + src)
+
+
 _IDENT = {"sum": "0.0", "mean": "0.0", "max": '-float("inf")', "min": 'float("inf")'}
 
 

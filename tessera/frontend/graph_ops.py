@@ -298,6 +298,14 @@ def _delta_connection(x_source, x_target, gate_params, layer_distance):
                        x_target.shape, dt.f32)
 
 
+@impl("ops.embedding")
+def _embedding(ids, table):
+    if table.ndim != 2 or ids.dtype.is_float:
+        raise _err("embedding(ids, table): integer ids and a 2-d table")
+    shape = ids.shape + (table.shape[1],)
+    return GraphTensor(_create("ts.embedding", ttype(shape, table.dtype), [ids.v, table.v]), shape, table.dtype)
+
+
 def index(x: GraphTensor, idx):
     idx = idx if isinstance(idx, tuple) else (idx,)
     if len(idx) != x.ndim or not all(isinstance(i, (int, np.integer)) for i in idx):

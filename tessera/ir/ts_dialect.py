@@ -11,6 +11,7 @@ indexing a tensor with ints is `tensor.extract`. The domain ops of the GDN live 
   ts.gemm_epilogue(a, b, [scale], [multiplier]) {activation}
                                                     multiplier · act(scale · (a @ b)) in one GEMM
   ts.sigmoid(x)                                     1 / (1 + exp(-x)), computed stably
+  ts.embedding(ids, table)                          rows of table gathered by integer ids
   ts.softmax(x) {axis}      ts.l2_norm(x) {axis, keepdims}
   ts.reduce(x) {kind, axes, keepdims}               kind: sum | mean | max | min
   ts.cast(x)   ts.broadcast(x)   ts.transpose(x) {perm}   ts.reshape(x)   ts.concatenate(xs...) {axis}
@@ -69,6 +70,13 @@ irdl.dialect @ts {
     irdl.operands(a: %a, b: %b, scale: optional %s, multiplier: optional %m)
     irdl.attributes {"activation" = %act}
     irdl.results(c: %r)
+  }
+  irdl.operation @embedding {
+    %i = irdl.base "!builtin.tensor"
+    %t = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    irdl.operands(ids: %i, table: %t)
+    irdl.results(y: %r)
   }
   irdl.operation @sigmoid {
     %x = irdl.base "!builtin.tensor"
@@ -144,5 +152,5 @@ irdl.dialect @ts {
 }
 """
 
-TS_OPS = ["gating_function", "delta_connection", "fused_delta_gating", "gemm", "gemm_epilogue", "sigmoid", "softmax",
+TS_OPS = ["gating_function", "delta_connection", "fused_delta_gating", "gemm", "gemm_epilogue", "sigmoid", "embedding", "softmax",
           "l2_norm", "reduce", "cast", "broadcast", "transpose", "reshape", "concatenate"]
