@@ -24,3 +24,4 @@ mean = _b("ts.mean")
 zeros_like = _b("ts.zeros_like")
 ones_like = _b("ts.ones_like")
 gemm = _b("ts.gemm")
+graph_constant = _b("ts.graph_constant")  # a NumPy array baked into the graph as a constant

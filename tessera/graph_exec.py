@@ -89,6 +89,11 @@ class _Builder:
         s = self.slots.get(v.get_name())
         if s is None:
             o = op_of(v)
+            if o is not None and o.name == "arith.constant" and _is_tensor(v.type):
+                arr = np.array(ir.DenseElementsAttr(o.attributes["value"]))
+                s = self.constant_slot(arr.astype(_dtype(v.type).to_numpy()))
+                self.slots[v.get_name()] = s
+                return s
             raise error_at(o.location if o is not None else None, "this value cannot be a kernel operand yet")
         return s
 

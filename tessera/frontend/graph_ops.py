@@ -306,6 +306,11 @@ def _embedding(ids, table):
     return GraphTensor(_create("ts.embedding", ttype(shape, table.dtype), [ids.v, table.v]), shape, table.dtype)
 
 
+@impl("ts.graph_constant")
+def _graph_constant(a):
+    return from_numpy(a)
+
+
 def index(x: GraphTensor, idx):
     idx = idx if isinstance(idx, tuple) else (idx,)
     if len(idx) != x.ndim or not all(isinstance(i, (int, np.integer)) for i in idx):

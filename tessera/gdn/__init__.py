@@ -3,3 +3,4 @@ from .gating import gating_function_kernel, gating_function_reference  # noqa: F
 from .functions import (delta_connection, gating_function, distance_scaling_function,  # noqa: F401
                         multi_scale_delta_aggregation, safe_delta_computation, stable_gating_computation)
 from . import reference  # noqa: F401
+from .model import GDNConfig, causal_lm_forward, init_params, param_names  # noqa: F401
