@@ -68,6 +68,17 @@ class Plan:
         return len(self.steps)
 
 
+def _flat_index(extract_op):
+    """Row-major flat index of a tensor.extract with constant indices."""
+    idx = []
+    for i in list(extract_op.operands)[1:]:
+        io = op_of(i)
+        if io is None or io.name != "arith.constant":
+            raise error_at(extract_op.location, "tensor indices must be compile-time constants")
+        idx.append(ir.IntegerAttr(io.attributes["value"]).value)
+    return int(np.ravel_multi_index(idx, _shape(extract_op.operands[0].type)))
+
+
 def _rows(shape):
     return int(np.prod(shape[:-1])) if len(shape) > 1 else 1
 
@@ -135,15 +146,9 @@ class _Builder:
         if o.name == "ts.cast":
             return f"tile.cast({self.scalar_expr(o.operands[0], params, consts)}, ts.{_dtype(v.type).name})"
         if o.name == "tensor.extract":
-            idx = []
-            for i in list(o.operands)[1:]:
-                io = op_of(i)
-                if io is None or io.name != "arith.constant":
-                    raise error_at(o.location, "tensor indices must be constants")
-                idx.append(ir.IntegerAttr(io.attributes["value"]).value)
             name = f"sc{len(params)}"
             params.append((name, ("flat", self.slot(o.operands[0]))))
-            consts[f"I_{name}"] = int(np.ravel_multi_index(idx, _shape(o.operands[0].type)))
+            consts[f"I_{name}"] = _flat_index(o)
             return f"v_{name}"
         raise error_at(o.location, f"'{o.name}' cannot produce a scalar operand yet")
 
@@ -437,13 +442,7 @@ class _Builder:
         for c in coeffs:
             o = op_of(strip_casts(c))
             if o is not None and o.name == "tensor.extract":
-                idx = []
-                for i in list(o.operands)[1:]:
-                    io = op_of(i)
-                    if io is None or io.name != "arith.constant":
-                        raise error_at(op.location, "coefficient indices must be constants")
-                    idx.append(ir.IntegerAttr(io.attributes["value"]).value)
-                sources.append(("extract", self.slot(o.operands[0]), int(np.ravel_multi_index(idx, _shape(o.operands[0].type)))))
+                sources.append(("extract", self.slot(o.operands[0]), _flat_index(o)))
             elif o is not None and o.name == "arith.constant":
                 sources.append(("const", None, float(o.attributes["value"].value)))
             else:

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import inspect
-import os
-import sys
 
 import numpy as np
 
@@ -54,22 +52,12 @@ class Specialisation:
         return out
 
 
-def _user_frame():
-    """(file, line) of the first caller frame outside the tessera package."""
-    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    f = sys._getframe(1)
-    while f is not None:
-        fn = os.path.abspath(f.f_code.co_filename)
-        if not fn.startswith(pkg + os.sep):
-            return f.f_code.co_filename, f.f_lineno
-        f = f.f_back
-    return None, None
-
-
 def _call_error(msg, cls=CompilationError):
     """An error about a launch, located at the user's launching line."""
     import linecache
-    file, line = _user_frame()
+    from .function import user_frame
+    file, line = user_frame()
+    file = None if file == "<unknown>" else file
     text = linecache.getline(file, line) if file else ""
     col = len(text) - len(text.lstrip()) + 1
     return cls(msg, file, line, col)
