@@ -432,6 +432,8 @@ class _Builder:
         ce = {f"D{i}": float(d) for i, d in enumerate(dists)}
         ce.update({f"C{i}": int(c) for i, c in enumerate(cidx)})
         ce.update(RESIDUAL=residual, SPARSE=sparse, BLOCK_R=32)
+        if "tessera.threshold" in op.attributes:
+            ce["THRESH"] = float(ir.FloatAttr(op.attributes["tessera.threshold"]).value)
         o = self.out(op.results[0])
         args = [("rows", self.slot(target))] + [("rows", self.slot(s)) for s in srcs] + \
             [("full", self.slot(w)) for w in ws] + [("flat", coeff_slot), ("rows", o[0])]

@@ -224,3 +224,23 @@ def test_stack_concatenate_and_leading_axis_reductions_run():
     np.testing.assert_allclose(m, np.stack([a, b, c]).mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(cat, np.concatenate([a, c], axis=1))
     np.testing.assert_allclose(s1, a.sum(1), rtol=1e-5, atol=1e-5)
+
+
+def test_runtime_threshold_reaches_the_kernel():
+    srcs, tgt, ws, A = _random(seed=9)
+    A[:, -1] = np.array([0.3, 0.6, 0.2, 0.0], np.float32).astype(bf16)
+    ck = ts.compile(multi_scale_delta_aggregation, srcs, tgt, ws, A,
+                    pipeline="canonicalize,tessera-prune-sparse-deltas{threshold=0.5},tessera-fuse-delta-connections")
+    assert "tessera.threshold = 5.000000e-01" in ck.asm["ts.opt"]
+    np.testing.assert_allclose(ck(srcs, tgt, ws, A), reference(srcs, tgt, ws, A, threshold=0.5), rtol=1e-5, atol=1e-5)
+
+
+def test_comparing_traced_tensors_is_a_located_error():
+    @ts.function
+    def branchy(x):
+        if ts.sum(x, axis=-1) > 0:
+            return x
+        return x * 2.0
+
+    with pytest.raises(ts.CompilationError, match="cannot be compared"):
+        ts.compile(branchy, np.zeros((2, 4), np.float32))

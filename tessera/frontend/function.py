@@ -73,6 +73,12 @@ class GraphTensor:
         from . import graph_ops
         return graph_ops.index(self, idx)
 
+    def _compare(self, other):
+        raise CompilationError("traced tensors cannot be compared in Python: control flow must use Python values "
+                               "(use ts.maximum/minimum or a mask for data-dependent choices)", *user_frame())
+
+    __lt__ = __le__ = __gt__ = __ge__ = _compare
+
     def __bool__(self):
         raise CompilationError("a traced tensor has no truth value: Python control flow must use Python values",
                                *user_frame())

@@ -57,7 +57,9 @@ def _fuse(root):
     f32 = ir.F32Type.get()
     with ir.InsertionPoint(root), root.location:
         coeffs = [t.coeff if t.coeff is not None else arith.ConstantOp(f32, 1.0).result for t in terms]
-        sparse = any("tessera.runtime_weight" in op.attributes for t in terms for op in t.ops)
+        marks = [ir.FloatAttr(op.attributes["tessera.runtime_weight"]).value
+                 for t in terms for op in t.ops if "tessera.runtime_weight" in op.attributes]
+        sparse = bool(marks)
         operands = [target] + [t.source for t in terms] + [t.weights for t in terms] + coeffs + \
             ([target] if residual is not None else [])
         fused = ir.Operation.create(
@@ -66,6 +68,8 @@ def _fuse(root):
                         "sparse": ir.BoolAttr.get(sparse),
                         "operandSegmentSizes": ir.DenseI32ArrayAttr.get(
                             [1, len(terms), len(terms), len(terms), int(residual is not None)])})
+        if marks:  # the run-time skipping threshold chosen by tessera-prune-sparse-deltas
+            fused.attributes["tessera.threshold"] = ir.FloatAttr.get(ir.F64Type.get(), max(marks))
     root.results[0].replace_all_uses_with(fused.result)
     return True
 

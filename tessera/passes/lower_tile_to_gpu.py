@@ -1,4 +1,4 @@
-"""tessera-lower-tile-to-gpu{arch=sm_80|sm_90a num-warps=4}: tile IR → gpu.module/gpu.func (SIMT).
+"""tessera-lower-tile-to-gpu{arch=sm_80|sm_90a num_warps=4 num_stages=3}: tile IR → gpu.module/gpu.func (SIMT).
 
 One program becomes one CTA of num_warps·32 threads. Tiles become thread-cyclic fragments
 (`tessera.backends.nvidia.fragments`): elementwise arith/math on tensors is retyped in place to
