@@ -36,6 +36,7 @@ class CompiledFunction:
         sig = Signature(self.fn.fn, args, kwargs, self.params)
         arrays = sig.runtime_arrays()
         xp = np
+        torch_in = bool(arrays) and type(arrays[0]).__module__.startswith("torch")
         if arrays and not isinstance(arrays[0], np.ndarray):
             import cupy as xp  # noqa: F811 - GPU arrays: the same plan runs through CuPy
         try:
@@ -43,6 +44,9 @@ class CompiledFunction:
         except TesseraError as e:
             from .frontend.kernel import _reraise
             _reraise(e)
+        if torch_in:  # results come back as the caller's kind of array
+            import torch
+            outs = [torch.as_tensor(o, device="cuda") for o in outs]
         return outs[0] if self.traced.result_layout == "single" else tuple(outs)
 
     def __repr__(self):

@@ -199,6 +199,13 @@ def function(fn=None, **options):
 
 
 def dtype_of_array(a):
+    if type(a).__module__.startswith("torch"):  # torch dtypes are not NumPy dtypes (bf16 included)
+        name = str(a.dtype).replace("torch.", "")
+        table = {"float32": dt.f32, "float16": dt.f16, "bfloat16": dt.bf16, "int32": dt.i32, "int64": dt.i64,
+                 "bool": dt.bool_, "float64": dt.f64, "int8": dt.i8}
+        if name not in table:
+            raise TesseraError(f"unsupported torch dtype {a.dtype}")
+        return table[name]
     try:
         return dt.from_numpy(a.dtype)
     except KeyError:
