@@ -483,12 +483,13 @@ def run(plan: Plan, args, xp, profile=None):
     def view(spec):
         kind, slot = spec
         v = value(slot)
-        if isinstance(kind, tuple) and kind[0] == "perm":
-            return v.transpose(kind[1])  # a strided view, no copy: the kernel does the copy
+        torch_like = type(v).__module__.startswith("torch")
+        if isinstance(kind, tuple) and kind[0] == "perm":  # a strided view, no copy: the kernel does the copy
+            return v.permute(*kind[1]) if torch_like else v.transpose(kind[1])
         if isinstance(kind, tuple) and kind[0] == "slice":
             return v[(slice(None),) * kind[1] + (slice(kind[2], kind[3]),)]
-        if isinstance(kind, tuple) and kind[0] == "bcast":
-            return xp.broadcast_to(v.reshape(kind[1]), kind[2])  # zero strides: the kernel does the copy
+        if isinstance(kind, tuple) and kind[0] == "bcast":  # zero strides: the kernel does the copy
+            return v.reshape(kind[1]).expand(*kind[2]) if torch_like else xp.broadcast_to(v.reshape(kind[1]), kind[2])
         if kind == "flat":
             return v.reshape(-1)
         if kind == "col":
