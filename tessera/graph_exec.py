@@ -285,6 +285,13 @@ class _Builder:
             self.plan.steps.append(Step(gk.strided_copy(len(xs)), (rows,),
                                         [(("perm", tuple(perm)), self.slot(op.operands[0])), ("full", o[0])],
                                         {"BLOCK_C": min(128, _pow2(_shape(res.type)[-1]))}, [o], name))
+        elif name == "ts.dropout":
+            o = self.out(res)
+            rs = _shape(res.type)
+            self.plan.steps.append(Step(gk.dropout(), (_rows(rs),), [("rows", self.slot(op.operands[0])), ("rows", o[0])],
+                                        {"P": float(ir.FloatAttr(op.attributes["p"]).value),
+                                         "SEED": int(ir.IntegerAttr(op.attributes["seed"]).value),
+                                         "BLOCK_C": min(128, _pow2(rs[-1]))}, [o], name))
         elif name == "ts.embedding":
             o = self.out(res)
             n = int(np.prod(_shape(op.operands[0].type)))

@@ -106,6 +106,26 @@ def embedding():
     return load("embedding", HEADER + src)
 
 
+def dropout():
+    """Inverted dropout, one row per program: element e = r·C + c keeps iff hash(e, SEED) ≥ P, where
+    hash is the murmur3 finaliser in wrapping i32 arithmetic (24 bits → [0, 1))."""
+    src = ('@ts.kernel\ndef dropout(x: tile.Tensor["R", "C"], out: tile.Tensor["R", "C"], P: ts.constexpr = 0.1,\n'
+           "            SEED: ts.constexpr = 0, BLOCK_C: ts.constexpr = 128):\n"
+           "    r = tile.program_id(0)\n"
+           "    for c0 in tile.range(0, x.shape[1], BLOCK_C):\n"
+           "        e = tile.arange(0, BLOCK_C) + tile.cast(r * x.shape[1] + c0, ts.i32)\n"
+           "        h = e * -1640531535 + SEED\n"
+           "        h = h ^ ((h >> 16) & 65535)\n"
+           "        h = h * -2048144789\n"
+           "        h = h ^ ((h >> 13) & 524287)\n"
+           "        h = h * -1028477387\n"
+           "        h = h ^ ((h >> 16) & 65535)\n"
+           "        u = tile.cast(h & 16777215, ts.f32) * (1.0 / 16777216.0)\n"
+           "        v = tile.load(x[r, c0:c0 + BLOCK_C])\n"
+           "        tile.store(out[r, c0:c0 + BLOCK_C], tile.where(u >= P, v * (1.0 / (1.0 - P)), 0.0))\n")
+    return load("dropout", HEADER + src)
+
+
 _IDENT = {"sum": "0.0", "mean": "0.0", "max": '-float("inf")', "min": 'float("inf")'}
 
 

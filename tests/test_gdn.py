@@ -34,6 +34,18 @@ def test_component_matches_numpy(name):
     np.testing.assert_allclose(np.asarray(out, np.float32), reference(*args), rtol=2e-3, atol=2e-3)
 
 
+def test_stable_gating_with_seeded_dropout_in_training_mode():
+    x = _rand(np.random.default_rng(2), (2, 16, 40))
+    out = gdn.stable_gating_computation(x, 0.7, 0.25, True, 11)
+    np.testing.assert_allclose(out, ref.stable_gating_computation(x, 0.7, 0.25, True, 11), rtol=2e-3, atol=2e-3)
+    dropped = (out == 0).mean()
+    assert 0.15 < dropped < 0.35, dropped
+    again = gdn.stable_gating_computation(x, 0.7, 0.25, True, 11)
+    np.testing.assert_array_equal(out, again)
+    other = gdn.stable_gating_computation(x, 0.7, 0.25, True, 12)
+    assert not np.array_equal(out == 0, other == 0), "another seed drops other elements"
+
+
 def test_distance_scaling_function():
     assert gdn.distance_scaling_function(3) == pytest.approx(np.exp(-0.3))
 

@@ -306,6 +306,20 @@ def _embedding(ids, table):
     return GraphTensor(_create("ts.embedding", ttype(shape, table.dtype), [ids.v, table.v]), shape, table.dtype)
 
 
+@impl("ops.dropout")
+def _dropout(x, p=0.1, seed=0, training=True):
+    """Inverted dropout with a counter-based hash of (seed, flat element index): reproducible, and
+    the same on every backend (tessera.gdn.reference.dropout_mask)."""
+    if not training or p == 0.0:
+        return x
+    if not 0.0 <= p < 1.0:
+        raise _err(f"dropout probability must be in [0, 1), got {p}")
+    x = cast(x, dt.f32) if x.dtype.bits < 32 else x
+    return GraphTensor(_create("ts.dropout", ttype(x.shape, x.dtype), [x.v], {
+        "p": ir.FloatAttr.get(ir.F64Type.get(), float(p)),
+        "seed": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), int(seed))}), x.shape, x.dtype)
+
+
 @impl("ts.graph_constant")
 def _graph_constant(a):
     return from_numpy(a)

@@ -61,10 +61,11 @@ def safe_delta_computation(x_source: Tensor["B", "S", "D", ts.bf16], x_target: T
 
 @ts.function
 def stable_gating_computation(gating_input: Tensor["B", "S", "G", ts.bf16], temperature: float = 1.0,
-                              gating_dropout: float = 0.1, training: bool = False):
-    """Temperature-scaled stable softmax over the gate dimension (dropout only in training mode)."""
+                              gating_dropout: float = 0.1, training: bool = False, seed: int = 0):
+    """Temperature-scaled stable softmax over the gate dimension; in training mode, dropout seeded by
+    `seed` (the seed's `ts.is_training()` is the `training` flag)."""
     scaled_logits = ts.divide(gating_input, temperature)
     gate_probs = ts.ops.softmax_safe(scaled_logits)
     if training:
-        gate_probs = ts.ops.dropout(gate_probs, p=gating_dropout)
+        gate_probs = ts.ops.dropout(gate_probs, p=gating_dropout, seed=seed)
     return gate_probs

@@ -45,7 +45,27 @@ def safe_delta_computation(src, tgt, scale, epsilon=1e-8):
     return delta / np.maximum(norm, epsilon) * _f32(scale)
 
 
-def stable_gating_computation(x, temperature=1.0):
+def stable_gating_computation(x, temperature=1.0, gating_dropout=0.1, training=False, seed=0):
     z = _f32(x) / temperature
     e = np.exp(z - z.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
+    p = e / e.sum(-1, keepdims=True)
+    return dropout(p, gating_dropout, seed) if training else p
+
+
+def dropout_mask(shape, p, seed=0):
+    """The keep mask of ts.ops.dropout: murmur3 finaliser of (flat index, seed) in wrapping i32."""
+    with np.errstate(over="ignore"):
+        e = np.arange(int(np.prod(shape)), dtype=np.int32)
+        h = (e * np.int32(-1640531535) + np.int32(seed)).astype(np.int32)
+        h = h ^ ((h >> 16) & 65535)
+        h = (h * np.int32(-2048144789)).astype(np.int32)
+        h = h ^ ((h >> 13) & 524287)
+        h = (h * np.int32(-1028477387)).astype(np.int32)
+        h = h ^ ((h >> 16) & 65535)
+    u = (h & 16777215).astype(np.float32) * np.float32(1.0 / 16777216.0)
+    return (u >= p).reshape(shape)
+
+
+def dropout(x, p, seed=0):
+    x = _f32(x)
+    return np.where(dropout_mask(x.shape, p, seed), x * np.float32(1.0 / (1.0 - p)), 0.0).astype(np.float32)

@@ -12,6 +12,7 @@ indexing a tensor with ints is `tensor.extract`. The domain ops of the GDN live 
                                                     multiplier · act(scale · (a @ b)) in one GEMM
   ts.sigmoid(x)                                     1 / (1 + exp(-x)), computed stably
   ts.embedding(ids, table)                          rows of table gathered by integer ids
+  ts.dropout(x) {p, seed}                           x · keep / (1 − p), keep from a counter-based hash
   ts.softmax(x) {axis}      ts.l2_norm(x) {axis, keepdims}
   ts.reduce(x) {kind, axes, keepdims}               kind: sum | mean | max | min
   ts.cast(x)   ts.broadcast(x)   ts.transpose(x) {perm}   ts.reshape(x)   ts.concatenate(xs...) {axis}
@@ -76,6 +77,15 @@ irdl.dialect @ts {
     %t = irdl.base "!builtin.tensor"
     %r = irdl.base "!builtin.tensor"
     irdl.operands(ids: %i, table: %t)
+    irdl.results(y: %r)
+  }
+  irdl.operation @dropout {
+    %x = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    %p = irdl.base "#builtin.float"
+    %seed = irdl.base "#builtin.integer"
+    irdl.operands(x: %x)
+    irdl.attributes {"p" = %p, "seed" = %seed}
     irdl.results(y: %r)
   }
   irdl.operation @sigmoid {
@@ -152,5 +162,5 @@ irdl.dialect @ts {
 }
 """
 
-TS_OPS = ["gating_function", "delta_connection", "fused_delta_gating", "gemm", "gemm_epilogue", "sigmoid", "embedding", "softmax",
+TS_OPS = ["gating_function", "delta_connection", "fused_delta_gating", "gemm", "gemm_epilogue", "sigmoid", "embedding", "dropout", "softmax",
           "l2_norm", "reduce", "cast", "broadcast", "transpose", "reshape", "concatenate"]
