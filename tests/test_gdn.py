@@ -46,6 +46,29 @@ def test_stable_gating_with_seeded_dropout_in_training_mode():
     assert not np.array_equal(out == 0, other == 0), "another seed drops other elements"
 
 
+@pytest.mark.parametrize("residual", [False, True])
+def test_fused_delta_gating_kernel(residual):
+    r = np.random.default_rng(5)
+    srcs = [_rand(r, (2, 45, 16)) for _ in range(4)]
+    tgt = _rand(r, (2, 45, 16))
+    ws = [_rand(r, (16, 16), 0.2) for _ in range(4)]
+    coeffs = r.uniform(-1, 1, 4).astype(np.float32)
+    out = gdn.fused_delta_gating_kernel(srcs, tgt, ws, coeffs, residual=residual)
+    np.testing.assert_allclose(out, ref.fused_delta_gating(srcs, tgt, ws, coeffs, residual=residual), rtol=1e-4, atol=1e-4)
+
+
+def test_sparse_delta_computation_skips_inactive_connections():
+    r = np.random.default_rng(6)
+    srcs = [_rand(r, (2, 45, 16)) for _ in range(3)]
+    tgt = _rand(r, (2, 45, 16))
+    ws = [_rand(r, (16, 16), 0.2) for _ in range(3)]
+    mask = np.array([True, False, True])
+    srcs_poisoned = list(srcs)
+    srcs_poisoned[1] = np.full_like(srcs[1], np.nan)   # never read when inactive
+    out = gdn.sparse_delta_computation_kernel(srcs_poisoned, tgt, ws, mask)
+    np.testing.assert_allclose(out, ref.sparse_delta_computation(srcs, tgt, ws, mask), rtol=1e-4, atol=1e-4)
+
+
 def test_distance_scaling_function():
     assert gdn.distance_scaling_function(3) == pytest.approx(np.exp(-0.3))
 

@@ -4,3 +4,4 @@ from .functions import (delta_connection, gating_function, distance_scaling_func
                         multi_scale_delta_aggregation, safe_delta_computation, stable_gating_computation)
 from . import reference  # noqa: F401
 from .model import GDNConfig, causal_lm_forward, init_params, param_names  # noqa: F401
+from .kernels import fused_delta_gating_kernel, sparse_delta_computation_kernel  # noqa: F401

@@ -69,3 +69,14 @@ def dropout_mask(shape, p, seed=0):
 def dropout(x, p, seed=0):
     x = _f32(x)
     return np.where(dropout_mask(x.shape, p, seed), x * np.float32(1.0 / (1.0 - p)), 0.0).astype(np.float32)
+
+
+def fused_delta_gating(srcs, tgt, ws, coeffs, distances=None, residual=False):
+    L = len(srcs)
+    distances = distances if distances is not None else [L - i for i in range(L)]
+    acc = sum(float(c) * delta_connection(s, tgt, w, d) for s, w, c, d in zip(srcs, ws, np.ravel(coeffs), distances))
+    return acc + (_f32(tgt) if residual else 0.0)
+
+
+def sparse_delta_computation(srcs, tgt, ws, active_mask):
+    return fused_delta_gating(srcs, tgt, ws, np.asarray(active_mask, np.float32))
