@@ -1,32 +1,12 @@
 """The documentation's examples run: every ```python block of docs/guide.md as a script in a fresh
 process, and every ```mlir block of docs/tile-dialect.md parses and verifies."""
-import os
-import re
-import subprocess
-import sys
-from pathlib import Path
+from docs_examples import DOCS, blocks, parse_mlir, run_script
 
 import pytest
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
-_FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 
-
-def _blocks(path: Path, lang: str):
-    """(id, code) of each fenced block of `lang`, named by the nearest heading above it."""
-    text = path.read_text()
-    prose = _FENCE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)  # blank out code, keep offsets
-    out = []
-    for n, m in enumerate(b for b in _FENCE.finditer(text) if b.group(1) == lang):
-        heads = re.findall(r"^#+ +(.+)$", prose[:m.start()], re.M)
-        head = re.sub(r"[^A-Za-z0-9]+", "-", heads[-1]).strip("-").lower() if heads else "top"
-        line = text.count("\n", 0, m.start()) + 1
-        out.append(pytest.param(m.group(2), id=f"{n}-{head}-L{line}"))
-    return out
-
-
-PYTHON_BLOCKS = _blocks(DOCS / "guide.md", "python")
-MLIR_BLOCKS = _blocks(DOCS / "tile-dialect.md", "mlir")
+PYTHON_BLOCKS = blocks(DOCS / "guide.md", "python")
+MLIR_BLOCKS = blocks(DOCS / "tile-dialect.md", "mlir")
 
 
 def test_docs_have_examples():
@@ -36,32 +16,18 @@ def test_docs_have_examples():
 
 @pytest.mark.parametrize("code", PYTHON_BLOCKS)
 def test_guide_example_runs(code, tmp_path):
-    # kernels are compiled from their source file, so each example is a real script
-    script = tmp_path / "example.py"
-    script.write_text(code)
-    env = dict(os.environ)  # includes the session's TESSERA_CACHE_DIR (tests/conftest.py)
-    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
-                       cwd=tmp_path, timeout=600)
-    assert r.returncode == 0, f"example failed (exit {r.returncode}):\n{r.stdout}\n{r.stderr}"
+    run_script(code, tmp_path)
 
 
 @pytest.mark.parametrize("code", MLIR_BLOCKS)
 def test_dialect_example_parses_and_verifies(code):
     from mlir import ir
-    from tessera.ir import new_context, verify_tile
+    from tessera.ir import verify_tile
 
-    with new_context() as ctx, ir.Location.unknown():
-        diags = []
-
-        def handler(d):
-            diags.append(str(d))
-            return True
-
-        ctx.attach_diagnostic_handler(handler)
-        module = ir.Module.parse(code)
-        module.operation.verify()
+    module, diags, ctx = parse_mlir(code)
+    with ctx, ir.Location.unknown():
         assert verify_tile(module.operation), diags
-        assert not diags, diags
+    assert not diags, diags
 
 
 def test_dialect_reference_covers_every_op():

@@ -8,17 +8,10 @@ import pytest
 
 import tessera as ts
 from tessera import Tensor
+from tessera.gdn import delta_connection  # the seed's function, called from the aggregation below
 
 bf16 = ml_dtypes.bfloat16
 HERE = os.path.abspath(__file__)
-
-
-@ts.function
-def delta_connection(x_source: Tensor["B", "S", "D", ts.bf16], x_target: Tensor["B", "S", "D", ts.bf16],
-                     gate_params: Tensor["D", "D", ts.bf16], layer_distance: int):
-    delta = ts.subtract(x_target, x_source)
-    gate_weights = ts.ops.gating_function(delta, gate_params, layer_distance)
-    return ts.multiply(delta, gate_weights)
 
 
 @ts.function

@@ -12,36 +12,32 @@ def _rows(a):
     return a.reshape(-1, a.shape[-1])
 
 
-def fused_delta_gating_kernel(source_layers, target_layer, gate_params, coefficients, distances=None,
-                              residual=False, block_rows=32, out=None):
-    """out = Σ_i c_i · (t − s_i) · sigmoid(exp(−0.1·d_i)·((t − s_i) @ W_i)) (+ t), in one kernel.
-    d_i defaults to L − i (the seeds' layer distance); `coefficients` is a 1-D array of c_i."""
+def _launch(source_layers, target_layer, gate_params, coefficients, distances, residual, sparse, block_rows, out):
     L = len(source_layers)
     distances = distances if distances is not None else [L - i for i in range(L)]
     xp = np if isinstance(target_layer, np.ndarray) else __import__("cupy")
     out = out if out is not None else xp.empty(target_layer.shape, np.float32)
-    k = _fused(L, residual, False, "tensor")
     rows = int(np.prod(target_layer.shape[:-1]))
     ce = {f"D{i}": float(d) for i, d in enumerate(distances)}
     ce.update({f"C{i}": i for i in range(L)})
-    k[(-(-rows // block_rows),)](_rows(target_layer), *[_rows(s) for s in source_layers], *gate_params,
-                                 coefficients.reshape(-1), _rows(out), RESIDUAL=residual, SPARSE=False,
-                                 BLOCK_R=block_rows, **ce)
+    if sparse:
+        ce["THRESH"] = 0.5
+    _fused(L, residual, sparse, "tensor")[(-(-rows // block_rows),)](
+        _rows(target_layer), *[_rows(s) for s in source_layers], *gate_params, xp.asarray(coefficients).reshape(-1),
+        _rows(out), RESIDUAL=residual, SPARSE=sparse, BLOCK_R=block_rows, **ce)
     return out
+
+
+def fused_delta_gating_kernel(source_layers, target_layer, gate_params, coefficients, distances=None,
+                              residual=False, block_rows=32, out=None):
+    """out = Σ_i c_i · (t − s_i) · sigmoid(exp(−0.1·d_i)·((t − s_i) @ W_i)) (+ t), in one kernel.
+    d_i defaults to L − i (the seeds' layer distance); `coefficients` is a 1-D array of c_i."""
+    return _launch(source_layers, target_layer, gate_params, coefficients, distances, residual, False, block_rows, out)
 
 
 def sparse_delta_computation_kernel(source_layers, target_layer, gate_params, active_mask, block_rows=32, out=None):
     """Σ over the active connections only (seed 000): a connection whose mask entry is false is
     skipped inside the kernel at run time (its source and gate are never read)."""
-    L = len(source_layers)
-    xp = np if isinstance(target_layer, np.ndarray) else __import__("cupy")
-    coeffs = xp.asarray(np.asarray(active_mask, np.float32).reshape(-1)) if xp is np else \
-        xp.asarray(active_mask).astype(np.float32).reshape(-1)
-    out = out if out is not None else xp.empty(target_layer.shape, np.float32)
-    k = _fused(L, False, True, "tensor")
-    rows = int(np.prod(target_layer.shape[:-1]))
-    ce = {f"D{i}": float(L - i) for i in range(L)}
-    ce.update({f"C{i}": i for i in range(L)})
-    k[(-(-rows // block_rows),)](_rows(target_layer), *[_rows(s) for s in source_layers], *gate_params, coeffs,
-                                 _rows(out), RESIDUAL=False, SPARSE=True, THRESH=0.5, BLOCK_R=block_rows, **ce)
-    return out
+    coeffs = np.asarray(active_mask, np.float32) if isinstance(active_mask, (list, tuple, np.ndarray)) else \
+        active_mask.astype(np.float32)
+    return _launch(source_layers, target_layer, gate_params, coeffs, None, False, True, block_rows, out)
