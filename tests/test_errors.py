@@ -98,6 +98,8 @@ def test_wrong_argument_count_points_at_the_launch():
     with pytest.raises(ts.CompilationError, match=r"missing argument 'y'") as ei:
         two_args[(1,)](x)  # LAUNCH-LINE
     assert ei.value.line == _line_of("LAUNCH-LINE") and ei.value.filename == HERE
+    launch = open(HERE).read().splitlines()[ei.value.line - 1]
+    assert ei.value.col == launch.index("two_args[") + 1, "the caret points at the launch expression"
     with pytest.raises(ts.CompilationError, match="takes 2 arguments, got 3"):
         two_args[(1,)](x, x, x)
     with pytest.raises(ts.CompilationError, match="unexpected keyword argument 'z'"):

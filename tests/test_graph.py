@@ -38,8 +38,9 @@ def test_trace_is_the_graph_as_written_with_user_locations():
     ir_text = ck.asm["ts"]
     assert ir_text.count('"ts.gating_function"') == 3 and "ts.fused_delta_gating" not in ir_text
     assert ir_text.count("tensor.extract") == 3
-    line = next(i for i, l in enumerate(open(HERE), 1) if "LINE-WEIGHT" in l)
-    assert f'loc("{HERE}":{line}:' in ir_text
+    line, text = next((i, l) for i, l in enumerate(open(HERE), 1) if "LINE-WEIGHT" in l)
+    col = text.index("attention_weights[i, -1]") + 1     # the column of the indexing expression
+    assert f'loc("{HERE}":{line}:{col})' in ir_text
 
 
 def test_multi_source_aggregation_fuses_into_one_op():

@@ -21,14 +21,22 @@ _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def user_frame():
-    """(file, line) of the first caller frame outside the tessera package."""
+    """(file, line, column) of the first caller frame outside the tessera package; the column is
+    where the executing call starts (Python 3.11+ instruction positions), else 1."""
     f = sys._getframe(1)
     while f is not None:
         fn = os.path.abspath(f.f_code.co_filename)
         if not fn.startswith(_PKG + os.sep):
-            return f.f_code.co_filename, f.f_lineno
+            col = 1
+            try:
+                pos = list(f.f_code.co_positions())[f.f_lasti // 2]
+                if pos[0] == f.f_lineno and pos[2] is not None:
+                    col = pos[2] + 1
+            except (AttributeError, IndexError):
+                pass
+            return f.f_code.co_filename, f.f_lineno, col
         f = f.f_back
-    return "<unknown>", 0
+    return "<unknown>", 0, 1
 
 
 class GraphTensor:
@@ -94,8 +102,8 @@ class Tracer:
         self.stack = []
 
     def loc(self):
-        file, line = user_frame()
-        return self.ir.Location.file(file, line, 1)
+        file, line, col = user_frame()
+        return self.ir.Location.file(file, line, col)
 
     def __enter__(self):
         self.ctx.__enter__()

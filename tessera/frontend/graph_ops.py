@@ -29,7 +29,7 @@ def _tracer():
 
 
 def _err(msg):
-    return CompilationError(msg, *user_frame(), 1)
+    return CompilationError(msg, *user_frame())
 
 
 def mlir_elem(d):

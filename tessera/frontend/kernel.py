@@ -54,12 +54,9 @@ class Specialisation:
 
 def _call_error(msg, cls=CompilationError):
     """An error about a launch, located at the user's launching line."""
-    import linecache
     from .function import user_frame
-    file, line = user_frame()
+    file, line, col = user_frame()
     file = None if file == "<unknown>" else file
-    text = linecache.getline(file, line) if file else ""
-    col = len(text) - len(text.lstrip()) + 1
     return cls(msg, file, line, col)
 
 
