@@ -123,6 +123,7 @@ def test_pruned_connections_are_gone_from_the_result():
     assert "distances = array<f64: 3.000000e+00, 1.000000e+00>" in ck.asm["ts.opt"]
     out = ck(srcs, tgt, ws, A)
     np.testing.assert_allclose(out, reference(srcs, tgt, ws, A, threshold=0.01), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(ck(srcs, tgt, ws), out)  # a bound parameter may be left out
     assert not np.allclose(out, reference(srcs, tgt, ws, A), atol=1e-4), "the pruned term must be absent"
 
 

@@ -124,7 +124,10 @@ class Signature:
     def __init__(self, fn, args, kwargs, params):
         sig = inspect.signature(fn)
         try:
-            bound = sig.bind(*args, **kwargs)
+            bound = sig.bind_partial(*args, **kwargs)
+            for k, v in (params or {}).items():  # bound parameters may be left out of the call
+                bound.arguments.setdefault(k, v)
+            bound = sig.bind(**bound.arguments)
         except TypeError as e:
             raise CompilationError(f"{fn.__name__}(): {e}", *user_frame()) from None
         bound.apply_defaults()
