@@ -73,7 +73,25 @@ def _bench():
     cases.append(Case("scale_bf16_64M", scale, lambda r: [r.standard_normal(n).astype(bf16), np.zeros(n, bf16), 2.0],
                       (n // 2048, 1, 1), [1], lambda a: [(a[0].astype(np.float32) * 2.0).astype(bf16)], 1e-2, 1e-2,
                       bench="copy"))
+    cases.append(_fused_delta_case(rows=1 << 20, d=64))  # 4 sources, bf16, rows·D = 2^26
     return cases
+
+
+def _fused_delta_case(rows, d, sources=4):
+    """Issue 4's benchmark: fused delta gating over `sources` bf16 sources (one kernel) against the
+    unfused torch sequence and the device copy bandwidth, in the same run."""
+    from .gdn.generated import fused_delta_gating
+    bf16 = _bf16()
+    k = fused_delta_gating(sources, False, False, "tensor")
+
+    def inputs(r):
+        t = [r.standard_normal((rows, d)).astype(bf16) for _ in range(sources + 1)]
+        w = [(r.standard_normal((d, d)) * 0.1).astype(bf16) for _ in range(sources)]
+        return t + w + [r.uniform(0.2, 1.0, sources).astype(np.float32), np.zeros((rows, d), np.float32)]
+    ce = {f"D{i}": float(sources - i) for i in range(sources)}
+    ce.update({f"C{i}": i for i in range(sources)}, BLOCK_R=32)
+    return Case(f"fused_delta_gating_{sources}x{rows}x{d}", k, inputs, (rows // 32, 1, 1), [2 * sources + 2], None,
+                2e-2, 2e-2, bench="fused_delta", constexprs=ce)
 
 
 SUITES = {"smoke": _smoke, "bench": _bench}

@@ -64,7 +64,32 @@ def _reference_fn(kind, dev_args, spec):
         src = dev_args[0]
         dst = cp.empty_like(src)
         return "device copy", lambda: dst.__setitem__(Ellipsis, src)
+    if kind == "fused_delta":
+        fn = _torch_unfused_delta(dev_args, spec)
+        return ("unfused torch", fn) if fn is not None else (None, None)
     return None, None
+
+
+def _torch_unfused_delta(dev_args, spec):
+    """The multi-source delta gating as separate torch ops (what runs without fusion)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    n = (len(dev_args) - 3) // 2
+    as_bf16 = [torch.as_tensor(a, device="cuda").view(torch.bfloat16) for a in dev_args[:2 * n + 1]]
+    t, srcs, ws = as_bf16[0], as_bf16[1:n + 1], as_bf16[n + 1:]
+    coeffs = torch.as_tensor(dev_args[2 * n + 1], device="cuda")
+    scales = [float(np.exp(-0.1 * (n - i))) for i in range(n)]
+
+    def run():
+        acc = torch.zeros(t.shape, dtype=torch.float32, device="cuda")
+        for i in range(n):
+            d = t - srcs[i]
+            g = torch.sigmoid(scales[i] * (d @ ws[i]).float())
+            acc += coeffs[i] * d.float() * g
+        return acc
+    return run
 
 
 def run_case(d, bench):
@@ -91,6 +116,14 @@ def run_case(d, bench):
             worst = max(worst, err)
             ok &= bool(np.allclose(got, want, rtol=spec["rtol"], atol=spec["atol"]))
         row.update(correct=ok, max_err=worst)
+    elif spec["bench"] == "fused_delta":  # check against the unfused torch computation on the GPU
+        ref = _torch_unfused_delta(dev_args, spec)
+        if ref is not None:
+            import torch
+            want = ref()
+            got = torch.as_tensor(dev_args[spec["outputs"][0]], device="cuda")
+            worst = float((got - want).abs().max())
+            row.update(correct=worst <= 2e-2 * float(want.abs().max()), max_err=worst)
     elif spec["bench"] == "matmul":  # large GEMM: check against an f32 GEMM on the GPU itself
         def f32(x, dt):
             return (x.astype(cp.uint32) << 16).view(cp.float32) if dt == "bfloat16" else x.astype(cp.float32)
@@ -117,6 +150,12 @@ def run_case(d, bench):
                 row["ratio"] = row["GB/s"] / ref_bw
             else:
                 row["ratio"] = tr / t
+            if spec["bench"] == "fused_delta":  # and against the device's copy bandwidth, same run
+                src = dev_args[0]
+                dst = cp.empty_like(src)
+                tc = _time(lambda: dst.__setitem__(Ellipsis, src))
+                row["copy_GB/s"] = 2 * src.nbytes / tc / 1e9
+                row["fraction_of_copy_bw"] = row["GB/s"] / row["copy_GB/s"]
     return row
 
 
@@ -145,6 +184,8 @@ def main(argv=None):
             extra = f"  {row['seconds'] * 1e3:9.3f} ms  {row['GB/s']:8.1f} GB/s"
             if "ratio" in row:
                 extra += f"  vs {row['reference']}: {row['ratio']:.2f}x"
+            if "fraction_of_copy_bw" in row:
+                extra += f"  ({100 * row['fraction_of_copy_bw']:.0f}% of copy bandwidth {row['copy_GB/s']:.0f} GB/s)"
         print(f"{name:28s} correct={row.get('correct')} max_err={row.get('max_err')}{extra}"
               + (f"  ERROR {row['error']}" if "error" in row else ""))
     if args.json:
