@@ -144,3 +144,23 @@ def test_scalar_params(rng, flag):
     out = np.zeros(16, np.float32)
     scalars[(1,)](x, out, 1.5, 3, 7, flag)
     np.testing.assert_allclose(out, x * 1.5 + 3 if flag else x - 7, rtol=1e-6)
+
+
+@ts.kernel
+def fp8_roundtrip(x: tile.Tensor["N", ts.f32], q: tile.Tensor["N", ts.fp8_e4m3], y: tile.Tensor["N", ts.f32],
+                  BLOCK: ts.constexpr = 64):
+    i = tile.program_id(0) * BLOCK
+    tile.store(q[i:i + BLOCK], tile.load(x[i:i + BLOCK]))      # f32 → fp8: round to nearest even
+    tile.store(y[i:i + BLOCK], tile.load(q[i:i + BLOCK]))      # fp8 → f32
+
+
+def test_fp8_e4m3_conversions_are_bit_exact(rng):
+    f8 = ml_dtypes.float8_e4m3fn
+    edge = [0, 1, -1, 0.5, 448, 460, 470, 500, 1e9, -1e9, 2 ** -9, 2 ** -10, 0.0013, 1.0625, 1.1875,
+            np.nan, -0.0, 2 ** -7, 2 ** -6, 0.0029296875]
+    x = np.concatenate([np.array(edge, np.float32),
+                        (rng.standard_normal(3000) * np.exp(rng.uniform(-9, 7, 3000))).astype(np.float32)])
+    q, y = np.zeros(len(x), f8), np.zeros_like(x)
+    fp8_roundtrip[(-(-len(x) // 64),)](x, q, y)
+    np.testing.assert_array_equal(q.view(np.uint8), x.astype(f8).view(np.uint8))
+    np.testing.assert_array_equal(y, x.astype(f8).astype(np.float32))

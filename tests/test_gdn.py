@@ -24,6 +24,10 @@ CASES = {
     "safe_delta_computation": lambda r: ((_rand(r, (2, 20, 16)), _rand(r, (2, 20, 16)),
                                           _rand(r, (16,), dtype=np.float32)), ref.safe_delta_computation),
     "stable_gating_computation": lambda r: ((_rand(r, (2, 20, 8)), 0.7), ref.stable_gating_computation),
+    "mixed_precision_gdn_layer": lambda r: ((_rand(r, (2, 10, 16), dtype=ml_dtypes.float8_e4m3fn),
+                                             [_rand(r, (2, 10, 16), dtype=ml_dtypes.float8_e4m3fn) for _ in range(2)],
+                                             [_rand(r, (16, 16), 0.2, dtype=ml_dtypes.float8_e4m3fn) for _ in range(2)]),
+                                            ref.mixed_precision_gdn_layer),
 }
 
 
@@ -67,6 +71,17 @@ def test_sparse_delta_computation_skips_inactive_connections():
     srcs_poisoned[1] = np.full_like(srcs[1], np.nan)   # never read when inactive
     out = gdn.sparse_delta_computation_kernel(srcs_poisoned, tgt, ws, mask)
     np.testing.assert_allclose(out, ref.sparse_delta_computation(srcs, tgt, ws, mask), rtol=1e-4, atol=1e-4)
+
+
+def test_mixed_precision_gdn_layer_fp8_bit_exact():
+    f8 = ml_dtypes.float8_e4m3fn
+    r = np.random.default_rng(4)
+    x = r.standard_normal((2, 10, 16)).astype(f8)
+    prev = [r.standard_normal((2, 10, 16)).astype(f8) for _ in range(3)]
+    ws = [(r.standard_normal((16, 16)) * 0.2).astype(f8) for _ in range(3)]
+    out = gdn.mixed_precision_gdn_layer(x, prev, ws)
+    assert out.dtype == f8
+    np.testing.assert_array_equal(out.view(np.uint8), ref.mixed_precision_gdn_layer(x, prev, ws).view(np.uint8))
 
 
 def test_distance_scaling_function():

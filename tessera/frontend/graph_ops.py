@@ -195,6 +195,10 @@ def _axis(axis, nd):
 
 def _reduce(kind):
     def f(x, axis=None, keepdims=False):
+        if isinstance(x, (list, tuple)):  # ts.sum([t0, t1, ...], axis=0): over a stack of the list
+            if axis not in (0, None):
+                raise _err(f"ts.{kind} of a list reduces over the list (axis=0), got axis={axis}")
+            x, axis = _stack(list(x), 0), 0
         axes = list(range(x.ndim)) if axis is None else [_axis(a, x.ndim) for a in (axis if isinstance(axis, (list, tuple)) else [axis])]
         shape = tuple((1 if i in axes else s) for i, s in enumerate(x.shape)) if keepdims else \
             tuple(s for i, s in enumerate(x.shape) if i not in axes)
@@ -304,6 +308,12 @@ def _embedding(ids, table):
         raise _err("embedding(ids, table): integer ids and a 2-d table")
     shape = ids.shape + (table.shape[1],)
     return GraphTensor(_create("ts.embedding", ttype(shape, table.dtype), [ids.v, table.v]), shape, table.dtype)
+
+
+@impl("ops.gating_network")
+def _gating_network(x, weights):
+    """sigmoid(x @ W): the seeds' gating network (a single sigmoid-activated projection)."""
+    return _sigmoid(_gemm(x, weights))
 
 
 @impl("ops.dropout")

@@ -69,3 +69,23 @@ def stable_gating_computation(gating_input: Tensor["B", "S", "G", ts.bf16], temp
     if training:
         gate_probs = ts.ops.dropout(gate_probs, p=gating_dropout, seed=seed)
     return gate_probs
+
+
+@ts.function
+def mixed_precision_gdn_layer(x: Tensor["B", "S", "D", ts.fp8_e4m3], previous_layers: list, gate_params: list):
+    """Seed 001: fp8 (E4M3) storage for activations and weights, bf16 deltas, f32 gating and
+    accumulation; `ts.ops.gating_network(x, W)` is sigmoid(x @ W)."""
+    delta_contributions = []
+    for prev_layer, gate_param in zip(previous_layers, gate_params):
+        prev_bf16 = ts.cast(prev_layer, ts.bf16)
+        x_bf16 = ts.cast(x, ts.bf16)
+        delta = ts.subtract(x_bf16, prev_bf16)
+        gate_input_f32 = ts.cast(delta, ts.f32)
+        gate_weights_f32 = ts.cast(gate_param, ts.f32)
+        gate_output = ts.ops.gating_network(gate_input_f32, gate_weights_f32)
+        gated_delta_f32 = ts.multiply(gate_input_f32, gate_output)
+        gated_delta = ts.cast(gated_delta_f32, ts.fp8_e4m3)
+        delta_contributions.append(gated_delta)
+    total_delta_f32 = ts.sum([ts.cast(d, ts.f32) for d in delta_contributions], axis=0)
+    total_delta = ts.cast(total_delta_f32, ts.fp8_e4m3)
+    return ts.add(x, total_delta)

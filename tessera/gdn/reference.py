@@ -80,3 +80,16 @@ def fused_delta_gating(srcs, tgt, ws, coeffs, distances=None, residual=False):
 
 def sparse_delta_computation(srcs, tgt, ws, active_mask):
     return fused_delta_gating(srcs, tgt, ws, np.asarray(active_mask, np.float32))
+
+
+def mixed_precision_gdn_layer(x, previous_layers, gate_params):
+    import ml_dtypes
+    f8, b16 = ml_dtypes.float8_e4m3fn, ml_dtypes.bfloat16
+    contributions = []
+    for prev, w in zip(previous_layers, gate_params):
+        delta = (np.asarray(x).astype(b16).astype(np.float32) - np.asarray(prev).astype(b16).astype(np.float32))
+        delta = delta.astype(b16).astype(np.float32)
+        gate = 1.0 / (1.0 + np.exp(-(delta @ _f32(w))))
+        contributions.append((delta * gate).astype(f8).astype(np.float32))
+    total = np.sum(contributions, axis=0).astype(f8).astype(np.float32)
+    return (_f32(x) + total).astype(f8)

@@ -11,7 +11,8 @@ from lark import Lark, Transformer, LarkError
 
 from ..errors import TesseraError
 from . import (lower_tile_to_cpu, lower_deallocations, widen_i1_memrefs, lower_tile_to_gpu, use_tma, use_wgmma,
-               fuse_delta_connections, prune_sparse_deltas, optimize_gating_networks, lower_graph_to_tile)
+               fuse_delta_connections, prune_sparse_deltas, optimize_gating_networks, lower_graph_to_tile,
+               expand_fp8)
 
 # name → module with `name`, `run(module_op, **options)` and a docstring
 PASSES = {m.name: m for m in [
@@ -25,6 +26,7 @@ PASSES = {m.name: m for m in [
     prune_sparse_deltas,
     optimize_gating_networks,
     lower_graph_to_tile,
+    expand_fp8,
 ]}
 
 _GRAMMAR = r"""
