@@ -25,3 +25,4 @@ zeros_like = _b("ts.zeros_like")
 ones_like = _b("ts.ones_like")
 gemm = _b("ts.gemm")
 graph_constant = _b("ts.graph_constant")  # a NumPy array baked into the graph as a constant
+expand_dims = _b("ts.expand_dims")

@@ -130,6 +130,8 @@ class _Builder:
             return np.zeros(shape, dtype)[(slice(None),) * kind[1] + (slice(kind[2], kind[3]),)]
         if isinstance(kind, tuple) and kind[0] == "bcast":  # a zero-stride broadcast view
             return np.broadcast_to(np.zeros(kind[1], dtype), kind[2])
+        if isinstance(kind, tuple) and kind[0] == "index":  # a basic-indexing view of the input
+            return np.zeros(shape, dtype)[kind[1]]
         n = int(np.prod(shape)) if shape else 1
         view = {"flat": (n,), "col": (n, 1), "rows": (n // shape[-1], shape[-1]) if shape else (1, 1),
                 "batch3": (n // (shape[-1] * shape[-2]), shape[-2], shape[-1]) if len(shape) >= 2 else shape}.get(kind, shape)
@@ -311,6 +313,18 @@ class _Builder:
                                             [("full", self.slot(x)), (("slice", axis, off, off + n), o[0])],
                                             {"BLOCK_C": min(128, _pow2(rs[-1]))}, [o] if off == 0 else [], name))
                 off += n
+        elif name == "ts.slice":
+            offs = list(ir.DenseI64ArrayAttr(op.attributes["offsets"]))
+            sizes = list(ir.DenseI64ArrayAttr(op.attributes["sizes"]))
+            sq = list(ir.DenseI64ArrayAttr(op.attributes["squeeze"]))
+            key = tuple((o if q else slice(o, o + n)) for o, n, q in zip(offs, sizes, sq))
+            rs = _shape(res.type)
+            if not 2 <= len(rs) <= 4:
+                raise error_at(op.location, "slices with a result of rank other than 2-4 cannot run yet")
+            o = self.out(res)
+            self.plan.steps.append(Step(gk.strided_copy(len(rs)), (_rows(rs),),
+                                        [(("index", key), self.slot(op.operands[0])), ("full", o[0])],
+                                        {"BLOCK_C": min(128, _pow2(rs[-1]))}, [o], name))
         elif name == "ts.reshape":
             src = self.slot(op.operands[0])
             self.slots[res.get_name()] = ("reshape", src, _shape(res.type))
@@ -495,6 +509,8 @@ def run(plan: Plan, args, xp, profile=None):
             return v.permute(*kind[1]) if torch_like else v.transpose(kind[1])
         if isinstance(kind, tuple) and kind[0] == "slice":
             return v[(slice(None),) * kind[1] + (slice(kind[2], kind[3]),)]
+        if isinstance(kind, tuple) and kind[0] == "index":
+            return v[kind[1]]  # a strided view: the kernel does the copy
         if isinstance(kind, tuple) and kind[0] == "bcast":  # zero strides: the kernel does the copy
             return v.reshape(kind[1]).expand(*kind[2]) if torch_like else xp.broadcast_to(v.reshape(kind[1]), kind[2])
         if kind == "flat":

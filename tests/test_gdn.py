@@ -84,6 +84,18 @@ def test_mixed_precision_gdn_layer_fp8_bit_exact():
     np.testing.assert_array_equal(out.view(np.uint8), ref.mixed_precision_gdn_layer(x, prev, ws).view(np.uint8))
 
 
+def test_attention_based_delta_selection():
+    r = np.random.default_rng(9)
+    layers = [_rand(r, (2, 6, 8)) for _ in range(3)]
+    q = _rand(r, (2, 6, 8))
+    p = _rand(r, (8, 4), 0.3)
+    outs = gdn.attention_based_delta_selection(layers, q, p)
+    want = ref.attention_based_delta_selection(layers, q, p)
+    assert len(outs) == 4 and outs[0].shape == (2, 6, 6, 8) and outs[-1].shape == (2, 6, 6, 3)
+    for got, w in zip(outs, want):
+        np.testing.assert_allclose(got, w, rtol=2e-3, atol=2e-3)
+
+
 def test_distance_scaling_function():
     assert gdn.distance_scaling_function(3) == pytest.approx(np.exp(-0.3))
 

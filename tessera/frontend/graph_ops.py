@@ -215,7 +215,11 @@ IMPLS["ts.mean"] = _reduce("mean")
 
 
 @impl("ts.transpose")
-def _transpose(x, perm=None):
+def _transpose(x, perm=None, axis2=None):
+    if axis2 is not None:  # ts.transpose(x, a, b): swap two axes (the seeds' spelling)
+        a, b = _axis(perm, x.ndim), _axis(axis2, x.ndim)
+        perm = list(range(x.ndim))
+        perm[a], perm[b] = perm[b], perm[a]
     perm = list(perm) if perm is not None else list(range(x.ndim))[::-1]
     shape = tuple(x.shape[p] for p in perm)
     return GraphTensor(_create("ts.transpose", ttype(shape, x.dtype), [x.v], {"perm": ir.DenseI64ArrayAttr.get(perm)}),
@@ -335,10 +339,47 @@ def _graph_constant(a):
     return from_numpy(a)
 
 
+@impl("ts.expand_dims")
+def _expand_dims(x, axis):
+    ax = _axis(axis, x.ndim + 1)
+    return _reshape(x, x.shape[:ax] + (1,) + x.shape[ax:])
+
+
+def _slice(x, idx):
+    """x[..., a:b, i]: a ts.slice (unit steps); int indices drop their dim."""
+    if Ellipsis in idx:
+        k = idx.index(Ellipsis)
+        idx = idx[:k] + (slice(None),) * (x.ndim - len(idx) + 1) + idx[k + 1:]
+    idx = idx + (slice(None),) * (x.ndim - len(idx))
+    if len(idx) != x.ndim:
+        raise _err(f"too many indices for a rank-{x.ndim} tensor")
+    offsets, sizes, squeeze = [], [], []
+    for i, n in zip(idx, x.shape):
+        if isinstance(i, slice):
+            lo, hi, step = i.indices(n)
+            if step != 1 or hi <= lo:
+                raise _err("graph slices need unit steps and a non-empty range")
+            offsets.append(lo)
+            sizes.append(hi - lo)
+            squeeze.append(0)
+        elif isinstance(i, (int, np.integer)):
+            if not -n <= i < n:
+                raise _err(f"index {i} out of range for a dim of size {n}")
+            offsets.append(int(i) % n)
+            sizes.append(1)
+            squeeze.append(1)
+        else:
+            raise _err(f"unsupported index {i!r} (ints, slices and ... only)")
+    shape = tuple(s for s, q in zip(sizes, squeeze) if not q)
+    return GraphTensor(_create("ts.slice", ttype(shape, x.dtype), [x.v], {
+        "offsets": ir.DenseI64ArrayAttr.get(offsets), "sizes": ir.DenseI64ArrayAttr.get(sizes),
+        "squeeze": ir.DenseI64ArrayAttr.get(squeeze)}), shape, x.dtype)
+
+
 def index(x: GraphTensor, idx):
     idx = idx if isinstance(idx, tuple) else (idx,)
     if len(idx) != x.ndim or not all(isinstance(i, (int, np.integer)) for i in idx):
-        raise _err("graph tensors are indexed with one int per dim (e.g. weights[i, -1])")
+        return _slice(x, idx)
     ids = []
     for i, n in zip(idx, x.shape):
         if not -n <= i < n:

@@ -89,3 +89,27 @@ def mixed_precision_gdn_layer(x: Tensor["B", "S", "D", ts.fp8_e4m3], previous_la
     total_delta_f32 = ts.sum([ts.cast(d, ts.f32) for d in delta_contributions], axis=0)
     total_delta = ts.cast(total_delta_f32, ts.fp8_e4m3)
     return ts.add(x, total_delta)
+
+
+@ts.function
+def attention_based_delta_selection(layer_activations: list, query_layer: Tensor["B", "S", "D", ts.bf16],
+                                    attention_params: Tensor["D", "A", ts.bf16]):
+    """Seed 000: attention over candidate source layers; returns the attention-weighted deltas
+    [B, S(query), S(key), D] and the weights [B, S, S, L]. One change to the seed text: the delta gets
+    a query axis (`ts.expand_dims(delta, 1)`), since [B, S, D] · [B, S, S, 1] does not broadcast."""
+    attention_scores = []
+    for layer_act in layer_activations:
+        query_proj = ts.gemm(query_layer, attention_params)
+        key_proj = ts.gemm(layer_act, attention_params)
+        scores = ts.gemm(query_proj, ts.transpose(key_proj, -1, -2))
+        scores = ts.divide(scores, ts.sqrt(float(attention_params.shape[-1])))
+        attention_scores.append(scores)
+    all_scores = ts.stack(attention_scores, axis=-1)  # [B, S, S, L]
+    attention_weights = ts.ops.softmax(all_scores, axis=-1)
+    weighted_deltas = []
+    for i, layer_act in enumerate(layer_activations):
+        layer_attention = attention_weights[..., i]  # [B, S, S]
+        delta = ts.subtract(query_layer, layer_act)
+        layer_attention_expanded = ts.expand_dims(layer_attention, -1)
+        weighted_deltas.append(ts.multiply(ts.expand_dims(delta, 1), layer_attention_expanded))
+    return (*weighted_deltas, attention_weights)

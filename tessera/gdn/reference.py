@@ -93,3 +93,18 @@ def mixed_precision_gdn_layer(x, previous_layers, gate_params):
         contributions.append((delta * gate).astype(f8).astype(np.float32))
     total = np.sum(contributions, axis=0).astype(f8).astype(np.float32)
     return (_f32(x) + total).astype(f8)
+
+
+def attention_based_delta_selection(layers, query, params):
+    q = _f32(query) @ _f32(params)
+    scores = [q @ (_f32(a) @ _f32(params)).swapaxes(-1, -2) / np.sqrt(float(np.shape(params)[-1])) for a in layers]
+    s = np.stack(scores, -1)
+    e = np.exp(s - s.max(-1, keepdims=True))
+    w = e / e.sum(-1, keepdims=True)
+    deltas = []
+    for i, a in enumerate(layers):
+        d = _f32(query) - _f32(a)
+        if np.asarray(query).dtype.name == "bfloat16":
+            d = _bf16_round(d)
+        deltas.append(d[:, None] * w[..., i][..., None])
+    return (*deltas, w)

@@ -16,6 +16,7 @@ indexing a tensor with ints is `tensor.extract`. The domain ops of the GDN live 
   ts.softmax(x) {axis}      ts.l2_norm(x) {axis, keepdims}
   ts.reduce(x) {kind, axes, keepdims}               kind: sum | mean | max | min
   ts.cast(x)   ts.broadcast(x)   ts.transpose(x) {perm}   ts.reshape(x)   ts.concatenate(xs...) {axis}
+  ts.slice(x) {offsets, sizes, squeeze}             x[..., a:b, i] (unit steps; squeezed dims dropped)
 """
 
 TS_IRDL = r"""
@@ -145,6 +146,16 @@ irdl.dialect @ts {
     irdl.attributes {"perm" = %p}
     irdl.results(y: %r)
   }
+  irdl.operation @slice {
+    %x = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    %o = irdl.base "#builtin.dense_array"
+    %z = irdl.base "#builtin.dense_array"
+    %q = irdl.base "#builtin.dense_array"
+    irdl.operands(x: %x)
+    irdl.attributes {"offsets" = %o, "sizes" = %z, "squeeze" = %q}
+    irdl.results(y: %r)
+  }
   irdl.operation @reshape {
     %x = irdl.base "!builtin.tensor"
     %r = irdl.base "!builtin.tensor"
@@ -163,4 +174,4 @@ irdl.dialect @ts {
 """
 
 TS_OPS = ["gating_function", "delta_connection", "fused_delta_gating", "gemm", "gemm_epilogue", "sigmoid", "embedding", "dropout", "softmax",
-          "l2_norm", "reduce", "cast", "broadcast", "transpose", "reshape", "concatenate"]
+          "l2_norm", "reduce", "cast", "broadcast", "transpose", "reshape", "slice", "concatenate"]
