@@ -96,6 +96,18 @@ def test_attention_based_delta_selection():
         np.testing.assert_allclose(got, w, rtol=2e-3, atol=2e-3)
 
 
+def test_dynamic_delta_pruning():
+    r = np.random.default_rng(10)
+    deltas = [(r.standard_normal((2, 8, 16)) * s).astype(np.float32) for s in (1.0, 1e-4, 0.5)]
+    gates = [r.standard_normal((16, 16)).astype(np.float32) for _ in range(3)]
+    kept, mask = gdn.dynamic_delta_pruning(deltas, gates, pruning_threshold=0.05, training_step=5000)
+    want_kept, want_mask = ref.dynamic_delta_pruning(deltas, gates, 0.05, 5000)
+    assert mask == want_mask == [True, False, True]
+    for a, b in zip(kept, want_kept):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(gdn.global_l2_norm(deltas[0]), [np.linalg.norm(deltas[0])], rtol=1e-5)
+
+
 def test_distance_scaling_function():
     assert gdn.distance_scaling_function(3) == pytest.approx(np.exp(-0.3))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import tessera as ts
 from tessera import Tensor
 
@@ -113,3 +115,32 @@ def attention_based_delta_selection(layer_activations: list, query_layer: Tensor
         layer_attention_expanded = ts.expand_dims(layer_attention, -1)
         weighted_deltas.append(ts.multiply(ts.expand_dims(delta, 1), layer_attention_expanded))
     return (*weighted_deltas, attention_weights)
+
+
+@ts.function
+def global_l2_norm(x):
+    """‖x‖₂ over every element, as a 1-element tensor (the seeds' ts.ops.l2_norm(t) without an axis)."""
+    return ts.ops.l2_norm(ts.reshape(x, (1, -1)), axis=-1)
+
+
+def dynamic_delta_pruning(delta_contributions, gate_weights, pruning_threshold=0.01, training_step=0):
+    """Seed 000: keep a delta contribution when ‖delta‖₂·‖gate‖₂ exceeds a threshold that grows with
+    training progress. The decision is data-dependent Python control flow, so this runs eagerly: the
+    norms are compiled graphs, the comparison happens on the host (one read-back per connection)."""
+    adaptive_threshold = pruning_threshold * (1.0 + 0.1 * training_step / 10000)
+    pruned_deltas, active_mask = [], []
+    for delta_contrib, gate_weight in zip(delta_contributions, gate_weights):
+        delta_magnitude = float(_host(global_l2_norm(delta_contrib))[0])
+        gate_importance = float(_host(global_l2_norm(gate_weight))[0])
+        keep = delta_magnitude * gate_importance > adaptive_threshold
+        pruned_deltas.append(delta_contrib if keep else _zeros_like(delta_contrib))
+        active_mask.append(keep)
+    return pruned_deltas, active_mask
+
+
+def _host(a):
+    return a if isinstance(a, np.ndarray) else __import__("cupy").asnumpy(a)
+
+
+def _zeros_like(a):
+    return np.zeros_like(a) if isinstance(a, np.ndarray) else __import__("cupy").zeros_like(a)

@@ -108,3 +108,9 @@ def attention_based_delta_selection(layers, query, params):
             d = _bf16_round(d)
         deltas.append(d[:, None] * w[..., i][..., None])
     return (*deltas, w)
+
+
+def dynamic_delta_pruning(deltas, gates, pruning_threshold=0.01, training_step=0):
+    thr = pruning_threshold * (1.0 + 0.1 * training_step / 10000)
+    mask = [float(np.linalg.norm(_f32(d))) * float(np.linalg.norm(_f32(g))) > thr for d, g in zip(deltas, gates)]
+    return [d if m else np.zeros_like(d) for d, m in zip(deltas, mask)], mask
