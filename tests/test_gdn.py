@@ -108,6 +108,23 @@ def test_dynamic_delta_pruning():
     np.testing.assert_allclose(gdn.global_l2_norm(deltas[0]), [np.linalg.norm(deltas[0])], rtol=1e-5)
 
 
+@pytest.mark.parametrize("bias,exits_early", [(-4.0, False), (4.0, True)])
+def test_adaptive_gdn_with_early_exit(bias, exits_early):
+    r = np.random.default_rng(11)
+    D, L = 8, 5
+    x = r.standard_normal((2, 6, D)).astype(np.float32)
+    layers = [gdn.ExitLayer((r.standard_normal((D, D)) * 0.2).astype(np.float32),
+                            [(r.standard_normal((D, D)) * 0.2).astype(np.float32) for _ in range(L)],
+                            np.full((D, 1), bias / D, np.float32)) for _ in range(L)]
+    x = np.abs(x) + 1.0  # positive activations: the confidence sign follows the bias
+    out, probs = gdn.adaptive_gdn_with_early_exit(x, layers, confidence_threshold=0.9)
+    want_out, want_probs = ref.adaptive_gdn_with_early_exit(x, layers, confidence_threshold=0.9)
+    np.testing.assert_allclose(out, want_out, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(probs, want_probs, rtol=1e-4, atol=1e-4)
+    assert probs.shape == (2, L, 6)
+    assert bool((probs[:, -1] == 1.0).all()) == exits_early
+
+
 def test_distance_scaling_function():
     assert gdn.distance_scaling_function(3) == pytest.approx(np.exp(-0.3))
 

@@ -314,6 +314,11 @@ def _embedding(ids, table):
     return GraphTensor(_create("ts.embedding", ttype(shape, table.dtype), [ids.v, table.v]), shape, table.dtype)
 
 
+@impl("ops.silu")
+def _silu(x):
+    return IMPLS["ts.multiply"](x, _sigmoid(x))
+
+
 @impl("ops.gating_network")
 def _gating_network(x, weights):
     """sigmoid(x @ W): the seeds' gating network (a single sigmoid-activated projection)."""

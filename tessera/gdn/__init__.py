@@ -7,3 +7,4 @@ from .functions import (delta_connection, gating_function, distance_scaling_func
 from . import reference  # noqa: F401
 from .model import GDNConfig, causal_lm_forward, init_params, param_names  # noqa: F401
 from .kernels import fused_delta_gating_kernel, sparse_delta_computation_kernel  # noqa: F401
+from .early_exit import ExitLayer, adaptive_gdn_with_early_exit  # noqa: F401

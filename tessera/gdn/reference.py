@@ -114,3 +114,26 @@ def dynamic_delta_pruning(deltas, gates, pruning_threshold=0.01, training_step=0
     thr = pruning_threshold * (1.0 + 0.1 * training_step / 10000)
     mask = [float(np.linalg.norm(_f32(d))) * float(np.linalg.norm(_f32(g))) > thr for d, g in zip(deltas, gates)]
     return [d if m else np.zeros_like(d) for d, m in zip(deltas, mask)], mask
+
+
+def adaptive_gdn_with_early_exit(x, layer_stack, confidence_threshold=0.95, max_layers=None):
+    max_layers = max_layers or len(layer_stack)
+    current, outputs, probs = _f32(x), [_f32(x)], []
+    for li in range(max_layers):
+        layer = layer_stack[li]
+        earlier = outputs[:-1] if li > 0 else []
+        enhanced = current
+        if earlier:
+            n = len(earlier)
+            enhanced = current + np.sum([delta_connection(earlier[i], current, layer.gate_params[i], n - i,
+                                                          round_delta=False) for i in range(n)], axis=0)
+        h = enhanced @ _f32(layer.weight)
+        out = enhanced + h / (1 + np.exp(-h))
+        outputs.append(out)
+        p = (1 / (1 + np.exp(-(out @ _f32(layer.confidence)))))[..., 0]
+        probs.append(p)
+        if p.mean() > confidence_threshold and li >= 2:
+            probs += [np.ones_like(p)] * (max_layers - li - 1)
+            break
+        current = out
+    return outputs[-1], np.stack(probs, axis=1)
