@@ -125,6 +125,20 @@ def test_adaptive_gdn_with_early_exit(bias, exits_early):
     assert bool((probs[:, -1] == 1.0).all()) == exits_early
 
 
+def test_compressed_delta_storage_and_reconstruction():
+    r = np.random.default_rng(12)
+    deltas = [r.standard_normal((2, 30, 16)).astype(np.float32), _rand(r, (3, 7, 12))]
+    before = [d.copy() for d in deltas]
+    compressed, ranks = gdn.compressed_delta_storage(deltas, compression_ratio=0.25)
+    assert ranks == [4, 3]
+    for d, c, k, b in zip(deltas, compressed, ranks, before):
+        np.testing.assert_array_equal(np.asarray(d, np.float32), np.asarray(b, np.float32))  # inputs untouched
+        want, sigma = ref.compressed_delta_reconstruction(d, 0.25)
+        assert c["U"].shape == (d.shape[0] * d.shape[1], k) and c["Vt"].shape == (k, d.shape[2])
+        np.testing.assert_allclose(c["sigma"], sigma, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(gdn.reconstruct_compressed_delta(c, k), want, rtol=1e-4, atol=1e-4)
+
+
 def test_distance_scaling_function():
     assert gdn.distance_scaling_function(3) == pytest.approx(np.exp(-0.3))
 

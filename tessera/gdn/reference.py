@@ -137,3 +137,11 @@ def adaptive_gdn_with_early_exit(x, layer_stack, confidence_threshold=0.95, max_
             break
         current = out
     return outputs[-1], np.stack(probs, axis=1)
+
+
+def compressed_delta_reconstruction(delta, compression_ratio=0.1):
+    """The rank-k truncated SVD reconstruction of a [B, S, D] delta, and the k singular values."""
+    B, S, D = np.shape(delta)
+    k = max(1, int(D * compression_ratio))
+    u, s, vt = np.linalg.svd(_f32(delta).reshape(-1, D), full_matrices=False)
+    return ((u[:, :k] * s[:k]) @ vt[:k]).reshape(B, S, D), s[:k]
