@@ -24,6 +24,8 @@ CASES = {
     "safe_delta_computation": lambda r: ((_rand(r, (2, 20, 16)), _rand(r, (2, 20, 16)),
                                           _rand(r, (16,), dtype=np.float32)), ref.safe_delta_computation),
     "stable_gating_computation": lambda r: ((_rand(r, (2, 20, 8)), 0.7), ref.stable_gating_computation),
+    "adaptive_gating_mechanism": lambda r: ((_rand(r, (2, 12, 16)), _rand(r, (2, 12, 16)), _rand(r, (16, 8), 0.3), 2, 0.8),
+                                            ref.adaptive_gating_mechanism),
     "mixed_precision_gdn_layer": lambda r: ((_rand(r, (2, 10, 16), dtype=ml_dtypes.float8_e4m3fn),
                                              [_rand(r, (2, 10, 16), dtype=ml_dtypes.float8_e4m3fn) for _ in range(2)],
                                              [_rand(r, (16, 16), 0.2, dtype=ml_dtypes.float8_e4m3fn) for _ in range(2)]),

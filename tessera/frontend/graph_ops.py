@@ -245,10 +245,13 @@ def _concatenate(xs, axis=0):
         d = dt.promote(d, x.dtype)
     xs = [cast(x, d) for x in xs]
     ax = _axis(axis, xs[0].ndim)
-    shape = list(xs[0].shape)
-    shape[ax] = sum(x.shape[ax] for x in xs)
-    return GraphTensor(_create("ts.concatenate", ttype(shape, d), [x.v for x in xs], {"axis": ir.IntegerAttr.get(
-        ir.IntegerType.get_signless(64), ax)}), tuple(shape), d)
+    out = xs[0]
+    for x in xs[1:]:  # a chain of two-operand concatenations (see ts_dialect)
+        shape = list(out.shape)
+        shape[ax] += x.shape[ax]
+        out = GraphTensor(_create("ts.concatenate", ttype(shape, d), [out.v, x.v], {"axis": ir.IntegerAttr.get(
+            ir.IntegerType.get_signless(64), ax)}), tuple(shape), d)
+    return out
 
 
 @impl("ts.stack")
@@ -317,6 +320,15 @@ def _embedding(ids, table):
 @impl("ops.silu")
 def _silu(x):
     return IMPLS["ts.multiply"](x, _sigmoid(x))
+
+
+@impl("ops.mlp_gating")
+def _mlp_gating(gating_input, gate_weights):
+    """Seed 001 leaves mlp_gating undefined; with gating_input = [‖delta‖, context @ W] ([..., 1 + G])
+    and W [D, G], the shape-consistent reading is: logits = context @ Wᵀ + ‖delta‖ ([..., D])."""
+    context = _slice(gating_input, (Ellipsis, slice(1, None)))
+    magnitude = _slice(gating_input, (Ellipsis, slice(0, 1)))
+    return IMPLS["ts.add"](_gemm(context, _transpose(gate_weights, [1, 0])), magnitude)
 
 
 @impl("ops.gating_network")

@@ -3,7 +3,7 @@ from .gating import gating_function_kernel, gating_function_reference  # noqa: F
 from .functions import (delta_connection, gating_function, distance_scaling_function,  # noqa: F401
                         multi_scale_delta_aggregation, safe_delta_computation, stable_gating_computation,
                         mixed_precision_gdn_layer, attention_based_delta_selection, dynamic_delta_pruning,
-                        global_l2_norm)
+                        global_l2_norm, adaptive_gating_mechanism)
 from . import reference  # noqa: F401
 from .model import GDNConfig, causal_lm_forward, init_params, param_names  # noqa: F401
 from .kernels import fused_delta_gating_kernel, sparse_delta_computation_kernel  # noqa: F401

@@ -144,3 +144,18 @@ def _host(a):
 
 def _zeros_like(a):
     return np.zeros_like(a) if isinstance(a, np.ndarray) else __import__("cupy").zeros_like(a)
+
+
+@ts.function
+def adaptive_gating_mechanism(delta: Tensor["B", "S", "D", ts.bf16], context_vector: Tensor["B", "S", "D", ts.bf16],
+                              gate_weights: Tensor["D", "G", ts.bf16], layer_distance: int, temperature: float = 1.0):
+    """Seed 001, verbatim; `ts.ops.mlp_gating` (undefined in the seeds) is read as
+    context_projection @ Wᵀ + ‖delta‖ so that the gates have the delta's shape."""
+    distance_weight = distance_scaling_function(layer_distance)
+    context_projection = ts.gemm(context_vector, gate_weights)
+    delta_magnitude = ts.ops.l2_norm(delta, axis=-1, keepdims=True)
+    gating_input = ts.concatenate([delta_magnitude, context_projection], axis=-1)
+    gate_logits = ts.ops.mlp_gating(gating_input, gate_weights)
+    gate_probs = ts.ops.softmax_safe(gate_logits / temperature)
+    final_gates = ts.multiply(gate_probs, distance_weight)
+    return ts.multiply(delta, final_gates)

@@ -145,3 +145,11 @@ def compressed_delta_reconstruction(delta, compression_ratio=0.1):
     k = max(1, int(D * compression_ratio))
     u, s, vt = np.linalg.svd(_f32(delta).reshape(-1, D), full_matrices=False)
     return ((u[:, :k] * s[:k]) @ vt[:k]).reshape(B, S, D), s[:k]
+
+
+def adaptive_gating_mechanism(delta, context, w, d, temperature=1.0):
+    proj = _f32(context) @ _f32(w)
+    mag = np.sqrt((_f32(delta) ** 2).sum(-1, keepdims=True))
+    logits = (proj @ _f32(w).T + mag) / temperature
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return _f32(delta) * (e / e.sum(-1, keepdims=True)) * distance_scaling(d)

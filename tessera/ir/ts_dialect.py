@@ -15,10 +15,12 @@ indexing a tensor with ints is `tensor.extract`. The domain ops of the GDN live 
   ts.dropout(x) {p, seed}                           x · keep / (1 − p), keep from a counter-based hash
   ts.softmax(x) {axis}      ts.l2_norm(x) {axis, keepdims}
   ts.reduce(x) {kind, axes, keepdims}               kind: sum | mean | max | min
-  ts.cast(x)   ts.broadcast(x)   ts.transpose(x) {perm}   ts.reshape(x)   ts.concatenate(xs...) {axis}
+  ts.cast(x)   ts.broadcast(x)   ts.transpose(x) {perm}   ts.reshape(x)   ts.concatenate(a, b) {axis}
   ts.slice(x) {offsets, sizes, squeeze}             x[..., a:b, i] (unit steps; squeezed dims dropped)
 """
 
+# (A variadic operand's constraint unifies the types of all its elements in IRDL, so ops joining
+# tensors of different shapes take two operands; ts.concatenate of n tensors is a chain.)
 TS_IRDL = r"""
 irdl.dialect @ts {
   irdl.operation @gating_function {
@@ -164,9 +166,10 @@ irdl.dialect @ts {
   }
   irdl.operation @concatenate {
     %x = irdl.base "!builtin.tensor"
+    %y = irdl.base "!builtin.tensor"
     %r = irdl.base "!builtin.tensor"
     %ax = irdl.base "#builtin.integer"
-    irdl.operands(xs: variadic %x)
+    irdl.operands(lhs: %x, rhs: %y)
     irdl.attributes {"axis" = %ax}
     irdl.results(y: %r)
   }
