@@ -26,6 +26,10 @@ CASES = {
     "stable_gating_computation": lambda r: ((_rand(r, (2, 20, 8)), 0.7), ref.stable_gating_computation),
     "adaptive_gating_mechanism": lambda r: ((_rand(r, (2, 12, 16)), _rand(r, (2, 12, 16)), _rand(r, (16, 8), 0.3), 2, 0.8),
                                             ref.adaptive_gating_mechanism),
+    "attention_based_delta_selection": lambda r: (([_rand(r, (2, 6, 8)) for _ in range(3)], _rand(r, (2, 6, 8)),
+                                                   _rand(r, (8, 4), 0.3)), ref.attention_based_delta_selection),
+    "global_l2_norm": lambda r: ((_rand(r, (2, 6, 8), dtype=np.float32),),
+                                 lambda x: np.array([np.linalg.norm(x)], np.float32)),
     "mixed_precision_gdn_layer": lambda r: ((_rand(r, (2, 10, 16), dtype=ml_dtypes.float8_e4m3fn),
                                              [_rand(r, (2, 10, 16), dtype=ml_dtypes.float8_e4m3fn) for _ in range(2)],
                                              [_rand(r, (16, 16), 0.2, dtype=ml_dtypes.float8_e4m3fn) for _ in range(2)]),
@@ -37,7 +41,12 @@ CASES = {
 def test_component_matches_numpy(name):
     args, reference = CASES[name](np.random.default_rng(7))
     out = getattr(gdn, name)(*args)
-    np.testing.assert_allclose(np.asarray(out, np.float32), reference(*args), rtol=2e-3, atol=2e-3)
+    want = reference(*args)
+    if isinstance(out, tuple):
+        for o, w in zip(out, want):
+            np.testing.assert_allclose(np.asarray(o, np.float32), w, rtol=2e-3, atol=2e-3)
+    else:
+        np.testing.assert_allclose(np.asarray(out, np.float32), want, rtol=2e-3, atol=2e-3)
 
 
 def test_stable_gating_with_seeded_dropout_in_training_mode():
@@ -59,8 +68,11 @@ def test_fused_delta_gating_kernel(residual):
     tgt = _rand(r, (2, 45, 16))
     ws = [_rand(r, (16, 16), 0.2) for _ in range(4)]
     coeffs = r.uniform(-1, 1, 4).astype(np.float32)
-    out = gdn.fused_delta_gating_kernel(srcs, tgt, ws, coeffs, residual=residual)
+    out = gdn.fused_delta_gating_kernel(srcs, tgt, ws, coeffs, residual=residual, autotune=residual)
     np.testing.assert_allclose(out, ref.fused_delta_gating(srcs, tgt, ws, coeffs, residual=residual), rtol=1e-4, atol=1e-4)
+    if residual:  # the autotuned config is remembered per shape
+        from tessera.gdn import kernels
+        assert any(k[0] == 90 for k in kernels._TUNED)
 
 
 def test_sparse_delta_computation_skips_inactive_connections():
@@ -139,6 +151,29 @@ def test_compressed_delta_storage_and_reconstruction():
         assert c["U"].shape == (d.shape[0] * d.shape[1], k) and c["Vt"].shape == (k, d.shape[2])
         np.testing.assert_allclose(c["sigma"], sigma, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(gdn.reconstruct_compressed_delta(c, k), want, rtol=1e-4, atol=1e-4)
+
+
+def test_kernel_level_components_compile_for_sm90a():
+    """The kernels behind the eager / kernel-level components compile for sm_90a too."""
+    from tessera.backends.nvidia.ptxas import find_ptxas
+    try:
+        find_ptxas()
+    except ts.BackendUnavailable:
+        pytest.skip("ptxas not found")
+    from tessera.gdn import compression, early_exit, generated
+    z = np.zeros
+    cks = [ts.compile(compression.jacobi_svd, z((60, 16), np.float32), z((16, 16), np.float32), target="sm_90a"),
+           ts.compile(compression.svd_top_k, z((60, 16), np.float32), z((16, 16), np.float32), z(16, np.float32),
+                      z((60, 4), np.float32), z(4, np.float32), z((4, 16), np.float32), target="sm_90a"),
+           ts.compile(generated.fused_delta_gating(3, False, True, "tensor"), *[z((40, 16), bf16)] * 4,
+                      *[z((16, 16), bf16)] * 3, z(3, np.float32), z((40, 16), np.float32), SPARSE=True, target="sm_90a")]
+    step = ts.compile(early_exit.exit_layer_step, z((2, 6, 8), np.float32), [z((2, 6, 8), np.float32)],
+                      [z((8, 8), np.float32)], z((8, 8), np.float32), z((8, 1), np.float32), target="sm_90a")
+    cks += step.kernels
+    gating = ts.compile(gdn.stable_gating_computation, _rand(np.random.default_rng(0), (2, 4, 8)), 1.0, 0.1, True, 3,
+                        target="sm_90a")
+    cks += gating.kernels
+    assert all(k.asm["cubin"][:4] == b"\x7fELF" for k in cks)
 
 
 def test_distance_scaling_function():
