@@ -15,6 +15,8 @@ from .graph import (subtract, add, multiply, divide, maximum, minimum, exp, log,
                     cast, reshape, transpose, concatenate, stack, sum, mean, zeros_like, ones_like, gemm,
                     graph_constant, expand_dims)
 
+from .runtime.recompile import explain_recompiles  # noqa: F401
+
 jit = function
 
 bool = bool_  # noqa: A001 - `ts.bool` as the issue and seeds spell it
@@ -29,6 +31,10 @@ def compile(fn, *example_args, target="cpu", params=None, pipeline=None, **kwarg
     if isinstance(fn, KernelFunction):
         from .frontend.kernel import compile_kernel
         return compile_kernel(fn, *example_args, target=target, **kwargs)
+    from .runtime.autotune import Autotuner
+    if isinstance(fn, Autotuner):
+        from .frontend.kernel import compile_autotuned
+        return compile_autotuned(fn, example_args, target, kwargs)
     if isinstance(fn, GraphFunction):
         from .graph_compile import compile_function
         return compile_function(fn, example_args, kwargs, target=target, params=params, pipeline=pipeline)

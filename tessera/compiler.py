@@ -32,13 +32,35 @@ class CompiledKernel:
     def __getitem__(self, grid):
         return lambda *args, **kwargs: self._kernel._launch_compiled(self, grid, args, kwargs)
 
-    def launch(self, grid, args):
+    def runner(self):
+        """The launcher: the CPU runner, else the native launcher (or CuPy's where it cannot load)."""
         if self._runner is None:
-            from .runtime.cuda import CudaLauncher
-            m = self.metadata
-            self._runner = CudaLauncher(self.asm["cubin"], self.name, m["args"], m.get("shared_bytes", 0),
-                                        m.get("num_warps", 4), m.get("tma", ()))
-        self._runner.launch(grid, args)
+            from .runtime.prepared import launcher_for
+            self._runner = launcher_for(self.asm["cubin"], self.name, self.metadata)
+        return self._runner
+
+    def launch(self, grid, args):
+        self.runner().launch(grid, args)
+
+    def prepare_runtime(self, grid, args):
+        """A PreparedLaunch over already-checked runtime arguments (see KernelFunction.prepare)."""
+        from .runtime.prepared import PreparedLaunch
+        return PreparedLaunch(self.name, self.runner().prepare(grid, args), grid)
+
+    def prepare(self, *args, grid=None, **kwargs):
+        """`h = ck.prepare(*args, grid=g)`: the arguments checked and packed once; `h()` launches."""
+        if self._kernel is None:
+            raise TesseraError("this compiled kernel has no kernel to check arguments against")
+        try:
+            values, options = self._kernel.bind(args, dict(kwargs))
+            _, _, _, _, runtime_args = self._kernel.specialise(values, options, self.target)
+            if grid is not None:
+                from .frontend.kernel import _grid3
+                grid = _grid3(self._kernel.resolve_grid(grid, self, values))
+            return self.prepare_runtime(grid, runtime_args)
+        except TesseraError as e:
+            from .frontend.kernel import _reraise
+            _reraise(e)
 
     def save(self, directory):
         """Write a compile-to-cubin artifact that `tessera.runtime.load` runs without MLIR."""
@@ -169,7 +191,7 @@ def compile_spec(kernel, spec, target, key) -> CompiledKernel:
         _dump(info.name, key, "tile", asm["tile"])
         meta = {"name": info.name, "target": target, "args": spec.arg_abi(), "spec_dims": sorted(spec.spec_dims),
                 "num_warps": spec.options.get("num_warps", 4), "compile_seconds": timings,
-                "compiler": COMPILER_ID}
+                "compiler": COMPILER_ID, "cluster": _cluster(spec.options, target, info)}
         state = StageState(module, asm, meta)
         state.where = (info.filename, info.line_offset + 1)
         for stage, action in _stages(target, spec.options):
@@ -198,6 +220,20 @@ def compile_spec(kernel, spec, target, key) -> CompiledKernel:
         ck._context = ctx
     cache.store(key, {f"kernel.{s}": (t if isinstance(t, bytes) else t.encode()) for s, t in asm.items()}, meta)
     return ck
+
+
+MAX_CLUSTER = 16  # sm_90a: 8 portably, 16 with the non-portable cluster size opt-in
+
+
+def _cluster(options, target, info):
+    """`num_ctas=N`: launch thread-block clusters of N programs along grid axis 0 (sm_90a)."""
+    n = options.get("num_ctas", 1)
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_CLUSTER:
+        raise CompilationError(f"num_ctas must be an int from 1 to {MAX_CLUSTER}, got {n!r}", info.filename,
+                               info.line_offset + 1)
+    if n > 1 and target == "sm_80":
+        raise CompilationError("num_ctas > 1 (thread-block clusters) needs sm_90a", info.filename, info.line_offset + 1)
+    return [n, 1, 1]
 
 
 def _make_runner(target, module, name, meta):

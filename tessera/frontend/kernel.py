@@ -78,6 +78,33 @@ def _tma_ok(a) -> bool:
     return True
 
 
+def _grid3(grid):
+    from ..runtime.prepared import grid3
+    try:
+        return grid3(grid)
+    except LaunchError as e:
+        raise _call_error(str(e)) from None
+
+
+class GridLauncher:
+    """`kernel[grid]`: call it to launch, or `.prepare(*args)` for a launch packed once."""
+
+    def __init__(self, kernel, grid):
+        self.kernel, self.grid = kernel, grid
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return self.kernel.run(self.grid, args, kwargs)
+        except TesseraError as e:
+            _reraise(e)
+
+    def prepare(self, *args, **kwargs):
+        try:
+            return self.kernel.prepare_launch(self.grid, args, kwargs)
+        except TesseraError as e:
+            _reraise(e)
+
+
 def _reraise(e):
     """User errors surface without our internal frames unless TESSERA_DEBUG=1."""
     if knobs.debug():
@@ -104,12 +131,25 @@ class KernelFunction:
         raise TesseraError(f"launch a kernel with a grid: {self.__name__}[grid](*args)")
 
     def __getitem__(self, grid):
-        def launcher(*args, **kwargs):
-            try:
-                return self.run(grid, args, kwargs)
-            except TesseraError as e:
-                _reraise(e)
-        return launcher
+        return GridLauncher(self, grid)
+
+    def prepare(self, *args, grid=None, **kwargs):
+        """A launch with its argument buffer packed once: `h = k.prepare(*args, grid=g); h()`.
+        The arrays stay referenced by the handle; their contents may change between calls."""
+        try:
+            return self.prepare_launch(grid, args, kwargs)
+        except TesseraError as e:
+            _reraise(e)
+
+    def prepare_launch(self, grid, args, kwargs):
+        values, options = self.bind(args, dict(kwargs))
+        target = self.target_for(values)
+        ck, runtime_args = self.compile_for(values, options, target)
+        return self.prepare_compiled(ck, self.resolve_grid(grid, ck, values) if grid is not None else None,
+                                     runtime_args)
+
+    def prepare_compiled(self, ck, grid, runtime_args):
+        return ck.prepare_runtime(None if grid is None else _grid3(grid), runtime_args)
 
     # -- parameters ------------------------------------------------------------------------
     def _classify(self):
@@ -167,8 +207,10 @@ class KernelFunction:
                 values[p.name] = p.default
         return values, options
 
-    def specialise(self, values, options, target):
-        bound, constexprs, dim_values, dim_src = [], {}, {}, {}
+    def specialise(self, values, options, target, extra_constexprs=None):
+        """`extra_constexprs`: tuning parameters that are not kernel parameters (the seeds read
+        them as `tile.context().BLOCK_B`)."""
+        bound, constexprs, dim_values, dim_src = [], dict(extra_constexprs or {}), {}, {}
         runtime_args = []
         for p in self.params:
             v = values[p.name]
@@ -263,18 +305,35 @@ class KernelFunction:
         values, options = self.bind(args, dict(kwargs))
         target = self.target_for(values)
         ck, runtime_args = self.compile_for(values, options, target)
-        if callable(grid):
-            grid = grid({**ck.metadata.get("constexprs", {}), **{k: v for k, v in values.items()}})
-        self._launch(ck, grid, runtime_args)
+        self._launch(ck, self.resolve_grid(grid, ck, values), runtime_args)
         return ck
 
+    def named_dims(self, values):
+        out = {}
+        for p in self.params:
+            shape = getattr(values.get(p.name), "shape", None)
+            if p.spec is not None and p.spec.dims and shape is not None:
+                out.update({d: int(n) for d, n in zip(p.spec.dims, shape) if isinstance(d, str)})
+        return out
+
+    def resolve_grid(self, grid, ck, values):
+        """A callable grid gets the launch's meta-parameters: constexprs (tuned ones included),
+        launch options, named dims and the arguments by name."""
+        if not callable(grid):
+            return grid
+        from ..runtime.autotune import Meta
+        m = ck.metadata
+        meta = Meta({**self.named_dims(values), **values, "num_warps": m.get("num_warps", 4),
+                     **m.get("options", {}), **m.get("constexprs", {})})
+        return grid(meta)
+
     def _launch(self, ck, grid, runtime_args):
-        grid = tuple(grid) if isinstance(grid, (tuple, list)) else (grid,)
-        if not 1 <= len(grid) <= 3 or any(not isinstance(g, (int, np.integer)) or g < 0 for g in grid):
-            raise _call_error(f"grid must be 1 to 3 non-negative ints, got {grid}")
-        grid = tuple(int(g) for g in grid) + (1,) * (3 - len(grid))
+        grid = _grid3(grid)
         if 0 in grid:
             return
+        cluster = ck.metadata.get("cluster", (1, 1, 1))
+        if ck.target != "cpu" and any(g % c for g, c in zip(grid, cluster)):
+            raise _call_error(f"grid {grid} is not a whole number of clusters {tuple(cluster)} (num_ctas)")
         ck.launch(grid, runtime_args)
 
     def _launch_compiled(self, ck, grid, args, kwargs):
@@ -286,11 +345,12 @@ class KernelFunction:
         except TesseraError as e:
             _reraise(e)
 
-    def compile_for(self, values, options, target):
+    def compile_for(self, values, options, target, extra_constexprs=None):
         from ..compiler import compile_spec, load_cached, COMPILER_ID
         from ..runtime import cache
         from .codegen.base import INDEX, NeedSpecialisation
-        bound, constexprs, dim_values, base_key, runtime_args = self.specialise(values, options, target)
+        bound, constexprs, dim_values, base_key, runtime_args = self.specialise(values, options, target,
+                                                                                extra_constexprs)
         for b in bound:
             if b.dtype == "index":
                 b.dtype = INDEX
@@ -301,8 +361,10 @@ class KernelFunction:
         for _ in range(16):
             key = cache.key_of(base, sorted((d, dim_values.get(d)) for d in spec_dims))
             ck = self._compiled.get(key)
-            if ck is None:
-                ck = load_cached(self, key, target)
+            if ck is not None:
+                self._spec_dims[base] = spec_dims
+                return ck, runtime_args
+            ck = load_cached(self, key, target)
             if ck is None:
                 spec = Specialisation(bound, constexprs, dim_values, spec_dims, options)
                 try:
@@ -316,14 +378,39 @@ class KernelFunction:
                     cache.write_index(base, sorted(spec_dims))
                     continue
             ck.metadata.setdefault("constexprs", constexprs)
+            ck.metadata.setdefault("options", dict(options))
             self._compiled[key] = ck
             self._spec_dims[base] = spec_dims
+            self._note_specialisation(target, options, constexprs, bound, dim_values, spec_dims,
+                                      ck.metadata.get("from_disk_cache", False))
             return ck, runtime_args
         raise CompilationError(f"{self.__name__}: specialisation did not converge")
 
 
+    def _note_specialisation(self, target, options, constexprs, bound, dim_values, spec_dims, from_disk):
+        """Tell the recompile log which key this specialisation has (DESIGN §4 cache key parts)."""
+        from ..runtime import recompile
+        from .function import user_frame
+        descriptor = {
+            "target": {"target": target},
+            "option": {k: options[k] for k in sorted(options)},
+            "constexpr": {k: repr(v) for k, v in sorted(constexprs.items())},
+            "dim": {d: dim_values.get(d) for d in sorted(spec_dims)},
+            "dtype": {b.name: _dtype_name(b) for b in bound},
+            "rank": {b.name: len(b.dims) for b in bound if b.kind == "tensor"},
+            "stride": {b.name: "TMA-compatible" if b.tma_ok else "general"
+                       for b in bound if b.kind == "tensor" and target == "sm_90a"},
+        }
+        file, line, _ = user_frame()
+        recompile.record(id(self), self.__name__, descriptor, (file, line), from_disk)
+
+
+def _dtype_name(b):
+    return b.dtype.name if isinstance(b.dtype, dt.DType) else "int"  # runtime ints are `index`
+
+
 class _KernelDecorator:
-    """`@ts.kernel` and `@ts.kernel.autotune(...)` (autotuning arrives with the runtime issue)."""
+    """`@ts.kernel` and `@ts.kernel.autotune(space=..., key=...)` (tessera.runtime.autotune)."""
 
     def __call__(self, fn=None, **options):
         if fn is None:
@@ -331,7 +418,8 @@ class _KernelDecorator:
         return KernelFunction(fn)
 
     def autotune(self, space=None, key=None, **kw):
-        raise TesseraError("@ts.kernel.autotune is not implemented yet")
+        from ..runtime.autotune import autotune
+        return autotune(space=space, key=key, **kw)
 
 
 kernel = _KernelDecorator()
@@ -346,5 +434,15 @@ def compile_kernel(kfn: KernelFunction, *example_args, target="cpu", **kwargs):
             raise BackendUnavailable(f"unknown target '{target}' (known: {', '.join(TARGETS)})")
         ck, _ = kfn.compile_for(values, options, target)
         return ck
+    except TesseraError as e:
+        _reraise(e)
+
+
+def compile_autotuned(tuner, example_args, target, kwargs):
+    from ..compiler import TARGETS
+    try:
+        if target not in TARGETS:
+            raise BackendUnavailable(f"unknown target '{target}' (known: {', '.join(TARGETS)})")
+        return tuner.compile(example_args, target, dict(kwargs))
     except TesseraError as e:
         _reraise(e)

@@ -1,11 +1,12 @@
 """Compile-to-cubin artifacts that run without the compiler: `CompiledKernel.save(dir)` writes
-them, `tessera.runtime.load(dir)` runs them through CuPy. No mlir import on this path."""
+them, `tessera.runtime.load(dir)` runs them through the native launcher (CuPy's where it cannot load). No mlir import on this path."""
 from __future__ import annotations
 
 import json
 import os
 
 from ..errors import TesseraError
+from .prepared import PreparedLaunch, grid3
 
 MANIFEST = "manifest.json"
 
@@ -26,7 +27,7 @@ def save(ck, directory) -> str:
 
 
 class LoadedKernel:
-    """A saved kernel: `k[grid](*gpu_arrays)` launches it through CuPy."""
+    """A saved kernel: `k[grid](*gpu_arrays)` launches it."""
 
     def __init__(self, directory):
         with open(os.path.join(directory, MANIFEST)) as f:
@@ -40,16 +41,18 @@ class LoadedKernel:
 
     def launcher(self):
         if self._launcher is None:
-            from .cuda import CudaLauncher
-            m = self.metadata
-            self._launcher = CudaLauncher(self.cubin, self.name, m["args"], m.get("shared_bytes", 0),
-                                          m.get("num_warps", 4), m.get("tma", ()))
+            from .prepared import launcher_for
+            self._launcher = launcher_for(self.cubin, self.name, self.metadata)
         return self._launcher
 
     def __getitem__(self, grid):
-        grid = tuple(grid) if isinstance(grid, (tuple, list)) else (grid,)
-        grid = grid + (1,) * (3 - len(grid))
-        return lambda *args: self.launcher().launch(grid, args)
+        g = grid3(grid)
+        return lambda *args: self.launcher().launch(g, args)
+
+    def prepare(self, *args, grid=None):
+        """A launch packed once (see tessera.runtime.prepared)."""
+        g = None if grid is None else grid3(grid)
+        return PreparedLaunch(self.name, self.launcher().prepare(g, args), g)
 
 
 def load(directory) -> LoadedKernel:

@@ -121,8 +121,12 @@ def entries():
                 meta = json.loads((e / "meta.json").read_text())["meta"]
             except (OSError, ValueError, KeyError):
                 meta = {"corrupt": True}
-            size = sum(f.stat().st_size for f in e.iterdir())
-            out.append({"key": e.name, "size": size, **meta})
+            try:
+                size = sum(f.stat().st_size for f in e.iterdir())
+                mtime = e.stat().st_mtime
+            except OSError:  # removed by another process meanwhile
+                continue
+            out.append({"key": e.name, "size": size, "mtime": mtime, **meta})
     return out
 
 

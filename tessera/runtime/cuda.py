@@ -129,11 +129,23 @@ class CudaLauncher:
             packed.append(np.uint64(self.descriptors.device_pointer(d, box_rows, box_cols)))
         return packed, keep
 
-    def launch(self, grid, args):
-        packed, keep = self.pack(args)
-        stream = None
+    def _stream(self, keep):
         if any(isinstance(k, TorchView) for k in keep):  # run on torch's current stream, not CuPy's
             import torch
-            stream = cupy().cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
-        self.fn(tuple(int(g) for g in grid), self.block, tuple(packed), shared_mem=self.shared, stream=stream)
+            return cupy().cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+        return None
+
+    def launch(self, grid, args):
+        packed, keep = self.pack(args)
+        self.fn(tuple(int(g) for g in grid), self.block, tuple(packed), shared_mem=self.shared, stream=self._stream(keep))
         del keep
+
+    def prepare(self, grid, args):
+        """Arguments packed once (CuPy still re-reads the tuple per call: see native.py for the fast path)."""
+        packed, keep = self.pack(args)
+        packed, stream, fn, block, shared = tuple(packed), self._stream(keep), self.fn, self.block, self.shared
+
+        def run(grid3):
+            fn(grid3, block, packed, shared_mem=shared, stream=stream)
+        run.keep = keep
+        return run

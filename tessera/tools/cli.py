@@ -1,4 +1,5 @@
-"""`tessera` command line: `tessera aot --suite NAME --out DIR [--target sm_90a]`."""
+"""`tessera` command line: `tessera aot --suite NAME --out DIR [--target sm_90a]`,
+`tessera cache list|info [KEY]|clear`."""
 from __future__ import annotations
 
 import argparse
@@ -53,6 +54,55 @@ def _storable(a):
     return a
 
 
+def _size(n):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def cache_cmd(args):
+    import time
+    from ..runtime import cache
+    from ..runtime.tuning_db import TuningDB
+    db = TuningDB()
+    if args.action == "list":
+        entries = cache.entries()
+        print(f"{'key':14s} {'kernel':32s} {'target':7s} {'size':>10s}  compiled")
+        for e in entries:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e["mtime"]))
+            status = "CORRUPT" if e.get("corrupt") else when
+            print(f"{e['key'][:12]:14s} {str(e.get('name', '?'))[:32]:32s} {str(e.get('target', '?')):7s} "
+                  f"{_size(e['size']):>10s}  {status}")
+        rows = db.rows()
+        if rows:
+            print(f"\nautotune results ({db.file}):")
+            for name, key, device, _, config, ms, status, _ in rows:
+                what = f"{ms:.4f} ms" if ms is not None else status
+                print(f"  {name:24s} {key:40s} {device[:28]:28s} {config:40s} {what}")
+        print(f"\n{len(entries)} compiled kernel(s), {len(rows)} autotune result(s)")
+    elif args.action == "info":
+        if args.key:
+            matches = [e for e in cache.entries() if e["key"].startswith(args.key)]
+            if len(matches) != 1:
+                print(f"error: {len(matches)} entries match '{args.key}'", file=sys.stderr)
+                return 1
+            e = matches[0]
+            ok = cache.load(e["key"]) is not None
+            print(json.dumps({**e, "checksums": "ok" if ok else "corrupt (removed)"}, indent=2, sort_keys=True,
+                             default=str))
+            return 0
+        entries = cache.entries()
+        print(f"cache directory : {cache.root()}")
+        print(f"compiled kernels: {len(entries)} ({_size(sum(e['size'] for e in entries))})")
+        print(f"autotune db     : {db.file} ({len(db.rows())} result(s))")
+    elif args.action == "clear":
+        n = cache.clear()
+        m = db.clear()
+        print(f"removed {n} compiled kernel(s) and {m} autotune result(s) from {cache.root().parent}")
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="tessera")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -61,8 +111,13 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--target", default="sm_90a", choices=["sm_80", "sm_90a"])
     p.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser("cache", help="inspect or clear the compile cache and the autotune database")
+    c.add_argument("action", choices=["list", "info", "clear"])
+    c.add_argument("key", nargs="?", help="for info: a cache key (or a unique prefix)")
     args = ap.parse_args(argv)
     try:
+        if args.cmd == "cache":
+            return cache_cmd(args)
         aot(args)
     except TesseraError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -40,18 +40,36 @@ class CpuRunner:
         self.abi = arg_abi
         self.engine.lookup(self.entry)  # fail now, not at the first launch
 
-    def launch(self, grid, args):
+    def _pack(self, args):
         keep, ptrs = [], []
         for spec, a in zip(self.abi, args):
             if spec["kind"] == "tensor":
                 d = memref_descriptor(a)
                 p = ctypes.pointer(d)
-                keep += [d, p]
+                keep += [a, d, p]
                 ptrs.append(ctypes.pointer(p))
             else:
                 c = _SCALAR_C[spec["abi"]](a)
                 keep.append(c)
                 ptrs.append(ctypes.pointer(c))
-        g = [ctypes.c_int64(int(x)) for x in grid]
-        ptrs += [ctypes.pointer(x) for x in g]
+        grid = [ctypes.c_int64(0) for _ in range(3)]
+        ptrs += [ctypes.pointer(x) for x in grid]
+        return keep, ptrs, grid
+
+    def launch(self, grid, args):
+        _, ptrs, g = self._pack(args)
+        for slot, n in zip(g, grid):
+            slot.value = int(n)
         self.engine.invoke(self.entry, *ptrs)
+
+    def prepare(self, grid, args):
+        """The pointer array built once; a call only writes the grid into it."""
+        keep, ptrs, g = self._pack(args)
+        engine, entry = self.engine, self.entry
+
+        def run(grid3):
+            for slot, n in zip(g, grid3):
+                slot.value = n
+            engine.invoke(entry, *ptrs)
+        run.keep = keep
+        return run
