@@ -12,35 +12,22 @@ def _rows(a):
     return a.reshape(-1, a.shape[-1])
 
 
-# The seed's autotuning space, mapped onto this kernel: its row block is the seed's BLOCK_B·BLOCK_S
-# tile flattened (capped at what one program holds); num_warps as in the seed (GPU only).
-AUTOTUNE_SPACE = {"block_rows": [16, 32, 64], "num_warps": [4, 8, 16]}
+# The seed's autotuning space (BLOCK_B × BLOCK_S × num_warps × num_stages over [B, S, D]), mapped
+# onto this kernel: its row block is the seed's BLOCK_B·BLOCK_S tile flattened (capped at what one
+# program holds); the key is the flattened rows and D (the number of layers is in the kernel itself).
+AUTOTUNE_SPACE = {"BLOCK_R": [16, 32, 64], "num_warps": [4, 8, 16]}
+AUTOTUNE_KEY = ["R", "D"]
 _TUNED = {}
 
 
-def _autotune(launch, key, gpu):
-    """Time every config once (after a compiling warm-up) and keep the fastest for this key."""
-    import time
-    if key in _TUNED:
-        return _TUNED[key]
-    best = None
-    for br in AUTOTUNE_SPACE["block_rows"]:
-        for nw in (AUTOTUNE_SPACE["num_warps"] if gpu else [4]):
-            launch(br, nw)
-            _sync(gpu)
-            t0 = time.perf_counter()
-            launch(br, nw)
-            _sync(gpu)
-            dt = time.perf_counter() - t0
-            if best is None or dt < best[0]:
-                best = (dt, br, nw)
-    _TUNED[key] = best[1:]
-    return _TUNED[key]
-
-
-def _sync(gpu):
-    if gpu:
-        __import__("cupy").cuda.runtime.deviceSynchronize()
+def tuned_kernel(n_sources, residual, sparse):
+    """The generated fused kernel under `@ts.kernel.autotune(space=AUTOTUNE_SPACE, key=AUTOTUNE_KEY)`."""
+    import tessera as ts
+    k = (n_sources, residual, sparse)
+    if k not in _TUNED:
+        _TUNED[k] = ts.kernel.autotune(space=AUTOTUNE_SPACE, key=AUTOTUNE_KEY)(_fused(n_sources, residual, sparse,
+                                                                                      "tensor"))
+    return _TUNED[k]
 
 
 def _launch(source_layers, target_layer, gate_params, coefficients, distances, residual, sparse, block_rows, out,
@@ -54,18 +41,14 @@ def _launch(source_layers, target_layer, gate_params, coefficients, distances, r
     ce.update({f"C{i}": i for i in range(L)})
     if sparse:
         ce["THRESH"] = 0.5
-    kernel = _fused(L, residual, sparse, "tensor")
     args = [_rows(target_layer), *[_rows(s) for s in source_layers], *gate_params,
             xp.asarray(coefficients).reshape(-1), _rows(out)]
-
-    def launch(br, nw):
-        kernel[(-(-rows // br),)](*args, RESIDUAL=residual, SPARSE=sparse, BLOCK_R=br, num_warps=nw, **ce)
     if autotune:
-        key = (rows, target_layer.shape[-1], L, str(target_layer.dtype), residual, sparse, xp.__name__)
-        block_rows, warps = _autotune(launch, key, xp is not np)
+        tuned_kernel(L, residual, sparse)[lambda m: (-(-m.R // m.BLOCK_R),)](*args, RESIDUAL=residual, SPARSE=sparse,
+                                                                            **ce)
     else:
-        warps = 4
-    launch(block_rows, warps)
+        _fused(L, residual, sparse, "tensor")[(-(-rows // block_rows),)](*args, RESIDUAL=residual, SPARSE=sparse,
+                                                                         BLOCK_R=block_rows, **ce)
     return out
 
 
@@ -73,7 +56,8 @@ def fused_delta_gating_kernel(source_layers, target_layer, gate_params, coeffici
                               residual=False, block_rows=32, out=None, autotune=False):
     """out = Σ_i c_i · (t − s_i) · sigmoid(exp(−0.1·d_i)·((t − s_i) @ W_i)) (+ t), in one kernel.
     d_i defaults to L − i (the seeds' layer distance); `coefficients` is a 1-D array of c_i. With
-    `autotune`, the block size and warps come from timing AUTOTUNE_SPACE (per shape, in memory)."""
+    `autotune`, the block size and warps come from `@ts.kernel.autotune` over AUTOTUNE_SPACE (timed once
+    per key and device, remembered in the tuning database)."""
     return _launch(source_layers, target_layer, gate_params, coefficients, distances, residual, False, block_rows, out,
                    autotune)
 
