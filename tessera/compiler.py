@@ -248,8 +248,6 @@ def load_cached(kernel, key, target):
     if hit is None:
         return None
     files, meta = hit
-    from mlir import ir
-    from .ir import new_context
     asm = {name.split(".", 1)[1]: (data if name.endswith(".cubin") else data.decode()) for name, data in files.items()}
     if target != "cpu":
         if "cubin" not in asm:
@@ -260,6 +258,8 @@ def load_cached(kernel, key, target):
     last = "llvm"
     if last not in asm:
         return None
+    from mlir import ir  # only the CPU path needs mlir to run a cached kernel (it JIT-compiles the LLVM IR)
+    from .ir import new_context
     ctx = new_context()
     with ctx, ir.Location.unknown():
         try:

@@ -185,3 +185,35 @@ def test_recompile_log_stride_class_for_tma():
     ts.compile(copy2d, wide[:, ::2], a, target="sm_90a")  # a non-unit inner stride: no TMA for x
     (event,) = ts.explain_recompiles(copy2d).events
     assert ("stride", "x", "TMA-compatible", "general") in event.changes
+
+
+NO_MLIR = textwrap.dedent('''
+    import json, sys
+    if sys.argv[1] == "block":
+        sys.modules["mlir"] = None  # any import of mlir now fails
+    import numpy as np
+    import tessera as ts
+    from tessera import tile
+
+    @ts.kernel
+    def empty(x: tile.Tensor["N", ts.f32], n: int):
+        pass
+
+    ck = ts.compile(empty, np.zeros(16, np.float32), 3, target="sm_90a")
+    print(json.dumps({"disk": bool(ck.metadata.get("from_disk_cache")), "cubin": len(ck.asm["cubin"])}))
+''')
+
+
+def test_gpu_kernels_from_the_disk_cache_need_no_mlir(tmp_path):
+    """A GPU host without the compiler runs kernels that a compiling machine left in the cache."""
+    script = tmp_path / "k.py"
+    script.write_text(NO_MLIR)
+    env = dict(os.environ, TESSERA_CACHE_DIR=str(tmp_path / "cache"))
+
+    def run(mode):
+        r = subprocess.run([sys.executable, str(script), mode], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    first = run("compile")
+    assert not first["disk"] and first["cubin"] > 0
+    assert run("block") == {"disk": True, "cubin": first["cubin"]}

@@ -348,12 +348,8 @@ class KernelFunction:
     def compile_for(self, values, options, target, extra_constexprs=None):
         from ..compiler import compile_spec, load_cached, COMPILER_ID
         from ..runtime import cache
-        from .codegen.base import INDEX, NeedSpecialisation
         bound, constexprs, dim_values, base_key, runtime_args = self.specialise(values, options, target,
                                                                                 extra_constexprs)
-        for b in bound:
-            if b.dtype == "index":
-                b.dtype = INDEX
         base = cache.key_of(base_key, COMPILER_ID)
         spec_dims = self._spec_dims.get(base)
         if spec_dims is None:
@@ -365,7 +361,11 @@ class KernelFunction:
                 self._spec_dims[base] = spec_dims
                 return ck, runtime_args
             ck = load_cached(self, key, target)
-            if ck is None:
+            if ck is None:  # compiling needs mlir; a GPU kernel found in the disk cache does not
+                from .codegen.base import INDEX, NeedSpecialisation
+                for b in bound:
+                    if b.dtype == "index":
+                        b.dtype = INDEX
                 spec = Specialisation(bound, constexprs, dim_values, spec_dims, options)
                 try:
                     ck = compile_spec(self, spec, target, key)
