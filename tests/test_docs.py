@@ -1,4 +1,4 @@
-"""The documentation's examples run: every ```python block of docs/guide.md as a script in a fresh
+"""The documentation's examples run: every ```python block of docs/guide.md and docs/runtime.md as a script in a fresh
 process, and every ```mlir block of docs/tile-dialect.md parses and verifies."""
 from docs_examples import DOCS, blocks, parse_mlir, run_script
 
@@ -6,12 +6,19 @@ import pytest
 
 
 PYTHON_BLOCKS = blocks(DOCS / "guide.md", "python")
+RUNTIME_BLOCKS = blocks(DOCS / "runtime.md", "python")
 MLIR_BLOCKS = blocks(DOCS / "tile-dialect.md", "mlir")
 
 
 def test_docs_have_examples():
     assert len(PYTHON_BLOCKS) >= 4
     assert len(MLIR_BLOCKS) >= 14
+    assert len(RUNTIME_BLOCKS) >= 3
+
+
+@pytest.mark.parametrize("code", RUNTIME_BLOCKS)
+def test_runtime_example_runs(code, tmp_path):
+    run_script(code, tmp_path)
 
 
 @pytest.mark.parametrize("code", PYTHON_BLOCKS)
