@@ -217,3 +217,20 @@ def test_gpu_kernels_from_the_disk_cache_need_no_mlir(tmp_path):
     first = run("compile")
     assert not first["disk"] and first["cubin"] > 0
     assert run("block") == {"disk": True, "cubin": first["cubin"]}
+
+
+def test_recompile_log_for_graph_functions():
+    recompile.reset()
+
+    @ts.function
+    def blend(xs, y, scale):
+        return ts.sum([ts.multiply(x, y) for x in xs]) * scale
+    a = np.ones((4, 8), np.float32)
+    blend([a, a], a, 2.0)
+    blend([a, a], a, 2.0)                     # same signature: cached
+    blend([a, a, a], a, 2.0)                  # a longer list
+    blend([a, a, a], a, 3.0)                  # a Python constant
+    events = ts.explain_recompiles(blend).events
+    assert len(events) == 2, events
+    assert ("length", "xs", 2, 3) in events[0].changes
+    assert ("param", "scale", "2.0", "3.0") in events[1].changes

@@ -159,6 +159,22 @@ class Signature:
                 out.append((name, kind, repr(v)))
         return tuple(out)
 
+    def descriptor(self):
+        """The key's parts by kind, for the recompile log (tessera.runtime.recompile)."""
+        d = {"target": {}, "shape": {}, "dtype": {}, "length": {}, "param": {}}
+        for name, kind, v in self.items:
+            items = [(name, v)] if kind == "tensor" else [(f"{name}[{i}]", x) for i, x in enumerate(v)] \
+                if kind == "list" else []
+            if kind == "list":
+                d["length"][name] = len(v)
+            for n, a in items:
+                d["shape"][n] = tuple(int(x) for x in a.shape)
+                d["dtype"][n] = str(a.dtype)
+                d["target"]["arrays"] = "numpy" if isinstance(a, np.ndarray) else "gpu"
+            if kind in ("const", "bound"):
+                d["param"][name] = repr(v) if kind == "const" else f"bound {np.asarray(v).shape}"
+        return d
+
     def runtime_arrays(self):
         arrays = []
         for _, kind, v in self.items:
@@ -188,10 +204,13 @@ class GraphFunction:
         if dsl.TRACING:  # called from another @ts.function: inline
             return self.fn(*args, **kwargs)
         from ..graph_compile import compile_function
-        key = Signature(self.fn, args, kwargs, None).key()
+        sig = Signature(self.fn, args, kwargs, None)
+        key = sig.key()
         ck = self._compiled.get(key)
         if ck is None:
             ck = self._compiled[key] = compile_function(self, args, kwargs)
+            from ..runtime import recompile
+            recompile.record(id(self), self.__name__, sig.descriptor(), user_frame()[:2], False)
         return ck(*args, **kwargs)
 
     def trace(self, args, kwargs=None, params=None):

@@ -16,7 +16,8 @@ _SEEN: dict[int, list[dict]] = {}  # id(kernel) -> descriptors of the specialisa
 
 # What each part of the key is called in a message, by the descriptor's section name.
 _KINDS = {"target": "target", "constexpr": "constexpr", "dim": "dim", "dtype": "dtype",
-          "stride": "stride class", "rank": "rank", "option": "option", "param": "parameter"}
+          "stride": "stride class", "rank": "rank", "option": "option", "param": "parameter",
+          "shape": "shape", "length": "list length"}
 
 
 class RecompileEvent:
