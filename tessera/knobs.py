@@ -56,3 +56,10 @@ def cuda_home() -> str | None:
         if os.environ.get(k):
             return os.environ[k]
     return None
+
+
+def launcher() -> str | None:
+    """TESSERA_LAUNCHER=native|cupy: which GPU launcher runs kernels (default: native when
+    tessera._native is built and libcuda loads, else CuPy)."""
+    v = os.environ.get("TESSERA_LAUNCHER", "").strip().lower()
+    return v or None
