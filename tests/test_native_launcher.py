@@ -434,6 +434,37 @@ def test_declared_layouts_match_cuda_h(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+# ---- the codes agree with the kernels' real parameter lists -----------------------------------------
+_WIDTH = {"Q": 64, "q": 64, "d": 64, "f": 32, "i": 32, "h": 16, "e": 16, "B": 16, "b": 8}
+
+
+def _have_ptxas():
+    from test_nvidia_compile import _have_ptxas
+    return _have_ptxas()
+
+
+@pytest.mark.skipif(not _have_ptxas(), reason="ptxas not found")
+@pytest.mark.parametrize("name", ["scalars", "casts", "blocks", "loops", "matmul_bf16", "sm90_tma_matmul"])
+def test_codes_match_the_ptx_entry_parameters(name):
+    import re
+
+    import tessera as ts
+    from tessera.runtime.native import codes_for
+    from test_nvidia_compile import SUITE, bf16, z
+    if name == "sm90_tma_matmul":
+        from tessera.kernels import matmul
+        kernel, args, ce = matmul, (z((200, 200), bf16), z((200, 264), bf16), z((200, 264))), dict(BM=128, BN=128, BK=64)
+    else:
+        kernel, make, ce = SUITE[name]
+        args = make()
+    ck = ts.compile(kernel, *args, target="sm_90a", **ce)
+    tma = ck.metadata.get("tma") or ()
+    assert (name == "sm90_tma_matmul") == bool(tma)
+    entry = re.search(r"\.entry\s+\w+\s*\((.*?)\)", ck.asm["ptx"], re.S).group(1)
+    ptx_widths = [int(re.sub(r"\D", "", t)) for t in re.findall(r"\.param\s+\.(\w+)", entry)]
+    assert [_WIDTH[c] for c in codes_for(ck.metadata["args"], len(tma))] == ptx_widths
+
+
 # ---- the in-place build (GPU hosts with another Python) -------------------------------------------
 @pytest.mark.skipif(CXX is None, reason="no C++ compiler")
 def test_in_place_build_command(tmp_path, monkeypatch):
@@ -457,7 +488,7 @@ def test_in_place_build_command(tmp_path, monkeypatch):
 def _gpu_launcher(ck, **kw):
     from tessera.runtime.native import NativeLauncher
     m = ck.metadata
-    return NativeLauncher(ck.asm["cubin"], ck.name, m["args"], m.get("shared_bytes", 0), m["num_warps"],
+    return NativeLauncher(ck.asm["cubin"], ck.name, m["args"], m.get("shared_bytes", 0), m.get("num_warps", 4),
                           m.get("tma", ()), **kw)
 
 
