@@ -45,7 +45,7 @@ class CompiledKernel:
     def prepare_runtime(self, grid, args):
         """A PreparedLaunch over already-checked runtime arguments (see KernelFunction.prepare)."""
         from .runtime.prepared import PreparedLaunch
-        return PreparedLaunch(self.name, self.runner().prepare(grid, args), grid)
+        return PreparedLaunch(self.name, self.runner(), args, grid)
 
     def prepare(self, *args, grid=None, **kwargs):
         """`h = ck.prepare(*args, grid=g)`: the arguments checked and packed once; `h()` launches."""

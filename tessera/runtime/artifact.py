@@ -52,7 +52,7 @@ class LoadedKernel:
     def prepare(self, *args, grid=None):
         """A launch packed once (see tessera.runtime.prepared)."""
         g = None if grid is None else grid3(grid)
-        return PreparedLaunch(self.name, self.launcher().prepare(g, args), g)
+        return PreparedLaunch(self.name, self.launcher(), args, g)
 
 
 def load(directory) -> LoadedKernel:

@@ -141,11 +141,11 @@ class CudaLauncher:
         del keep
 
     def prepare(self, grid, args):
-        """Arguments packed once (CuPy still re-reads the tuple per call: see native.py for the fast path)."""
+        """Arguments packed once (CuPy still converts the tuple per call: the native launcher is the fast path)."""
+        from .prepared import PyPrepared
         packed, keep = self.pack(args)
         packed, stream, fn, block, shared = tuple(packed), self._stream(keep), self.fn, self.block, self.shared
 
         def run(grid3):
             fn(grid3, block, packed, shared_mem=shared, stream=stream)
-        run.keep = keep
-        return run
+        return PyPrepared(run, tuple(grid), keep)

@@ -22,19 +22,50 @@ def grid3(grid):
     return tuple(int(g) for g in grid) + (1,) * (3 - len(grid))
 
 
-class PreparedLaunch:
-    """`h()` launches on the grid given to prepare; `h(grid)` on another grid (same arguments)."""
+class PyPrepared:
+    """The handle protocol of the native `Prepared` for launchers written in Python: `h()` launches
+    on the current grid, `h.set_grid(g)` changes it."""
 
-    def __init__(self, name, handle, grid):
-        self.name, self._handle, self.grid = name, handle, grid
+    def __init__(self, run, grid, keep):
+        self._run, self.grid, self.keep = run, grid, keep
+
+    def __call__(self):
+        self._run(self.grid)
+
+    def set_grid(self, grid):
+        self.grid = tuple(grid)
+
+
+class PreparedLaunch:
+    """`h()` launches on the grid given to prepare; `h(grid)` on another grid (same arguments).
+    The launcher's handle is made on the first grid known, and kept."""
+
+    def __init__(self, name, runner, args, grid):
+        self.name, self._runner, self._args = name, runner, args
+        self.grid, self._handle = None, None
+        if grid is not None:
+            self._set(grid)
+
+    def _set(self, grid):
+        self.grid = grid
+        if 0 in grid:  # an empty grid launches nothing (and the driver rejects it)
+            return
+        try:
+            if self._handle is None:
+                self._handle = self._runner.prepare(grid, self._args)
+            elif grid != self._handle.grid:
+                self._handle.set_grid(grid)
+        except ValueError as e:  # e.g. a grid that is not a whole number of clusters
+            raise LaunchError(f"{self.name}: {e}") from None
 
     def __call__(self, grid=None):
-        g = self.grid if grid is None else grid3(grid)
-        if g is None:
+        if grid is not None:
+            self._set(grid3(grid))
+        elif self.grid is None:
             raise LaunchError(f"{self.name}: no grid: prepare(*args, grid=...) or call the handle with one")
-        if 0 in g:
+        if 0 in self.grid:
             return
-        self._handle(g)
+        self._handle()
 
     def __repr__(self):
         return f"<PreparedLaunch {self.name} grid={self.grid}>"

@@ -64,6 +64,7 @@ class CpuRunner:
 
     def prepare(self, grid, args):
         """The pointer array built once; a call only writes the grid into it."""
+        from ...runtime.prepared import PyPrepared
         keep, ptrs, g = self._pack(args)
         engine, entry = self.engine, self.entry
 
@@ -71,5 +72,4 @@ class CpuRunner:
             for slot, n in zip(g, grid3):
                 slot.value = n
             engine.invoke(entry, *ptrs)
-        run.keep = keep
-        return run
+        return PyPrepared(run, tuple(grid), keep)
