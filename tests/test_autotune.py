@@ -224,3 +224,27 @@ def test_autotune_on_the_gpu(cache_dir):
     cp.testing.assert_allclose(out, 2 * x, rtol=1e-6)
     assert len(scale.last_tuning) == 4 and all(st == "ok" for _, _, st, _ in scale.last_tuning)
     assert scale.tuned((x, out, 2.0))[0][1] > 0
+
+
+def test_num_ctas_is_a_cluster_launch_on_sm_90a_only():
+    x = np.zeros(64, np.float32)
+    ck = ts.compile(axpy, x, x, 1.0, target="sm_90a", num_ctas=2)
+    assert ck.metadata["cluster"] == [2, 1, 1]
+    assert ts.compile(axpy, x, x, 1.0, target="sm_90a").metadata["cluster"] == [1, 1, 1]
+    with pytest.raises(ts.CompilationError, match="needs sm_90a"):
+        ts.compile(axpy, x, x, 1.0, target="sm_80", num_ctas=2)
+    with pytest.raises(ts.CompilationError, match="num_ctas must be"):
+        ts.compile(axpy, x, x, 1.0, target="sm_90a", num_ctas=32)
+
+
+@pytest.mark.gpu
+def test_cluster_launch_on_the_gpu():
+    import cupy as cp
+    if cp.cuda.Device().compute_capability != "90":
+        pytest.skip("clusters need sm_90")
+    x = cp.arange(256, dtype=cp.float32)
+    y = cp.zeros_like(x)
+    axpy[(8,)](x, y, 2.0, num_ctas=2)
+    cp.testing.assert_allclose(y, 2 * x)
+    with pytest.raises(ts.CompilationError, match="whole number of clusters"):
+        axpy[(3,)](x, y, 2.0, num_ctas=2)
