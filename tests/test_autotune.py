@@ -248,3 +248,16 @@ def test_cluster_launch_on_the_gpu():
     cp.testing.assert_allclose(y, 2 * x)
     with pytest.raises(ts.CompilationError, match="whole number of clusters"):
         axpy[(3,)](x, y, 2.0, num_ctas=2)
+
+
+def test_config_lists_and_stacking_on_ts_kernel(cache_dir):
+    @ts.kernel.autotune(configs=[{"BLOCK": 16, "num_warps": 4}, {"BLOCK": 64, "num_warps": 8}], key=["N"])
+    @ts.kernel
+    def inc(x: tile.Tensor["N", ts.f32], BLOCK: ts.constexpr):
+        i = tile.program_id(0) * BLOCK
+        tile.store(x[i:i + BLOCK], tile.load(x[i:i + BLOCK]) + 1.0)
+    assert inc.configs == [{"BLOCK": 16, "num_warps": 4}, {"BLOCK": 64, "num_warps": 8}]
+    x = np.zeros(100, np.float32)
+    inc.restore_value = ["x"]
+    inc[lambda m: ((m.N + m.BLOCK - 1) // m.BLOCK,)](x)
+    assert (x == 1).all() and len(inc.last_tuning) == 2

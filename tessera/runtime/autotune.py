@@ -92,8 +92,15 @@ class Autotuner:
         self.__doc__ = self.kernel.__doc__
         info = self.kernel.info
         where = (info.filename, info.line_offset + 1)
+        explicit = None
+        if isinstance(space, (list, tuple)) and space and all(isinstance(c, dict) for c in space):
+            explicit = [dict(c) for c in space]  # configs=[{...}, ...], as Triton lists them
+            space = {k: sorted({c[k] for c in explicit if k in c}, key=repr) for c in explicit for k in c}
+            if any(set(c) != set(space) for c in explicit):
+                raise CompilationError("autotune configs must all name the same parameters", *where)
         if not isinstance(space, dict) or not space:
-            raise CompilationError("autotune needs space=dict(NAME=[values, ...], ...)", *where)
+            raise CompilationError("autotune needs space=dict(NAME=[values, ...], ...) or configs=[{...}, ...]",
+                                   *where)
         self.space = {}
         for name, values in space.items():
             values = list(values) if isinstance(values, (list, tuple, range)) else [values]
@@ -113,7 +120,7 @@ class Autotuner:
                                    f"(dims {sorted(dims)}, parameters {sorted(params)})", *where)
         self.warmup, self.rep = int(warmup), max(1, int(rep))
         self.restore_value = list(restore_value)
-        self.configs = [dict(zip(self.space, combo)) for combo in itertools.product(*self.space.values())]
+        self.configs = explicit or [dict(zip(self.space, combo)) for combo in itertools.product(*self.space.values())]
         self.db = None
         self._best = {}  # (device, key json) -> config
         self.last_tuning = None  # what the last tuning run measured: [(config, ms or None, status, reason)]
@@ -303,7 +310,8 @@ class Autotuner:
 
 
 def autotune(space=None, key=None, warmup=1, rep=5, restore_value=(), configs=None):
-    """The decorator factory behind `@ts.kernel.autotune(space=..., key=...)`."""
+    """The decorator factory behind `@ts.kernel.autotune(space=..., key=...)`; `configs=[{...}]`
+    lists the configs instead of a product space. It decorates the plain function or a @ts.kernel."""
     def wrap(fn):
         return Autotuner(fn, space if space is not None else configs, key, warmup, rep, restore_value)
     return wrap
