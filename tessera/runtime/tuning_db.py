@@ -1,7 +1,8 @@
 """The autotuning database: one SQLite file beside the compile cache (TESSERA_CACHE_DIR), one row
 per (kernel hash, key values, device, compiler version, config) with its timing — or why it was
 rejected — so a later process reuses what an earlier one measured. SQLite's own locking (WAL, a
-busy timeout) makes concurrent tuners in several processes safe. MLIR-free."""
+busy timeout) makes concurrent tuners in several processes safe. `TESSERA_CACHE=0` turns it off
+like the compile cache. MLIR-free."""
 from __future__ import annotations
 
 import json
@@ -47,6 +48,8 @@ class TuningDB:
         return con
 
     def record(self, kernel, name, key, device, compiler, config, ms=None, status="ok", reason=None):
+        if not knobs.cache_enabled():  # TESSERA_CACHE=0: nothing on disk (the tuner still remembers in memory)
+            return
         con = self._connect()
         try:
             with con:
@@ -58,7 +61,7 @@ class TuningDB:
 
     def results(self, kernel, key, device, compiler):
         """[(config dict, ms, status, reason)] for one tuning problem, fastest first."""
-        if not self.file.exists():
+        if not knobs.cache_enabled() or not self.file.exists():
             return []
         con = self._connect()
         try:
