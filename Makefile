@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lit pytest clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py runtime/launcher.cpp runtime/cuda_decls.h
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'

@@ -261,7 +261,7 @@ struct Kernel {
     CUfunction fn = nullptr;
 
     Kernel(py::bytes cubin, std::string name_, std::string codes_, unsigned shared, py::handle block_,
-           py::handle cluster_, int device)
+           py::handle cluster_, int device, unsigned static_bytes)
         : name(std::move(name_)), codes(std::move(codes_)), block(dim3(block_, "block")),
           cluster(dim3(cluster_, "cluster")), shared_bytes(shared) {
         validate_codes(codes);
@@ -274,7 +274,8 @@ struct Kernel {
             module = nullptr;
             check(rc, ("cuModuleGetFunction('" + name + "')").c_str());
         }
-        if (shared_bytes > 48 * 1024)  // dynamic shared memory beyond 48 KiB is opt-in
+        // beyond 48 KiB of shared memory per block (static + dynamic) the dynamic part is opt-in
+        if (shared_bytes + static_bytes > 48 * 1024)
             check(D.cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, int(shared_bytes)),
                   "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)");
         if (cluster[0] * cluster[1] * cluster[2] > 8)  // 8 is the portable cluster size limit
@@ -437,9 +438,9 @@ PYBIND11_MODULE(_native, m) {
     });
 
     py::class_<Kernel>(m, "Kernel")
-        .def(py::init<py::bytes, std::string, std::string, unsigned, py::handle, py::handle, int>(), py::arg("cubin"),
-             py::arg("name"), py::arg("codes"), py::arg("shared_bytes"), py::arg("block"),
-             py::arg("cluster") = py::make_tuple(1, 1, 1), py::arg("device") = -1)
+        .def(py::init<py::bytes, std::string, std::string, unsigned, py::handle, py::handle, int, unsigned>(),
+             py::arg("cubin"), py::arg("name"), py::arg("codes"), py::arg("shared_bytes"), py::arg("block"),
+             py::arg("cluster") = py::make_tuple(1, 1, 1), py::arg("device") = -1, py::arg("static_bytes") = 0)
         .def_readonly("name", &Kernel::name)
         .def_readonly("codes", &Kernel::codes)
         .def_readonly("shared_bytes", &Kernel::shared_bytes)

@@ -52,8 +52,7 @@ class CompiledKernel:
         if self._kernel is None:
             raise TesseraError("this compiled kernel has no kernel to check arguments against")
         try:
-            values, options = self._kernel.bind(args, dict(kwargs))
-            _, _, _, _, runtime_args = self._kernel.specialise(values, options, self.target)
+            values, runtime_args = self._kernel.bind_compiled(self, args, kwargs)
             if grid is not None:
                 from .frontend.kernel import _grid3
                 grid = _grid3(self._kernel.resolve_grid(grid, self, values))

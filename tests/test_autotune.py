@@ -124,7 +124,7 @@ def test_over_budget_configs_are_rejected_before_timing(cache_dir, monkeypatch):
         return 1.0 / ck.metadata["num_warps"]
     monkeypatch.setattr(staged, "_time", fake_time)
     staged.db = TuningDB()
-    best = staged._tune((x, out), {}, "sm_90a", {"N": 256}, "test-device", (8,))
+    best = staged._tune((x, out), {}, "sm_90a", {"N": 256}, "test-device", (8,), staged.configs)
     assert timed == [(32, 4)], timed
     assert best == {"BLOCK": 32, "num_warps": 4}
     status = {(c["BLOCK"], c["num_warps"]): (st, reason) for c, _, st, reason in staged.last_tuning}
@@ -261,3 +261,47 @@ def test_config_lists_and_stacking_on_ts_kernel(cache_dir):
     inc.restore_value = ["x"]
     inc[lambda m: ((m.N + m.BLOCK - 1) // m.BLOCK,)](x)
     assert (x == 1).all() and len(inc.last_tuning) == 2
+
+
+def test_keywords_fix_space_entries_and_compile_errors_stay_compile_errors(cache_dir):
+    from tessera.runtime import recompile
+    recompile.reset()
+    scale = _scale_kernel()
+    x = np.ones((2, 40), np.float32)
+    out = np.zeros_like(x)
+    ck = scale[lambda m: (m.M,)](x, out, 2.0, BLOCK_N=32)  # tuned over num_warps only
+    assert ck.metadata["constexprs"]["BLOCK_N"] == 32
+    assert sorted(c["num_warps"] for c, _, _, _ in scale.last_tuning) == [4, 8]
+    assert all(c["BLOCK_N"] == 32 for c, _, _, _ in scale.last_tuning)
+    assert (out == 2).all()
+    assert ts.explain_recompiles(scale.kernel).events == [], "compiling each config while tuning is not a recompile"
+
+    @ts.kernel.autotune(space=dict(BLOCK=[8, 16]), key=["N"])
+    def broken(x: tile.Tensor["N", ts.f32], BLOCK: ts.constexpr):
+        tile.store(x[0:BLOCK], undefined_name)  # noqa: F821
+    with pytest.raises(ts.CompilationError, match="undefined_name") as err:
+        broken[(1,)](np.zeros(8, np.float32))
+    assert not isinstance(err.value, ts.OutOfResources)
+    with pytest.raises(ts.CompilationError, match="undefined_name"):
+        ts.compile(broken, np.zeros(8, np.float32), target="sm_90a")
+
+    with pytest.raises(ts.CompilationError, match="restore_value"):
+        ts.kernel.autotune(space=dict(BLOCK=[8]), restore_value=["nope"])(broken.kernel.fn)
+    with pytest.raises(ts.CompilationError, match="names what is being tuned"):
+        ts.kernel.autotune(space=dict(BLOCK=[8]), key=["BLOCK"])(broken.kernel.fn)
+
+
+def test_a_compiled_autotuned_kernel_launches_with_its_config(cache_dir):
+    @ts.kernel.autotune(space=dict(BLOCK=[16, 64]), key=["N"])
+    def twice(x: tile.Tensor["N", ts.f32], out: tile.Tensor["N", ts.f32], BLOCK: ts.constexpr):
+        i = tile.program_id(0) * BLOCK
+        tile.store(out[i:i + BLOCK], tile.load(x[i:i + BLOCK]) * 2.0)
+    x = np.arange(100, dtype=np.float32)
+    out = np.zeros_like(x)
+    ck = ts.compile(twice, x, out)
+    ck[lambda m: ((m.N + m.BLOCK - 1) // m.BLOCK,)](x, out)  # BLOCK comes from the compiled config
+    assert (out == 2 * x).all()
+    with pytest.raises(ts.CompilationError, match="compiled with BLOCK=16, not 64"):
+        ck[(2,)](x, out, BLOCK=64)
+    with pytest.raises(ts.CompilationError, match="compiled with num_warps=4, not 8"):
+        ck[(7,)](x, out, num_warps=8)

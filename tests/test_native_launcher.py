@@ -499,8 +499,6 @@ def _arch():
 
 @pytest.mark.gpu
 def test_native_launch_and_prepare_on_gpu():
-    import time
-
     import cupy as cp
 
     import tessera as ts
@@ -523,15 +521,7 @@ def test_native_launch_and_prepare_on_gpu():
     dx += 1  # same buffers, new contents: the prepared launch sees them
     p()
     cp.testing.assert_array_equal(out, dx + dy)
-    cp.cuda.Device().synchronize()
-    reps = 2000
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        p()
-    per_call = (time.perf_counter() - t0) / reps
-    cp.cuda.Device().synchronize()
-    print(f"prepared launch: {per_call * 1e6:.2f} us per call")
-    assert per_call < 50e-6
+    # the launch overhead itself is measured by benchmarks/launch_overhead.py, not by a timed test
 
 
 @pytest.mark.gpu

@@ -80,7 +80,7 @@ def test_processes_compiling_the_same_kernel_leave_one_valid_entry(tmp_path):
     assert _finish(again) == [{"disk": True}]
 
 
-@pytest.mark.parametrize("damage", ["flip_byte", "truncate", "delete_file", "garbage_meta"])
+@pytest.mark.parametrize("damage", ["flip_byte", "truncate", "delete_file", "garbage_meta", "tampered_meta"])
 def test_corrupt_entries_are_detected_and_rebuilt(tmp_path, damage):
     cache_dir, start = tmp_path / "cache", tmp_path / "go"
     start.touch()
@@ -95,8 +95,12 @@ def test_corrupt_entries_are_detected_and_rebuilt(tmp_path, damage):
         target.write_bytes(target.read_bytes()[:100])
     elif damage == "delete_file":
         target.unlink()
-    else:
+    elif damage == "garbage_meta":
         (entry / "meta.json").write_text("{not json")
+    else:  # still valid JSON, but the launch ABI it describes was changed
+        info = json.loads((entry / "meta.json").read_text())
+        info["meta"]["num_warps"] = 8
+        (entry / "meta.json").write_text(json.dumps(info))
     assert _finish(_spawn(tmp_path, cache_dir, start, 1)) == [{"disk": False}], "a corrupt entry must not be trusted"
     assert _finish(_spawn(tmp_path, cache_dir, start, 1)) == [{"disk": True}], "and it is rebuilt"
 

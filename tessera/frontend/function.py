@@ -210,7 +210,7 @@ class GraphFunction:
         if ck is None:
             ck = self._compiled[key] = compile_function(self, args, kwargs)
             from ..runtime import recompile
-            recompile.record(id(self), self.__name__, sig.descriptor(), user_frame()[:2], False)
+            recompile.record(self, self.__name__, sig.descriptor(), user_frame()[:2], False)
         return ck(*args, **kwargs)
 
     def trace(self, args, kwargs=None, params=None):

@@ -336,11 +336,34 @@ class KernelFunction:
             raise _call_error(f"grid {grid} is not a whole number of clusters {tuple(cluster)} (num_ctas)")
         ck.launch(grid, runtime_args)
 
+    def bind_compiled(self, ck, args, kwargs):
+        """(values, runtime args) of a launch of an already compiled `ck`: its constexprs (an
+        autotuned config's included) fill what the call leaves out; a different value is an error,
+        since `ck` cannot run it."""
+        compiled = ck.metadata.get("constexprs", {})
+        kwargs = dict(kwargs)
+        for p in self.params:
+            if p.name in compiled and p.name in kwargs and kwargs[p.name] != compiled[p.name]:
+                raise _call_error(f"{self.__name__} was compiled with {p.name}={compiled[p.name]!r}, not "
+                                  f"{kwargs[p.name]!r}: launch the kernel itself to compile that value")
+        positional = {p.name for p in self.params[:len(args)]}
+        for p in self.params:
+            if p.name in compiled and p.name not in kwargs and p.name not in positional:
+                kwargs[p.name] = compiled[p.name]
+        own = {**ck.metadata.get("options", {}), "num_warps": ck.metadata.get("num_warps", 4)}
+        for k in _OPTIONS:
+            if k in kwargs and k not in {p.name for p in self.params}:
+                v = kwargs.pop(k)  # launch options are the compiled kernel's own
+                if k in own and v != own[k]:
+                    raise _call_error(f"{self.__name__} was compiled with {k}={own[k]!r}, not {v!r}")
+        values, options = self.bind(args, kwargs)
+        _, _, _, _, runtime_args = self.specialise(values, options, ck.target)
+        return values, runtime_args
+
     def _launch_compiled(self, ck, grid, args, kwargs):
         try:
-            values, options = self.bind(args, dict(kwargs))
-            _, _, _, _, runtime_args = self.specialise(values, options, ck.target)
-            self._launch(ck, grid, runtime_args)
+            values, runtime_args = self.bind_compiled(ck, args, kwargs)
+            self._launch(ck, self.resolve_grid(grid, ck, values), runtime_args)
             return ck
         except TesseraError as e:
             _reraise(e)
@@ -402,7 +425,7 @@ class KernelFunction:
                        for b in bound if b.kind == "tensor" and target == "sm_90a"},
         }
         file, line, _ = user_frame()
-        recompile.record(id(self), self.__name__, descriptor, (file, line), from_disk)
+        recompile.record(self, self.__name__, descriptor, (file, line), from_disk)
 
 
 def _dtype_name(b):

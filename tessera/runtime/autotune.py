@@ -38,15 +38,22 @@ class Meta(dict):
             raise AttributeError(name) from None
 
 
+_DEVICE_IDS: dict = {}
+
+
 def device_id(target: str) -> str:
-    """What makes timings comparable: the GPU's name and compute capability, or the CPU."""
+    """What makes timings comparable: the GPU's name and compute capability, or the CPU (read once
+    per device: the property query is slow)."""
     if target == "cpu":
         return f"cpu:{platform.machine()}:{platform.processor() or 'unknown'}:{os.cpu_count()}"
     import cupy as cp
-    dev = cp.cuda.Device()
-    name = cp.cuda.runtime.getDeviceProperties(dev.id)["name"]
-    name = name.decode() if isinstance(name, bytes) else str(name)
-    return f"cuda:{name}:sm_{dev.compute_capability}"
+    index = cp.cuda.runtime.getDevice()
+    if index not in _DEVICE_IDS:
+        dev = cp.cuda.Device(index)
+        name = cp.cuda.runtime.getDeviceProperties(index)["name"]
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        _DEVICE_IDS[index] = f"cuda:{name}:sm_{dev.compute_capability}"
+    return _DEVICE_IDS[index]
 
 
 class _Progress:
@@ -118,6 +125,14 @@ class Autotuner:
         if unknown:
             raise CompilationError(f"autotune key {unknown} names no dim or parameter of '{self.__name__}' "
                                    f"(dims {sorted(dims)}, parameters {sorted(params)})", *where)
+        in_space = [k for k in self.key if k in self.space]
+        if in_space:
+            raise CompilationError(f"autotune key {in_space} names what is being tuned; the key is what the "
+                                   "choice depends on (dims, parameters)", *where)
+        bad = [n for n in restore_value if n not in params or params[n].kind not in ("tensor", "auto")]
+        if bad:
+            raise CompilationError(f"autotune restore_value {bad} names no tensor parameter of '{self.__name__}'",
+                                   *where)
         self.warmup, self.rep = int(warmup), max(1, int(rep))
         self.restore_value = list(restore_value)
         self.configs = explicit or [dict(zip(self.space, combo)) for combo in itertools.product(*self.space.values())]
@@ -156,11 +171,20 @@ class Autotuner:
                 out[k] = dim_values[k]
             else:
                 v = values.get(k)
-                out[k] = list(v.shape) if hasattr(v, "shape") and not isinstance(v, (int, float)) else \
-                    (len(v) if isinstance(v, (list, tuple)) else v)
+                out[k] = list(v.shape) if hasattr(v, "shape") and hasattr(v, "dtype") and getattr(v, "ndim", 0) else \
+                    (len(v) if isinstance(v, (list, tuple)) else v.item() if hasattr(v, "item") else v)
         out["dtypes"] = {n: str(getattr(v, "dtype", type(v).__name__)) for n, v in values.items()
                          if hasattr(v, "dtype")}
         out["target"] = target
+        return out
+
+    def _candidates(self, given, target):
+        """The configs a launch chooses from: keywords naming a space entry fix it."""
+        out = []
+        for c in self.configs:
+            c = {**c, **given}
+            if c not in out:
+                out.append(c)
         return out
 
     # -- launch ------------------------------------------------------------------------------
@@ -182,73 +206,86 @@ class Autotuner:
     def _grid(self, grid, ck, values):
         return self.kernel.resolve_grid(grid, ck, values)
 
+    def _problem(self, args, kwargs):
+        """(kwargs without the fixed space entries, those entries, target, key) of a launch."""
+        kwargs = dict(kwargs)
+        given = {k: kwargs.pop(k) for k in list(kwargs) if k in self.space}
+        values, opts, extra = self._bind(args, kwargs, {**self.configs[0], **given})
+        target = self.kernel.target_for(values)
+        _, _, dim_values, _, _ = self.kernel.specialise(values, opts, target, extra)
+        return kwargs, given, target, self._key(values, dim_values, target)
+
     def choose(self, args, kwargs, grid):
         """The config for these arguments (tuning now if needed): (config, compiled, runtime args, values)."""
         from ..compiler import COMPILER_ID
-        first_values, first_opts, first_extra = self._bind(args, kwargs, self.configs[0])
-        target = self.kernel.target_for(first_values)
-        _, _, dim_values, _, _ = self.kernel.specialise(first_values, first_opts, target, first_extra)
-        key = self._key(first_values, dim_values, target)
+        kwargs, given, target, key = self._problem(args, kwargs)
         device = device_id(target)
-        memo = (device, repr(sorted(key.items(), key=str)))
+        memo = (device, repr(sorted(key.items(), key=str)), repr(sorted(given.items())))
         config = self._best.get(memo)
         if config is None:
+            configs = self._candidates(given, target)
             self.db = self.db or TuningDB()
-            config = self.db.best(self.kernel._source_key, key, device, COMPILER_ID, self.configs)
-        if config is None:
-            if grid is None:
-                raise LaunchError(f"{self.__name__} is not tuned yet for these shapes: tuning launches it, so give "
-                                  "the grid (kernel[grid].prepare(*args) or prepare(*args, grid=...))")
-            config = self._tune(args, kwargs, target, key, device, grid)
-        self._best[memo] = config
+            config = self.db.best(self.kernel._source_key, key, device, COMPILER_ID, configs)
+            if config is None:
+                if grid is None:
+                    raise LaunchError(f"{self.__name__} is not tuned yet for these shapes: tuning launches it, so "
+                                      "give the grid (kernel[grid].prepare(*args) or prepare(*args, grid=...))")
+                config = self._tune(args, kwargs, target, key, device, grid, configs)
+            self._best[memo] = config
         values, options, extra = self._bind(args, kwargs, config)
         ck, runtime_args = self.kernel.compile_for(values, options, target, extra)
         return config, ck, runtime_args, values
 
-    def _tune(self, args, kwargs, target, key, device, grid):
+    def _tune(self, args, kwargs, target, key, device, grid, configs):
         from ..compiler import COMPILER_ID
-        db, kh = self.db, self.kernel._source_key
-        progress = _Progress(self.__name__, len(self.configs))
-        candidates, results = [], []
-        for config in self.configs:  # 1. compile everything; over-budget configs never run
-            status, reason, compiled = self._compile(args, kwargs, config, target)
-            if compiled is None:
-                db.record(kh, self.__name__, key, device, COMPILER_ID, config, None, status, reason)
-                results.append((config, None, status, reason))
+        from . import recompile
+        progress = _Progress(self.__name__, len(configs))
+        candidates, results, failures = [], [], []
+        with recompile.quiet():  # tuning compiles every config on purpose
+            for config in configs:  # 1. compile everything; over-budget configs never run
+                status, reason, compiled = self._compile(args, kwargs, config, target)
+                if compiled is not None:
+                    candidates.append((config, compiled))
+                    continue
+                if status == "failed":
+                    failures.append(reason)
+                    reason = str(reason)
+                else:
+                    results.append((config, None, status, reason))
                 progress.step(config, f"{status}: {reason.splitlines()[0]}")
-            else:
-                candidates.append((config, compiled))
         if not candidates:
+            if failures:  # the kernel itself does not compile: say why, as a plain launch would
+                raise failures[0]
             raise OutOfResources(f"autotune: no config of '{self.__name__}' fits {target}: "
                                  + "; ".join(f"{_fmt(c)}: {r.splitlines()[0]}" for c, _, _, r in results),
                                  self.kernel.info.filename, self.kernel.info.line_offset + 1)
-        saved = {}
-        for name in self.restore_value:
-            v = args[[p.name for p in self.kernel.params].index(name)] if name not in kwargs else kwargs[name]
-            saved[name] = (v, _copy(v))
+        names = [p.name for p in self.kernel.params]
+        saved = [(v, _copy(v)) for v in (kwargs[n] if n in kwargs else args[names.index(n)]
+                                         for n in self.restore_value if n in kwargs or names.index(n) < len(args))]
         best = None
         for config, (ck, runtime_args, values) in candidates:  # 2. time the survivors
             try:
                 ms = self._time(ck, self.kernel.resolve_grid(grid, ck, values), runtime_args, target)
             except TesseraError as e:
-                db.record(kh, self.__name__, key, device, COMPILER_ID, config, None, "failed", str(e))
                 results.append((config, None, "failed", str(e)))
                 progress.step(config, "failed")
                 continue
             finally:
-                for dst, src in saved.values():
+                for dst, src in saved:
                     _restore(dst, src)
-            db.record(kh, self.__name__, key, device, COMPILER_ID, config, ms, "ok", None)
             results.append((config, ms, "ok", None))
             progress.step(config, f"{ms:.4f} ms")
             if best is None or ms < best[1]:
                 best = (config, ms)
         self.last_tuning = results
+        # one transaction at the end: a run cut short leaves nothing that looks like a finished tuning
+        self.db.record_many(self.kernel._source_key, self.__name__, key, device, COMPILER_ID, results)
         if best is None:
             raise LaunchError(f"autotune: every config of '{self.__name__}' failed to run")
         return best[0]
 
     def _compile(self, args, kwargs, config, target):
+        """("ok", None, (ck, runtime args, values)) | ("rejected", why, None) | ("failed", exception, None)."""
         threads = 32 * int(config.get("num_warps", 4))
         if target != "cpu" and threads > MAX_THREADS:
             return "rejected", f"{threads} threads per program exceed the {MAX_THREADS}-thread limit", None
@@ -258,7 +295,7 @@ class Autotuner:
         except OutOfResources as e:
             return "rejected", e.msg, None
         except TesseraError as e:
-            return "failed", str(e), None
+            return "failed", e, None
         return "ok", None, (ck, runtime_args, values)
 
     def _time(self, ck, grid, runtime_args, target):
@@ -273,40 +310,44 @@ class Autotuner:
                 times.append((time.perf_counter() - t0) * 1e3)
         else:
             import cupy as cp
+            from .native import launch_stream
+            stream = cp.cuda.ExternalStream(launch_stream(runtime_args))  # where the launcher puts the kernel
             start, end = cp.cuda.Event(), cp.cuda.Event()
             cp.cuda.runtime.deviceSynchronize()
             for _ in range(self.rep):
-                start.record()
+                start.record(stream)
                 launch(ck, grid, runtime_args)
-                end.record()
+                end.record(stream)
                 end.synchronize()
                 times.append(cp.cuda.get_elapsed_time(start, end))
         return statistics.median(times)
 
     def compile(self, example_args, target, kwargs):
         """ts.compile of an autotuned kernel: nothing is timed (the target may not be here), so the
-        config is the one the keywords name, else the first of the space that fits the target."""
+        config is the one the keywords name, else the first of the space that compiles and fits."""
+        from . import recompile
         given = {k: kwargs.pop(k) for k in list(kwargs) if k in self.space}
-        rejected = []
-        for config in [c for c in self.configs if all(c[k] == v for k, v in given.items())] or [given]:
-            status, reason, compiled = self._compile(example_args, kwargs, {**config, **given}, target)
-            if compiled is not None:
-                compiled[0].metadata["autotune_config"] = dict(config)
-                return compiled[0]
-            if status == "failed":
-                raise CompilationError(reason)
-            rejected.append(f"{_fmt(config)}: {reason.splitlines()[0]}")
+        rejected, failures = [], []
+        with recompile.quiet():
+            for config in self._candidates(given, target):
+                status, reason, compiled = self._compile(example_args, kwargs, config, target)
+                if compiled is not None:
+                    compiled[0].metadata["autotune_config"] = dict(config)
+                    return compiled[0]
+                if status == "failed":
+                    failures.append(reason)
+                else:
+                    rejected.append(f"{_fmt(config)}: {reason.splitlines()[0]}")
+        if failures:
+            raise failures[0]
         raise OutOfResources(f"autotune: no config of '{self.__name__}' fits {target}: " + "; ".join(rejected),
                              self.kernel.info.filename, self.kernel.info.line_offset + 1)
 
     def tuned(self, args, kwargs=None):
         """What tuning measured for these arguments' key: [(config, ms, status, reason)], fastest first."""
         from ..compiler import COMPILER_ID
-        values, opts, extra = self._bind(args, dict(kwargs or {}), self.configs[0])
-        target = self.kernel.target_for(values)
-        _, _, dim_values, _, _ = self.kernel.specialise(values, opts, target, extra)
-        return TuningDB().results(self.kernel._source_key, self._key(values, dim_values, target), device_id(target),
-                                  COMPILER_ID)
+        _, _, target, key = self._problem(args, dict(kwargs or {}))
+        return TuningDB().results(self.kernel._source_key, key, device_id(target), COMPILER_ID)
 
 
 def autotune(space=None, key=None, warmup=1, rep=5, restore_value=(), configs=None):

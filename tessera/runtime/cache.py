@@ -35,25 +35,32 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _meta_sha(meta) -> str:
+    return _sha(json.dumps(meta, sort_keys=True).encode())
+
+
 def store(key: str, files: dict[str, bytes], meta: dict) -> None:
+    """Publish an entry; any failure to write (a full disk, a read-only or concurrently cleared
+    cache) only means the entry is not cached."""
     if not knobs.cache_enabled():
         return
     final = _entry_dir(key)
     if final.exists():
         return
-    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".tmp-{key[:16]}-{uuid.uuid4().hex}"
-    tmp.mkdir()
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
         sums = {}
         for name, data in files.items():
             (tmp / name).write_bytes(data)
             sums[name] = _sha(data)
-        (tmp / "meta.json").write_text(json.dumps({"meta": meta, "files": sums}, sort_keys=True))
-        try:
-            os.rename(tmp, final)  # atomic; fails if another process published first
-        except OSError:
-            pass
+        meta = json.loads(json.dumps(meta, sort_keys=True))  # what load() will read back
+        (tmp / "meta.json").write_text(json.dumps({"meta": meta, "meta_sha": _meta_sha(meta), "files": sums},
+                                                  sort_keys=True))
+        os.rename(tmp, final)  # atomic; fails if another process published first
+    except OSError:
+        pass
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -68,6 +75,8 @@ def load(key: str):
         return None
     try:
         info = json.loads((d / "meta.json").read_text())
+        if info.get("meta_sha") != _meta_sha(info["meta"]):  # the launch ABI lives there: check it too
+            raise ValueError("checksum mismatch in meta.json")
         files = {}
         for name, digest in info["files"].items():
             data = (d / name).read_bytes()
@@ -102,10 +111,20 @@ def write_index(name: str, value) -> None:
     if not knobs.cache_enabled():
         return
     p = root() / "index" / f"{name}.json"
-    p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex}")
-    tmp.write_text(json.dumps(value))
-    os.replace(tmp, p)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(value))
+        os.replace(tmp, p)
+    except OSError:  # not remembered: the next process finds the specialisation again
+        tmp.unlink(missing_ok=True)
+
+
+def _listdir(d: Path):
+    try:
+        return list(d.iterdir()) if d.is_dir() else []
+    except OSError:  # removed by another process meanwhile
+        return []
 
 
 def entries():
@@ -113,8 +132,8 @@ def entries():
     if not base.is_dir():
         return []
     out = []
-    for sub in sorted(base.iterdir()):
-        for e in sorted(sub.iterdir()) if sub.is_dir() else []:
+    for sub in sorted(_listdir(base)):
+        for e in sorted(_listdir(sub)):
             if e.name.startswith("."):
                 continue
             try:

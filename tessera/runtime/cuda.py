@@ -90,7 +90,8 @@ def keep_by_arg(abi, args, index):
 
 
 class CudaLauncher:
-    def __init__(self, cubin: bytes, name: str, abi: list[dict], shared_bytes: int, num_warps: int, tma=()):
+    def __init__(self, cubin: bytes, name: str, abi: list[dict], shared_bytes: int, num_warps: int, tma=(),
+                 static_bytes: int = 0):
         cp = cupy()
         self.module = cp.cuda.function.Module()
         self.module.load(cubin)
@@ -98,7 +99,7 @@ class CudaLauncher:
         self.abi = abi
         self.shared = int(shared_bytes)
         self.block = (int(num_warps) * 32, 1, 1)
-        if self.shared > 48 * 1024:
+        if self.shared + int(static_bytes) > 48 * 1024:  # the 48 KiB default covers static + dynamic
             self.fn.max_dynamic_shared_size_bytes = self.shared
         self.tma = [tuple(t) for t in tma]  # (kernel argument, box rows, box columns) per descriptor
         if self.tma:

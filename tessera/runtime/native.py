@@ -1,7 +1,8 @@
 """The native launcher: cubins launched through tessera._native (C++, libcuda loaded at run time),
 with the same interface as the CuPy launcher in cuda.py plus `prepare`, which packs the arguments
-once and returns a handle whose call is a bare cuLaunchKernelEx. No mlir import, no CuPy needed
-(tensors may still be CuPy arrays or torch tensors). See docs/native-launcher.md.
+once and returns a handle whose call is a bare cuLaunchKernelEx. No mlir import; the launches and
+TMA descriptor uploads need no CuPy, but choosing the target of a launch (`device_arch`) and the
+autotuner's timing still read the device through CuPy. See docs/native-launcher.md.
 
     python -m tessera.runtime.native build    # compile tessera/_native<EXT_SUFFIX> in place with g++
     python -m tessera.runtime.native info     # is it importable, does libcuda load
@@ -88,7 +89,7 @@ def flat_values(abi, args):
     return vals, keep
 
 
-def _current_stream(keep) -> int:
+def launch_stream(keep) -> int:
     """torch's current stream when a torch tensor is involved, else CuPy's if CuPy is in use,
     else 0 (the legacy default stream)."""
     if any(type(k) is _cuda.TorchView for k in keep):
@@ -104,7 +105,7 @@ class NativeLauncher:
     """Drop-in for cuda.CudaLauncher: `launch(grid, args)`; plus `prepare(grid, args)`."""
 
     def __init__(self, cubin: bytes, name: str, abi: list[dict], shared_bytes: int, num_warps: int, tma=(),
-                 cluster=(1, 1, 1)):
+                 cluster=(1, 1, 1), static_bytes: int = 0):
         m = module()
         if m is None:
             raise BackendUnavailable(_import_error)
@@ -117,7 +118,8 @@ class NativeLauncher:
         self.cluster = tuple(int(c) for c in cluster) + (1,) * (3 - len(tuple(cluster)))
         self._descriptors = {}  # (ptr, shape, strides, dtype, box) -> DeviceBuffer
         try:
-            self.kernel = m.Kernel(bytes(cubin), name, self.codes, self.shared, self.block, self.cluster)
+            self.kernel = m.Kernel(bytes(cubin), name, self.codes, self.shared, self.block, self.cluster,
+                                   static_bytes=int(static_bytes))
         except m.DriverUnavailable as e:
             raise BackendUnavailable(f"native launcher: {e}") from None
         except m.CudaError as e:
@@ -161,7 +163,7 @@ class NativeLauncher:
     def launch(self, grid, args):
         vals, keep = self.values(args)
         try:
-            self.kernel.launch(grid, vals, _current_stream(keep))
+            self.kernel.launch(grid, vals, launch_stream(keep))
         except _launch_errors() as e:
             raise LaunchError(f"launching kernel '{self.name}': {e}") from None
         del keep
@@ -171,7 +173,7 @@ class NativeLauncher:
         the stream, the current one now) are fixed. It keeps the arrays alive; `.set_grid(g)`."""
         vals, keep = self.values(args)
         try:
-            p = self.kernel.prepare(grid, vals, _current_stream(keep))
+            p = self.kernel.prepare(grid, vals, launch_stream(keep))
         except _launch_errors() as e:
             raise LaunchError(f"preparing kernel '{self.name}': {e}") from None
         p.keep = keep  # Prepared has a __dict__ for this; calling it stays entirely in C++
@@ -183,7 +185,7 @@ def _launch_errors():
     return (_module.CudaError, ValueError, OverflowError, TypeError)
 
 
-def make_launcher(cubin, name, abi, shared_bytes, num_warps, tma=(), cluster=(1, 1, 1)):
+def make_launcher(cubin, name, abi, shared_bytes, num_warps, tma=(), cluster=(1, 1, 1), static_bytes=0):
     """The native launcher unless TESSERA_LAUNCHER=cupy or it cannot run here, else the CuPy one."""
     choice = knobs.launcher()
     if choice not in (None, "native", "cupy"):
@@ -192,7 +194,7 @@ def make_launcher(cubin, name, abi, shared_bytes, num_warps, tma=(), cluster=(1,
     if choice != "cupy":
         why = why_unavailable()
         if why is None:
-            return NativeLauncher(cubin, name, abi, shared_bytes, num_warps, tma, cluster)
+            return NativeLauncher(cubin, name, abi, shared_bytes, num_warps, tma, cluster, static_bytes)
         if choice == "native":
             raise BackendUnavailable(f"TESSERA_LAUNCHER=native but the native launcher cannot run: {why}")
         if clustered:
@@ -202,7 +204,7 @@ def make_launcher(cubin, name, abi, shared_bytes, num_warps, tma=(), cluster=(1,
         raise BackendUnavailable(f"kernel '{name}' needs thread-block clusters {tuple(cluster)}: the CuPy launcher "
                                  "cannot launch them (unset TESSERA_LAUNCHER=cupy)")
     from .cuda import CudaLauncher
-    return CudaLauncher(cubin, name, abi, shared_bytes, num_warps, tma)
+    return CudaLauncher(cubin, name, abi, shared_bytes, num_warps, tma, static_bytes)
 
 
 # ---- building in place ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ def launcher_for(cubin: bytes, name: str, meta: dict):
     """The GPU launcher for a kernel's cubin and metadata (native where it loads, else CuPy)."""
     from .native import make_launcher
     return make_launcher(cubin, name, meta["args"], meta.get("shared_bytes", 0), meta.get("num_warps", 4),
-                         meta.get("tma", ()), tuple(meta.get("cluster", (1, 1, 1))))
+                         meta.get("tma", ()), tuple(meta.get("cluster", (1, 1, 1))), meta.get("static_smem", 0))
 
 
 def grid3(grid):
@@ -65,7 +65,10 @@ class PreparedLaunch:
             raise LaunchError(f"{self.name}: no grid: prepare(*args, grid=...) or call the handle with one")
         if 0 in self.grid:
             return
-        self._handle()
+        try:
+            self._handle()
+        except (RuntimeError, ValueError, OverflowError) as e:  # the native module's CudaError is a RuntimeError
+            raise LaunchError(f"{self.name}: {e}") from None
 
     def __repr__(self):
         return f"<PreparedLaunch {self.name} grid={self.grid}>"

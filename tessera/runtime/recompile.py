@@ -5,14 +5,17 @@ difference to the nearest earlier one is recorded, printed with `TESSERA_LOG=rec
 returned by `ts.explain_recompiles()`. MLIR-free."""
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
+import weakref
 
 from .. import knobs
 
 _LOCK = threading.Lock()
 _EVENTS: list["RecompileEvent"] = []
-_SEEN: dict[int, list[dict]] = {}  # id(kernel) -> descriptors of the specialisations compiled so far
+_SEEN: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # kernel -> its specialisations' descriptors
+_QUIET = threading.local()
 
 # What each part of the key is called in a message, by the descriptor's section name.
 _KINDS = {"target": "target", "constexpr": "constexpr", "dim": "dim", "dtype": "dtype",
@@ -62,15 +65,26 @@ def _diff(old: dict, new: dict):
     return changes
 
 
-def record(kernel_id: int, name: str, descriptor: dict, where, from_disk: bool) -> RecompileEvent | None:
-    """Note that `kernel_id` now has the specialisation `descriptor` ({section: {name: value}}).
+@contextlib.contextmanager
+def quiet():
+    """Specialisations made inside (an autotuner compiling every config) are remembered, not reported."""
+    depth = getattr(_QUIET, "depth", 0)
+    _QUIET.depth = depth + 1
+    try:
+        yield
+    finally:
+        _QUIET.depth = depth
+
+
+def record(kernel, name: str, descriptor: dict, where, from_disk: bool) -> RecompileEvent | None:
+    """Note that `kernel` now has the specialisation `descriptor` ({section: {name: value}}).
     Returns the event when this is a recompilation (the kernel had other specialisations)."""
     with _LOCK:
-        seen = _SEEN.setdefault(kernel_id, [])
+        seen = _SEEN.setdefault(kernel, [])
         if descriptor in seen:
             return None
         event = None
-        if seen:
+        if seen and not getattr(_QUIET, "depth", 0):
             nearest = min(seen, key=lambda d: len(_diff(d, descriptor)))
             event = RecompileEvent(name, where, _diff(nearest, descriptor) or [("param", "?", None, "unknown")],
                                    len(seen), from_disk)

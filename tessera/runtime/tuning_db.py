@@ -48,14 +48,19 @@ class TuningDB:
         return con
 
     def record(self, kernel, name, key, device, compiler, config, ms=None, status="ok", reason=None):
+        self.record_many(kernel, name, key, device, compiler, [(config, ms, status, reason)])
+
+    def record_many(self, kernel, name, key, device, compiler, results):
+        """Every (config, ms, status, reason) of one tuning run, in one transaction."""
         if not knobs.cache_enabled():  # TESSERA_CACHE=0: nothing on disk (the tuner still remembers in memory)
             return
+        now = time.time()
         con = self._connect()
         try:
             with con:
-                con.execute("INSERT OR REPLACE INTO timings VALUES (?,?,?,?,?,?,?,?,?,?)",
-                            (kernel, name, _canon(key), device, compiler, _canon(config), ms, status, reason,
-                             time.time()))
+                con.executemany("INSERT OR REPLACE INTO timings VALUES (?,?,?,?,?,?,?,?,?,?)",
+                                [(kernel, name, _canon(key), device, compiler, _canon(config), ms, status, reason, now)
+                                 for config, ms, status, reason in results])
         finally:
             con.close()
 
@@ -90,7 +95,12 @@ class TuningDB:
             con.close()
 
     def clear(self) -> int:
-        n = len(self.rows())
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(self.file) + suffix).unlink(missing_ok=True)
-        return n
+        """Remove every row (a DELETE, not an unlink: other processes may have the database open)."""
+        if not self.file.exists():
+            return 0
+        con = self._connect()
+        try:
+            with con:
+                return con.execute("DELETE FROM timings").rowcount
+        finally:
+            con.close()
