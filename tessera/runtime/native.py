@@ -182,7 +182,7 @@ class NativeLauncher:
 
 
 def _launch_errors():
-    return (_module.CudaError, ValueError, OverflowError, TypeError)
+    return (RuntimeError, ValueError, OverflowError, TypeError)  # CudaError and pybind cast errors are RuntimeErrors
 
 
 def make_launcher(cubin, name, abi, shared_bytes, num_warps, tma=(), cluster=(1, 1, 1), static_bytes=0):
