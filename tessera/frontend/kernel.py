@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import dtypes as dt, knobs
 from ..errors import CompilationError, ShapeError, DTypeError, LaunchError, TesseraError, BackendUnavailable
+from ..runtime.prepared import grid3
 from .annotations import TensorSpec, Tensor, constexpr
 from .source import KernelSource
 
@@ -79,7 +80,6 @@ def _tma_ok(a) -> bool:
 
 
 def _grid3(grid):
-    from ..runtime.prepared import grid3
     try:
         return grid3(grid)
     except LaunchError as e:
@@ -408,7 +408,6 @@ class KernelFunction:
                                       ck.metadata.get("from_disk_cache", False))
             return ck, runtime_args
         raise CompilationError(f"{self.__name__}: specialisation did not converge")
-
 
     def _note_specialisation(self, target, options, constexprs, bound, dim_values, spec_dims, from_disk):
         """Tell the recompile log which key this specialisation has (DESIGN §4 cache key parts)."""
