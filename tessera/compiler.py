@@ -35,9 +35,25 @@ class CompiledKernel:
     def runner(self):
         """The launcher: the CPU runner, else the native launcher (or CuPy's where it cannot load)."""
         if self._runner is None:
+            if knobs.backend() == "emu":
+                from .runtime.emulator import EmulatorLauncher
+                return EmulatorLauncher(self)
             from .runtime.prepared import launcher_for
             self._runner = launcher_for(self.asm["cubin"], self.name, self.metadata)
         return self._runner
+
+    def emulate(self, grid, *args, checks=True, ptx=None, **kwargs):
+        """Run this kernel's PTX in tessera's PTX emulator (DESIGN §11) on NumPy arrays: outputs land
+        in the arrays, the result is an EmulationReport (counters, findings); with `checks` on, a
+        finding raises ts.SanitizerError. `ptx=` runs another PTX text for the same entry."""
+        from .runtime.emulator import emulate
+        try:
+            return emulate(self, grid, *args, checks=checks, ptx=ptx, **kwargs)
+        except TesseraError as e:
+            if self._kernel is not None:
+                from .frontend.kernel import _reraise
+                _reraise(e)
+            raise
 
     def launch(self, grid, args):
         self.runner().launch(grid, args)

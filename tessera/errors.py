@@ -69,3 +69,24 @@ class BackendUnavailable(TesseraError):
 
 class LaunchError(TesseraError):
     """Bad launch: wrong grid, wrong number or kind of arguments."""
+
+
+class EmulatorError(TesseraError):
+    """The PTX emulator cannot run this PTX: an opcode or form it does not implement (named with
+    its PTX line), a malformed statement, or an argument that does not fit the kernel's ABI."""
+
+
+class SanitizerError(TesseraError):
+    """The PTX emulator's checks found errors (DESIGN §11). `.kind` is the first finding's kind
+    (`global-out-of-bounds`, `shared-race`, ...); `.findings` lists them all (kernel, PTX line, CTA,
+    thread, detail); `.report` is the EmulationReport with the counters."""
+
+    def __init__(self, findings, report=None):
+        self.findings = list(findings)
+        self.report = report
+        self.kind = self.findings[0].kind if self.findings else None
+        kinds = sorted({f.kind for f in self.findings})
+        head = f"the emulator's checks failed ({', '.join(kinds)})"
+        shown = "\n".join(f"  {f}" for f in self.findings[:5])
+        more = f"\n  ... and {len(self.findings) - 5} more" if len(self.findings) > 5 else ""
+        super().__init__(f"{head}:\n{shown}{more}")

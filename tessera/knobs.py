@@ -36,7 +36,8 @@ def dump_dir() -> Path | None:
 
 
 def backend() -> str | None:
-    """TESSERA_BACKEND=cpu|cuda forces the backend regardless of the arrays."""
+    """TESSERA_BACKEND=cpu|cuda|emu forces the backend regardless of the arrays (emu: NumPy arrays,
+    the NVIDIA code run in the PTX emulator with its checks, for the arch of TESSERA_EMU_ARCH)."""
     b = os.environ.get("TESSERA_BACKEND", "").strip().lower()
     return b or None
 
@@ -63,3 +64,8 @@ def launcher() -> str | None:
     tessera._native is built and libcuda loads, else CuPy)."""
     v = os.environ.get("TESSERA_LAUNCHER", "").strip().lower()
     return v or None
+
+
+def emu_arch() -> str:
+    """TESSERA_EMU_ARCH=sm_80|sm_90a: the target TESSERA_BACKEND=emu compiles for (default sm_90a)."""
+    return os.environ.get("TESSERA_EMU_ARCH", "").strip() or "sm_90a"

@@ -292,6 +292,15 @@ class KernelFunction:
         if len(kinds) > 1:
             raise _call_error(f"{self.__name__}: NumPy and GPU arrays mixed in one launch")
         kind = forced or (kinds.pop() if kinds else "cpu")
+        if kind == "emu":
+            if any(_is_cuda_array(a) for a in arrays):
+                raise _call_error(f"{self.__name__}: TESSERA_BACKEND=emu needs NumPy arrays")
+            arch = knobs.emu_arch()
+            if arch not in ("sm_80", "sm_90a"):
+                raise _call_error(f"TESSERA_EMU_ARCH={arch}: expected sm_80 or sm_90a")
+            return arch
+        if kind not in ("cpu", "cuda"):
+            raise _call_error(f"TESSERA_BACKEND={kind}: expected cpu, cuda or emu")
         if kind == "cpu":
             if any(_is_cuda_array(a) for a in arrays):
                 raise _call_error(f"{self.__name__}: TESSERA_BACKEND=cpu needs NumPy arrays")

@@ -64,10 +64,11 @@ def codes_for(abi, num_tma: int = 0) -> str:
     return "".join(out) + "Q" * num_tma
 
 
-def flat_values(abi, args):
+def flat_values(abi, args, as_device_array=None):
     """One value per kernel parameter for the user arguments (as CudaLauncher.pack lays them out,
-    before conversion), and the device arrays seen."""
-    as_device_array = _cuda.as_device_array
+    before conversion), and the device arrays seen. The PTX emulator passes its own
+    `as_device_array` (arrays in its fake device memory), so it runs this same packing."""
+    as_device_array = as_device_array or _cuda.as_device_array
     vals, keep = [], []
     for spec, a in zip(abi, args):
         if spec["kind"] == "tensor":
@@ -143,17 +144,10 @@ class NativeLauncher:
         key = (int(d.data.ptr), tuple(d.shape), tuple(d.strides), str(d.dtype), box_rows, box_cols)
         buf = self._descriptors.get(key)
         if buf is None:
-            if len(d.shape) != 2 or d.strides[-1] != d.itemsize or d.strides[0] % 16 or d.data.ptr % 16:
-                raise LaunchError(f"argument '{self.abi[arg]['name']}': this kernel reads it with TMA, which needs "
-                                  "a 2-D array with a unit inner stride and 16-byte aligned rows and base; launch "
-                                  "through the kernel (it recompiles for other layouts) or pass a contiguous array")
-            dtype = _TMA_DTYPES.get(d.dtype.name)
-            if dtype is None:
-                raise LaunchError(f"argument '{self.abi[arg]['name']}': TMA: unsupported dtype {d.dtype.name}")
+            inputs = tma_encode_inputs(self.abi, arg, d, box_rows, box_cols)
             m = module()
             try:
-                raw = m.encode_tma_2d(int(d.data.ptr), int(d.shape[0]), int(d.shape[1]), int(d.strides[0]), dtype,
-                                      box_rows, box_cols)
+                raw = m.encode_tma_2d(*inputs)
                 buf = m.DeviceBuffer(raw)  # cuMemAlloc is 256-byte aligned; the kernel wants 64
             except m.CudaError as e:
                 raise LaunchError(f"argument '{self.abi[arg]['name']}': {e}") from None
@@ -179,6 +173,21 @@ class NativeLauncher:
         p.keep = keep  # Prepared has a __dict__ for this; calling it stays entirely in C++
         return p
 
+
+
+def tma_encode_inputs(abi, arg, d, box_rows, box_cols):
+    """The arguments of `encode_tma_2d` (pointer, rows, columns, row stride in bytes, dtype name, box
+    rows, box columns) for device array `d`, after the checks TMA needs. The PTX emulator builds its
+    descriptors from these same inputs."""
+    if len(d.shape) != 2 or d.strides[-1] != d.itemsize or d.strides[0] % 16 or d.data.ptr % 16:
+        raise LaunchError(f"argument '{abi[arg]['name']}': this kernel reads it with TMA, which needs "
+                          "a 2-D array with a unit inner stride and 16-byte aligned rows and base; launch "
+                          "through the kernel (it recompiles for other layouts) or pass a contiguous array")
+    dtype = _TMA_DTYPES.get(d.dtype.name)
+    if dtype is None:
+        raise LaunchError(f"argument '{abi[arg]['name']}': TMA: unsupported dtype {d.dtype.name}")
+    return (int(d.data.ptr), int(d.shape[0]), int(d.shape[1]), int(d.strides[0]), dtype, int(box_rows),
+            int(box_cols))
 
 
 def _launch_errors():

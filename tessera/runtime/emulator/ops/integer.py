@@ -1,0 +1,128 @@
+"""Integer ALU (two's complement, wrapping), bit-field extract, and predicate logic.
+
+Forms: add/sub/mul.lo/mul.hi/mul.wide/mad.lo/mad.hi/mad.wide, div/rem (truncating; a zero divisor
+gives all ones for div and the dividend for rem, as the hardware does), min/max, neg/abs,
+and/or/xor/not on b16..b64 and .pred, shl/shr (shift amounts ≥ the width give 0, or the sign for
+shr.s), bfe (with sign extension for .s)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import values as V
+
+
+def _mulhi(a, b, t):
+    if t in ("u64", "s64"):
+        ua, ub = np.asarray(a).astype(np.uint64), np.asarray(b).astype(np.uint64)
+        m32, s = np.uint64(0xFFFFFFFF), np.uint64(32)
+        a0, a1, b0, b1 = ua & m32, ua >> s, ub & m32, ub >> s
+        mid = a1 * b0 + ((a0 * b0) >> s)
+        hi = a1 * b1 + (mid >> s) + ((a0 * b1 + (mid & m32)) >> s)
+        if t == "s64":
+            hi = hi - np.where(np.asarray(a) < 0, ub, np.uint64(0)) - np.where(np.asarray(b) < 0, ua, np.uint64(0))
+            return hi.view(np.int64)
+        return hi
+    w = V.type_bits(t)
+    wide = np.int64 if t[0] == "s" or w < 32 else np.uint64
+    return ((np.asarray(a).astype(wide) * np.asarray(b).astype(wide)) >> w).astype(V.compute_dtype(t))
+
+
+def _div(a, b, t, rem):
+    cd = V.compute_dtype(t)
+    a = np.asarray(a, cd)
+    b = np.asarray(b, cd)
+    zero = b == 0
+    bz = np.where(zero, cd(1), b)
+    if t[0] == "s":
+        w = V.type_bits(t)
+        # truncating division; INT_MIN / -1 wraps to INT_MIN
+        minus_one = bz == cd(-1)
+        safe = np.where(minus_one, cd(1), bz)
+        q = a // safe
+        q = q + (((a % safe) != 0) & ((a < 0) != (safe < 0))).astype(cd)
+        q = np.where(minus_one, np.negative(a), q)
+    else:
+        q = a // bz
+    if rem:
+        r = (a - q * bz).astype(cd)
+        return np.where(zero, a, r)
+    return np.where(zero, np.asarray(-1).astype(cd), q.astype(cd))
+
+
+def compile(ins, M):
+    o, mods, ops = ins.opcode, ins.mods, ins.operands
+    types = V.instruction_types(mods)
+    t = types[-1]
+    wr = M.writer(ops[0], t if not ("wide" in mods) else ("s" if t[0] == "s" else "u") + str(2 * V.type_bits(t)), ins)
+    if t == "pred":
+        a = M.reader(ops[1], "pred", ins)
+        if o == "not":
+            return lambda em: wr(~a(), em)
+        b = M.reader(ops[2], "pred", ins)
+        f = {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor}[o]
+        return lambda em: wr(f(a(), b()), em)
+    if t[0] == "b" and o not in ("and", "or", "xor", "not", "shl", "shr", "mov"):
+        t = "u" + t[1:]
+    w = V.type_bits(t)
+    cd = V.compute_dtype(t)
+    a = M.reader(ops[1], t, ins)
+    if o in ("not", "neg", "abs"):
+        f = {"not": np.invert, "neg": np.negative, "abs": np.abs}[o]
+        return lambda em: wr(f(a()), em)
+    if o == "bfe":
+        pos = M.reader(ops[2], "u32", ins)
+        ln = M.reader(ops[3], "u32", ins)
+        signed = t[0] == "s"
+
+        def bfe(em):
+            x = np.asarray(a()).astype(np.uint64)
+            p = np.minimum(np.asarray(pos()).astype(np.uint64) & np.uint64(0xFF), np.uint64(w))
+            n = np.minimum(np.asarray(ln()).astype(np.uint64) & np.uint64(0xFF), np.uint64(w) - p)
+            mask = np.where(n >= 64, np.uint64(0xFFFFFFFFFFFFFFFF), (np.uint64(1) << np.minimum(n, np.uint64(63))) - np.uint64(1))
+            v = (x >> np.minimum(p, np.uint64(63))) & mask
+            if signed:
+                top = np.where(n > 0, (v >> np.maximum(n, np.uint64(1)) - np.uint64(1)) & np.uint64(1), np.uint64(0))
+                v = np.where(top == 1, v | ~mask, v)
+            wr(v.astype(V.UINT[w]).view(cd), em)
+        return bfe
+    if o in ("shl", "shr"):
+        b = M.reader(ops[2], "u32", ins)
+        arith = o == "shr" and t[0] == "s"
+        sd = V.SINT[w] if arith else V.UINT[w]
+
+        def shift(em):
+            x = np.asarray(a()).astype(cd, copy=False).view(sd)
+            n = np.asarray(b()).astype(np.uint64)
+            k = np.minimum(n, np.uint64(w - 1)).astype(sd)
+            v = (x >> k) if o == "shr" else (x << k)
+            big = n >= w
+            if np.any(big):
+                v = np.where(big, (x >> sd(w - 1)) if arith else sd(0), v)
+            wr(np.asarray(v, sd).view(cd), em)
+        return shift
+    b = M.reader(ops[2], t, ins)
+    if o in ("and", "or", "xor"):
+        f = {"and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor}[o]
+        return lambda em: wr(f(a(), b()), em)
+    if o == "mul" and "wide" in mods:
+        wt = V.SINT[2 * w] if t[0] == "s" else V.UINT[2 * w]
+        return lambda em: wr(np.asarray(a()).astype(wt) * np.asarray(b()).astype(wt), em)
+    if o == "mul" and "hi" in mods:
+        return lambda em: wr(_mulhi(a(), b(), t), em)
+    if o == "mad":
+        c = M.reader(ops[3], t if "wide" not in mods else ("s" if t[0] == "s" else "u") + str(2 * w), ins)
+        if "wide" in mods:
+            wt = V.SINT[2 * w] if t[0] == "s" else V.UINT[2 * w]
+            return lambda em: wr(np.asarray(a()).astype(wt) * np.asarray(b()).astype(wt) + c(), em)
+        if "hi" in mods:
+            return lambda em: wr(_mulhi(a(), b(), t) + c(), em)
+        return lambda em: wr(a() * b() + c(), em)
+    if o in ("div", "rem"):
+        return lambda em: wr(_div(a(), b(), t, o == "rem"), em)
+    f = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "min": np.minimum, "max": np.maximum}[o]
+    if "sat" in mods and t == "s32" and o in ("add", "sub"):
+        def sat(em):
+            v = f(np.asarray(a()).astype(np.int64), np.asarray(b()).astype(np.int64))
+            wr(np.clip(v, -2 ** 31, 2 ** 31 - 1).astype(np.int32), em)
+        return sat
+    return lambda em: wr(f(a(), b()), em)

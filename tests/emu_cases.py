@@ -1,0 +1,94 @@
+"""The kernels the emulator suite runs on sm_80 and sm_90a (compared with the CPU backend): the
+NVIDIA compile suite, the smoke and bench suites at small shapes, the GDN kernels. Each case is
+(name, kernel, grid, make_args(rng), constexprs)."""
+import ml_dtypes
+import numpy as np
+
+import test_control_flow as cf
+import test_elementwise as ew
+import test_matmul_gating as mg
+import test_memory as mem
+import test_reductions as red
+from tessera.gdn import gating_function_kernel
+from tessera.gdn.generated import fused_delta_gating
+from tessera.kernels import matmul, row_softmax, scale, vector_add
+
+bf16 = ml_dtypes.bfloat16
+
+
+def R(rng, shape, dt=np.float32):
+    return rng.standard_normal(shape).astype(dt)
+
+
+def Z(shape, dt=np.float32):
+    return np.zeros(shape, dt)
+
+
+def _fused(n, residual, sparse):
+    k = fused_delta_gating(n, residual, sparse, "tensor")
+    ce = {f"D{i}": float(n - i) for i in range(n)}
+    ce.update({f"C{i}": i for i in range(n)}, BLOCK_R=32, RESIDUAL=residual, SPARSE=sparse)
+    if sparse:
+        ce["THRESH"] = 0.5
+
+    def make(r):
+        return ([R(r, (128, 64), bf16) for _ in range(n + 1)] + [(R(r, (64, 64)) * 0.1).astype(bf16) for _ in range(n)]
+                + [np.array([0.9, 0.1, 0.7, 0.3][:n], np.float32), Z((128, 64))])
+    return k, make, ce
+
+
+def cases():
+    out = [
+        ("vector_add", ew.vector_add, (2,), lambda r: [R(r, 100), R(r, 100), Z(100)], {}),
+        ("operators", ew.operators, (1,), lambda r: [R(r, 32), R(r, 32) + 3, Z((15, 32))], {}),
+        ("broadcast", ew.bcast, (1,), lambda r: [R(r, 8), R(r, 16), Z((8, 16))], {}),
+        ("casts", ew.casts, (1,), lambda r: [R(r, 13, bf16), R(r, 13, np.float16),
+                                             r.integers(-50, 50, 13).astype(np.int32), Z(13, bf16), Z(13),
+                                             Z(13, np.int64)], {}),
+        ("scalars", ew.scalars, (1,), lambda r: [R(r, 16), Z(16), 1.5, 3, 7, True], {}),
+        ("scalars_false", ew.scalars, (1,), lambda r: [R(r, 16), Z(16), 1.5, 3, 7, False], {}),
+        ("copy2d_strided", mem.copy2d, (2, 2), lambda r: [R(r, (30, 40))[::2, ::3],
+                                                          np.zeros((40, 30), np.float32).T[:15, :14]], {}),
+        ("copy2d_negstride", mem.copy2d, (2, 2), lambda r: [R(r, (9, 11))[::-1, ::-1], Z((9, 11))], {}),
+        ("masked", mem.masked, (1,), lambda r: [R(r, 20), Z(20), 0.0], {}),
+        ("scalar_io", mem.scalar_io, (4,), lambda r: [R(r, 10), np.array([3, 0, 9, 4], np.int32), Z(4)], {}),
+        ("blocks", mem.blocks, (2, 2), lambda r: [R(r, (2, 13, 6)), Z((2, 13, 6))], {}),
+        ("shared_pipeline", mem.shared_pipeline, (2,), lambda r: [R(r, (20, 10), bf16), Z((20, 10))], {}),
+        ("views_of_views", mem.views_of_views, (3,), lambda r: [R(r, (3, 10)), Z((3, 10))], {}),
+        ("bool_io", mem.bool_io, (1,), lambda r: [R(r, 16), r.random(16) > 0.5, Z(16, bool)], {}),
+        ("reductions", red.reduce_all, (1,), lambda r: [R(r, (11, 13)), Z((6, 13)), Z(3)], {}),
+        ("row_softmax", red.row_softmax, (7,), lambda r: [R(r, (7, 50)), Z((7, 50))], {}),
+        ("int_reduce", red.int_reduce, (1,), lambda r: [r.integers(-100, 100, 25).astype(np.int32),
+                                                        Z(3, np.int32)], {}),
+        ("loops", cf.loops, (1,), lambda r: [R(r, 20), Z(5), 20], {}),
+        ("constexpr_if", cf.constexpr_if, (1,), lambda r: [R(r, 16), Z(16)], {"MODE": "neg"}),
+        ("tile_carry", cf.tile_carry, (1,), lambda r: [R(r, (10, 16)), Z(16)], {}),
+        ("nested", cf.nested, (1,), lambda r: [Z((3, 20), np.int32)], {}),
+        ("matmul_bf16", mg.matmul, (3, 2), lambda r: [R(r, (70, 37), bf16), R(r, (37, 45), bf16), Z((70, 45))], {}),
+        ("matmul_smem_f16", mg.matmul_smem, (3, 2), lambda r: [R(r, (40, 30), np.float16), R(r, (30, 20), np.float16),
+                                                               Z((40, 20), np.float16)], {}),
+        ("gating_function_kernel", mg.gating_function_kernel, (2, 1),
+         lambda r: [R(r, (2, 50, 32), bf16), (R(r, (32, 32)) * 0.2).astype(bf16), 3, Z((2, 50, 32), bf16)], {}),
+        ("smoke.vector_add", vector_add, (10,), lambda r: [R(r, 10007), R(r, 10007), Z(10007)], {}),
+        ("smoke.row_softmax", row_softmax, (33,), lambda r: [R(r, (33, 1000)), Z((33, 1000))], {}),
+        ("smoke.matmul_bf16_ragged", matmul, (4, 3), lambda r: [R(r, (200, 77), bf16), R(r, (77, 130), bf16),
+                                                                Z((200, 130))], {}),
+        ("smoke.matmul_bf16_128x128x64", matmul, (2, 3), lambda r: [R(r, (200, 200), bf16), R(r, (200, 264), bf16),
+                                                                    Z((200, 264))], dict(BM=128, BN=128, BK=64)),
+        ("smoke.gating_function_kernel", gating_function_kernel, (2, 3),
+         lambda r: [R(r, (2, 300, 64), bf16), (R(r, (64, 64)) * 0.1).astype(bf16), 2, Z((2, 300, 64), bf16)], {}),
+        ("bench.scale_bf16", scale, (4,), lambda r: [R(r, 8192, bf16), Z(8192, bf16), 2.0], {}),
+        ("bench.gemm_bf16_small", matmul, (2, 2), lambda r: [R(r, (256, 256), bf16), R(r, (256, 256), bf16),
+                                                             Z((256, 256))], dict(BM=128, BN=128, BK=64)),
+    ]
+    for n, res, sp in ((1, False, False), (2, True, True), (4, False, False)):
+        k, make, ce = _fused(n, res, sp)
+        out.append((f"gdn.fused_delta_{n}{'_res_sparse' if res else ''}", k, (4,), make, ce))
+    return out
+
+
+def tolerance(args):
+    """Per-dtype tolerance (relative to |reference| + 1): exact math is compared bit for bit by the
+    caller; bf16 / f16 inputs or outputs allow one 16-bit rounding step, f32 accumulation order 1e-5."""
+    low = any(isinstance(a, np.ndarray) and a.dtype in (bf16, np.float16) for a in args)
+    return 2e-2 if low else 1e-5
