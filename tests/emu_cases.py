@@ -92,3 +92,9 @@ def tolerance(args):
     caller; bf16 / f16 inputs or outputs allow one 16-bit rounding step, f32 accumulation order 1e-5."""
     low = any(isinstance(a, np.ndarray) and a.dtype in (bf16, np.float16) for a in args)
     return 2e-2 if low else 1e-5
+
+
+# Cases whose math is exact (copies, casts, integer ops, single roundings): compared bit for bit.
+EXACT = {"vector_add", "broadcast", "casts", "scalars", "scalars_false", "copy2d_strided", "copy2d_negstride",
+         "masked", "scalar_io", "blocks", "shared_pipeline", "views_of_views", "bool_io", "int_reduce",
+         "constexpr_if", "nested", "smoke.vector_add", "bench.scale_bf16"}

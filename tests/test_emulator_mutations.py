@@ -1,0 +1,318 @@
+"""Mutation tests for the PTX emulator: simulated compiler bugs, injected as string edits of the real
+PTX tessera compiles, must each be CAUGHT, either by a sanitizer finding (`ts.SanitizerError`, with
+the expected `.kind`) or by the emulated output differing from a NumPy reference beyond tolerance.
+
+One control test per mutated kernel runs the unmutated PTX with checks on and compares it with
+NumPy, so a caught mutation is the mutation's doing and not a pre-existing problem. Shapes are small
+(one or a few CTAs) to keep the whole file fast. (docs/reference: ptx-emulation.md §3.4.)
+"""
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import tessera as ts
+from tessera.gdn import gating_function_kernel, gating_function_reference
+from tessera.kernels import matmul, row_softmax, vector_add
+
+bf16 = ml_dtypes.bfloat16
+
+
+# -- the kernels under test ------------------------------------------------------------------------
+def _r(rng, shape, dt=np.float32):
+    return rng.standard_normal(shape).astype(dt)
+
+
+def _softmax_ref(x):
+    e = np.exp(x - x.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _mm_ref(a, b):
+    return a.astype(np.float32) @ b.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Case:
+    kernel: object
+    target: str
+    grid: tuple
+    make_args: Callable          # rng -> list of arguments (NumPy arrays and scalars)
+    reference: Callable          # args -> expected output
+    out: int                     # index of the output argument
+    tol: float                   # |out - ref| <= tol * (|ref| + 1)
+    constexprs: dict
+
+
+CASES = {
+    # BLOCK=1024, 128 threads: 8 elements a thread; N=300 leaves a ragged tail and keeps every store
+    # of the first two 128-element chunks in bounds.
+    "vector_add": Case(vector_add, "sm_80", (1,),
+                       lambda r: [_r(r, 300), _r(r, 300), np.zeros(300, np.float32)],
+                       lambda a: a[0] + a[1], 2, 1e-5, {}),
+    # 50 columns: warps 0 and 1 hold data, warps 2 and 3 only -inf; 4 rows, 4 CTAs.
+    "row_softmax": Case(row_softmax, "sm_80", (4,),
+                        lambda r: [_r(r, (4, 50)), np.zeros((4, 50), np.float32)],
+                        lambda a: _softmax_ref(a[0]), 1, 1e-5, {}),
+    # BM=BN=64, BK=32: ldmatrix + mma.sync, two K tiles.
+    "matmul_sm80": Case(matmul, "sm_80", (1, 1),
+                        lambda r: [_r(r, (64, 64), bf16), _r(r, (64, 64), bf16), np.zeros((64, 64), np.float32)],
+                        lambda a: _mm_ref(a[0], a[1]), 2, 2e-2, {}),
+    # cp.async fills (a partial 50-row tile), ldmatrix + mma.sync, bf16x2 output packing.
+    "gating_sm80": Case(gating_function_kernel, "sm_80", (1, 1),
+                        lambda r: [_r(r, (1, 50, 32), bf16), (_r(r, (32, 32)) * 0.2).astype(bf16), 2,
+                                   np.zeros((1, 50, 32), bf16)],
+                        lambda a: gating_function_reference(a[0], a[1], a[2]), 3, 2e-2, {}),
+    # TMA + mbarrier + wgmma, 3-stage pipeline: K=256 is four K tiles, so stage 0 is refilled.
+    "matmul_sm90a": Case(matmul, "sm_90a", (1, 1),
+                         lambda r: [_r(r, (128, 256), bf16), _r(r, (256, 128), bf16),
+                                    np.zeros((128, 128), np.float32)],
+                         lambda a: _mm_ref(a[0], a[1]), 2, 2e-2, dict(BM=128, BN=128, BK=64)),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(name):
+    c = CASES[name]
+    args = c.make_args(np.random.default_rng(0))
+    return ts.compile(c.kernel, *args, target=c.target, **c.constexprs)
+
+
+def _emulate(name, ptx=None, *, checks=True, seed=7):
+    """Run `ptx` (default: the compiled PTX) on fresh arguments; (output, reference, report)."""
+    c = CASES[name]
+    ck = _compiled(name)
+    args = c.make_args(np.random.default_rng(seed))
+    ref = np.asarray(c.reference(args), np.float32)
+    report = ck.emulate(c.grid, *args, checks=checks, ptx=ptx)
+    return np.asarray(args[c.out]).astype(np.float32), ref, report
+
+
+def _excess(name, out, ref):
+    """max |out - ref| / (tol * (|ref| + 1)): above 1 means outside the tolerance."""
+    with np.errstate(invalid="ignore"):
+        r = np.abs(out - ref) / (CASES[name].tol * (np.abs(ref) + 1))
+    return float(np.inf) if np.isnan(r).any() else float(r.max())
+
+
+# -- PTX editing -----------------------------------------------------------------------------------
+def _sub(ptx, pattern, repl, *, nth=None, count=None):
+    """Replace the `nth` (0-based) match of the regex `pattern` in `ptx`, or every match when `nth` is
+    None, by `repl` (a template string or a function of the match). Asserts that the pattern occurs
+    (exactly `count` times if given) and that the text changed."""
+    matches = list(re.finditer(pattern, ptx, re.M))
+    assert matches, f"the PTX has no match for {pattern!r}"
+    if count is not None:
+        assert len(matches) == count, f"{pattern!r}: expected {count} matches, found {len(matches)}"
+    if nth is not None:
+        assert len(matches) > nth, f"{pattern!r}: no match #{nth} (only {len(matches)})"
+        matches = [matches[nth]]
+    out = ptx
+    for m in reversed(matches):
+        new = repl(m) if callable(repl) else m.expand(repl)
+        out = out[:m.start()] + new + out[m.end():]
+    assert out != ptx, f"replacing {pattern!r} did not change the PTX"
+    return out
+
+
+def _param_reg(ptx, param):
+    """The register an `ld.param.b64 %rdN, [<entry>_param_<param>]` loads into."""
+    m = re.search(r"ld\.param\.b64\s+(%rd\d+), \[\w+_param_" + str(param) + r"\];", ptx)
+    assert m, f"no ld.param of parameter {param}"
+    return m.group(1)
+
+
+# softmax ------------------------------------------------------------------------------------------
+def softmax_drop_partials_barrier(ptx):
+    # the bar.sync between the per-warp partial maxima (st.shared, lane 0 of each warp) and the
+    # ld.shared.v4 that reads all four of them
+    return _sub(ptx, r"^[ \t]*bar\.sync[ \t]+0;\n(?=[ \t]*ld\.shared\.v4)", "", nth=0)
+
+
+def softmax_wrong_shfl_offset(ptx):
+    # first butterfly step of the SUM reduction (the second 5-step shfl chain): xor 16 -> xor 8, so
+    # lanes 16..31 never contribute. (The MAX reduction is no good target: softmax is invariant to
+    # the shift, so a wrong maximum only costs a little accuracy.)
+    return _sub(ptx, r"(shfl\.sync\.bfly\.b32\s+%r\d+, %r\d+, )16(, 31, -1;)", r"\g<1>8\2", nth=1, count=2)
+
+
+def softmax_wrong_row_stride(ptx):
+    # the output row base uses y's column stride (param 13) where its row stride (param 12) belongs
+    row, col = _param_reg(ptx, 12), _param_reg(ptx, 13)
+    return _sub(ptx, r"(mad\.lo\.s64\s+%rd\d+, )" + re.escape(row) + r"(, )", r"\g<1>" + col + r"\2", nth=0, count=1)
+
+
+# vector_add ---------------------------------------------------------------------------------------
+def vadd_off_by_one_bounds(ptx):
+    # `i >= N` skips the access; `i > N` lets thread N through
+    return _sub(ptx, r"setp\.ge\.u64", "setp.gt.u64")
+
+
+def vadd_store_wrong_offset(ptx):
+    # the first output store lands 128 elements (512 bytes) further: element i is written at i + 128
+    return _sub(ptx, r"(st\.global\.b32\s+\[%rd\d+)\]", r"\1+512]", nth=0)
+
+
+# sm_80 matmul -------------------------------------------------------------------------------------
+def mm80_ldmatrix_no_trans(ptx):
+    return _sub(ptx, r"ldmatrix\.sync\.aligned\.m8n8\.x2\.trans\.shared\.b16",
+                "ldmatrix.sync.aligned.m8n8.x2.shared.b16", count=2)
+
+
+def mm80_drop_barrier_after_fill(ptx):
+    # the bar.sync right after the last st.shared.b16 of the A/B tile fill, before the ldmatrix loop
+    return _sub(ptx, r"(st\.shared\.b16[^\n]*\n)[ \t]*bar\.sync[ \t]+0;\n", r"\1", nth=0)
+
+
+def mm80_mma_swap_a_regs(ptx):
+    # the first mma.sync gets its a0 and a1 registers (rows g and g+8) swapped
+    return _sub(ptx, r"(mma\.sync\.aligned[^\n]*\n\s*\{[^}]*\},\s*\{)(%r\d+), (%r\d+)", r"\1\3, \2", nth=0)
+
+
+# sm_80 gating -------------------------------------------------------------------------------------
+def gate_wait_group_1(ptx):
+    # one commit group in flight: `wait_group 1` waits for nothing
+    return _sub(ptx, r"cp\.async\.wait_group(\s+)0;", r"cp.async.wait_group\g<1>1;", count=1)
+
+
+def gate_drop_commit_group(ptx):
+    # uncommitted copies are not waited for by `wait_group 0`
+    return _sub(ptx, r"^[ \t]*cp\.async\.commit_group;\n", "", count=1)
+
+
+def gate_drop_barrier_after_wait(ptx):
+    # every bar.sync after the cp.async wait: each thread then reads tile bytes other threads copied
+    return _sub(ptx, r"(cp\.async\.wait_group\s+0;\n)(?:[ \t]*bar\.sync[ \t]+0;\n)+", r"\1", count=1)
+
+
+def gate_cvt_bf16x2_swap(ptx):
+    # `cvt.rn.bf16x2.f32 d, hi, lo`: swapping the operands swaps every packed pair of outputs
+    return _sub(ptx, r"(cvt\.rn\.bf16x2\.f32\s+%r\d+, )(%r\d+), (%r\d+);", r"\1\3, \2;")
+
+
+# sm_90a matmul ------------------------------------------------------------------------------------
+def _mov_of_operand(ptx, pattern):
+    """For the first instruction matching `pattern` (its group 1 a register), the `mov.b32 reg, imm`
+    defining that register: (match of the mov, imm)."""
+    m = re.search(pattern, ptx)
+    assert m, f"no match for {pattern!r}"
+    mv = re.search(r"mov\.b32\s+" + re.escape(m.group(1)) + r", (\d+);", ptx)
+    assert mv, f"no mov.b32 defines {m.group(1)}"
+    return mv, int(mv.group(1))
+
+
+def mm90_expect_tx_plus_16(ptx):
+    mv, v = _mov_of_operand(ptx, r"mbarrier\.arrive\.expect_tx\.shared\.b64\s+%rd\d+, \[[^\]]+\], (%r\d+);")
+    assert v == 32768, v          # 128x64 A box + two 64x64 B boxes, bf16
+    return ptx[:mv.start(1)] + str(v + 16) + ptx[mv.end(1):]
+
+
+def mm90_mbarrier_init_count_2(ptx):
+    # mbarriers expect 2 arrivals; only thread 0 ever arrives (arrive.expect_tx)
+    mv, v = _mov_of_operand(ptx, r"mbarrier\.init\.shared\.b64\s+\[[^\]]+\], (%r\d+);")
+    assert v == 1, v
+    return ptx[:mv.start(1)] + "2" + ptx[mv.end(1):]
+
+
+def mm90_wgmma_b_lbo(ptx):
+    # the B descriptor of the first wgmma: leading byte offset 8192 -> 16384 (the second 64-column
+    # half of B is read from the wrong place)
+    m = re.search(r"wgmma\.mma_async[^\n]*\}, (%rd\d+), (%rd\d+), ", ptx)
+    assert m
+    d = re.search(r"or\.b64\s+" + re.escape(m.group(2)) + r", %rd\d+, (\d+);", ptx)
+    assert d, f"no or.b64 defines the B descriptor {m.group(2)}"
+    old = int(d.group(1))
+    assert ((old >> 16) & 0x3FFF) << 4 == 8192, hex(old)
+    return ptx[:d.start(1)] + str(old + ((8192 >> 4) << 16)) + ptx[d.end(1):]
+
+
+def mm90_ignore_try_wait(ptx):
+    # the spin loop falls through whether or not the phase completed
+    return _sub(ptx, r"@P1 bra\.uni DONE;", "bra.uni DONE;", count=1)
+
+
+def mm90_try_wait_wrong_parity(ptx):
+    # wait on the opposite phase parity, i.e. on the phase before the one the TMA completes: that
+    # one counts as complete, so the wait returns at once. The parity is `bfe.u32 reg, x, pos, 1`;
+    # xor it with 1 right after.
+    m = re.search(r"mbarrier\.try_wait\.parity\.shared\.b64\s+P1, \[%r\d+\], (%r\d+), ", ptx)
+    assert m, "no mbarrier.try_wait.parity"
+    reg = m.group(1)
+    return _sub(ptx, r"(bfe\.u32\s+" + re.escape(reg) + r", %r\d+, \d+, 1;\n)",
+                r"\1\txor.b32 \t" + reg + ", " + reg + ", 1;\n", count=1)
+
+
+def mm90_wgmma_wait_group_1(ptx):
+    # `wgmma.wait_group 1; wait_group 0` -> `wait_group 1; wait_group 1`: the group of this K step
+    # may still read its shared stage when the next iteration's TMA refills that stage
+    return _sub(ptx, r"(wgmma\.wait_group\.sync\.aligned\s+)0;", r"\g<1>1;", count=1)
+
+
+def mm90_tma_coords_swapped(ptx):
+    # the first TMA load of A gets its (column, row) coordinates swapped
+    return _sub(ptx, r"(cp\.async\.bulk\.tensor\.2d[^\n]*\[%rd\d+, \{)(%r\d+), (%r\d+)\}", r"\1\3, \2}", nth=0)
+
+
+# -- the mutations: (id, case, edit, expected) -------------------------------------------------------
+# expected: a finding kind (the SanitizerError's .kind), "numeric" (no finding, output outside the
+# tolerance), or a tuple of those (either outcome catches it).
+NUMERIC = "numeric"
+WGMMA_WAR_GAP = (
+    "emulator gap: wgmma.py counts the shared bytes of committed-but-not-waited wgmma groups in "
+    "`shared.busy` (its docstring promises a WAR shared-race for a write to them), but nothing ever "
+    "checks `busy`: neither SharedMemory.check_write (st.shared, cp.async) nor the TMA write in "
+    "hopper.tma_load; and wgmma writes its accumulators at issue, so the numbers stay right")
+
+MUTATIONS = [
+    ("softmax-drop-bar.sync-partials", "row_softmax", softmax_drop_partials_barrier, "shared-race"),
+    ("softmax-shfl-offset-16to8-sum", "row_softmax", softmax_wrong_shfl_offset, NUMERIC),
+    ("softmax-store-row-stride", "row_softmax", softmax_wrong_row_stride, NUMERIC),
+    ("vadd-bounds-setp.ge-to-gt", "vector_add", vadd_off_by_one_bounds, "global-out-of-bounds"),
+    ("vadd-store-offset+128", "vector_add", vadd_store_wrong_offset, NUMERIC),
+    ("mm80-ldmatrix-drop-trans", "matmul_sm80", mm80_ldmatrix_no_trans, NUMERIC),
+    ("mm80-drop-bar.sync-after-fill", "matmul_sm80", mm80_drop_barrier_after_fill, "shared-race"),
+    ("mm80-mma.sync-swap-a0-a1", "matmul_sm80", mm80_mma_swap_a_regs, NUMERIC),
+    ("gate80-cp.async.wait_group-0to1", "gating_sm80", gate_wait_group_1, "async-copy-incomplete"),
+    ("gate80-drop-cp.async.commit_group", "gating_sm80", gate_drop_commit_group, "async-copy-incomplete"),
+    ("gate80-drop-bar.sync-after-wait", "gating_sm80", gate_drop_barrier_after_wait, "shared-race"),
+    ("gate80-cvt.bf16x2-operand-swap", "gating_sm80", gate_cvt_bf16x2_swap, NUMERIC),
+    ("mm90-expect_tx+16", "matmul_sm90a", mm90_expect_tx_plus_16, "mbarrier-deadlock"),
+    ("mm90-mbarrier.init-count-1to2", "matmul_sm90a", mm90_mbarrier_init_count_2, "mbarrier-deadlock"),
+    ("mm90-wgmma-B-desc-LBO", "matmul_sm90a", mm90_wgmma_b_lbo, ("shared-out-of-bounds", NUMERIC)),
+    ("mm90-ignore-try_wait-result", "matmul_sm90a", mm90_ignore_try_wait, "async-copy-incomplete"),
+    ("mm90-try_wait-wrong-parity", "matmul_sm90a", mm90_try_wait_wrong_parity, "async-copy-incomplete"),
+    ("mm90-tma-coords-swapped", "matmul_sm90a", mm90_tma_coords_swapped, NUMERIC),
+    pytest.param("mm90-wgmma.wait_group-0to1", "matmul_sm90a", mm90_wgmma_wait_group_1, "shared-race",
+                 marks=pytest.mark.xfail(strict=True, reason=WGMMA_WAR_GAP), id="mm90-wgmma.wait_group-0to1"),
+]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_control_unmutated_ptx_is_clean_and_correct(name):
+    out, ref, report = _emulate(name)           # checks on: a finding raises SanitizerError
+    assert report.ok and report.steps > 0
+    assert _excess(name, out, ref) <= 1.0, f"{name}: max error {np.nanmax(np.abs(out - ref))}"
+
+
+@pytest.mark.parametrize("mid, name, mutate, expected", [m if hasattr(m, "id") else pytest.param(*m, id=m[0])
+                                                        for m in MUTATIONS])
+def test_mutation_is_caught(mid, name, mutate, expected):
+    ptx = _compiled(name).asm["ptx"]
+    mutated = mutate(ptx)
+    assert mutated != ptx
+    allowed = expected if isinstance(expected, tuple) else (expected,)
+    try:
+        out, ref, _ = _emulate(name, mutated)
+    except ts.SanitizerError as e:
+        assert e.kind in allowed, f"{mid}: caught as {e.kind}, expected {allowed}:\n{e}"
+        assert e.findings and all(f.line > 0 and f.instruction for f in e.findings)
+        return
+    assert NUMERIC in allowed, f"{mid}: no sanitizer finding (expected {allowed})"
+    excess = _excess(name, out, ref)
+    assert excess > 1.0, f"{mid}: NOT caught: output within tolerance of NumPy ({excess:.3g} of it)"
