@@ -255,41 +255,56 @@ def mm90_wgmma_wait_group_1(ptx):
 
 
 def mm90_tma_coords_swapped(ptx):
-    # the first TMA load of A gets its (column, row) coordinates swapped
-    return _sub(ptx, r"(cp\.async\.bulk\.tensor\.2d[^\n]*\[%rd\d+, \{)(%r\d+), (%r\d+)\}", r"\1\3, \2}", nth=0)
+    # the TMA of B's second 64-column box (first coordinate `or.b32 r, n0, 64`) gets its (column,
+    # row) coordinates swapped: it loads B[64:128, 0:64] instead of B[0:64, 64:128]
+    halves = set(re.findall(r"or\.b32\s+(%r\d+), %r\d+, 64;", ptx))
+    assert halves, "no `or.b32 r, x, 64` column offset"
+    return _sub(ptx, r"(cp\.async\.bulk\.tensor\.2d[^\n]*\[%rd\d+, \{)(" + "|".join(map(re.escape, halves))
+                + r"), (%r\d+)\}", r"\1\3, \2}", nth=0)
 
 
-# -- the mutations: (id, case, edit, expected) -------------------------------------------------------
-# expected: a finding kind (the SanitizerError's .kind), "numeric" (no finding, output outside the
-# tolerance), or a tuple of those (either outcome catches it).
+# -- the mutations ---------------------------------------------------------------------------------
+# (id, case, edit, expected, at): `expected` is a finding kind (the SanitizerError's `.kind`, the
+# first finding's), NUMERIC (no finding; the output is outside the tolerance), or a tuple of those
+# (either catches it); `at` is a regex the first finding's PTX instruction must match.
 NUMERIC = "numeric"
 WGMMA_WAR_GAP = (
     "emulator gap: wgmma.py counts the shared bytes of committed-but-not-waited wgmma groups in "
     "`shared.busy` (its docstring promises a WAR shared-race for a write to them), but nothing ever "
-    "checks `busy`: neither SharedMemory.check_write (st.shared, cp.async) nor the TMA write in "
-    "hopper.tma_load; and wgmma writes its accumulators at issue, so the numbers stay right")
+    "reads `busy`: neither the TMA write in hopper.tma_load nor SharedMemory.check_write (st.shared, "
+    "cp.async); and wgmma writes its accumulators at issue, so the numbers stay right")
 
 MUTATIONS = [
-    ("softmax-drop-bar.sync-partials", "row_softmax", softmax_drop_partials_barrier, "shared-race"),
-    ("softmax-shfl-offset-16to8-sum", "row_softmax", softmax_wrong_shfl_offset, NUMERIC),
-    ("softmax-store-row-stride", "row_softmax", softmax_wrong_row_stride, NUMERIC),
-    ("vadd-bounds-setp.ge-to-gt", "vector_add", vadd_off_by_one_bounds, "global-out-of-bounds"),
-    ("vadd-store-offset+128", "vector_add", vadd_store_wrong_offset, NUMERIC),
-    ("mm80-ldmatrix-drop-trans", "matmul_sm80", mm80_ldmatrix_no_trans, NUMERIC),
-    ("mm80-drop-bar.sync-after-fill", "matmul_sm80", mm80_drop_barrier_after_fill, "shared-race"),
-    ("mm80-mma.sync-swap-a0-a1", "matmul_sm80", mm80_mma_swap_a_regs, NUMERIC),
-    ("gate80-cp.async.wait_group-0to1", "gating_sm80", gate_wait_group_1, "async-copy-incomplete"),
-    ("gate80-drop-cp.async.commit_group", "gating_sm80", gate_drop_commit_group, "async-copy-incomplete"),
-    ("gate80-drop-bar.sync-after-wait", "gating_sm80", gate_drop_barrier_after_wait, "shared-race"),
-    ("gate80-cvt.bf16x2-operand-swap", "gating_sm80", gate_cvt_bf16x2_swap, NUMERIC),
-    ("mm90-expect_tx+16", "matmul_sm90a", mm90_expect_tx_plus_16, "mbarrier-deadlock"),
-    ("mm90-mbarrier.init-count-1to2", "matmul_sm90a", mm90_mbarrier_init_count_2, "mbarrier-deadlock"),
-    ("mm90-wgmma-B-desc-LBO", "matmul_sm90a", mm90_wgmma_b_lbo, ("shared-out-of-bounds", NUMERIC)),
-    ("mm90-ignore-try_wait-result", "matmul_sm90a", mm90_ignore_try_wait, "async-copy-incomplete"),
-    ("mm90-try_wait-wrong-parity", "matmul_sm90a", mm90_try_wait_wrong_parity, "async-copy-incomplete"),
-    ("mm90-tma-coords-swapped", "matmul_sm90a", mm90_tma_coords_swapped, NUMERIC),
+    ("softmax-drop-bar.sync-partials", "row_softmax", softmax_drop_partials_barrier, "shared-race", r"ld\.shared\.v4"),
+    ("softmax-shfl-offset-16to8-sum", "row_softmax", softmax_wrong_shfl_offset, NUMERIC, None),
+    ("softmax-store-row-stride", "row_softmax", softmax_wrong_row_stride, NUMERIC, None),
+    ("vadd-bounds-setp.ge-to-gt", "vector_add", vadd_off_by_one_bounds, "global-out-of-bounds", r"ld\.global"),
+    ("vadd-store-offset+128", "vector_add", vadd_store_wrong_offset, NUMERIC, None),
+    ("mm80-ldmatrix-drop-trans", "matmul_sm80", mm80_ldmatrix_no_trans, NUMERIC, None),
+    ("mm80-drop-bar.sync-after-fill", "matmul_sm80", mm80_drop_barrier_after_fill, "shared-race", r"ldmatrix"),
+    ("mm80-mma.sync-swap-a0-a1", "matmul_sm80", mm80_mma_swap_a_regs, NUMERIC, None),
+    ("gate80-cp.async.wait_group-0to1", "gating_sm80", gate_wait_group_1, "async-copy-incomplete", r"ld\.shared"),
+    ("gate80-drop-cp.async.commit_group", "gating_sm80", gate_drop_commit_group, "async-copy-incomplete",
+     r"ld\.shared"),
+    ("gate80-drop-bar.sync-after-wait", "gating_sm80", gate_drop_barrier_after_wait, "shared-race", r"ld\.shared"),
+    ("gate80-cvt.bf16x2-operand-swap", "gating_sm80", gate_cvt_bf16x2_swap, NUMERIC, None),
+    ("mm90-expect_tx+16", "matmul_sm90a", mm90_expect_tx_plus_16, "mbarrier-deadlock", r"mbarrier\.try_wait"),
+    ("mm90-mbarrier.init-count-1to2", "matmul_sm90a", mm90_mbarrier_init_count_2, "mbarrier-deadlock",
+     r"mbarrier\.try_wait"),
+    # reads stage 1's A tile (not yet waited for) and, at the last stage, past the end of shared memory
+    ("mm90-wgmma-B-desc-LBO", "matmul_sm90a", mm90_wgmma_b_lbo, ("async-copy-incomplete", "shared-out-of-bounds"),
+     r"wgmma\.mma_async"),
+    # adversarial mode (on with checks): the first probe of a completed phase fails
+    ("mm90-ignore-try_wait-result", "matmul_sm90a", mm90_ignore_try_wait, "async-copy-incomplete",
+     r"wgmma\.mma_async"),
+    # the emulator's TMA lands at issue, so the wait is for the phase after it, which never comes (a
+    # GPU either hangs the same way or, if the wait runs before the TMA lands, reads early)
+    ("mm90-try_wait-wrong-parity", "matmul_sm90a", mm90_try_wait_wrong_parity, "mbarrier-deadlock",
+     r"mbarrier\.try_wait"),
+    ("mm90-tma-coords-swapped", "matmul_sm90a", mm90_tma_coords_swapped, NUMERIC, None),
     pytest.param("mm90-wgmma.wait_group-0to1", "matmul_sm90a", mm90_wgmma_wait_group_1, "shared-race",
-                 marks=pytest.mark.xfail(strict=True, reason=WGMMA_WAR_GAP), id="mm90-wgmma.wait_group-0to1"),
+                 r"cp\.async\.bulk\.tensor", marks=pytest.mark.xfail(strict=True, reason=WGMMA_WAR_GAP),
+                 id="mm90-wgmma.wait_group-0to1"),
 ]
 
 
@@ -300,9 +315,14 @@ def test_control_unmutated_ptx_is_clean_and_correct(name):
     assert _excess(name, out, ref) <= 1.0, f"{name}: max error {np.nanmax(np.abs(out - ref))}"
 
 
-@pytest.mark.parametrize("mid, name, mutate, expected", [m if hasattr(m, "id") else pytest.param(*m, id=m[0])
-                                                        for m in MUTATIONS])
-def test_mutation_is_caught(mid, name, mutate, expected):
+def test_mutation_ids_are_distinct():
+    ids = [m.id if hasattr(m, "id") else m[0] for m in MUTATIONS]
+    assert len(set(ids)) == len(ids) >= 12
+
+
+@pytest.mark.parametrize("mid, name, mutate, expected, at",
+                         [m if hasattr(m, "id") else pytest.param(*m, id=m[0]) for m in MUTATIONS])
+def test_mutation_is_caught(mid, name, mutate, expected, at):
     ptx = _compiled(name).asm["ptx"]
     mutated = mutate(ptx)
     assert mutated != ptx
@@ -311,8 +331,9 @@ def test_mutation_is_caught(mid, name, mutate, expected):
         out, ref, _ = _emulate(name, mutated)
     except ts.SanitizerError as e:
         assert e.kind in allowed, f"{mid}: caught as {e.kind}, expected {allowed}:\n{e}"
-        assert e.findings and all(f.line > 0 and f.instruction for f in e.findings)
+        first = e.findings[0]
+        assert first.line > 0 and re.match(at, first.instruction), f"{mid}: first finding at the wrong place: {first}"
         return
-    assert NUMERIC in allowed, f"{mid}: no sanitizer finding (expected {allowed})"
+    assert NUMERIC in allowed, f"{mid}: not caught: no sanitizer finding (expected {allowed})"
     excess = _excess(name, out, ref)
-    assert excess > 1.0, f"{mid}: NOT caught: output within tolerance of NumPy ({excess:.3g} of it)"
+    assert excess > 1.0, f"{mid}: not caught: output within tolerance of NumPy ({excess:.3g} of it)"

@@ -1,7 +1,9 @@
-"""`python -m tessera.runtime.check DIR [--bench]`: run AOT artifacts on a GPU (no MLIR needed),
-compare with the NumPy results computed at compile time, and time each kernel against a
+"""`python -m tessera.runtime.check DIR [--bench | --emulate]`: run AOT artifacts on a GPU (no MLIR
+needed), compare with the NumPy results computed at compile time, and time each kernel against a
 reference measured in the same run (cuBLAS via torch/cupy for GEMM, a device copy for
-memory-bound kernels)."""
+memory-bound kernels). With `--emulate`, each artifact's PTX runs in tessera's PTX emulator with
+its checks instead (no GPU, no CuPy); cases whose inputs are generated on the GPU host (too large
+to ship) are skipped."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +18,9 @@ from .artifact import load
 
 
 def _to_f32(a, dtype):
-    if dtype == "bfloat16":
+    """Values as f32; bf16 arrays stored as bit patterns (uint16) are decoded, values already in a float
+    type (NumPy references are f32 / f64) are not reinterpreted."""
+    if dtype == "bfloat16" and a.dtype in (np.uint16, np.int16):
         return (a.astype(np.uint32) << 16).view(np.float32)
     return a.astype(np.float32) if a.dtype.kind == "f" else a
 
@@ -159,12 +163,77 @@ def run_case(d, bench):
     return row
 
 
+def emulate_case(d):
+    """One AOT case run from its PTX in the emulator (checks on), compared with expected.npz."""
+    from ..errors import SanitizerError, TesseraError
+    from .emulator import run_ptx
+    with open(os.path.join(d, "case.json")) as f:
+        spec = json.load(f)
+    k = load(d)
+    row = {"kernel": k.name, "case": os.path.basename(d), "correct": None, "max_err": None}
+    if any("generate" in a for a in spec["args"]):
+        row["skipped"] = "inputs generated on the GPU host (too large to emulate)"
+        return row
+    with open(os.path.join(d, f"{k.name}.ptx")) as f:
+        ptx = f.read()
+    arrays = np.load(os.path.join(d, "inputs.npz"))
+    args = [arrays[a["array"]].copy() if "array" in a else a["scalar"] for a in spec["args"]]
+    try:
+        rep = run_ptx(ptx, k.name, k.metadata, k.target, tuple(spec["grid"]), args)
+    except SanitizerError as e:
+        row.update(correct=False, error=f"SanitizerError {e.kind}: {e.findings[0]}")
+        return row
+    except TesseraError as e:
+        row.update(correct=False, error=f"{type(e).__name__}: {e}")
+        return row
+    row.update(steps=rep.steps, warp_instructions=rep.warp_instructions, global_requests=rep.global_requests,
+               global_sectors=rep.global_sectors, shared_bank_conflicts=rep.shared_bank_conflicts,
+               seconds=rep.seconds)
+    if spec["has_expected"]:
+        exp = np.load(os.path.join(d, "expected.npz"))
+        ok, worst = True, 0.0
+        for i, pos in enumerate(spec["outputs"]):
+            dtype = spec["args"][pos]["dtype"]
+            got = _to_f32(args[pos], dtype)
+            want = _to_f32(exp[f"out{i}"], dtype)
+            err = float(np.max(np.abs(got.astype(np.float64) - want))) if got.size else 0.0
+            worst = max(worst, err)
+            ok &= bool(np.allclose(got, want, rtol=spec["rtol"], atol=spec["atol"]))
+        row.update(correct=ok, max_err=worst)
+    return row
+
+
+def main_emulate(folder, json_out=None):
+    with open(os.path.join(folder, "suite.json")) as f:
+        suite = json.load(f)
+    print(f"PTX emulator, {suite.get('target')} (checks on)")
+    rows, failed = [], 0
+    for name in suite["cases"]:
+        row = emulate_case(os.path.join(folder, name))
+        rows.append(row)
+        failed += row.get("correct") is False
+        if "skipped" in row:
+            print(f"{name:28s} skipped: {row['skipped']}")
+            continue
+        extra = (f"  {row['steps']} steps, {row['global_sectors']}/{row['global_requests']} sectors/requests, "
+                 f"{row['shared_bank_conflicts']} bank conflicts, {row['seconds']:.2f} s") if "steps" in row else ""
+        print(f"{name:28s} correct={row.get('correct')} max_err={row.get('max_err')}{extra}"
+              + (f"  ERROR {row['error']}" if "error" in row else ""))
+    if json_out:
+        with open(json_out, "w") as f:
+            json.dump(rows, f, indent=2)
+    return 1 if failed else 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tessera.runtime.check")
     ap.add_argument("folder")
     ap.add_argument("--bench", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--emulate", action="store_true", help="run the PTX in the emulator (no GPU needed)")
     args = ap.parse_args(argv)
+    if args.emulate:
+        return main_emulate(args.folder, args.json)
     with open(os.path.join(args.folder, "suite.json")) as f:
         suite = json.load(f)
     import cupy as cp
