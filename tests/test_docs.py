@@ -7,6 +7,7 @@ import pytest
 
 PYTHON_BLOCKS = blocks(DOCS / "guide.md", "python")
 RUNTIME_BLOCKS = blocks(DOCS / "runtime.md", "python")
+EMULATOR_BLOCKS = blocks(DOCS / "emulator.md", "python")
 MLIR_BLOCKS = blocks(DOCS / "tile-dialect.md", "mlir")
 
 
@@ -18,6 +19,11 @@ def test_docs_have_examples():
 
 @pytest.mark.parametrize("code", RUNTIME_BLOCKS)
 def test_runtime_example_runs(code, tmp_path):
+    run_script(code, tmp_path)
+
+
+@pytest.mark.parametrize("code", EMULATOR_BLOCKS)
+def test_emulator_example_runs(code, tmp_path):
     run_script(code, tmp_path)
 
 

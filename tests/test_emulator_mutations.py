@@ -4,7 +4,7 @@ the expected `.kind`) or by the emulated output differing from a NumPy reference
 
 One control test per mutated kernel runs the unmutated PTX with checks on and compares it with
 NumPy, so a caught mutation is the mutation's doing and not a pre-existing problem. Shapes are small
-(one or a few CTAs) to keep the whole file fast. (docs/reference: ptx-emulation.md §3.4.)
+(one or a few CTAs) to keep the whole file fast. (The prototype's table: ptx-emulation.md §3.4.)
 """
 from __future__ import annotations
 
@@ -137,8 +137,8 @@ def softmax_drop_partials_barrier(ptx):
 
 def softmax_wrong_shfl_offset(ptx):
     # first butterfly step of the SUM reduction (the second 5-step shfl chain): xor 16 -> xor 8, so
-    # lanes 16..31 never contribute. (The MAX reduction is no good target: softmax is invariant to
-    # the shift, so a wrong maximum only costs a little accuracy.)
+    # each lane sums its own 16-lane half twice and the other half not at all. (The MAX reduction is
+    # no good target: softmax is invariant to the shift, a wrong maximum only costs accuracy.)
     return _sub(ptx, r"(shfl\.sync\.bfly\.b32\s+%r\d+, %r\d+, )16(, 31, -1;)", r"\g<1>8\2", nth=1, count=2)
 
 
@@ -221,8 +221,8 @@ def mm90_mbarrier_init_count_2(ptx):
 
 
 def mm90_wgmma_b_lbo(ptx):
-    # the B descriptor of the first wgmma: leading byte offset 8192 -> 16384 (the second 64-column
-    # half of B is read from the wrong place)
+    # the B descriptor of the first wgmma: leading byte offset 8192 -> 16384, so the second
+    # 64-column half of B is read 16 KiB past the first: from the next stage's A tile
     m = re.search(r"wgmma\.mma_async[^\n]*\}, (%rd\d+), (%rd\d+), ", ptx)
     assert m
     d = re.search(r"or\.b64\s+" + re.escape(m.group(2)) + r", %rd\d+, (\d+);", ptx)
@@ -238,9 +238,9 @@ def mm90_ignore_try_wait(ptx):
 
 
 def mm90_try_wait_wrong_parity(ptx):
-    # wait on the opposite phase parity, i.e. on the phase before the one the TMA completes: that
-    # one counts as complete, so the wait returns at once. The parity is `bfe.u32 reg, x, pos, 1`;
-    # xor it with 1 right after.
+    # wait on the opposite phase parity. On a GPU, a wait issued before the TMA lands returns at
+    # once (the previous phase counts as complete: an early read), one issued after it waits for a
+    # phase that never comes (a hang). The parity is `bfe.u32 reg, x, pos, 1`; xor it with 1.
     m = re.search(r"mbarrier\.try_wait\.parity\.shared\.b64\s+P1, \[%r\d+\], (%r\d+), ", ptx)
     assert m, "no mbarrier.try_wait.parity"
     reg = m.group(1)
@@ -297,8 +297,7 @@ MUTATIONS = [
     # adversarial mode (on with checks): the first probe of a completed phase fails
     ("mm90-ignore-try_wait-result", "matmul_sm90a", mm90_ignore_try_wait, "async-copy-incomplete",
      r"wgmma\.mma_async"),
-    # the emulator's TMA lands at issue, so the wait is for the phase after it, which never comes (a
-    # GPU either hangs the same way or, if the wait runs before the TMA lands, reads early)
+    # the emulator's TMA lands at issue, so the wait is for the phase after it, which never comes
     ("mm90-try_wait-wrong-parity", "matmul_sm90a", mm90_try_wait_wrong_parity, "mbarrier-deadlock",
      r"mbarrier\.try_wait"),
     ("mm90-tma-coords-swapped", "matmul_sm90a", mm90_tma_coords_swapped, NUMERIC, None),
