@@ -81,9 +81,13 @@ def cases():
         ("bench.gemm_bf16_small", matmul, (2, 2), lambda r: [R(r, (256, 256), bf16), R(r, (256, 256), bf16),
                                                              Z((256, 256))], dict(BM=128, BN=128, BK=64)),
     ]
-    for n, res, sp in ((1, False, False), (2, True, True), (4, False, False)):
+    out.append(("fp8_roundtrip", ew.fp8_roundtrip, (5,), lambda r: [
+        np.concatenate([np.array([0, 1, -1, 448, 470, 1e9, -1e9, 2 ** -9, np.nan, -0.0], np.float32),
+                        (r.standard_normal(290) * np.exp(r.uniform(-9, 7, 290))).astype(np.float32)]),
+        Z(300, ml_dtypes.float8_e4m3fn), Z(300)], {}))
+    for n, res, sp in ((1, False, False), (2, True, True), (4, False, False), (2, True, False), (3, False, True)):
         k, make, ce = _fused(n, res, sp)
-        out.append((f"gdn.fused_delta_{n}{'_res_sparse' if res else ''}", k, (4,), make, ce))
+        out.append((f"gdn.fused_delta_{n}{'_res' if res else ''}{'_sparse' if sp else ''}", k, (4,), make, ce))
     return out
 
 
@@ -97,4 +101,4 @@ def tolerance(args):
 # Cases whose math is exact (copies, casts, integer ops, single roundings): compared bit for bit.
 EXACT = {"vector_add", "broadcast", "casts", "scalars", "scalars_false", "copy2d_strided", "copy2d_negstride",
          "masked", "scalar_io", "blocks", "shared_pipeline", "views_of_views", "bool_io", "int_reduce",
-         "constexpr_if", "nested", "smoke.vector_add", "bench.scale_bf16"}
+         "constexpr_if", "nested", "smoke.vector_add", "bench.scale_bf16", "fp8_roundtrip"}

@@ -268,12 +268,6 @@ def mm90_tma_coords_swapped(ptx):
 # first finding's), NUMERIC (no finding; the output is outside the tolerance), or a tuple of those
 # (either catches it); `at` is a regex the first finding's PTX instruction must match.
 NUMERIC = "numeric"
-WGMMA_WAR_GAP = (
-    "emulator gap: wgmma.py counts the shared bytes of committed-but-not-waited wgmma groups in "
-    "`shared.busy` (its docstring promises a WAR shared-race for a write to them), but nothing ever "
-    "reads `busy`: neither the TMA write in hopper.tma_load nor SharedMemory.check_write (st.shared, "
-    "cp.async); and wgmma writes its accumulators at issue, so the numbers stay right")
-
 MUTATIONS = [
     ("softmax-drop-bar.sync-partials", "row_softmax", softmax_drop_partials_barrier, "shared-race", r"ld\.shared\.v4"),
     ("softmax-shfl-offset-16to8-sum", "row_softmax", softmax_wrong_shfl_offset, NUMERIC, None),
@@ -301,9 +295,9 @@ MUTATIONS = [
     ("mm90-try_wait-wrong-parity", "matmul_sm90a", mm90_try_wait_wrong_parity, "mbarrier-deadlock",
      r"mbarrier\.try_wait"),
     ("mm90-tma-coords-swapped", "matmul_sm90a", mm90_tma_coords_swapped, NUMERIC, None),
-    pytest.param("mm90-wgmma.wait_group-0to1", "matmul_sm90a", mm90_wgmma_wait_group_1, "shared-race",
-                 r"cp\.async\.bulk\.tensor", marks=pytest.mark.xfail(strict=True, reason=WGMMA_WAR_GAP),
-                 id="mm90-wgmma.wait_group-0to1"),
+    # a TMA refills a stage that a committed wgmma group still reads (WAR through shared.busy)
+    ("mm90-wgmma.wait_group-0to1", "matmul_sm90a", mm90_wgmma_wait_group_1, "shared-race",
+     r"cp\.async\.bulk\.tensor"),
 ]
 
 

@@ -241,6 +241,10 @@ class Machine:
                     start = self.kernel.labels[tgt]
                     b.target = next(i for i, bb in enumerate(self.blocks) if bb.start == start) \
                         if start < len(self.kernel.instructions) else len(self.blocks)
+            for ins in body:
+                if ins.opcode in SYNC_SCOPE and ins.pred is not None:
+                    raise EmulatorError(f"a predicated synchronising instruction `{ins.text}` (PTX line {ins.line}) "
+                                        "is not emulated")
             if len(body) == 1 and body[0].opcode in SYNC_SCOPE and body[0].pred is None:
                 b.sync = SYNC_SCOPE[body[0].opcode]
             for ins in body:

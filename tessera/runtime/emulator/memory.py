@@ -120,6 +120,7 @@ class SharedMemory:
         total = ncta * self.stride
         self.data = np.zeros(total, np.uint8)
         self.checks = M.checks
+        self.busy = None           # per-byte count of in-flight wgmma groups reading it (ops/wgmma.py)
         if self.checks:
             self.init = np.zeros(total, bool)
             self.pending = np.zeros(total, bool)
@@ -219,6 +220,11 @@ class SharedMemory:
         if dup.any():
             M.finding("shared-race", ins, f"WAW: two threads of one {who} write shared offset "
                       f"{int(ix[np.argmax(dup)] % self.stride)}", lane=self._first_lane(idx, dup, nbytes))
+        if self.busy is not None:
+            inflight = self.busy[ix] > 0
+            if inflight.any():
+                M.finding("shared-race", ins, f"WAR: {who} overwrites shared bytes that a committed wgmma group still "
+                          "reads (its wgmma.wait_group has not retired it)", lane=self._first_lane(idx, inflight, nbytes))
         pend = self.pending[ix]
         if pend.any():
             M.finding("async-copy-incomplete", ins, f"{who} overwrites shared bytes an async copy has not delivered "

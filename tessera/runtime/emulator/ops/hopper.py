@@ -234,6 +234,10 @@ def tma_load(ins, M):
             c = int(M.cta_of[lane]) * sh.stride
             if M.checks:
                 rng = slice(c + s0, c + s0 + nbytes)
+                busy = getattr(sh, "busy", None)
+                if busy is not None and busy[rng].any():
+                    M.finding("shared-race", ins, "WAR: TMA overwrites shared bytes that a committed wgmma group "
+                              "still reads (its wgmma.wait_group has not retired it)", lane=lane)
                 if sh.pending[rng].any():
                     M.finding("async-copy-incomplete", ins, "TMA overwrites shared bytes an earlier async copy "
                               "has not delivered", lane=lane)
