@@ -36,8 +36,10 @@ class CompiledKernel:
         """The launcher: the CPU runner, else the native launcher (or CuPy's where it cannot load)."""
         if self._runner is None:
             if knobs.backend() == "emu":
-                from .runtime.emulator import EmulatorLauncher
-                return EmulatorLauncher(self)
+                if getattr(self, "_emu_runner", None) is None:
+                    from .runtime.emulator import EmulatorLauncher
+                    self._emu_runner = EmulatorLauncher(self)
+                return self._emu_runner
             from .runtime.prepared import launcher_for
             self._runner = launcher_for(self.asm["cubin"], self.name, self.metadata)
         return self._runner

@@ -13,6 +13,7 @@ import math
 import signal
 from fractions import Fraction
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -73,7 +74,8 @@ def lanewise(body, inputs, out_dtype, nout=1, **kw):
     lines = []
     for i, a in enumerate(inputs):
         ty, cls, nb = _KIND[a.dtype]
-        lines += [f"  mad.lo.s64 %rd{41 + i}, %rd40, {nb}, %rd{50 + i};", f"  ld.global.{ty} {cls}{1 + i}, [%rd{41 + i}];"]
+        lines += [f"  mad.lo.s64 %rd{41 + i}, %rd40, {nb}, %rd{50 + i};",
+                  f"  ld.global.{ty} {cls}{1 + i}, [%rd{41 + i}];"]
     lines.append(body)
     ty, cls, nb = _KIND[np.dtype(out_dtype)]
     lines.append(f"  mad.lo.s64 %rd49, %rd40, {nb}, %rd{50 + len(inputs)};")
@@ -405,9 +407,7 @@ def test_fma_rounding_modes_differ():
     one23 = 1 + E ** -23
     cases = [(one23, one23, -E ** -45),            # 1 + 2^-22 - 2^-46: rn up, rm/rz down
              (-one23, one23, E ** -45),            # its negation
-             (1 + E ** -12, 1 + E ** -12, -(1 + E ** -11)),   # fused: 2^-24 exactly (a separate mul+add gives 0)
-             (Fraction(3), Fraction(1, 3) if False else Fraction(0x3EAAAAAB, 1) / 0x3EAAAAAB, Fraction(0))]
-    cases = cases[:3]
+             (1 + E ** -12, 1 + E ** -12, -(1 + E ** -11))]   # fused: 2^-24 exactly (a separate mul+add gives 0)
     rng = np.random.default_rng(5)
     r = rng.uniform(1, 2, (29, 3)).astype(np.float32) * rng.choice([-1, 1], (29, 3)).astype(np.float32)
     a = np.array([float(c[0]) for c in cases] + r[:, 0].tolist(), np.float32)
@@ -420,15 +420,11 @@ def test_fma_rounding_modes_differ():
     for i in range(32):
         exact = Fraction(float(a[i])) * Fraction(float(b[i])) + Fraction(float(c[i]))
         assert out[:4, i].tolist() == [f32_round_bits(exact, m) for m in ("rn", "rz", "rm", "rp")], i
-        assert out[4, i] == f32_round_bits(f32_round_bits_value(Fraction(float(a[i])) * Fraction(float(b[i])))
-                                           + Fraction(float(c[i])))
+        product = Fraction(round_float(Fraction(float(a[i])) * Fraction(float(b[i])), 23))
+        assert out[4, i] == f32_round_bits(product + Fraction(float(c[i]))), i
     assert out[:4, 0].tolist() == [0x3F800002, 0x3F800001, 0x3F800001, 0x3F800002]
     assert out[:4, 1].tolist() == [0xBF800002, 0xBF800001, 0xBF800002, 0xBF800001]
     assert out[0, 2] == 0x33800000 and out[4, 2] == 0                # fma keeps the 2^-24 a mul + add loses
-
-
-def f32_round_bits_value(x, mode="rn"):
-    return Fraction(round_float(x, 23, mode))
 
 
 @pytest.mark.xfail(reason="emulator bug: ops/floating.py compile() computes fma.f32 as an f64 a*b+c and rounds "
@@ -482,9 +478,9 @@ def test_max_min_nan_propagation():
     assert out[0, 0] == 1.0 and np.isnan(out[1, 0])                  # max(NaN, 1) = 1; max.NaN(NaN, 1) = NaN
 
 
-@pytest.mark.xfail(reason="emulator bug: ops/floating.py _binary() uses np.fmax / np.fmin, which return the first "
-                   "operand for equal values, so max.f32(+0.0, -0.0) = -0.0 and min.f32(-0.0, +0.0) = +0.0; the "
-                   "PTX ISA orders +0.0 > -0.0 for max and min", strict=True)
+@pytest.mark.xfail(reason="emulator bug: ops/floating.py _binary() uses np.fmax / np.fmin / np.maximum / np.minimum, "
+                   "which return the second operand when the operands compare equal, so max.f32(+0.0, -0.0) = -0.0 "
+                   "and min.f32(-0.0, +0.0) = +0.0 (also with .NaN); the PTX ISA orders +0.0 > -0.0", strict=True)
 def test_max_min_signed_zero():
     a, b = np.array([0.0, -0.0], np.float32), np.array([-0.0, 0.0], np.float32)
     out = lanewise("  max.f32 %f10, %f1, %f2;\n  min.f32 %f11, %f1, %f2;\n"
@@ -518,21 +514,45 @@ def test_div_rn_and_rcp_rn_f32():
     assert out[0, 0] == 0x3EAAAAAB and out[1, 0] == 0x3EAAAAAB       # 1/3 rounds up
 
 
-@pytest.mark.xfail(reason="emulator bug: ops/floating.py compile() treats every _UNARY op (rcp, sqrt, ...) and every "
-                   ".f64 op as exact_in_type and computes it with NumPy's round-to-nearest, ignoring .rz/.rm/.rp "
-                   "on rcp.f32 / sqrt.f32 and on all .f64 arithmetic", strict=True)
-def test_rcp_and_f64_directed_rounding():
+@pytest.mark.xfail(reason="emulator bug: ops/floating.py compile() treats every _UNARY op (rcp, sqrt, ...) as "
+                   "exact_in_type and computes it in f32 with NumPy's round-to-nearest, ignoring .rz/.rm/.rp on "
+                   "rcp.f32 and sqrt.f32", strict=True)
+def test_rcp_sqrt_directed_rounding():
     b = np.array([3.0, -3.0, 10.0, 7.0], np.float32)
     out = lanewise("  rcp.rz.f32 %f10, %f1;\n  rcp.rm.f32 %f11, %f1;\n  rcp.rp.f32 %f12, %f1;",
                    [b], np.float32, 3).view(np.uint32)
     for i in range(4):
         y = Fraction(float(b[i]))
         assert out[:, i].tolist() == [f32_round_bits(1 / y, m) for m in ("rz", "rm", "rp")], b[i]
+    out = lanewise("  sqrt.rp.f32 %f10, %f1;\n  sqrt.rm.f32 %f11, %f1;", [np.array([2.0], np.float32)],
+                   np.float32, 2).view(np.uint32)
+    assert out[:, 0].tolist() == [0x3FB504F4, 0x3FB504F3]       # sqrt(2) = 0x3FB504F3.3...
+
+
+@pytest.mark.xfail(reason="emulator bug: ops/floating.py compile() sets exact_in_type for every .f64 op (and computes "
+                   "fma.f64 in np.longdouble), so .rz/.rm/.rp are ignored for .f64 add/sub/mul/div/fma", strict=True)
+def test_f64_directed_rounding():
     x = np.array([1.0, 1.0], np.float64)
     y = np.array([2.0 ** -60, -(2.0 ** -60)], np.float64)
-    out = lanewise("  add.rz.f64 %fd10, %fd1, %fd2;\n  add.rp.f64 %fd11, %fd1, %fd2;", [x, y], np.float64, 2)
+    out = lanewise("  add.rz.f64 %fd10, %fd1, %fd2;\n  add.rp.f64 %fd11, %fd1, %fd2;\n"
+                   "  fma.rm.f64 %fd12, %fd1, %fd1, %fd2;", [x, y], np.float64, 3)
     assert out[0, :2].tolist() == [1.0, 1.0 - 2.0 ** -53]
     assert out[1, :2].tolist() == [1.0 + 2.0 ** -52, 1.0]
+    assert out[2, :2].tolist() == [1.0, 1.0 - 2.0 ** -53]
+
+
+@pytest.mark.xfail(reason="emulator bug: ops/floating.py compile() computes add/sub.{rz,rm,rp}.f32 as an f64 sum "
+                   "rounded to f32 (values.round_f64_to_f32); with an exponent gap of more than 29 bits the f64 sum "
+                   "is already rounded to nearest, so the directed mode sees an exact f32 value", strict=True)
+def test_add_directed_rounding_with_large_exponent_gap():
+    a = np.array([1.0, 1.0], np.float32)
+    b = np.array([-(2.0 ** -60), 2.0 ** -60], np.float32)
+    out = lanewise("  add.rm.f32 %f10, %f1, %f2;\n  add.rp.f32 %f11, %f1, %f2;\n  add.rz.f32 %f12, %f1, %f2;",
+                   [a, b], np.float32, 3).view(np.uint32)
+    for i in range(2):
+        exact = Fraction(float(a[i])) + Fraction(float(b[i]))
+        assert out[:, i].tolist() == [f32_round_bits(exact, m) for m in ("rm", "rp", "rz")], i
+    assert out[0, 0] == 0x3F7FFFFF and out[1, 1] == 0x3F800001
 
 
 def test_ex2_approx_ftz():
@@ -554,11 +574,8 @@ def test_setp_ordered_vs_unordered():
     vb = [1.0, NAN, NAN, 2.0, 1.0, 1.0, 0.0]
     a, b = np.array(va, np.float32), np.array(vb, np.float32)
     cmps = ["lt", "ltu", "le", "leu", "gt", "gtu", "ge", "geu", "eq", "equ", "ne", "neu", "num", "nan"]
-    body = "\n".join(f"  setp.{c}.f32 %p1, %f1, %f2;\n  selp.u32 %r{10 + j}, 1, 0, %p1;" for j, c in enumerate(cmps[:10]))
-    out1 = lanewise(body, [a, b], np.uint32, 10)
-    body = "\n".join(f"  setp.{c}.f32 %p1, %f1, %f2;\n  selp.u32 %r{10 + j}, 1, 0, %p1;" for j, c in enumerate(cmps[10:]))
-    out2 = lanewise(body, [a, b], np.uint32, 4)
-    out = np.concatenate([out1, out2])
+    body = "\n".join(f"  setp.{c}.f32 %p1, %f1, %f2;\n  selp.u32 %r{10 + j}, 1, 0, %p1;" for j, c in enumerate(cmps))
+    out = lanewise(body, [a, b], np.uint32, len(cmps))
     ops = {"lt": lambda x, y: x < y, "le": lambda x, y: x <= y, "gt": lambda x, y: x > y,
            "ge": lambda x, y: x >= y, "eq": lambda x, y: x == y, "ne": lambda x, y: x != y}
     for i, (x, y) in enumerate(zip(va, vb)):
@@ -606,7 +623,7 @@ def test_cvt_bf16_round_to_nearest_even():
     x = bits_f32(bits)
     out = lanewise("  cvt.rn.bf16.f32 %h10, %f1;", [x], np.uint16)[0]
     assert out[:len(bits)].tolist() == want
-    import ml_dtypes   # an independent implementation of the same rounding
+    # ml_dtypes: an independent implementation of the same rounding
     assert out[:len(bits)].tolist() == x[:len(bits)].astype(ml_dtypes.bfloat16).view(np.uint16).tolist()
     nan = lanewise("  cvt.rn.bf16.f32 %h10, %f1;", [bits_f32([0x7FC00000, 0xFFFFFFFF])], np.uint16)[0, :2]
     assert all((int(v) & 0x7F80) == 0x7F80 and (int(v) & 0x7F) != 0 for v in nan)
@@ -630,9 +647,11 @@ def test_cvt_float_to_int_saturates_and_nan_is_zero():
             return 0
         return max(lo, min(hi, v))
 
+    def rne(y):                                     # Python's round() is round-half-even
+        return y if math.isinf(y) or math.isnan(y) else round(y)
+
     for i, v in enumerate(vals):
         f = float(np.float32(v))
-        rne = lambda y: y if math.isinf(y) or math.isnan(y) else round(y)   # noqa: E731  (Python round: half even)
         want = [sat(math.trunc(f) if math.isfinite(f) else f, -2 ** 31, 2 ** 31 - 1),
                 sat(rne(f), -2 ** 31, 2 ** 31 - 1),
                 sat(math.floor(f) if math.isfinite(f) else f, -2 ** 31, 2 ** 31 - 1),
@@ -645,7 +664,7 @@ def test_cvt_float_to_int_saturates_and_nan_is_zero():
     x = np.array([1e19, -1e19, NAN, 2.0 ** 62, -(2.0 ** 63)], np.float32)
     out = lanewise("  cvt.rzi.s64.f32 %rd10, %f1;\n  cvt.rzi.u64.f32 %rd11, %f1;", [x], np.uint64, 2)
     assert out[0, :5].tolist() == [(1 << 63) - 1, 1 << 63, 0, 1 << 62, 1 << 63]
-    assert out[1, :5].tolist() == [10000000272564224000, 0, 0, 1 << 62, 0]
+    assert out[1, :5].tolist() == [int(np.float32(1e19)), 0, 0, 1 << 62, 0]
 
 
 def test_cvt_integer_widths():
@@ -663,8 +682,59 @@ def test_cvt_integer_widths():
         assert out[1, i] == x and out[3, i] == x                           # .u32 source zero-extends
     assert out[0, 0] == 0xFFFFFFFFFFFFFFFB
     h = np.array([0x8001, 0x7FFF], np.uint16)
-    out = lanewise("  cvt.s32.s16 %r10, %h1;\n  cvt.u32.u16 %r11, %h1;\n  cvt.s32.s8 %r12, %r20;", [h], np.uint32, 2)
+    out = lanewise("  cvt.s32.s16 %r10, %h1;\n  cvt.u32.u16 %r11, %h1;\n", [h], np.uint32, 2)
     assert out[0, :2].tolist() == [0xFFFF8001, 0x7FFF] and out[1, :2].tolist() == [0x8001, 0x7FFF]
+
+
+def test_cvt_sat_integer():
+    a = u32([-5, 0xFFFFFFFF, 0x80000000, 300, -300, 127])
+    out = lanewise("  cvt.sat.u32.s32 %r10, %r1;\n  cvt.sat.s32.u32 %r11, %r1;\n  cvt.sat.s8.s32 %r12, %r1;\n"
+                   "  cvt.sat.u8.s32 %r13, %r1;", [a], np.uint32, 4)
+    for i, x in enumerate(a[:6].tolist()):
+        sx = s32(x)
+        assert out[0, i] == max(0, sx)
+        assert out[1, i] == min(x, 2 ** 31 - 1)
+        assert out[2, i] == max(-128, min(127, sx)) & M32      # a signed type sign-extends into the wider register
+        assert out[3, i] == max(0, min(255, sx))
+    a = u64([M64, 1 << 63, (1 << 63) - 1, 5, (1 << 63) + 1000])
+    out = lanewise("  cvt.sat.s32.s64 %r10, %rd1;\n  cvt.sat.u32.u64 %r11, %rd1;", [a], np.uint32, 2)
+    for i, x in enumerate(a[:5].tolist()):
+        assert out[0, i] == max(-2 ** 31, min(2 ** 31 - 1, s64(x))) & M32
+        assert out[1, i] == min(x, M32)
+
+
+@pytest.mark.xfail(reason="emulator bug: ops/convert.py cvt() int_to_int saturates 64-bit sources through float64 "
+                   "(np.clip on v.astype(np.float64)); 2^63 - 1 rounds to 2^63 and the cast back to int64 "
+                   "overflows, so cvt.sat.s64.u64 / cvt.sat.u64.s64 give 0x8000000000000000 for values at or above "
+                   "2^63 - 1", strict=True)
+def test_cvt_sat_64bit_to_64bit():
+    a = u64([M64, (1 << 63) - 1, 1 << 63, 5])
+    out = lanewise("  cvt.sat.s64.u64 %rd10, %rd1;\n  cvt.sat.u64.s64 %rd11, %rd1;", [a], np.uint64, 2)
+    assert out[0, :4].tolist() == [(1 << 63) - 1, (1 << 63) - 1, (1 << 63) - 1, 5]
+    assert out[1, :4].tolist() == [0, (1 << 63) - 1, 0, 5]
+
+
+def test_cvt_rn_float_from_int():
+    v = [2 ** 60 + 2 ** 36 + 1, 16777219, -16777219, 2 ** 63 - 1, 2 ** 24 + 1, -(2 ** 63), 12345]
+    out = lanewise("  cvt.rn.f32.s64 %f10, %rd1;\n  cvt.rn.f32.u64 %f11, %rd1;", [u64(v)], np.float32, 2)
+    bits = out.view(np.uint32)
+    for i, x in enumerate(v):
+        assert bits[0, i] == f32_round_bits(Fraction(x)), x          # one rounding (no f64 step)
+        assert bits[1, i] == f32_round_bits(Fraction(x & M64)), x
+    out = lanewise("  cvt.rn.f32.s32 %f10, %r1;\n  cvt.rn.f32.u32 %f11, %r1;", [u32(v)], np.float32, 2)
+    bits = out.view(np.uint32)
+    for i, x in enumerate(v):
+        assert bits[0, i] == f32_round_bits(Fraction(s32(x))) and bits[1, i] == f32_round_bits(Fraction(x & M32))
+
+
+@pytest.mark.xfail(reason="emulator bug: ops/convert.py cvt() to_float ignores .rz/.rm/.rp for integer sources (it "
+                   "only honours them for f64 -> f32), so cvt.rz.f32.s32 etc. round to nearest", strict=True)
+def test_cvt_directed_float_from_int():
+    v = [16777219, -16777219, 2 ** 63 - 1, 2 ** 60 + 2 ** 36 + 1]
+    out = lanewise("  cvt.rz.f32.s64 %f10, %rd1;\n  cvt.rm.f32.s64 %f11, %rd1;\n  cvt.rp.f32.s64 %f12, %rd1;",
+                   [u64(v)], np.float32, 3).view(np.uint32)
+    for i, x in enumerate(v):
+        assert out[:, i].tolist() == [f32_round_bits(Fraction(x), m) for m in ("rz", "rm", "rp")], x
 
 
 def bf16x2(hi, lo):
@@ -728,20 +798,30 @@ SHFL = [("bfly", 1, 31), ("bfly", 16, 31), ("bfly", 5, 31), ("down", 3, 31), ("d
 
 
 def test_shfl_sync_modes():
-    body = ["  mad.lo.u32 %r20, %r0, 7, 3;", "  and.b32 %r20, %r20, 31;"]   # per-lane index (7 lane + 3) % 32
+    body = ["  mad.lo.u32 %r40, %r0, 7, 3;", "  and.b32 %r40, %r40, 31;"]   # per-lane index (7 lane + 3) % 32
     for k, (mode, b, c) in enumerate(SHFL):
-        bop = "%r20" if b == "reg" else str(b)
+        bop = "%r40" if b == "reg" else str(b)
         body.append(f"  shfl.sync.{mode}.b32 %r{10 + k}, %r0, {bop}, {c}, 0xffffffff;")
     out = lanewise("\n".join(body), [], np.uint32, len(SHFL))
     for k, (mode, b, c) in enumerate(SHFL):
         bb = [(7 * lane + 3) % 32 for lane in range(32)] if b == "reg" else b
         assert out[k].tolist() == shfl_ref(mode, bb, c), (mode, b, c)
     assert out[0].tolist() == (LANES ^ 1).tolist()
-    assert out[3].tolist() == [min(lane + 3, 31) if lane + 3 <= 31 else lane for lane in range(32)]
+    assert out[3].tolist() == [lane + 3 if lane + 3 <= 31 else lane for lane in range(32)]
     assert out[5].tolist() == [lane - 3 if lane >= 3 else lane for lane in range(32)]
     assert out[7].tolist() == [5] * 32
     assert out[8].tolist() == [lane + 1 if lane % 8 != 7 else lane for lane in range(32)]     # width-8 segments
     assert out[11].tolist() == [lane // 8 * 8 + 3 for lane in range(32)]
+
+
+@pytest.mark.xfail(reason="emulator bug: ops/warp.py shfl() uses the whole b operand as the lane offset / index; the "
+                   "PTX ISA takes bval = b[4:0], so shfl.bfly with b = 33 is lane ^ 1 and shfl.idx with b = 37 reads "
+                   "lane 5 (the emulator returns each lane's own value)", strict=True)
+def test_shfl_uses_low_five_bits_of_b():
+    out = lanewise("  shfl.sync.bfly.b32 %r10, %r0, 33, 31, 0xffffffff;\n"
+                   "  shfl.sync.idx.b32 %r11, %r0, 37, 31, 0xffffffff;", [], np.uint32, 2)
+    assert out[0].tolist() == shfl_ref("bfly", 33, 31) == (LANES ^ 1).tolist()
+    assert out[1].tolist() == shfl_ref("idx", 37, 31) == [5] * 32
 
 
 # -- 5. ldmatrix -------------------------------------------------------------------------------
@@ -818,7 +898,8 @@ def test_mma_m16n8k16_bf16_fragments():
   ld.global.v2.u32 {%r5, %r6}, [%rd42];
   mad.lo.s64 %rd43, %rd40, 16, %rd52;
   ld.global.v4.f32 {%f1, %f2, %f3, %f4}, [%rd43];
-  mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%f10, %f11, %f12, %f13}, {%r1, %r2, %r3, %r4}, {%r5, %r6}, {%f1, %f2, %f3, %f4};
+  mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%f10, %f11, %f12, %f13},
+      {%r1, %r2, %r3, %r4}, {%r5, %r6}, {%f1, %f2, %f3, %f4};
   mad.lo.s64 %rd44, %rd40, 16, %rd53;
   st.global.v4.f32 [%rd44], {%f10, %f11, %f12, %f13};"""
     launch(module(body, ["a", "b", "c", "d"]), [("a", afrag), ("b", bfrag), ("c", cfrag), ("d", out)], num_warps=nw)
@@ -886,23 +967,26 @@ EARLY_A = "ld.shared.u32 %r26, [%r21]; // early A"
 EARLY_B = "ld.shared.v4.u32 {%r14, %r15, %r16, %r17}, [%r22]; // early B"
 
 
+def _cp_groups_ptx(early, late):
+    return module(CP_GROUPS.replace("EARLY", early).replace("LATE", late), ["a", "b", "out"],
+                  shared=".shared .align 16 .b8 smem[1024];\n\n")
+
+
 def _cp_groups(early="", late="", checks=True):
     rng = np.random.default_rng(13)
     a = rng.integers(0, 1 << 32, 128, dtype=np.uint64).astype(np.uint32)
     b = rng.integers(0, 1 << 32, 128, dtype=np.uint64).astype(np.uint32)
     out = np.zeros(3 * 128, np.uint32)
-    ptx = module(CP_GROUPS.replace("EARLY", early).replace("LATE", late), ["a", "b", "out"],
-                 shared=".shared .align 16 .b8 smem[1024];\n\n")
-    launch(ptx, [("a", a), ("b", b), ("out", out)], checks=checks)
-    return ptx, a, b, out.reshape(3, 128)
+    launch(_cp_groups_ptx(early, late), [("a", a), ("b", b), ("out", out)], checks=checks)
+    return a, b, out.reshape(3, 128)
 
 
 def test_cp_async_wait_group_retires_older_groups_only():
-    _, a, b, out = _cp_groups(late=EARLY_B, checks=False)
+    a, b, out = _cp_groups(late=EARLY_B, checks=False)
     assert out[0].tolist() == a.tolist()                     # group 0: delivered by wait_group 1
     assert out[1].tolist() == [0xDEADBEEF] * 128             # group 1: still in flight, the old bytes
     assert out[2].tolist() == b.tolist()                     # delivered by wait_group 0
-    _, a, b, out = _cp_groups(checks=True)                   # without the early read: clean under checks
+    a, b, out = _cp_groups(checks=True)                   # without the early read: clean under checks
     assert out[0].tolist() == a.tolist() and out[2].tolist() == b.tolist()
 
 
@@ -910,13 +994,11 @@ def test_cp_async_wait_group_retires_older_groups_only():
 def test_cp_async_read_before_wait_is_reported(where):
     early = {"before-any-wait-A": EARLY_A, "before-any-wait-B": EARLY_B}.get(where, "")
     late = EARLY_B if where == "after-wait_group-1-B" else ""
-    ptx = module(CP_GROUPS.replace("EARLY", early).replace("LATE", late), ["a", "b", "out"],
-                 shared=".shared .align 16 .b8 smem[1024];\n\n")
     with pytest.raises(SanitizerError) as ei:
         _cp_groups(early, late)
     assert ei.value.kind == "async-copy-incomplete"
     assert {f.kind for f in ei.value.findings} == {"async-copy-incomplete"}
-    assert ei.value.findings[0].line == line_of(ptx, "// early")
+    assert ei.value.findings[0].line == line_of(_cp_groups_ptx(early, late), "// early")
 
 
 # -- 8. mbarrier, the 128B swizzle, wgmma descriptors ------------------------------------------
@@ -952,9 +1034,11 @@ def test_mbarrier_phase_and_parity():
     lines.append("DONE:")
     out = np.zeros(len(probes), np.uint32)
     launch(module("\n".join(lines), ["out"], shared=BAR), [("out", out)], checks=False)
-    # phase 0 completes after the 3rd arrival (parity 0 waits succeed from then on), phase 1 after the 6th;
-    # after two completions the current phase has parity 0 again, so waiting on parity 0 fails
-    assert out.tolist() == [0, 0, 0, 0, 1, 0, 0, 1, 0]
+    # try_wait.parity P tests the completion of the current or the immediately preceding phase, whichever has
+    # parity P: on a fresh barrier (phase 0 in progress) parity 1 names the preceding phase, complete (the
+    # producer-start idiom). Phase 0 completes at the 3rd arrival, phase 1 at the 6th; after two completions
+    # phase 2 (parity 0) is in progress, so parity 0 fails and parity 1 (phase 1) succeeds.
+    assert out.tolist() == [0, 1, 0, 0, 1, 0, 0, 1, 0]
 
 
 SPIN_KERNEL = """
@@ -1004,7 +1088,7 @@ def test_swizzle128_is_cute_swizzle_3_4_3():
     want = lin ^ ((lin & (0b111 << 7)) >> 3)
     assert np.array_equal(_swizzle128(lin), want)
     assert np.array_equal(_swizzle128(lin), lin ^ (((lin >> 7) & 7) << 4))
-    for base in range(0, 1 << 14, 1024):                      # a permutation of every 1024-byte atom, 16-byte chunks kept
+    for base in range(0, 1 << 14, 1024):          # a permutation of every 1024-byte atom; 16-byte chunks stay whole
         blk = _swizzle128(np.arange(base, base + 1024))
         assert sorted(blk.tolist()) == list(range(base, base + 1024))
         assert np.array_equal(blk[::16] % 16, np.zeros(64, int))
@@ -1053,11 +1137,13 @@ def test_branch_to_undefined_label():
     assert "undefined label" in str(ei.value) and f"line {line_of(ptx, 'NOWHERE')}" in str(ei.value)
 
 
-def test_unsupported_form_is_an_emulator_error():
-    ptx = module("  shfl.sync.bfly.b32 %r10|%p1, %r0, 1, 31, 0xffffffff;", ["out"])
+def test_unimplemented_form_names_form_and_line():
+    ptx = module("  mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%f10, %f11, %f12, %f13}, {%r1, %r2},\n"
+                 "      {%r3}, {%f1, %f2, %f3, %f4};", ["out"])
     with pytest.raises(EmulatorError) as ei:
         launch(ptx, [("out", np.zeros(32, np.uint32))])
-    assert "shfl" in str(ei.value) and f"line {line_of(ptx, 'shfl.sync')}" in str(ei.value)
+    msg = str(ei.value)
+    assert "mma.sync.aligned.m16n8k8" in msg and f"PTX line {line_of(ptx, 'mma.sync')}" in msg
 
 
 # -- 10. checks --------------------------------------------------------------------------------
@@ -1112,15 +1198,28 @@ END:""", ["out"])
     assert ei.value.kind == "divergent-barrier"
 
 
-def test_barrier_after_half_the_cta_exits_passes():
-    out = np.zeros(64, np.uint32)
-    launch(module("""
+HALF_EXIT = """
   setp.ge.u32 %p1, %r0, 32;
-  @%p1 bra END;
+  EXIT
   bar.sync 0;
   mad.lo.s64 %rd41, %rd40, 4, %rd50;
   st.global.u32 [%rd41], 1;
-END:""", ["out"]), [("out", out)], num_warps=2)
+END:"""
+
+
+def test_barrier_after_half_the_cta_exits_passes():
+    out = np.zeros(64, np.uint32)                 # sm_70+: exited threads do not count at bar.sync
+    launch(module(HALF_EXIT.replace("EXIT", "@%p1 ret;"), ["out"]), [("out", out)], num_warps=2)
+    assert out.tolist() == [1] * 32 + [0] * 32
+
+
+@pytest.mark.xfail(reason="emulator bug: machine.py Machine._run_wave / _rendezvous decide a barrier only when a "
+                   "lane arrives at it; lanes that wait at bar.sync while the missing lanes are still live (at a "
+                   "higher pc) and then exit are never released, and _deadlock reports divergent-barrier",
+                   strict=True)
+def test_barrier_after_half_the_cta_branches_to_a_later_exit_passes():
+    out = np.zeros(64, np.uint32)                 # `if (tid >= 32) return;` with the return block placed last
+    launch(module(HALF_EXIT.replace("EXIT", "@%p1 bra END;"), ["out"]), [("out", out)], num_warps=2)
     assert out.tolist() == [1] * 32 + [0] * 32
 
 
@@ -1149,5 +1248,5 @@ def _with_alarm(seconds, fn):
 def test_step_limit_on_branch_only_loop():
     ptx = module("LOOP:\n  bra LOOP;", ["out"])
     with pytest.raises(SanitizerError) as ei:
-        _with_alarm(2.0, lambda: launch(ptx, [("out", np.zeros(1, np.uint32))], max_steps=1000))
+        _with_alarm(1.0, lambda: launch(ptx, [("out", np.zeros(1, np.uint32))], max_steps=1000))
     assert ei.value.kind == "step-limit"

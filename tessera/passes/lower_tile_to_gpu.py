@@ -43,6 +43,16 @@ def _is_tensor(t):
     return isinstance(t, ir.RankedTensorType)
 
 
+def _arg_number(v):
+    """The kernel argument a global tensor value is, or None."""
+    if isinstance(v, ir.BlockArgument):
+        return v.arg_number
+    try:
+        return ir.BlockArgument(v).arg_number
+    except (ValueError, TypeError):
+        return None
+
+
 class _Kernel:
     def __init__(self, f, gmod, threads, arch="sm_80"):
         self.f, self.gmod, self.T, self.arch = f, gmod, threads, arch
@@ -56,6 +66,7 @@ class _Kernel:
         fname = ir.StringAttr(self.f.attributes["sym_name"]).value
         ft = ir.FunctionType(ir.TypeAttr(self.f.attributes["function_type"]).value)
         self.wgmma_loops = []
+        self.read_args = self._global_args_read()
         if self.arch == "sm_90a":
             def visit(op):
                 if op.name == "scf.for" and "tessera.wgmma" in op.attributes:
@@ -91,6 +102,28 @@ class _Kernel:
                                                  ir.DenseI64ArrayAttr.get([SMEM_VIEW_BYTES]),
                                                  ir.DenseI64ArrayAttr.get([1])).result
         return g
+
+    def _global_args_read(self):
+        """Argument numbers of the global tensors the kernel loads from (tile.load, cp.async sources)."""
+        found = set()
+
+        def visit(op):
+            if op.name in ("tile.load", "tile.cp_async"):
+                src = op.operands[0 if op.name == "tile.load" else 1]
+                if tb.is_window(src.type):
+                    n = _arg_number(src.owner.operands[0])
+                    if n is not None:
+                        found.add(n)
+            return ir.WalkResult.ADVANCE
+        self.f.walk(visit)
+        return found
+
+    def _publish_store(self, window):
+        """A global store becomes visible to the whole CTA before the program's next statement when the
+        kernel also reads that tensor: the store and a later load may be done by different threads (a
+        scalar store is thread 0's), and the tile program's statements are sequential (as on the CPU)."""
+        if _arg_number(window.owner.operands[0]) in self.read_args:
+            gpu.BarrierOp()
 
     def reserve(self, nbytes: int, align: int = 128, loc=None) -> int:
         """Byte offset of a fixed region of the dynamic shared-memory block."""
@@ -295,11 +328,13 @@ class _Kernel:
             with ir.InsertionPoint(ifop.then_block):
                 memref.StoreOp(value, base, idx)
                 scf.YieldOp([])
+            self._publish_store(dst)
             op.erase()
             return
         k = F.frag_len(shape, self.T)
         flat, lin, m = self._window(dst, list(shape))
         F.scatter(flat, lin, F.and_masks(m, mask), value, k)
+        self._publish_store(dst)
         op.erase()
 
     def op_cp_async(self, op):

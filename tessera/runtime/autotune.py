@@ -21,6 +21,7 @@ import statistics
 import sys
 import time
 
+from .. import knobs
 from ..errors import CompilationError, LaunchError, OutOfResources, TesseraError
 from .tuning_db import TuningDB
 
@@ -46,6 +47,8 @@ def device_id(target: str) -> str:
     per device: the property query is slow)."""
     if target == "cpu":
         return f"cpu:{platform.machine()}:{platform.processor() or 'unknown'}:{os.cpu_count()}"
+    if knobs.backend() == "emu":
+        return f"emu:{target}"
     import cupy as cp
     index = cp.cuda.runtime.getDevice()
     if index not in _DEVICE_IDS:
@@ -300,6 +303,12 @@ class Autotuner:
 
     def _time(self, ck, grid, runtime_args, target):
         launch = self.kernel._launch
+        if target != "cpu" and knobs.backend() == "emu":
+            # The PTX emulator (TESSERA_BACKEND=emu) times nothing: every config runs once with the checks
+            # on, and the figure compared (and stored under device emu:<arch>) is the warp instructions it
+            # issued, a proxy for GPU time.
+            launch(ck, grid, runtime_args)
+            return float(ck.runner().last_report.warp_instructions)
         for _ in range(self.warmup):
             launch(ck, grid, runtime_args)
         times = []

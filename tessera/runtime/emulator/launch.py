@@ -206,9 +206,11 @@ class EmulatorLauncher:
 
     def __init__(self, ck):
         self.ck = ck
+        self.last_report = None
 
     def launch(self, grid, args):
-        run_ptx(self.ck.asm["ptx"], self.ck.name, self.ck.metadata, self.ck.target, grid, list(args))
+        self.last_report = run_ptx(self.ck.asm["ptx"], self.ck.name, self.ck.metadata, self.ck.target, grid,
+                                   list(args))
 
     def prepare(self, grid, args):
         from ..prepared import PyPrepared

@@ -255,6 +255,9 @@ class Machine:
         per_wave = max(1, MAX_WAVE_LANES // self.nthreads)
         self.regs_ref = []
         self._compile()
+        if self.checks:
+            from .memory import GlobalRaces
+            self.global_races = GlobalRaces(self)
         with np.errstate(all="ignore"):
             for first in range(0, total_ctas, per_wave):
                 self._run_wave(first, min(per_wave, total_ctas - first))
@@ -416,8 +419,10 @@ class Machine:
         if self.counters:
             self.report.warp_instructions += self.active_warps(em)
         if blk.sync == "cta" and ins.opcode in ("bar", "barrier"):
-            if blk.sync == "cta" and self.checks:
-                self.shared.new_epoch(np.unique(self.cta_of[go]))
+            if self.checks:
+                ctas = np.unique(self.cta_of[go])
+                self.shared.new_epoch(ctas)
+                self.global_races.new_epoch(ctas)
         else:
             blk.fns[0](em)
         pc[go] = cur + 1

@@ -336,7 +336,60 @@ def global_resolve(M, ins, addrs, nbytes, em, write):
         j = int(np.argmax(off % nbytes != 0))
         M.finding("misaligned", ins, f"global access of {nbytes} bytes at offset {int(off[j])} of buffer "
                   f"'{gm.names[int(buf[j])]}' is not {nbytes}-byte aligned", lane=j if idx is None else int(idx[j]))
+    if M.checks and off.size:
+        M.global_races.check(ins, idx, buf, off, nbytes, write)
     return idx, buf, off, single
+
+
+class GlobalRaces:
+    """Per-byte last writer (global thread id) and the barrier epoch of its CTA at the write, for the
+    buffers a launch writes (allocated on a buffer's first store). A read or write of a byte another
+    thread wrote is a race unless that thread is in the same CTA and a barrier separates the two: a
+    tile program's statements are sequential, so a value one thread stores and another loads needs a
+    bar.sync in between; threads of different CTAs cannot be ordered within one launch at all."""
+
+    def __init__(self, M):
+        self.M = M
+        self.writer, self.epoch_at = {}, {}
+        ncta = M.grid[0] * M.grid[1] * M.grid[2]
+        self.cta_epoch = np.zeros(ncta, np.int64)
+
+    def new_epoch(self, ctas):
+        self.cta_epoch[self.M.cta_base + np.asarray(ctas)] += 1
+
+    def check(self, ins, idx, buf, off, nbytes, write):
+        M = self.M
+        lanes = np.arange(M.n) if idx is None else idx
+        gcta = M.cta_base + M.cta_of[lanes]
+        gid = gcta * M.nthreads + M.tid[lanes]
+        ep = self.cta_epoch[gcta]
+        for b in np.unique(buf).tolist():
+            sel = buf == b
+            w = self.writer.get(b)
+            if w is None:
+                if not write:
+                    continue
+                size = len(M.gmem.buffers[b])
+                w = self.writer[b] = np.full(size, -1, np.int64)
+                self.epoch_at[b] = np.zeros(size, np.int64)
+            ix = (off[sel][:, None] + np.arange(nbytes)).reshape(-1)
+            me = np.repeat(gid[sel], nbytes)
+            my_cta = np.repeat(gcta[sel], nbytes)
+            my_ep = np.repeat(ep[sel], nbytes)
+            last = w[ix]
+            other_cta = last // M.nthreads
+            bad = (last >= 0) & (last != me) & ((other_cta != my_cta) | (self.epoch_at[b][ix] == my_ep))
+            if bad.any():
+                j = int(np.argmax(bad))
+                lane = int(lanes[sel][j // nbytes])
+                other = int(last[j])
+                who = (f"thread {other % M.nthreads} of this CTA since the last barrier" if other_cta[j] == my_cta[j]
+                       else f"a thread of another CTA ({other // M.nthreads} in launch order)")
+                M.finding("global-race", ins, f"{'WAW' if write else 'RAW'}: {'store to' if write else 'load of'} "
+                          f"offset {int(ix[j])} of buffer '{M.gmem.names[b]}' written by {who}", lane=lane)
+            if write:
+                w[ix] = me
+                self.epoch_at[b][ix] = my_ep
 
 
 def global_load(M, ins, addrs, nbytes, count, em):

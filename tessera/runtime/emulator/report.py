@@ -2,14 +2,15 @@
 
 Finding kinds are DESIGN §11's (`global-out-of-bounds`, `shared-out-of-bounds`, `misaligned`,
 `uninitialised-shared-read`, `shared-race`, `async-copy-incomplete`, `mbarrier-deadlock`,
-`divergent-barrier`, `step-limit`); `detail` says which variant (RAW/WAW/WAR race, TMA vs
+`divergent-barrier`, `step-limit`) plus `global-race` (two threads of a launch touching one global byte,
+a write among them, unordered by a barrier); `detail` says which variant (RAW/WAW/WAR race, TMA vs
 cp.async bytes, a wgmma operand, ...)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 KINDS = ("global-out-of-bounds", "shared-out-of-bounds", "misaligned", "uninitialised-shared-read", "shared-race",
-         "async-copy-incomplete", "mbarrier-deadlock", "divergent-barrier", "step-limit")
+         "global-race", "async-copy-incomplete", "mbarrier-deadlock", "divergent-barrier", "step-limit")
 MAX_FINDINGS_PER_KIND = 20
 
 
