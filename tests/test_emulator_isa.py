@@ -318,9 +318,6 @@ def test_bfe_signed_in_range():
         assert out[0, i] == bfe_ref(x, p, n, 32, True), (hex(x), p, n)
 
 
-@pytest.mark.xfail(reason="emulator bug: ops/integer.py compile() bfe clamps pos to the width and the length to "
-                   "w - pos, so for .s32/.s64 with pos > msb and len > 0 it returns 0 instead of the ISA's "
-                   "sbit = a[msb] replicated (all ones for a negative a)", strict=True)
 def test_bfe_signed_position_past_msb_replicates_sign():
     a = u32([0x80000000, 0xFFFFFFFF, 0x7FFFFFFF, 0x80000001])
     pos, ln = u32([32, 40, 32, 200]), u32([4, 8, 4, 1])
@@ -427,9 +424,6 @@ def test_fma_rounding_modes_differ():
     assert out[0, 2] == 0x33800000 and out[4, 2] == 0                # fma keeps the 2^-24 a mul + add loses
 
 
-@pytest.mark.xfail(reason="emulator bug: ops/floating.py compile() computes fma.f32 as an f64 a*b+c and rounds "
-                   "that to f32 (values.round_f64_to_f32); the f64 sum is itself rounded when the exact result "
-                   "needs more than 53 bits, so fma.rn/rz/rm.f32 double-round", strict=True)
 def test_fma_single_rounding_beyond_53_bits():
     t = E ** -100
     cases = [(1 + E ** -12, 1 + E ** -12, t),       # 1 + 2^-11 + 2^-24 + 2^-100: above the tie, rn rounds up
@@ -478,9 +472,6 @@ def test_max_min_nan_propagation():
     assert out[0, 0] == 1.0 and np.isnan(out[1, 0])                  # max(NaN, 1) = 1; max.NaN(NaN, 1) = NaN
 
 
-@pytest.mark.xfail(reason="emulator bug: ops/floating.py _binary() uses np.fmax / np.fmin / np.maximum / np.minimum, "
-                   "which return the second operand when the operands compare equal, so max.f32(+0.0, -0.0) = -0.0 "
-                   "and min.f32(-0.0, +0.0) = +0.0 (also with .NaN); the PTX ISA orders +0.0 > -0.0", strict=True)
 def test_max_min_signed_zero():
     a, b = np.array([0.0, -0.0], np.float32), np.array([-0.0, 0.0], np.float32)
     out = lanewise("  max.f32 %f10, %f1, %f2;\n  min.f32 %f11, %f1, %f2;\n"
@@ -490,9 +481,6 @@ def test_max_min_signed_zero():
     assert bits[1].tolist() == [0x80000000] * 2 and bits[3].tolist() == [0x80000000] * 2      # min: -0.0
 
 
-@pytest.mark.xfail(reason="emulator bug: ops/floating.py _binary() max.NaN / min.NaN return np.maximum / np.minimum "
-                   "of the inputs, which passes the input NaN's payload through; the PTX ISA says the result is "
-                   "the canonical NaN (0x7FFFFFFF for .f32)", strict=True)
 def test_max_nan_gives_canonical_nan():
     a = bits_f32([0x7FC00000, 0xFFC00001, 0x7F800001])
     b = np.full(32, 1.0, np.float32)
@@ -514,9 +502,6 @@ def test_div_rn_and_rcp_rn_f32():
     assert out[0, 0] == 0x3EAAAAAB and out[1, 0] == 0x3EAAAAAB       # 1/3 rounds up
 
 
-@pytest.mark.xfail(reason="emulator bug: ops/floating.py compile() treats every _UNARY op (rcp, sqrt, ...) as "
-                   "exact_in_type and computes it in f32 with NumPy's round-to-nearest, ignoring .rz/.rm/.rp on "
-                   "rcp.f32 and sqrt.f32", strict=True)
 def test_rcp_sqrt_directed_rounding():
     b = np.array([3.0, -3.0, 10.0, 7.0], np.float32)
     out = lanewise("  rcp.rz.f32 %f10, %f1;\n  rcp.rm.f32 %f11, %f1;\n  rcp.rp.f32 %f12, %f1;",
@@ -529,8 +514,6 @@ def test_rcp_sqrt_directed_rounding():
     assert out[:, 0].tolist() == [0x3FB504F4, 0x3FB504F3]       # sqrt(2) = 0x3FB504F3.3...
 
 
-@pytest.mark.xfail(reason="emulator bug: ops/floating.py compile() sets exact_in_type for every .f64 op (and computes "
-                   "fma.f64 in np.longdouble), so .rz/.rm/.rp are ignored for .f64 add/sub/mul/div/fma", strict=True)
 def test_f64_directed_rounding():
     x = np.array([1.0, 1.0], np.float64)
     y = np.array([2.0 ** -60, -(2.0 ** -60)], np.float64)
@@ -541,9 +524,6 @@ def test_f64_directed_rounding():
     assert out[2, :2].tolist() == [1.0, 1.0 - 2.0 ** -53]
 
 
-@pytest.mark.xfail(reason="emulator bug: ops/floating.py compile() computes add/sub.{rz,rm,rp}.f32 as an f64 sum "
-                   "rounded to f32 (values.round_f64_to_f32); with an exponent gap of more than 29 bits the f64 sum "
-                   "is already rounded to nearest, so the directed mode sees an exact f32 value", strict=True)
 def test_add_directed_rounding_with_large_exponent_gap():
     a = np.array([1.0, 1.0], np.float32)
     b = np.array([-(2.0 ** -60), 2.0 ** -60], np.float32)
@@ -703,10 +683,6 @@ def test_cvt_sat_integer():
         assert out[1, i] == min(x, M32)
 
 
-@pytest.mark.xfail(reason="emulator bug: ops/convert.py cvt() int_to_int saturates 64-bit sources through float64 "
-                   "(np.clip on v.astype(np.float64)); 2^63 - 1 rounds to 2^63 and the cast back to int64 "
-                   "overflows, so cvt.sat.s64.u64 / cvt.sat.u64.s64 give 0x8000000000000000 for values at or above "
-                   "2^63 - 1", strict=True)
 def test_cvt_sat_64bit_to_64bit():
     a = u64([M64, (1 << 63) - 1, 1 << 63, 5])
     out = lanewise("  cvt.sat.s64.u64 %rd10, %rd1;\n  cvt.sat.u64.s64 %rd11, %rd1;", [a], np.uint64, 2)
@@ -727,8 +703,6 @@ def test_cvt_rn_float_from_int():
         assert bits[0, i] == f32_round_bits(Fraction(s32(x))) and bits[1, i] == f32_round_bits(Fraction(x & M32))
 
 
-@pytest.mark.xfail(reason="emulator bug: ops/convert.py cvt() to_float ignores .rz/.rm/.rp for integer sources (it "
-                   "only honours them for f64 -> f32), so cvt.rz.f32.s32 etc. round to nearest", strict=True)
 def test_cvt_directed_float_from_int():
     v = [16777219, -16777219, 2 ** 63 - 1, 2 ** 60 + 2 ** 36 + 1]
     out = lanewise("  cvt.rz.f32.s64 %f10, %rd1;\n  cvt.rm.f32.s64 %f11, %rd1;\n  cvt.rp.f32.s64 %f12, %rd1;",
@@ -814,9 +788,6 @@ def test_shfl_sync_modes():
     assert out[11].tolist() == [lane // 8 * 8 + 3 for lane in range(32)]
 
 
-@pytest.mark.xfail(reason="emulator bug: ops/warp.py shfl() uses the whole b operand as the lane offset / index; the "
-                   "PTX ISA takes bval = b[4:0], so shfl.bfly with b = 33 is lane ^ 1 and shfl.idx with b = 37 reads "
-                   "lane 5 (the emulator returns each lane's own value)", strict=True)
 def test_shfl_uses_low_five_bits_of_b():
     out = lanewise("  shfl.sync.bfly.b32 %r10, %r0, 33, 31, 0xffffffff;\n"
                    "  shfl.sync.idx.b32 %r11, %r0, 37, 31, 0xffffffff;", [], np.uint32, 2)
@@ -1213,10 +1184,6 @@ def test_barrier_after_half_the_cta_exits_passes():
     assert out.tolist() == [1] * 32 + [0] * 32
 
 
-@pytest.mark.xfail(reason="emulator bug: machine.py Machine._run_wave / _rendezvous decide a barrier only when a "
-                   "lane arrives at it; lanes that wait at bar.sync while the missing lanes are still live (at a "
-                   "higher pc) and then exit are never released, and _deadlock reports divergent-barrier",
-                   strict=True)
 def test_barrier_after_half_the_cta_branches_to_a_later_exit_passes():
     out = np.zeros(64, np.uint32)                 # `if (tid >= 32) return;` with the return block placed last
     launch(module(HALF_EXIT.replace("EXIT", "@%p1 bra END;"), ["out"]), [("out", out)], num_warps=2)
@@ -1242,9 +1209,6 @@ def _with_alarm(seconds, fn):
         signal.signal(signal.SIGALRM, old)
 
 
-@pytest.mark.xfail(reason="emulator bug: machine.py Machine._run_wave checks max_steps only after a block with "
-                   "instructions (`if nf:`); a loop whose block is a lone `bra` counts steps but never checks them "
-                   "and spins forever", strict=True)
 def test_step_limit_on_branch_only_loop():
     ptx = module("LOOP:\n  bra LOOP;", ["out"])
     with pytest.raises(SanitizerError) as ei:

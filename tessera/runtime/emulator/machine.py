@@ -316,7 +316,9 @@ class Machine:
             if not runnable.any():
                 if not live.any():
                     break
-                self._deadlock(pc, live)
+                if not self._release(pc, live, waiting):   # threads that exited no longer hold a barrier
+                    self._deadlock(pc, live)
+                continue
             cur = int(pc[runnable].min())
             mask = runnable & (pc == cur)
             later = live & ~mask & (pc > cur)
@@ -351,6 +353,9 @@ class Machine:
                         break
                     continue
                 self.steps += 1
+                if self.steps > max_steps:
+                    self.fail("step-limit", term, f"more than {max_steps} steps (an infinite loop); raise max_steps "
+                              "if the kernel is just long")
                 if self.counters:
                     report.warp_instructions += self.active_warps(em)
                 if term.opcode in EXITS:
@@ -426,6 +431,16 @@ class Machine:
         else:
             blk.fns[0](em)
         pc[go] = cur + 1
+
+    def _release(self, pc, live, waiting):
+        """Nothing is runnable: retry every synchronising instruction lanes wait at (the lanes they waited
+        for may have exited since). True if some group went on."""
+        for cur in sorted(set(pc[waiting & live].tolist())):
+            before = int(waiting.sum())
+            self._rendezvous(self.blocks[cur], cur, np.zeros_like(live), pc, live, waiting)
+            if int(waiting.sum()) < before:
+                return True
+        return False
 
     def _deadlock(self, pc, live):
         blocks = self.blocks

@@ -45,6 +45,7 @@ def type_bits(t: str) -> int:
 # Operands: tuples whose first element names the kind.
 #   ("reg", name) ("imm", int) ("immf32", bits) ("immf64", bits) ("sreg", "tid.x") ("sym", name) ("sink",)
 #   ("vec", [operands]) ("mem", base operand, byte offset) ("tmap", descriptor operand, ("vec", coords))
+#   ("pair", value operand, predicate operand) for `d|p` destinations
 
 @dataclass
 class Instruction:
@@ -110,6 +111,9 @@ def parse_operand(tok: str, rename: dict):
         return ("mem", parse_operand(inner, rename), 0)
     if tok == "_":
         return ("sink",)
+    if "|" in tok:                                         # `d|p`: a value and a predicate destination
+        first, second = tok.split("|", 1)
+        return ("pair", parse_operand(first, rename), parse_operand(second, rename))
     m = _SREG.match(tok)
     if m:
         return ("sreg", m.group(1) + (m.group(2) or ""))

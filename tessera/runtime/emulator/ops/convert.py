@@ -70,6 +70,8 @@ def cvt(ins, M):
                 v = _INTEGRAL[rnd](v)
             if dt == "f32" and st == "f64" and rnd in ("rz", "rm", "rp"):
                 r = V.round_f64_to_f32(v, rnd)
+            elif not _float_kind(st) and rnd in ("rz", "rm", "rp"):
+                r = _int_to_float_directed(np.asarray(v), cd, rnd)
             else:
                 r = np.asarray(v).astype(cd)
             if sat:
@@ -100,9 +102,38 @@ def cvt(ins, M):
     def int_to_int(em):
         v = np.asarray(src())
         if sat:
-            v = np.clip(v.astype(np.float64) if v.dtype.itemsize == 8 else v.astype(np.int64), lo, hi)
+            v = _saturate_int(v, lo, hi)
         wr(v.astype(cd), em)
     return int_to_int
+
+
+def _saturate_int(v, lo, hi):
+    """Clamp integers to [lo, hi] with exact comparisons (no float64 round trip for 64-bit values)."""
+    if v.dtype == np.uint64:
+        return np.where(v > np.uint64(min(hi, 2 ** 64 - 1)), np.uint64(min(hi, 2 ** 64 - 1)), v)
+    v = v.astype(np.int64)
+    v = np.where(v < np.int64(max(lo, -2 ** 63)), np.int64(max(lo, -2 ** 63)), v)
+    if hi < 2 ** 63:
+        v = np.where(v > np.int64(hi), np.int64(hi), v)
+    return v
+
+
+def _int_to_float_directed(v, cd, mode):
+    """Integers → f32 / f64 with .rz/.rm/.rp, lane by lane with exact integer comparisons."""
+    f = v.astype(cd)
+    flat_v, flat_f = np.atleast_1d(v), np.atleast_1d(f).copy()
+    for i in range(flat_v.size):
+        exact = int(flat_v[i])
+        x = flat_f[i]
+        got = int(x) if np.isfinite(x) else None
+        if got is None or got == exact:
+            continue
+        too_big = got > exact
+        if mode == "rm" and too_big or mode == "rz" and exact > 0 and too_big:
+            flat_f[i] = np.nextafter(x, cd(-np.inf))
+        elif mode == "rp" and not too_big or mode == "rz" and exact < 0 and not too_big:
+            flat_f[i] = np.nextafter(x, cd(np.inf))
+    return flat_f.reshape(np.shape(f)) if np.ndim(f) else flat_f[0]
 
 
 def cvta(ins, M):

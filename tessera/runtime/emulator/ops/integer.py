@@ -34,7 +34,6 @@ def _div(a, b, t, rem):
     zero = b == 0
     bz = np.where(zero, cd(1), b)
     if t[0] == "s":
-        w = V.type_bits(t)
         # truncating division; INT_MIN / -1 wraps to INT_MIN
         minus_one = bz == cd(-1)
         safe = np.where(minus_one, cd(1), bz)
@@ -75,15 +74,21 @@ def compile(ins, M):
         signed = t[0] == "s"
 
         def bfe(em):
-            x = np.asarray(a()).astype(np.uint64)
-            p = np.minimum(np.asarray(pos()).astype(np.uint64) & np.uint64(0xFF), np.uint64(w))
-            n = np.minimum(np.asarray(ln()).astype(np.uint64) & np.uint64(0xFF), np.uint64(w) - p)
-            mask = np.where(n >= 64, np.uint64(0xFFFFFFFFFFFFFFFF), (np.uint64(1) << np.minimum(n, np.uint64(63))) - np.uint64(1))
-            v = (x >> np.minimum(p, np.uint64(63))) & mask
+            # ISA: sbit = signed ? a[min(pos + len - 1, msb)] : 0; d[i] = (i < len && pos + i <= msb) ? a[pos + i] : sbit
+            x = np.asarray(a()).astype(cd, copy=False).view(V.UINT[w]).astype(np.uint64)
+            p = np.asarray(pos()).astype(np.int64) & 0xFF
+            n = np.asarray(ln()).astype(np.int64) & 0xFF
+            valid = np.clip(np.minimum(n, w - p), 0, w)
+            ones = np.uint64(0xFFFFFFFFFFFFFFFF)
+            mask = np.where(valid >= 64, ones, (np.uint64(1) << np.minimum(valid, 63).astype(np.uint64)) - np.uint64(1))
+            field = (x >> np.minimum(p, 63).astype(np.uint64)) & mask
+            field = np.where(p >= w, np.uint64(0), field)
             if signed:
-                top = np.where(n > 0, (v >> np.maximum(n, np.uint64(1)) - np.uint64(1)) & np.uint64(1), np.uint64(0))
-                v = np.where(top == 1, v | ~mask, v)
-            wr(v.astype(V.UINT[w]).view(cd), em)
+                top = np.clip(p + n - 1, 0, w - 1).astype(np.uint64)
+                sbit = np.where(n > 0, (x >> top) & np.uint64(1), np.uint64(0))
+                field = np.where(sbit == 1, field | (~mask), field)
+            wmask = np.uint64((1 << w) - 1) if w < 64 else ones
+            wr((field & wmask).astype(V.UINT[w]).view(cd), em)
         return bfe
     if o in ("shl", "shr"):
         b = M.reader(ops[2], "u32", ins)

@@ -34,7 +34,7 @@ def shfl(ins, M):
     if mode not in ("bfly", "down", "up", "idx"):
         raise unsupported(ins)
     ops = ins.operands
-    if ops[0][0] != "reg" and ops[0][0] != "sink":
+    if ops[0][0] not in ("reg", "sink"):
         raise unsupported(ins, "the `d|p` destination form")
     wr = M.writer(ops[0], "b32", ins)
     a = M.reader(ops[1], "b32", ins)
@@ -46,7 +46,7 @@ def shfl(ins, M):
             _partial_warp(M, ins, em, "shfl.sync")
         n = M.n
         lane = M.tid % 32
-        bb = np.broadcast_to(np.asarray(b()).astype(np.int64), (n,))
+        bb = np.broadcast_to(np.asarray(b()).astype(np.int64) & 31, (n,))
         cc = np.broadcast_to(np.asarray(c()).astype(np.int64), (n,))
         clamp, seg = cc & 31, (cc >> 8) & 31
         lo = lane & seg
