@@ -15,6 +15,8 @@ a deadlock), reported with the pcs where the lanes wait.
 """
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 
 from ...errors import EmulatorError, SanitizerError
@@ -251,17 +253,26 @@ class Machine:
                 b.fns.append(compile_instruction(ins, self))
 
     def run(self):
-        total_ctas = self.grid[0] * self.grid[1] * self.grid[2]
-        per_wave = max(1, MAX_WAVE_LANES // self.nthreads)
         self.regs_ref = []
+        gc_was_on = gc.isenabled()
+        gc.disable()           # thousands of closures and small arrays: cyclic GC passes only cost time here
+        try:
+            self._run_all()
+        finally:
+            if gc_was_on:
+                gc.enable()
+        return self.report
+
+    def _run_all(self):
         self._compile()
         if self.checks:
             from .memory import GlobalRaces
             self.global_races = GlobalRaces(self)
+        total_ctas = self.grid[0] * self.grid[1] * self.grid[2]
+        per_wave = max(1, MAX_WAVE_LANES // self.nthreads)
         with np.errstate(all="ignore"):
             for first in range(0, total_ctas, per_wave):
                 self._run_wave(first, min(per_wave, total_ctas - first))
-        return self.report
 
     def _setup_wave(self, first, ncta):
         nt = self.nthreads
@@ -290,6 +301,7 @@ class Machine:
         self.regs_ref[:] = [np.zeros(n, V.storage_dtype(bits)) for bits in self.slot_bits]
         self.shared = SharedMemory(self, ncta, self.shared_size)
         self.async_state = {}
+        self.bank_memo = {}
 
     def active_warps(self, mask):
         if mask is None:

@@ -79,12 +79,31 @@ def count_global(M, em, addrs, nbytes):
 
 
 def count_shared(M, ins, lanes_active, offs, nbytes):
-    """Wavefronts and bank conflicts of one warp-level shared access (`lanes_active` (n,) bool or None)."""
+    """Wavefronts and bank conflicts of one warp-level shared access (`lanes_active` (n,) bool or None).
+    Loops repeat the same address patterns, so results are memoised per instruction and pattern."""
     if M.nthreads % 32:
         return
+    offs = np.broadcast_to(np.asarray(offs), (M.n,))
+    key = (ins.index, nbytes, offs.tobytes(), None if lanes_active is None else lanes_active.tobytes())
+    memo = M.bank_memo.get(key)
+    if memo is None:
+        memo = _bank_stats(M, lanes_active, offs, nbytes)
+        if len(M.bank_memo) < 4096:
+            M.bank_memo[key] = memo
+    requests, total, ideal = memo
+    rep = M.report
+    rep.shared_requests += requests
+    rep.shared_wavefronts += total
+    if total > ideal:
+        rep.shared_bank_conflicts += total - ideal
+        rep.bank_conflicts_by_line[ins.line] = rep.bank_conflicts_by_line.get(ins.line, 0) + total - ideal
+
+
+def _bank_stats(M, lanes_active, offs, nbytes):
+    """(warp requests, wavefronts, ideal wavefronts) of one shared access."""
     phases = 1 if nbytes <= 4 else min(nbytes // 4, 4)
     per_lane = max(1, nbytes // 4)
-    words = np.broadcast_to(np.asarray(offs), (M.n,)).astype(np.int64) >> 2
+    words = offs.astype(np.int64) >> 2
     if per_lane > 1:
         words = words[:, None] + np.arange(per_lane)
     else:
@@ -100,14 +119,7 @@ def count_shared(M, ins, lanes_active, offs, nbytes):
     r, c = np.nonzero(first)
     counts = np.bincount(r * 32 + (s[r, c] & 31), minlength=rows.shape[0] * 32).reshape(-1, 32)
     wave = counts.max(1)
-    total = int(wave.sum())
-    ideal = int(used.sum())
-    rep = M.report
-    rep.shared_requests += int(used.reshape(-1, phases).any(1).sum())
-    rep.shared_wavefronts += total
-    if total > ideal:
-        rep.shared_bank_conflicts += total - ideal
-        rep.bank_conflicts_by_line[ins.line] = rep.bank_conflicts_by_line.get(ins.line, 0) + total - ideal
+    return int(used.reshape(-1, phases).any(1).sum()), int(wave.sum()), int(used.sum())
 
 
 class SharedMemory:

@@ -101,14 +101,6 @@ def ldmatrix(ins, M):
     return run
 
 
-def _unpack_pair(bits, ty):
-    bits = np.asarray(bits).astype(np.uint32)
-    lo, hi = bits & np.uint32(0xFFFF), bits >> np.uint32(16)
-    if ty == "bf16":
-        return V.bf16_to_f32(lo), V.bf16_to_f32(hi)
-    return V.f16_bits_to_f32(lo), V.f16_bits_to_f32(hi)
-
-
 def mma(ins, M):
     shape = next(m for m in ins.mods if re.fullmatch(r"m\d+n\d+k\d+", m))
     dty, aty, bty, cty = ins.mods[-4:]
@@ -116,34 +108,40 @@ def mma(ins, M):
             or bty != aty or dty != "f32" or cty != "f32":
         raise unsupported(ins, "only mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32")
     d_ops, a_ops, b_ops, c_ops = (ins.operands[i][1] for i in range(4))
+    if (len(d_ops), len(a_ops), len(b_ops), len(c_ops)) != (4, 4, 2, 4):
+        raise unsupported(ins, "m16n8k16 takes 4 d, 4 a, 2 b and 4 c registers")
     a_rd = [M.reader(r, "b32", ins) for r in a_ops]
     b_rd = [M.reader(r, "b32", ins) for r in b_ops]
     c_rd = [M.reader(r, "f32", ins) for r in c_ops]
     wrs = [M.writer(r, "f32", ins) for r in d_ops]
     lanes = np.arange(32)
     g, t = lanes // 4, lanes % 4
+    # element (register i, half h) of lane l sits at these rows / columns of A, B and C/D
+    a_row = np.stack([g + 8 * (i % 2) for i in range(4) for _ in range(2)])            # (8, 32)
+    a_col = np.stack([2 * t + 8 * (i // 2) + h for i in range(4) for h in range(2)])
+    b_row = np.stack([2 * t + 8 * i + h for i in range(2) for h in range(2)])            # (4, 32)
+    b_col = np.stack([g for _ in range(4)])
+    c_row = np.stack([g + 8 * (i // 2) for i in range(4)])                              # (4, 32)
+    c_col = np.stack([2 * t + (i % 2) for i in range(4)])
+
+    def halves(regs):
+        bits = np.stack([np.broadcast_to(np.asarray(r()), (M.n,)) for r in regs]).astype(np.uint32)
+        pair = np.stack([bits & np.uint32(0xFFFF), bits >> np.uint32(16)], 1)             # (regs, 2, n)
+        vals = V.bf16_to_f32(pair) if aty == "bf16" else V.f16_bits_to_f32(pair)
+        return vals.reshape(len(regs) * 2, -1, 32)                                        # (elements, warps, 32)
 
     def run(em):
         if em is not None:
             _partial_warp(M, ins, em, "mma.sync")
-        n = M.n
-        nw = n // 32
+        nw = M.n // 32
         A = np.zeros((nw, 16, 16))
         B = np.zeros((nw, 16, 8))
         C = np.zeros((nw, 16, 8))
-        for i, r in enumerate(a_rd):
-            e0, e1 = _unpack_pair(np.broadcast_to(r(), (n,)), aty)
-            row, col = g + 8 * (i % 2), 2 * t + 8 * (i // 2)
-            A[:, row, col] = e0.reshape(nw, 32)
-            A[:, row, col + 1] = e1.reshape(nw, 32)
-        for i, r in enumerate(b_rd):
-            e0, e1 = _unpack_pair(np.broadcast_to(r(), (n,)), bty)
-            k = 2 * t + 8 * i
-            B[:, k, g] = e0.reshape(nw, 32)
-            B[:, k + 1, g] = e1.reshape(nw, 32)
-        for i, r in enumerate(c_rd):
-            C[:, g + 8 * (i // 2), 2 * t + (i % 2)] = np.broadcast_to(r(), (n,)).reshape(nw, 32)
-        D = (A @ B + C).astype(np.float32)
+        A[:, a_row, a_col] = halves(a_rd).transpose(1, 0, 2)
+        B[:, b_row, b_col] = halves(b_rd).transpose(1, 0, 2)
+        cv = np.stack([np.broadcast_to(np.asarray(r()), (M.n,)) for r in c_rd]).reshape(4, nw, 32)
+        C[:, c_row, c_col] = cv.transpose(1, 0, 2)
+        D = (A @ B + C).astype(np.float32)[:, c_row, c_col]                               # (warps, 4, 32)
         for i, wr in enumerate(wrs):
-            wr(D[:, g + 8 * (i // 2), 2 * t + (i % 2)].reshape(-1), em)
+            wr(D[:, i].reshape(-1), em)
     return run
