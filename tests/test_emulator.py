@@ -11,22 +11,12 @@ import pytest
 
 import tessera as ts
 from tessera import tile
-from tessera.backends.nvidia.ptxas import find_ptxas
-from tessera.errors import BackendUnavailable
-
 import emu_cases
+from test_nvidia_compile import _have_ptxas
 
 bf16 = ml_dtypes.bfloat16
 TARGETS = ("sm_80", "sm_90a")
 CASES = {c[0]: c[1:] for c in emu_cases.cases()}
-
-
-def _have_ptxas():
-    try:
-        find_ptxas()
-        return True
-    except BackendUnavailable:
-        return False
 
 
 needs_ptxas = pytest.mark.skipif(not _have_ptxas(), reason="ptxas not found (the NVIDIA stages need it)")

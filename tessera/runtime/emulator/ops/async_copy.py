@@ -32,22 +32,12 @@ def cp(ins, M):
         from .hopper import tma_load
         return tma_load(ins, M)
     if mods[1] == "commit_group":
-        def commit(em):
-            st = _state(M)
-            if em is None:
-                st["committed"] += 1
-            else:
-                st["committed"][em] += 1
-        return commit
+        return lambda em: _commit(M, em)
     if mods[1] in ("wait_group", "wait_all"):
         keep = ins.operands[0][1] if mods[1] == "wait_group" else 0
-        if mods[1] == "wait_all":
+        if mods[1] == "wait_all":           # commit, then wait for everything
             def wait_all(em):
-                st = _state(M)
-                if em is None:
-                    st["committed"] += 1
-                else:
-                    st["committed"][em] += 1
+                _commit(M, em)
                 deliver(M, em, 0)
             return wait_all
         return lambda em: deliver(M, em, keep)
@@ -91,6 +81,14 @@ def cp(ins, M):
             sh.pending[(flat[:, None] + np.arange(size)).reshape(-1)] = True
         st["records"].append([lanes, st["committed"][lanes].copy(), flat, data[lanes]])
     return issue
+
+
+def _commit(M, em):
+    st = _state(M)
+    if em is None:
+        st["committed"] += 1
+    else:
+        st["committed"][em] += 1
 
 
 def deliver(M, em, keep):

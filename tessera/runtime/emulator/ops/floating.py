@@ -139,16 +139,24 @@ def _maxmin(o, mods, a, b, cd):
     return np.where(np.isnan(v), nan, v).astype(cd)
 
 
-def _f32(o, mods, args, mode):
-    """One f32 op, correctly rounded in `mode`."""
+_SIGN_OPS = ("max", "min", "neg", "abs", "copysign")
+
+
+def _sign_op(o, mods, args, cd):
+    """The ops that round nothing: max / min (signed zeros, NaN rules), neg, abs, copysign."""
     if o in ("max", "min"):
-        return _maxmin(o, mods, args[0], args[1], np.float32)
+        return _maxmin(o, mods, args[0], args[1], cd)
     if o == "neg":
         return -args[0]
     if o == "abs":
         return np.abs(args[0])
-    if o == "copysign":
-        return np.copysign(args[1], args[0])
+    return np.copysign(args[1], args[0])
+
+
+def _f32(o, mods, args, mode):
+    """One f32 op, correctly rounded in `mode`."""
+    if o in _SIGN_OPS:
+        return _sign_op(o, mods, args, np.float32)
     d = [np.asarray(x, np.float64) for x in args]
     if o in ("add", "sub"):
         if mode == "rn":
@@ -175,14 +183,8 @@ def _f32(o, mods, args, mode):
 
 
 def _f64(o, mods, args, mode):
-    if o in ("max", "min"):
-        return _maxmin(o, mods, args[0], args[1], np.float64)
-    if o == "neg":
-        return -args[0]
-    if o == "abs":
-        return np.abs(args[0])
-    if o == "copysign":
-        return np.copysign(args[1], args[0])
+    if o in _SIGN_OPS:
+        return _sign_op(o, mods, args, np.float64)
     if o in ("fma", "mad") or (mode != "rn" and o in ("add", "sub", "mul", "div")):
         return _f64_exact(o, [np.asarray(x, np.float64) for x in args], mode)
     if o == "add":
