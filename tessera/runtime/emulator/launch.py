@@ -118,28 +118,19 @@ def run_ptx(ptx, name, metadata, arch, grid, args, *, checks=True, max_steps=20_
     if len(args) != len(abi):
         raise LaunchError(f"kernel '{name}' takes {len(abi)} runtime arguments, got {len(args)}")
     gmem = GlobalMemory()
-    placed = {}
-
-    def as_device(a):
-        if isinstance(a, EmuArray):
-            return a
-        if not isinstance(a, np.ndarray):
-            raise LaunchError(f"the emulator runs kernels on NumPy arrays, got {type(a).__name__}")
-        ea = _place(gmem, a, f"arg{len(placed)}")
-        placed[id(a)] = ea
-        return ea
 
     tensors = []
     emu_args = []
     for spec, a in zip(abi, args):
-        if spec["kind"] == "tensor":
-            ea = as_device(np.asarray(a) if not isinstance(a, np.ndarray) else a)
-            tensors.append((spec, ea))
-            emu_args.append(ea)
-        else:
+        if spec["kind"] != "tensor":
             emu_args.append(a)
-    for i, (spec, ea) in enumerate(tensors):
-        gmem.names[(ea.data.ptr + _span(ea.host)[0] >> 40) - 1] = spec["name"]
+            continue
+        if not isinstance(a, np.ndarray):
+            raise LaunchError(f"argument '{spec['name']}': the emulator runs kernels on NumPy arrays, got "
+                              f"{type(a).__name__}")
+        ea = _place(gmem, a, spec["name"])
+        tensors.append((spec, ea))
+        emu_args.append(ea)
     vals, keep = flat_values(abi, emu_args, as_device_array=lambda a: a)
     tmaps = {}
     tma = [tuple(int(x) for x in t) for t in metadata.get("tma", ())]

@@ -157,7 +157,6 @@ def _parse_params(sig: str, where) -> list:
 
 def _statements(body: str, base: int, starts):
     """Yields (kind, text, line) with kind in scope+ / scope- / label / stmt."""
-    pos = 0
     for m in re.finditer(r"[^;]*;|[^;]+$", body):
         chunk = m.group(0)
         i, n = 0, len(chunk)
@@ -187,8 +186,6 @@ def _statements(body: str, base: int, starts):
                 raise EmulatorError(f"unterminated PTX statement `{' '.join(stmt.split())[:80]}` "
                                     f"(line {_line_of(starts, base + m.start() + i)})")
             break
-        pos = m.end()
-    del pos
 
 
 def _reg_names(decl: str) -> tuple:
