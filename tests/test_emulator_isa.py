@@ -1214,3 +1214,18 @@ def test_step_limit_on_branch_only_loop():
     with pytest.raises(SanitizerError) as ei:
         _with_alarm(1.0, lambda: launch(ptx, [("out", np.zeros(1, np.uint32))], max_steps=1000))
     assert ei.value.kind == "step-limit"
+
+
+def test_partial_warp_at_a_full_mask_shuffle():
+    """Half of the warp exited; the rest run shfl.sync with member mask -1: a partial warp at a
+    collective (reported as divergent-barrier, with the thread)."""
+    ptx = module("""
+  setp.ge.u32 %p1, %r0, 16;
+  @%p1 ret;
+  shfl.sync.bfly.b32 %r10, %r0, 1, 31, -1;
+  mad.lo.s64 %rd41, %rd40, 4, %rd50;
+  st.global.u32 [%rd41], %r10;""", ["out"])
+    with pytest.raises(SanitizerError) as ei:
+        launch(ptx, [("out", np.zeros(32, np.uint32))])
+    assert ei.value.kind == "divergent-barrier" and "part of a warp" in ei.value.findings[0].detail
+    assert ei.value.findings[0].line == line_of(ptx, "shfl.sync")

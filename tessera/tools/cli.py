@@ -1,4 +1,4 @@
-"""`tessera` command line: `tessera aot --suite NAME --out DIR [--target sm_90a]`,
+"""`tessera` command line: `tessera aot --suite NAME --out DIR [--target sm_90a]`, `tessera emulate DIR`,
 `tessera cache list|info [KEY]|clear`."""
 from __future__ import annotations
 
@@ -114,10 +114,16 @@ def main(argv=None):
     c = sub.add_parser("cache", help="inspect or clear the compile cache and the autotune database")
     c.add_argument("action", choices=["list", "info", "clear"])
     c.add_argument("key", nargs="?", help="for info: a cache key (or a unique prefix)")
+    e = sub.add_parser("emulate", help="run an AOT folder's PTX in the PTX emulator with its checks (no GPU)")
+    e.add_argument("folder")
+    e.add_argument("--json", help="write the per-case results here")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "cache":
             return cache_cmd(args)
+        if args.cmd == "emulate":
+            from ..runtime.check import main_emulate
+            return main_emulate(args.folder, args.json)
         aot(args)
     except TesseraError as e:
         print(f"error: {e}", file=sys.stderr)
