@@ -238,3 +238,28 @@ def test_store_then_load_by_other_threads_is_ordered(arch):
     ts.compile(svd_top_k, *args, target=arch).emulate((1,), *got)     # no global-race
     for g, w in zip(got[3:], want[3:]):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+@needs_ptxas
+def test_wgmma_accumulators_read_before_wait_group_are_nan():
+    """Adversarial mode: until a wgmma.wait_group retires its group, the accumulator registers read as
+    NaN, so an epilogue that does not wait (here: every wait dropped) produces NaN, not lucky numbers;
+    its stores into the operand stages are also WAR races with the unretired wgmma group."""
+    from tessera.kernels import matmul
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((128, 64)).astype(bf16), rng.standard_normal((64, 128)).astype(bf16)
+    c = np.zeros((128, 128), np.float32)
+    ck = ts.compile(matmul, a, b, c, target="sm_90a", BM=128, BN=128, BK=64)
+    ptx = ck.asm["ptx"]
+    assert "wgmma.wait_group" in ptx
+    mutated = "\n".join(line for line in ptx.splitlines() if "wgmma.wait_group" not in line)
+    ck.emulate((1, 1), a, b, c)
+    np.testing.assert_allclose(c, a.astype(np.float32) @ b.astype(np.float32), rtol=1e-4, atol=1e-3)
+    c[:] = 0
+    with pytest.raises(ts.SanitizerError) as e:       # the epilogue's stores reuse the operand stages: WAR too
+        ck.emulate((1, 1), a, b, c, ptx=mutated)
+    assert e.value.kind == "shared-race" and "wgmma" in e.value.findings[0].detail
+    assert np.isnan(c).all()
+    c[:] = 0
+    ck.emulate((1, 1), a, b, c, ptx=mutated, checks=False)       # numerics only: not adversarial
+    assert not np.isnan(c).any()

@@ -16,6 +16,8 @@ old accumulator.
 Checks: operand bytes outside shared memory, never written, not yet delivered by their TMA, or
 written by a generic store in this barrier epoch; and a write (st.shared, TMA) to bytes that a
 committed-but-not-waited wgmma group still reads (`wgmma.wait_group` too weak): a WAR shared race.
+In adversarial mode the accumulator registers read as NaN until a `wgmma.wait_group` retires their
+group (chained wgmma instructions still see the real values), so reading them too early shows.
 """
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ def operand_offsets(desc: int, rows: int, k_major: bool):
 def _wg_state(M):
     st = M.async_state.get("wgmma")
     if st is None:
-        st = {"open": {}, "committed": {}}
+        st = {"open": {}, "committed": {}, "acc_true": {}, "acc_open": set(), "acc_groups": []}
         M.async_state["wgmma"] = st
         if M.checks:
             M.shared.busy = np.zeros(M.shared.data.size, np.int16)
@@ -84,6 +86,18 @@ def _read_operand(M, ins, cta, desc, rows, k_major, who):
     return V.bf16_to_f32(bits).astype(np.float64), ix
 
 
+def _retire_accumulators(M, st, keep):
+    """wait_group `keep`: the accumulators of all but the `keep` newest committed groups get their values
+    (in adversarial mode they read as NaN until then)."""
+    while len(st["acc_groups"]) > keep:
+        done = st["acc_groups"].pop(0)
+        pending = set(st["acc_open"]).union(*st["acc_groups"]) if st["acc_groups"] else set(st["acc_open"])
+        for slot in done - pending:
+            value = st["acc_true"].pop(slot, None)
+            if value is not None:
+                M.regs_ref[slot] = value
+
+
 def compile(ins, M):
     sub = ins.mods[0]
     if sub == "fence":
@@ -94,6 +108,8 @@ def compile(ins, M):
             for key, ranges in list(st["open"].items()):
                 st["committed"].setdefault(key, []).append(ranges)
             st["open"] = {}
+            st["acc_groups"].append(st["acc_open"])
+            st["acc_open"] = set()
         return commit
     if sub == "wait_group":
         keep = ins.operands[0][1]
@@ -105,6 +121,7 @@ def compile(ins, M):
                     for ix in groups.pop(0):
                         if M.checks:
                             M.shared.busy[ix] -= 1
+            _retire_accumulators(M, st, keep)
         return wait
     if sub != "mma_async":
         raise unsupported(ins)
@@ -123,8 +140,9 @@ def compile(ins, M):
     if len(imms) != 4 or imms[0] != 1 or imms[1] != 1:
         raise unsupported(ins, "negated operands (imm-scale-a/b = -1)")
     trans_a, trans_b = imms[2], imms[3]
-    acc_rd = [M.reader(r, "f32", ins) for r in dregs]
+    acc_slots = [M.slot(r[1], ins) for r in dregs]
     acc_wr = [M.writer(r, "f32", ins) for r in dregs]
+    poison = np.array(0x7FFFFFFF, np.uint32)
     lane = np.arange(128)
     w, l = lane // 32, lane % 32
     rows = [16 * w + l // 4 + 8 * (q // 2) for q in range(4)]
@@ -135,7 +153,8 @@ def compile(ins, M):
         da = np.broadcast_to(np.asarray(rd_a()), (n,))
         db = np.broadcast_to(np.asarray(rd_b()), (n,))
         sd = np.broadcast_to(np.asarray(scale_d()), (n,))
-        cur = [np.asarray(r()).astype(np.float64) for r in acc_rd]
+        true = st["acc_true"]         # in-flight accumulators: their real bits (the registers hold NaN)
+        cur = [(true[sl] if sl in true else M.regs_ref[sl]).view(np.float32).astype(np.float64) for sl in acc_slots]
         out = [c.copy() for c in cur]
         active = np.ones(n, bool) if em is None else em
         for g0 in range(0, n, 128):
@@ -155,6 +174,10 @@ def compile(ins, M):
                 both = np.concatenate([ia, ib])
                 M.shared.busy[both] += 1
                 st["open"].setdefault((cta, g0), []).append(both)
-        for wr, v in zip(acc_wr, out):
+        for sl, wr, v in zip(acc_slots, acc_wr, out):
             wr(v.astype(np.float32), em)
+            if M.adversarial:       # until a wgmma.wait_group retires this group, the registers read as NaN
+                true[sl] = M.regs_ref[sl]
+                M.regs_ref[sl] = np.where(active, poison, M.regs_ref[sl])
+                st["acc_open"].add(sl)
     return run
