@@ -88,6 +88,34 @@ def cases():
     for n, res, sp in ((1, False, False), (2, True, True), (4, False, False), (2, True, False), (3, False, True)):
         k, make, ce = _fused(n, res, sp)
         out.append((f"gdn.fused_delta_{n}{'_res' if res else ''}{'_sparse' if sp else ''}", k, (4,), make, ce))
+    return out + template_cases()
+
+
+def template_cases():
+    """The graph level's kernel templates (tessera.graph_kernels), launched as graph_exec launches them."""
+    import tessera.graph_kernels as gk
+    ew = gk.elementwise([("x", "full"), ("b", "row")], [], ["y = tile.exp(v_x) * v_b - 0.5"], [("out", "y")])
+    out = [
+        ("graph.elementwise", ew, (3, 1), lambda r: [R(r, (10, 40)), R(r, (1, 40)), Z((10, 40))], {}),
+        ("graph.gemm", gk.gemm(False, False), (2, 2), lambda r: [R(r, (40, 24)), R(r, (24, 50)), Z((40, 50))], {}),
+        ("graph.gemm_epilogue_scaled", gk.gemm(True, True), (2, 2),
+         lambda r: [R(r, (40, 24)), R(r, (24, 50)), Z((40, 50)), R(r, (40, 50)), np.array([0.7], np.float32)], {}),
+        ("graph.batched_gemm", gk.batched_gemm(), (1, 2, 3),
+         lambda r: [R(r, (3, 17, 8)), R(r, (3, 8, 40)), Z((3, 17, 40))], {}),
+        ("graph.strided_copy3", gk.strided_copy(3), (6,), lambda r: [R(r, (2, 3, 20)).transpose(1, 0, 2)[:, :, ::2],
+                                                                     Z((3, 2, 10))], {}),
+        ("graph.embedding", gk.embedding(), (5,), lambda r: [np.array([3, 0, 7, 7, 1], np.int64), R(r, (8, 48)),
+                                                             Z((5, 48))], {}),
+        ("graph.dropout", gk.dropout(), (4,), lambda r: [R(r, (4, 200)), Z((4, 200))], dict(P=0.25, SEED=7)),
+    ]
+    for kind in ("sum", "mean", "max", "min", "softmax", "l2"):
+        shape_out = (6, 90) if kind == "softmax" else (6, 1)
+        out.append((f"graph.row_{kind}", gk.row_op(kind), (6,), lambda r, o=shape_out: [R(r, (6, 90)), Z(o)], {}))
+    for product, pair in ((False, False), (True, False), (True, True)):
+        k = gk.gating(product, pair)
+        ins = (lambda r: [R(r, (50, 16)), R(r, (50, 16))]) if pair else (lambda r: [R(r, (50, 16))])
+        out.append((f"graph.{k.__name__}", k, (2,),
+                    lambda r, ins=ins: ins(r) + [(R(r, (16, 16)) * 0.3), Z((50, 16))], dict(DIST=2.0)))
     return out
 
 
@@ -101,4 +129,5 @@ def tolerance(args):
 # Cases whose math is exact (copies, casts, integer ops, single roundings): compared bit for bit.
 EXACT = {"vector_add", "broadcast", "casts", "scalars", "scalars_false", "copy2d_strided", "copy2d_negstride",
          "masked", "scalar_io", "blocks", "shared_pipeline", "views_of_views", "bool_io", "int_reduce",
-         "constexpr_if", "nested", "smoke.vector_add", "bench.scale_bf16", "fp8_roundtrip"}
+         "constexpr_if", "nested", "smoke.vector_add", "bench.scale_bf16", "fp8_roundtrip", "graph.strided_copy3",
+         "graph.embedding", "graph.dropout"}
