@@ -244,6 +244,10 @@ class Machine:
                     b.target = next(i for i, bb in enumerate(self.blocks) if bb.start == start) \
                         if start < len(self.kernel.instructions) else len(self.blocks)
             for ins in body:
+                if ins.opcode in ("bar", "barrier") and (ins.mods[:1] != ["sync"] or len(ins.operands) != 1
+                                                         or ins.operands[0] != ("imm", 0)):
+                    raise EmulatorError(f"the emulator implements only `bar.sync 0` (the whole CTA), not `{ins.text}` "
+                                        f"(PTX line {ins.line})")
                 if ins.opcode in SYNC_SCOPE and ins.pred is not None:
                     raise EmulatorError(f"a predicated synchronising instruction `{ins.text}` (PTX line {ins.line}) "
                                         "is not emulated")
