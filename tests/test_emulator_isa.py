@@ -1229,3 +1229,55 @@ def test_partial_warp_at_a_full_mask_shuffle():
         launch(ptx, [("out", np.zeros(32, np.uint32))])
     assert ei.value.kind == "divergent-barrier" and "part of a warp" in ei.value.findings[0].detail
     assert ei.value.findings[0].line == line_of(ptx, "shfl.sync")
+
+
+# -- performance counters ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("stride_words, extra", [(1, 0), (2, 1), (32, 31), (0, 0), (33, 0)])
+def test_shared_bank_conflicts_of_strided_words(stride_words, extra):
+    """32 threads store one 4-byte word each at word stride s: the conflict degree is the most
+    distinct words any bank serves (s=2: 2-way, s=32: 32-way; s=0 is a broadcast; s=33 hits every bank)."""
+    ptx = module(f"""
+  mul.lo.u32 %r20, %r0, {4 * stride_words};
+  st.shared.u32 [%r20], %r0;
+  bar.sync 0;
+  ld.shared.u32 %r10, [%r20];
+  mad.lo.s64 %rd41, %rd40, 4, %rd50;
+  st.global.u32 [%rd41], %r10;""", ["out"], shared=".shared .align 16 .b8 buf[8192];\n")
+    ptx = ptx.replace("[%r20]", "[buf+0]") if stride_words == 0 else ptx.replace("[%r20]", "[%rd21]").replace(
+        "  st.shared", "  cvt.u64.u32 %rd20, %r20;\n  mov.u64 %rd22, buf;\n  add.s64 %rd21, %rd22, %rd20;\n  st.shared", 1)
+    out = np.zeros(32, np.uint32)
+    rep = launch(ptx, [("out", out)], checks=stride_words != 0)   # s=0: every thread stores the same word (a WAW)
+    assert rep.shared_requests == 2
+    assert rep.shared_bank_conflicts == 2 * extra
+    assert rep.shared_wavefronts == 2 * (1 + extra)
+
+
+def test_vector_shared_accesses_are_served_in_quarter_warps():
+    """16 bytes per thread (v4): four phases of 8 threads; consecutive 16-byte chunks are conflict-free."""
+    ptx = module("""
+  mul.lo.u32 %r20, %r0, 16;
+  cvt.u64.u32 %rd20, %r20;
+  mov.u64 %rd22, buf;
+  add.s64 %rd21, %rd22, %rd20;
+  st.shared.v4.u32 [%rd21], {%r0, %r0, %r0, %r0};
+  mad.lo.s64 %rd41, %rd40, 4, %rd50;
+  st.global.u32 [%rd41], %r0;""", ["out"], shared=".shared .align 16 .b8 buf[8192];\n")
+    rep = launch(ptx, [("out", np.zeros(32, np.uint32))])
+    assert (rep.shared_requests, rep.shared_wavefronts, rep.shared_bank_conflicts) == (1, 4, 0)
+
+
+@pytest.mark.parametrize("stride, sectors", [(1, 4), (2, 8), (8, 32), (0, 1)])
+def test_global_sectors_per_request(stride, sectors):
+    """A warp loading 4-byte words at element stride s touches min(32, ceil(128·s / 32)) sectors."""
+    ptx = module(f"""
+  mul.lo.s64 %rd20, %rd40, {4 * stride};
+  add.s64 %rd21, %rd50, %rd20;
+  ld.global.u32 %r10, [%rd21];
+  mad.lo.s64 %rd41, %rd40, 4, %rd51;
+  st.global.u32 [%rd41], %r10;""", ["x", "out"])
+    x = np.arange(32 * 8, dtype=np.uint32)
+    out = np.zeros(32, np.uint32)
+    rep = launch(ptx, [("x", x), ("out", out)])
+    np.testing.assert_array_equal(out, x[::stride][:32] if stride else np.full(32, x[0]))
+    assert rep.global_requests == 2 and rep.global_sectors == sectors + 4
