@@ -182,19 +182,17 @@ def _f32(o, mods, args, mode):
     raise KeyError(o)
 
 
+_IN_TYPE = {"add": lambda a: a[0] + a[1], "sub": lambda a: a[0] - a[1], "mul": lambda a: a[0] * a[1],
+            "div": lambda a: a[0] / a[1], "fma": lambda a: a[0] * a[1] + a[2], "mad": lambda a: a[0] * a[1] + a[2]}
+
+
 def _f64(o, mods, args, mode):
     if o in _SIGN_OPS:
         return _sign_op(o, mods, args, np.float64)
-    if o in ("fma", "mad") or (mode != "rn" and o in ("add", "sub", "mul", "div")):
+    if o in ("fma", "mad") or (mode != "rn" and o in _IN_TYPE):
         return _f64_exact(o, [np.asarray(x, np.float64) for x in args], mode)
-    if o == "add":
-        return args[0] + args[1]
-    if o == "sub":
-        return args[0] - args[1]
-    if o == "mul":
-        return args[0] * args[1]
-    if o == "div":
-        return args[0] / args[1]
+    if o in _IN_TYPE:
+        return _IN_TYPE[o](args)
     if o in _UNARY:
         return _UNARY[o](np.asarray(args[0], np.float64))
     raise KeyError(o)
@@ -202,22 +200,10 @@ def _f64(o, mods, args, mode):
 
 def _wide(o, mods, args):
     """The f64 value of a 16-bit op (exact for add/sub/mul/fma of 16-bit inputs), rounded by the caller."""
-    if o in ("max", "min"):
-        return _maxmin(o, mods, args[0], args[1], np.float64)
-    if o == "add":
-        return args[0] + args[1]
-    if o == "sub":
-        return args[0] - args[1]
-    if o == "mul":
-        return args[0] * args[1]
-    if o in ("fma", "mad"):
-        return args[0] * args[1] + args[2]
-    if o == "neg":
-        return -args[0]
-    if o == "abs":
-        return np.abs(args[0])
-    if o == "div":
-        return args[0] / args[1]
+    if o in _SIGN_OPS:
+        return _sign_op(o, mods, args, np.float64)
+    if o in _IN_TYPE:
+        return _IN_TYPE[o](args)
     if o in _UNARY:
         return _UNARY[o](args[0])
     raise KeyError(o)
