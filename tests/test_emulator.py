@@ -115,8 +115,9 @@ def test_report_counters_coalescing_and_bank_conflicts():
     a = np.ones(4096, np.float32)
     ck = ts.compile(vector_add, a, a, a, target="sm_80")
     rep = ck.emulate((4,), a, a.copy(), np.zeros_like(a), checks=False)
-    # unvectorised 4-byte loads and stores: every warp request touches exactly 4 sectors
-    assert rep.global_requests > 0 and rep.sectors_per_request == pytest.approx(4.0)
+    # 16-byte vector loads and stores (runs of 4 f32 per thread): every warp request covers 16 full sectors
+    assert "ld.global.v4" in ck.asm["ptx"] and "st.global.v4" in ck.asm["ptx"]
+    assert rep.global_requests == 3 * 4 * 4 * 2 and rep.sectors_per_request == pytest.approx(16.0)
     A = np.ones((64, 64), bf16)
     ck = ts.compile(matmul, A, A, np.zeros((64, 64), np.float32), target="sm_80")
     rep = ck.emulate((1, 1), A, A, np.zeros((64, 64), np.float32))

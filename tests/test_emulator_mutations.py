@@ -150,13 +150,13 @@ def softmax_wrong_row_stride(ptx):
 
 # vector_add ---------------------------------------------------------------------------------------
 def vadd_off_by_one_bounds(ptx):
-    # `i >= N` skips the access; `i > N` lets thread N through
-    return _sub(ptx, r"setp\.ge\.u64", "setp.gt.u64")
+    # the in-bounds test `i < N` becomes `i <= N`: element N is loaded (one past the end)
+    return _sub(ptx, r"setp\.lt\.u64", "setp.le.u64")
 
 
 def vadd_store_wrong_offset(ptx):
-    # the first output store lands 128 elements (512 bytes) further: element i is written at i + 128
-    return _sub(ptx, r"(st\.global\.b32\s+\[%rd\d+)\]", r"\1+512]", nth=0)
+    # the first output store (a 16-byte vector store) lands 128 elements (512 bytes) further
+    return _sub(ptx, r"(st\.global(?:\.v4)?\.b32\s+\[%rd\d+)\]", r"\1+512]", nth=0)
 
 
 # sm_80 matmul -------------------------------------------------------------------------------------
@@ -167,7 +167,7 @@ def mm80_ldmatrix_no_trans(ptx):
 
 def mm80_drop_barrier_after_fill(ptx):
     # the bar.sync right after the last st.shared.b16 of the A/B tile fill, before the ldmatrix loop
-    return _sub(ptx, r"(st\.shared\.b16[^\n]*\n)[ \t]*bar\.sync[ \t]+0;\n", r"\1", nth=0)
+    return _sub(ptx, r"(st\.shared[.\w]*[^\n]*\n)[ \t]*bar\.sync[ \t]+0;\n", r"\1", nth=0)
 
 
 def mm80_mma_swap_a_regs(ptx):
@@ -187,8 +187,14 @@ def gate_drop_commit_group(ptx):
 
 
 def gate_drop_barrier_after_wait(ptx):
-    # every bar.sync after the cp.async wait: each thread then reads tile bytes other threads copied
-    return _sub(ptx, r"(cp\.async\.wait_group\s+0;\n)(?:[ \t]*bar\.sync[ \t]+0;\n)+", r"\1", count=1)
+    # every bar.sync between the cp.async wait and the first read of the tile: each thread then reads
+    # tile bytes other threads copied
+    wait = re.search(r"cp\.async\.wait_group\s+0;\n", ptx)
+    assert wait, "no cp.async.wait_group 0"
+    first_read = ptx.index("ld.shared", wait.end())
+    between = ptx[wait.end():first_read]
+    assert "bar.sync" in between
+    return ptx[:wait.end()] + re.sub(r"[ \t]*bar\.sync[ \t]+0;\n", "", between) + ptx[first_read:]
 
 
 def gate_cvt_bf16x2_swap(ptx):
@@ -271,9 +277,11 @@ NUMERIC = "numeric"
 MUTATIONS = [
     ("softmax-drop-bar.sync-partials", "row_softmax", softmax_drop_partials_barrier, "shared-race", r"ld\.shared\.v4"),
     ("softmax-shfl-offset-16to8-sum", "row_softmax", softmax_wrong_shfl_offset, NUMERIC, None),
-    ("softmax-store-row-stride", "row_softmax", softmax_wrong_row_stride, NUMERIC, None),
-    ("vadd-bounds-setp.ge-to-gt", "vector_add", vadd_off_by_one_bounds, "global-out-of-bounds", r"ld\.global"),
-    ("vadd-store-offset+128", "vector_add", vadd_store_wrong_offset, NUMERIC, None),
+    # rows written with the wrong stride overlap: two CTAs store the same bytes
+    ("softmax-store-row-stride", "row_softmax", softmax_wrong_row_stride, ("global-race", NUMERIC), r"st\.global"),
+    ("vadd-bounds-setp.lt-to-le", "vector_add", vadd_off_by_one_bounds, "global-out-of-bounds", r"ld\.global"),
+    ("vadd-store-offset+128", "vector_add", vadd_store_wrong_offset, ("global-out-of-bounds", NUMERIC),
+     r"st\.global"),
     ("mm80-ldmatrix-drop-trans", "matmul_sm80", mm80_ldmatrix_no_trans, NUMERIC, None),
     ("mm80-drop-bar.sync-after-fill", "matmul_sm80", mm80_drop_barrier_after_fill, "shared-race", r"ldmatrix"),
     ("mm80-mma.sync-swap-a0-a1", "matmul_sm80", mm80_mma_swap_a_regs, NUMERIC, None),

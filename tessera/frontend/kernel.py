@@ -32,7 +32,8 @@ class BoundParam:
 
     def __init__(self, name, kind, dtype=None, dims=(), abi_dtype=None, tma_ok=False):
         self.name, self.kind, self.dtype, self.dims, self.abi_dtype = name, kind, dtype, tuple(dims), abi_dtype
-        self.tma_ok = tma_ok  # stride class: unit inner stride, 16-byte aligned strides (and base)
+        self.tma_ok = tma_ok  # stride class: unit inner stride, 16-byte aligned strides (and base): TMA on
+        # sm_90a, 16-byte vector loads and stores on every NVIDIA target
 
 
 class Specialisation:
@@ -259,7 +260,7 @@ class KernelFunction:
                     dim_values.setdefault(d, int(size))
                     dim_src.setdefault(d, p.name)
                     dims.append(d)
-                bound.append(BoundParam(p.name, "tensor", adt, dims, tma_ok=target == "sm_90a" and _tma_ok(v)))
+                bound.append(BoundParam(p.name, "tensor", adt, dims, tma_ok=target != "cpu" and _tma_ok(v)))
                 runtime_args.append(v)
             else:
                 ann = p.scalar
@@ -430,7 +431,7 @@ class KernelFunction:
             "dtype": {b.name: _dtype_name(b) for b in bound},
             "rank": {b.name: len(b.dims) for b in bound if b.kind == "tensor"},
             "stride": {b.name: "TMA-compatible" if b.tma_ok else "general"
-                       for b in bound if b.kind == "tensor" and target == "sm_90a"},
+                       for b in bound if b.kind == "tensor" and target != "cpu"},
         }
         file, line, _ = user_frame()
         recompile.record(self, self.__name__, descriptor, (file, line), from_disk)

@@ -1,9 +1,11 @@
 """tessera-lower-tile-to-gpu{arch=sm_80|sm_90a num_warps=4 num_stages=3}: tile IR → gpu.module/gpu.func (SIMT).
 
-One program becomes one CTA of num_warps·32 threads. Tiles become thread-cyclic fragments
+One program becomes one CTA of num_warps·32 threads. Tiles become blocked fragments
 (`tessera.backends.nvidia.fragments`): elementwise arith/math on tensors is retyped in place to
 vector ops; bounds-checked loads and stores become masked `vector.gather` / `vector.scatter` on a
-flat view of the global tensor; shared buffers and the scratch area used for data exchange are
+flat view of the global tensor, or 16-byte vector accesses per aligned in-bounds run on tensors of the
+aligned stride class (`tessera.tma_ok`); a store to a tensor the kernel also reads ends with a
+barrier (statement order); shared buffers and the scratch area used for data exchange are
 carved out of one dynamic shared-memory block (`@__tessera_smem`, 1024-aligned, external — see the
 probe's pitfall 2); full reductions go through warp shuffles and shared memory; axis reductions,
 broadcasts, transposes and the generic `tile.mma` exchange elements through shared memory.
@@ -67,6 +69,9 @@ class _Kernel:
         ft = ir.FunctionType(ir.TypeAttr(self.f.attributes["function_type"]).value)
         self.wgmma_loops = []
         self.read_args = self._global_args_read()
+        aligned = [bool(ir.BoolAttr(a).value) for a in ir.ArrayAttr(self.f.attributes["tessera.tma_ok"])] \
+            if "tessera.tma_ok" in self.f.attributes else []
+        self.aligned_args = {i for i, ok in enumerate(aligned) if ok}
         if self.arch == "sm_90a":
             def visit(op):
                 if op.name == "scf.for" and "tessera.wgmma" in op.attributes:
@@ -243,6 +248,18 @@ class _Kernel:
         self._replace(op, self.smem_view(off, n, mt.element_type))
 
     # window addressing ----------------------------------------------------------------------
+    def _runs_ok(self, wv, shape):
+        """Whether loads / stores of this window go by runs (vector accesses where a run is aligned and in
+        bounds): the kernel is specialised on the tensor being unit-stride with 16-byte aligned base and
+        row strides (the `tessera.tma_ok` stride class), and the fragment's runs stay within rows of the
+        tile (its last dim a multiple of the run length)."""
+        k = F.frag_len(shape, self.T)
+        v = F.vector_width(k)
+        _, et = tb.window_shape_elem(wv.type)
+        if v == 1 or not shape or shape[-1] % v or str(et) == "i1" or v * _bytes(et) > 16:
+            return False
+        return _arg_number(wv.owner.operands[0]) in self.aligned_args
+
     def _window(self, wv, shape):
         """(flat memref, offsets vector, in-bounds mask) for the owned elements of a window."""
         vop = wv.owner
@@ -280,7 +297,7 @@ class _Kernel:
             shape = list(ir.RankedTensorType(rt).shape)
             k = F.frag_len(shape, self.T)
             et = ir.RankedTensorType(rt).element_type
-            new = F.gather(src, self.layout.lanes(k), self.layout.valid(shape), F.vsplat_const(0, et, k), k, et)
+            new = self.layout.from_shared(src, shape, F.vsplat_const(0, et, k), k, et)
             self._replace(op, new)
             return
         shape, et = tb.window_shape_elem(src.type)
@@ -305,7 +322,10 @@ class _Kernel:
             passthru = other
         else:
             passthru = F.splat(other, k)
-        self._replace(op, F.gather(flat, lin, m, passthru, k, et))
+        if self._runs_ok(src, list(shape)):
+            self._replace(op, F.load_runs(flat, lin, m, passthru, k, et))
+        else:
+            self._replace(op, F.gather(flat, lin, m, passthru, k, et))
 
     def op_store(self, op):
         dst, value, mask = tb.operands(op)
@@ -313,7 +333,7 @@ class _Kernel:
             shape = [F.numel(list(ir.MemRefType(dst.type).shape))]
             k = F.frag_len(shape, self.T)
             gpu.BarrierOp()
-            F.scatter(dst, self.layout.lanes(k), self.layout.valid(shape), value, k)
+            self.layout.to_shared(dst, shape, value, k)
             gpu.BarrierOp()
             op.erase()
             return
@@ -333,7 +353,10 @@ class _Kernel:
             return
         k = F.frag_len(shape, self.T)
         flat, lin, m = self._window(dst, list(shape))
-        F.scatter(flat, lin, F.and_masks(m, mask), value, k)
+        if self._runs_ok(dst, list(shape)):
+            F.store_runs(flat, lin, F.and_masks(m, mask), value, k)
+        else:
+            F.scatter(flat, lin, F.and_masks(m, mask), value, k)
         self._publish_store(dst)
         op.erase()
 
@@ -350,7 +373,7 @@ class _Kernel:
         k = F.frag_len(shape, self.T)
         flat, lin, m = self._window(src, list(tb.window_shape_elem(src.type)[0]))
         v = F.gather(flat, lin, m, F.vsplat_const(0, et, k), k, et)
-        F.scatter(dst, self.layout.lanes(k), self.layout.valid(shape), v, k)
+        self.layout.to_shared(dst, shape, v, k)
         op.erase()
 
     def op_cp_commit_group(self, op):
@@ -371,7 +394,7 @@ class _Kernel:
         k = F.frag_len(shape, self.T)
         buf = self.scratch(n, et)
         gpu.BarrierOp()
-        F.scatter(buf, self.layout.lanes(k), self.layout.valid(shape), frag, k)
+        self.layout.to_shared(buf, shape, frag, k)
         gpu.BarrierOp()
         return buf
 
@@ -390,8 +413,14 @@ class _Kernel:
         idx = self.layout.unravel(shape)
         lead = len(shape) - len(xs)
         src_idx = [F.splat(F.cidx(0), k) if xs[d] == 1 and shape[lead + d] != 1 else idx[lead + d] for d in range(len(xs))]
-        v = F.gather(buf, F.ravel(src_idx, xs, k), self.layout.valid(shape),
-                     F.vsplat_const(0, rt.element_type, k), k, rt.element_type)
+        lin = F.ravel(src_idx, xs, k)
+        zero = F.vsplat_const(0, rt.element_type, k)
+        vw = F.vector_width(k)
+        if xs[-1] == shape[-1] and shape[-1] % vw == 0:
+            # the last dim is not broadcast: each run reads contiguous, aligned scratch (vector loads)
+            v = F.load_runs(buf, lin, self.layout.valid(shape), zero, k, rt.element_type)
+        else:
+            v = F.gather(buf, lin, self.layout.valid(shape), zero, k, rt.element_type)
         gpu.BarrierOp()
         self._replace(op, v)
 
@@ -449,8 +478,8 @@ class _Kernel:
         sb.owner.attributes["tessera.scratch_offset"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), off_b)
         gpu.BarrierOp()
         ka, kb = F.frag_len(ashape, self.T), F.frag_len(bshape, self.T)
-        F.scatter(sa, self.layout.lanes(ka), self.layout.valid(ashape), a, ka)
-        F.scatter(sb, self.layout.lanes(kb), self.layout.valid(bshape), b, kb)
+        self.layout.to_shared(sa, ashape, a, ka)
+        self.layout.to_shared(sb, bshape, b, kb)
         gpu.BarrierOp()
         return sa, sb
 

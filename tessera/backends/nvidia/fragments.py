@@ -1,9 +1,15 @@
-"""Thread-cyclic fragments: how the generic SIMT lowering spreads a tile over a CTA.
+"""Blocked fragments: how the generic SIMT lowering spreads a tile over a CTA.
 
-A tile of N elements (row-major flat index e) is held by T = num_warps·32 threads: thread t owns
-elements e = t + j·T for j < K = ceil(N / T), as a `vector<K x elem>`. Elementwise ops keep this
-layout, so they are plain vector ops; anything that moves elements between threads (broadcast,
-reduction, transpose, mma) goes through shared memory with gathers and scatters.
+A tile of N elements (row-major flat index e) is held by T = num_warps·32 threads as a
+`vector<K x elem>` per thread. Thread t owns runs of V contiguous elements: slot j holds
+e = (j / V)·T·V + t·V + (j % V). K = ceil(N / T), rounded up to a multiple of 4 from 3 to
+MAX_RUN_SLOTS, and V (the vector width: 4, 2 or 1) follows from K alone (`vector_width`), so every
+tile of one shape has one layout. Fragments beyond MAX_RUN_SLOTS (GEMM operand tiles) keep V = 1,
+the thread-cyclic layout (slot j holds e = t + j·T), until the MMA layouts replace it.
+With V = 4 a warp covers 128 contiguous elements in 16-byte runs per thread, which the global loads and
+stores turn into `ld/st.global.v4` where the tensor is unit-stride and aligned (`load_runs`,
+`store_runs`). Elementwise ops keep the layout, so they are plain vector ops; anything that moves
+elements between threads (broadcast, reduction, transpose, mma) goes through shared memory.
 """
 from __future__ import annotations
 
@@ -11,15 +17,29 @@ import math
 
 import numpy as np
 from mlir import ir
-from mlir.dialects import arith, vector, memref
+from mlir.dialects import arith, memref, scf, vector
 
 
 def numel(shape) -> int:
     return int(np.prod(shape)) if len(shape) else 1
 
 
+MAX_RUN_SLOTS = 16   # larger fragments (GEMM operand tiles) stay thread-cyclic: unrolled runs cost registers
+
+
 def frag_len(shape, threads: int) -> int:
-    return max(1, math.ceil(numel(shape) / threads))
+    """Slots per thread: ceil(N / T), rounded up to a multiple of 4 from 3 to MAX_RUN_SLOTS."""
+    k = max(1, math.ceil(numel(shape) / threads))
+    if 3 <= k <= MAX_RUN_SLOTS:
+        return (k + 3) // 4 * 4
+    return k
+
+
+def vector_width(k: int) -> int:
+    """Contiguous elements per run of a k-slot fragment (1: thread-cyclic)."""
+    if k > MAX_RUN_SLOTS:
+        return 1
+    return 4 if k % 4 == 0 else 2 if k % 2 == 0 else 1
 
 
 def index_t():
@@ -70,11 +90,13 @@ class Layout:
         self._lanes = {}
 
     def lanes(self, k: int):
-        """vector<k x index>: the flat element indices this thread owns."""
+        """vector<k x index>: the flat element indices this thread owns (runs of vector_width(k))."""
         if k not in self._lanes:
+            v = vector_width(k)
             with ir.InsertionPoint(self.anchor), self.anchor.location:
-                base = splat(self.tid, k)
-                steps = vconst([j * self.T for j in range(k)], index_t())
+                first = arith.MulIOp(self.tid, cidx(v)).result if v > 1 else self.tid
+                base = splat(first, k)
+                steps = vconst([(j // v) * self.T * v + j % v for j in range(k)], index_t())
                 self._lanes[k] = arith.AddIOp(base, steps).result
         return self._lanes[k]
 
@@ -84,6 +106,15 @@ class Layout:
         if n == k * self.T:
             return None
         return arith.CmpIOp(arith.CmpIPredicate.ult, self.lanes(k), splat(cidx(n), k)).result
+
+    def to_shared(self, buf, shape, value, k):
+        """Store a fragment into a flat shared buffer in the tile's row-major order: one vector store
+        per run (conflict-free: a warp writes contiguous 8- or 16-byte pieces), masked at the padding."""
+        store_runs(buf, self.lanes(k), self.valid(shape), value, k)
+
+    def from_shared(self, buf, shape, passthru, k, elem):
+        """The fragment of a tile stored row-major in a flat shared buffer (vector loads per run)."""
+        return load_runs(buf, self.lanes(k), self.valid(shape), passthru, k, elem)
 
     def unravel(self, shape, e=None):
         """Per-dim index vectors of the owned elements of a tile of this shape."""
@@ -128,6 +159,134 @@ def gather(flat, offsets, mask, passthru, k, elem):
 
 def scatter(flat, offsets, mask, value, k):
     vector.ScatterOp(None, flat, [cidx(0)], offsets, mask if mask is not None else full_mask(k), value)
+
+
+def _slice(v, start, size):
+    """Elements start..start+size-1 of a 1-D vector (a shufflevector: NVVM has no strided-slice lowering)."""
+    return vector.ShuffleOp(v, v, list(range(start, start + size))).result
+
+
+def _insert(part, into, start):
+    """`into` with elements start.. replaced by `part`."""
+    k, v = ir.VectorType(into.type).shape[0], ir.VectorType(part.type).shape[0]
+    # shuffle indices: 0..k-1 pick from `into`, k..k+v-1 from `part`
+    return vector.ShuffleOp(into, part, [k + i - start if start <= i < start + v else i for i in range(k)]).result
+
+
+def _elem_bytes(t):
+    if isinstance(t, ir.IntegerType):
+        return max(1, t.width // 8)
+    return {"f16": 2, "bf16": 2, "f64": 8}.get(str(t), 4)
+
+
+def runs_apply(k, elem) -> bool:
+    v = vector_width(k)
+    return 1 < v and v * _elem_bytes(elem) <= 16
+
+
+def _runs(k, mask, lin):
+    """Per run of vector_width(k) slots: (start, run length, offset of its first element, the slots'
+    scalar masks (None: all in bounds), and whether the run can be one vector access: every slot in
+    bounds and the first element's offset a multiple of the run length, which on a tensor of the aligned
+    stride class (16-byte aligned base and row strides, unit inner stride) makes the access aligned to
+    its size). Masks are taken apart as scalars: NVPTX legalises shuffles of i1 vectors through local
+    memory."""
+    v = vector_width(k)
+    for c in range(0, k, v):
+        off = vector.ExtractOp(lin, [], [c]).result
+        bits = None if mask is None else [vector.ExtractOp(mask, [], [c + i]).result for i in range(v)]
+        fast = arith.CmpIOp(arith.CmpIPredicate.eq, arith.RemUIOp(off, cidx(v)).result, cidx(0)).result
+        for bit in bits or ():
+            fast = arith.AndIOp(fast, bit).result
+        yield c, v, off, bits, fast
+
+
+def _any(bits):
+    some = bits[0]
+    for b in bits[1:]:
+        some = arith.OrIOp(some, b).result
+    return some
+
+
+def _load_each(flat, lin, c, v, bits, run, elem):
+    """Slots c..c+v-1 loaded one by one (under their masks), into `run`."""
+    for i in range(v):
+        at = vector.ExtractOp(lin, [], [c + i]).result
+        if bits is None:
+            x = memref.LoadOp(flat, [at]).result
+        else:
+            one = scf.IfOp(bits[i], [elem], has_else=True)
+            with ir.InsertionPoint(one.then_block):
+                scf.YieldOp([memref.LoadOp(flat, [at]).result])
+            with ir.InsertionPoint(one.else_block):
+                scf.YieldOp([vector.ExtractOp(run, [], [i]).result])
+            x = one.results[0]
+        run = vector.InsertOp(x, run, [], [i]).result
+    return run
+
+
+def _store_each(flat, lin, c, v, bits, value):
+    for i in range(v):
+        at = vector.ExtractOp(lin, [], [c + i]).result
+        x = vector.ExtractOp(value, [], [c + i]).result
+        if bits is None:
+            memref.StoreOp(x, flat, [at])
+            continue
+        one = scf.IfOp(bits[i], [], has_else=False)
+        with ir.InsertionPoint(one.then_block):
+            memref.StoreOp(x, flat, [at])
+            scf.YieldOp([])
+
+
+def load_runs(flat, lin, mask, passthru, k, elem):
+    """A masked gather of k slots done run by run: one aligned vector load where `_runs` allows, the
+    run's slots one by one under their masks where it is ragged, nothing where it is wholly out of
+    bounds. Fragments beyond `runs_apply` keep the gather."""
+    if not runs_apply(k, elem):
+        return gather(flat, lin, mask, passthru, k, elem)
+    esize = _elem_bytes(elem)
+    out = passthru
+    for c, v, off, bits, fast in _runs(k, mask, lin):
+        vt = ir.VectorType.get([v], elem)
+        br = scf.IfOp(fast, [vt], has_else=True)
+        with ir.InsertionPoint(br.then_block):
+            scf.YieldOp([vector.LoadOp(vt, flat, [off], alignment=v * esize).result])
+        with ir.InsertionPoint(br.else_block):
+            run = _slice(passthru, c, v)
+            if bits is None:
+                scf.YieldOp([_load_each(flat, lin, c, v, None, run, elem)])
+            else:
+                part = scf.IfOp(_any(bits), [vt], has_else=True)
+                with ir.InsertionPoint(part.then_block):
+                    scf.YieldOp([_load_each(flat, lin, c, v, bits, run, elem)])
+                with ir.InsertionPoint(part.else_block):
+                    scf.YieldOp([run])
+                scf.YieldOp([part.results[0]])
+        out = _insert(br.results[0], out, c)
+    return out
+
+
+def store_runs(flat, lin, mask, value, k):
+    """A masked scatter of k slots done run by run (see load_runs)."""
+    elem = ir.VectorType(value.type).element_type
+    if not runs_apply(k, elem):
+        scatter(flat, lin, mask, value, k)
+        return
+    esize = _elem_bytes(elem)
+    for c, v, off, bits, fast in _runs(k, mask, lin):
+        br = scf.IfOp(fast, [], has_else=True)
+        with ir.InsertionPoint(br.then_block):
+            vector.StoreOp(_slice(value, c, v), flat, [off], alignment=v * esize)
+            scf.YieldOp([])
+        with ir.InsertionPoint(br.else_block):
+            if bits is None:
+                _store_each(flat, lin, c, v, None, value)
+            else:
+                part = scf.IfOp(_any(bits), [], has_else=False)
+                with ir.InsertionPoint(part.then_block):
+                    _store_each(flat, lin, c, v, bits, value)
+                    scf.YieldOp([])
+            scf.YieldOp([])
 
 
 def flat_global(m, big=1 << 40):

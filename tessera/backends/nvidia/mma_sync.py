@@ -65,8 +65,8 @@ def lower(kern, a, b, acc, m, n, k, elem):
     T, lay = kern.T, kern.layout
     gpu.BarrierOp()
     ka, kb = F.frag_len([m, k], T), F.frag_len([k, n], T)
-    F.scatter(sa_flat, lay.lanes(ka), lay.valid([m, k]), a, ka)
-    F.scatter(sb_flat, lay.lanes(kb), lay.valid([k, n]), b, kb)
+    lay.to_shared(sa_flat, [m, k], a, ka)
+    lay.to_shared(sb_flat, [k, n], b, kb)
     gpu.BarrierOp()
 
     c32 = F.cidx(32)
@@ -108,7 +108,7 @@ def lower(kern, a, b, acc, m, n, k, elem):
         scf.YieldOp([])
     gpu.BarrierOp()
     kc = F.frag_len([m, n], T)
-    out = F.gather(sc_flat, lay.lanes(kc), lay.valid([m, n]), F.vsplat_const(0.0, f32, kc), kc, f32)
+    out = lay.from_shared(sc_flat, [m, n], F.vsplat_const(0.0, f32, kc), kc, f32)
     gpu.BarrierOp()
     if acc is not None:
         out = arith.AddFOp(out, acc).result

@@ -152,8 +152,8 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         gpu.BarrierOp()
         flat = view(_t(f"memref<16384xf32, {space}>"), F.cidx(base))
         k = F.frag_len([128, 128], kern.T)
-        frag = F.gather(flat, kern.layout.lanes(k), kern.layout.valid([128, 128]),
-                        F.vsplat_const(0.0, ir.F32Type.get(), k), k, ir.F32Type.get())
+        frag = kern.layout.from_shared(flat, [128, 128], F.vsplat_const(0.0, ir.F32Type.get(), k), k,
+                                       ir.F32Type.get())
         gpu.BarrierOp()
     loop.results[0].replace_all_uses_with(frag)
     old_yield = old_body.operations[len(old_body.operations) - 1]
