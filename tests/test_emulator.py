@@ -109,12 +109,18 @@ def test_unimplemented_opcode_names_opcode_and_line():
         ck.emulate((1,), a, a.copy(), a.copy(), ptx=ptx)
 
 
+def _aligned_256(n):
+    raw = np.zeros(n + 64, np.float32)
+    skip = (-raw.ctypes.data % 256) // 4
+    return raw[skip:skip + n]
+
+
 @needs_ptxas
 def test_report_counters_coalescing_and_bank_conflicts():
     from tessera.kernels import vector_add, matmul
-    a = np.ones(4096, np.float32)
-    ck = ts.compile(vector_add, a, a, a, target="sm_80")
-    rep = ck.emulate((4,), a, a.copy(), np.zeros_like(a), checks=False)
+    a, b, c = (_aligned_256(4096) for _ in range(3))     # as cudaMalloc: 256-byte aligned
+    ck = ts.compile(vector_add, a, b, c, target="sm_80")
+    rep = ck.emulate((4,), a, b, c, checks=False)
     # 16-byte vector loads and stores (runs of 4 f32 per thread): every warp request covers 16 full sectors
     assert "ld.global.v4" in ck.asm["ptx"] and "st.global.v4" in ck.asm["ptx"]
     assert rep.global_requests == 3 * 4 * 4 * 2 and rep.sectors_per_request == pytest.approx(16.0)
@@ -264,3 +270,29 @@ def test_wgmma_accumulators_read_before_wait_group_are_nan():
     c[:] = 0
     ck.emulate((1, 1), a, b, c, ptx=mutated, checks=False)       # numerics only: not adversarial
     assert not np.isnan(c).any()
+
+
+@needs_ptxas
+@pytest.mark.parametrize("arch", TARGETS)
+def test_vector_accesses_follow_the_arguments_alignment(monkeypatch, arch):
+    """Arrays of the aligned stride class get the 16-byte vector variant; views into the middle of an
+    array (misaligned base, as on the device: the emulator keeps the host address mod 256) get the
+    scalar one, and a kernel compiled for aligned arrays refuses them instead of faulting."""
+    from tessera.kernels import vector_add
+    rng = np.random.default_rng(0)
+    big = rng.standard_normal(2100).astype(np.float32)
+    x, y = big[1:1025], big[3:1027]
+    out = np.zeros(1100, np.float32)[2:1026]
+    monkeypatch.setenv("TESSERA_BACKEND", "emu")
+    monkeypatch.setenv("TESSERA_EMU_ARCH", arch)
+    ck = vector_add[(1,)](x, y, out)
+    np.testing.assert_array_equal(out, x + y)
+    assert ".v4." not in ck.asm["ptx"] and not any(a.get("aligned") for a in ck.metadata["args"])
+    a, b, c = (np.zeros(1024, np.float32) for _ in range(3))
+    aligned = ts.compile(vector_add, a, b, c, target=arch)
+    assert ".v4." in aligned.asm["ptx"] and all(s.get("aligned") for s in aligned.metadata["args"])
+    with pytest.raises(ts.LaunchError, match="16-byte vector accesses"):
+        aligned[(1,)](x, y, out)
+    a[:], b[:] = x, y
+    aligned.emulate((1,), a, b, c)
+    np.testing.assert_array_equal(c, x + y)

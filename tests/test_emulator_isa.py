@@ -1267,6 +1267,14 @@ def test_vector_shared_accesses_are_served_in_quarter_warps():
     assert (rep.shared_requests, rep.shared_wavefronts, rep.shared_bank_conflicts) == (1, 4, 0)
 
 
+def _aligned_256(a):
+    raw = np.zeros(a.size + 256 // a.itemsize, a.dtype)
+    skip = (-raw.ctypes.data % 256) // a.itemsize
+    out = raw[skip:skip + a.size]
+    out[:] = a
+    return out
+
+
 @pytest.mark.parametrize("stride, sectors", [(1, 4), (2, 8), (8, 32), (0, 1)])
 def test_global_sectors_per_request(stride, sectors):
     """A warp loading 4-byte words at element stride s touches min(32, ceil(128·s / 32)) sectors."""
@@ -1276,8 +1284,7 @@ def test_global_sectors_per_request(stride, sectors):
   ld.global.u32 %r10, [%rd21];
   mad.lo.s64 %rd41, %rd40, 4, %rd51;
   st.global.u32 [%rd41], %r10;""", ["x", "out"])
-    x = np.arange(32 * 8, dtype=np.uint32)
-    out = np.zeros(32, np.uint32)
-    rep = launch(ptx, [("x", x), ("out", out)])
+    x, out = _aligned_256(np.arange(32 * 8, dtype=np.uint32)), _aligned_256(np.zeros(32, np.uint32))
+    rep = launch(ptx, [("x", x), ("out", out)])      # the emulator keeps host alignment mod 256: use cudaMalloc's
     np.testing.assert_array_equal(out, x[::stride][:32] if stride else np.full(32, x[0]))
     assert rep.global_requests == 2 and rep.global_sectors == sectors + 4

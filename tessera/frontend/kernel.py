@@ -48,7 +48,10 @@ class Specialisation:
         out = []
         for p in self.params:
             if p.kind == "tensor":
-                out.append({"name": p.name, "kind": "tensor", "dtype": p.dtype.name, "rank": len(p.dims)})
+                spec = {"name": p.name, "kind": "tensor", "dtype": p.dtype.name, "rank": len(p.dims)}
+                if getattr(p, "tma_ok", False):   # compiled for the aligned stride class: launchers check it
+                    spec["aligned"] = True
+                out.append(spec)
             elif p.kind == "scalar":
                 out.append({"name": p.name, "kind": "scalar", "dtype": p.dtype.name, "abi": p.abi_dtype.name})
         return out
@@ -70,14 +73,15 @@ def _is_cuda_array(a):
 
 
 def _tma_ok(a) -> bool:
-    """Can a TMA descriptor describe this array: unit inner stride, 16-byte multiples elsewhere,
-    16-byte aligned base (checked for device arrays; NumPy examples stand for fresh allocations)."""
+    """The aligned stride class (TMA on sm_90a, 16-byte vector accesses on every NVIDIA target): unit
+    inner stride, 16-byte multiples elsewhere, 16-byte aligned base (a view into the middle of an
+    array is not, on the device as in NumPy, whose allocations are 16-byte aligned)."""
     if a.ndim < 1 or a.strides[-1] != a.itemsize or any(s % 16 or s <= 0 for s in a.strides[:-1]):
         return False
-    if not isinstance(a, np.ndarray):
-        ptr = a.data.ptr if hasattr(a, "data") and hasattr(a.data, "ptr") else 0
-        return ptr % 16 == 0
-    return True
+    if isinstance(a, np.ndarray):
+        return a.size == 0 or a.ctypes.data % 16 == 0
+    ptr = a.data.ptr if hasattr(a, "data") and hasattr(a.data, "ptr") else 0
+    return ptr % 16 == 0
 
 
 def _grid3(grid):

@@ -112,6 +112,9 @@ class CudaLauncher:
             if spec["kind"] == "tensor":
                 d = as_device_array(a)
                 keep.append(d)
+                if spec.get("aligned"):
+                    from .native import check_aligned
+                    check_aligned(spec, d)
                 item = d.itemsize
                 if any(s % item for s in d.strides):
                     raise LaunchError(f"argument '{spec['name']}': strides must be whole elements")

@@ -55,12 +55,15 @@ def _span(arr):
 
 
 def _place(gmem, arr, name):
+    """The bytes the view spans, at a fake address with the host view's alignment (mod 256): a view into
+    the middle of an array is as misaligned in the emulator as it would be on the device."""
     lo, hi = _span(arr)
     if hi > lo:
         raw = np.ctypeslib.as_array((ctypes.c_ubyte * (hi - lo)).from_address(arr.ctypes.data + lo)).copy()
     else:
         raw = np.zeros(0, np.uint8)
-    return EmuArray(arr, gmem.alloc(raw, name) - lo)
+    lead = (arr.ctypes.data + lo) % 256
+    return EmuArray(arr, gmem.alloc(raw, name, lead) - lo)
 
 
 def _read_back(gmem, ea):
@@ -68,7 +71,7 @@ def _read_back(gmem, ea):
     lo, hi = _span(arr)
     if hi <= lo:
         return
-    b, off = gmem.decode(ea.data.ptr + lo)
+    b, off = gmem.decode(ea.data.ptr + lo)      # (the lead before the data is part of `off`)
     raw = gmem.buffers[b][off:off + (hi - lo)]
     view = np.ndarray(arr.shape, arr.dtype, buffer=raw, offset=-lo, strides=arr.strides)
     if not arr.flags.writeable:

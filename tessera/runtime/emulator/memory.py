@@ -30,18 +30,21 @@ class GlobalMemory:
     typed views; bounds checks use the real size."""
 
     def __init__(self):
-        self.buffers, self.sizes, self.names = [], [], []
+        self.buffers, self.sizes, self.starts, self.names = [], [], [], []
 
-    def alloc(self, data, name: str) -> int:
+    def alloc(self, data, name: str, lead: int = 0) -> int:
+        """Place `data` at `lead` bytes into a new buffer (bytes before it are out of bounds); returns the
+        fake address of its first byte. A lead keeps a host view's address alignment (mod 256)."""
         raw = np.frombuffer(memoryview(np.ascontiguousarray(data)).cast("B"), np.uint8) if len(data) else \
             np.zeros(0, np.uint8)
-        size = raw.size
+        size = lead + raw.size
         buf = np.zeros((size + 15) // 16 * 16 or 16, np.uint8)
-        buf[:size] = raw
+        buf[lead:size] = raw
         self.buffers.append(buf)
         self.sizes.append(size)
+        self.starts.append(lead)
         self.names.append(name)
-        return len(self.buffers) << GLOBAL_SHIFT
+        return (len(self.buffers) << GLOBAL_SHIFT) + lead
 
     def decode(self, addr: int):
         return (addr >> GLOBAL_SHIFT) - 1, addr & OFFSET_MASK
@@ -328,16 +331,19 @@ def global_resolve(M, ins, addrs, nbytes, em, write):
     b0 = int(buf[0])
     single = b0 if (buf == b0).all() and 0 <= b0 < len(gm.buffers) else None
     if single is not None:
-        bad = (off < 0) | (off + nbytes > gm.sizes[single])
+        bad = (off < gm.starts[single]) | (off + nbytes > gm.sizes[single])
     else:
         sizes = np.array(gm.sizes + [0], np.int64)
+        starts = np.array(gm.starts + [0], np.int64)
         invalid = (buf < 0) | (buf >= len(gm.buffers))
-        bad = invalid | (off + nbytes > sizes[np.where(invalid, -1, buf)])
+        safe = np.where(invalid, -1, buf)
+        bad = invalid | (off < starts[safe]) | (off + nbytes > sizes[safe])
     if bad.any():
         j = int(np.argmax(bad))
         lane = j if idx is None else int(idx[j])
         bj = int(buf[j])
-        what = (f"buffer '{gm.names[bj]}' ({gm.sizes[bj]} bytes) at offset {int(off[j])}"
+        what = (f"buffer '{gm.names[bj]}' ({gm.sizes[bj] - gm.starts[bj]} bytes) at offset "
+                f"{int(off[j]) - gm.starts[bj]}"
                 if 0 <= bj < len(gm.buffers) else "no buffer")
         M.finding("global-out-of-bounds", ins, f"{'store' if write else 'load'} of {nbytes} bytes at address "
                   f"{hex(int(aa[j]))}: {what}; {int(bad.sum())} threads", lane=lane)
