@@ -255,9 +255,9 @@ def mm90_try_wait_wrong_parity(ptx):
 
 
 def mm90_wgmma_wait_group_1(ptx):
-    # `wgmma.wait_group 1; wait_group 0` -> `wait_group 1; wait_group 1`: the group of this K step
-    # may still read its shared stage when the next iteration's TMA refills that stage
-    return _sub(ptx, r"(wgmma\.wait_group\.sync\.aligned\s+)0;", r"\g<1>1;", count=1)
+    # the K loop's `wgmma.wait_group 1` -> `2`: the group of the previous K step may still read its
+    # shared stage when this iteration's TMA refills that stage
+    return _sub(ptx, r"(wgmma\.wait_group\.sync\.aligned\s+)1;", r"\g<1>2;", count=1)
 
 
 def mm90_tma_coords_swapped(ptx):
@@ -304,7 +304,7 @@ MUTATIONS = [
      r"mbarrier\.try_wait"),
     ("mm90-tma-coords-swapped", "matmul_sm90a", mm90_tma_coords_swapped, NUMERIC, None),
     # a TMA refills a stage that a committed wgmma group still reads (WAR through shared.busy)
-    ("mm90-wgmma.wait_group-0to1", "matmul_sm90a", mm90_wgmma_wait_group_1, "shared-race",
+    ("mm90-wgmma.wait_group-1to2", "matmul_sm90a", mm90_wgmma_wait_group_1, "shared-race",
      r"cp\.async\.bulk\.tensor"),
 ]
 

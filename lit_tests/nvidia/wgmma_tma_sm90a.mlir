@@ -10,14 +10,18 @@
 // GPU: nvgpu.mbarrier.arrive.expect_tx {{.*}}, %c32768
 // GPU: nvgpu.tma.async.load
 // GPU: nvgpu.warpgroup.mma.init.accumulator
-// The refill at the top of iteration i loads the tiles of iteration i + 2 (k = iv + 2·64).
+// Iteration i waits for its slot, issues its wgmma group and waits until one group is left in flight
+// (the op's default waitGroup 1: no drain per K step); after a barrier, thread 0 refills the slot the retired group
+// read with the tiles of iteration i + 2 (k = iv + 2·64). wait_group 0 only after the loop.
 // GPU: scf.for %[[IV:[a-z0-9]+]] = {{.*}} iter_args
-// GPU: %[[AHEAD:.*]] = arith.muli %c2{{.*}}, %c64{{.*}} : index
-// GPU: %[[K:.*]] = arith.addi %[[IV]], %[[AHEAD]] : index
-// GPU: nvgpu.tma.async.load %{{.*}}[%[[K]], %{{.*}}]
 // GPU: nvgpu.mbarrier.try_wait.parity
 // GPU: nvgpu.warpgroup.generate.descriptor
 // GPU: nvgpu.warpgroup.mma {{.*}} {transposeB}
+// GPU-NEXT: gpu.barrier
+// GPU: %[[AHEAD:.*]] = arith.muli %c2{{.*}}, %c64{{.*}} : index
+// GPU: %[[K:.*]] = arith.addi %[[IV]], %[[AHEAD]] : index
+// GPU: nvgpu.tma.async.load %{{.*}}[%[[K]], %{{.*}}]
+// GPU: scf.yield
 // GPU: nvvm.wgmma.wait.group.sync.aligned 0
 // GPU: nvgpu.warpgroup.mma.store
 // PTX: .target sm_90a
@@ -29,7 +33,12 @@
 // PTX: mbarrier.try_wait.parity
 // PTX: wgmma.fence.sync.aligned
 // PTX: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16
-// PTX: wgmma.wait_group.sync.aligned {{.*}}0;
+// (the PTX is one escaped string in the gpu.binary: tabs are \09)
+// PTX: wgmma.commit_group.sync.aligned;
+// PTX-SAME: wgmma.wait_group.sync.aligned \091;
+// PTX-SAME: bar.sync
+// PTX-SAME: cp.async.bulk.tensor.2d
+// PTX-SAME: wgmma.wait_group.sync.aligned \090;
 !g = memref<?x?xbf16, strided<[?, ?], offset: ?>>
 !o = memref<?x?xf32, strided<[?, ?], offset: ?>>
 func.func @gemm(%a: !g, %b: !g, %c: !o) attributes {tessera.kernel, tessera.tma_ok = [true, true, true]} {

@@ -4,9 +4,11 @@ mbarrier waits and `wgmma.mma_async` on a 128×128 f32 warpgroup accumulator.
 Mirrors the verified probe kernel (reference/mlir-nvidia-probe.md §1): A boxes are 128×64 and B
 boxes 64×64 (two per 64×128 B tile), all 128-byte swizzled, thread 0 arms the slot's mbarrier with
 the transaction bytes and issues the copies, every thread waits on the slot's parity, then the
-warpgroup runs wgmma (B transposed, as it is K×N row-major) and waits for it. Loads for iteration
-i + num_stages - 1 are issued at the top of iteration i, so copies overlap the MMAs. After the
-loop the accumulator goes through shared memory into the thread-cyclic fragment layout.
+warpgroup issues the wgmma group of iteration i (B transposed, as it is K×N row-major) and waits
+until one group is left in flight (`wgmma.wait_group 1`), so the tensor pipe never drains inside the
+loop; after a CTA barrier thread 0 refills the slot that the retired group i - 1 read with the loads
+of iteration i + num_stages - 1. After the loop `wgmma.wait_group 0`, then the accumulator goes
+through shared memory into the fragment layout.
 The TMA descriptors are kernel arguments (pointers to 128-byte CUtensorMaps, encoded on the host
 by `tessera.runtime.tma`).
 """
@@ -129,6 +131,16 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
     with ir.InsertionPoint(y), loop.location:
         iv = new.induction_variable
         i = arith.DivUIOp(arith.SubIOp(iv, lb).result, step).result
+        slot = arith.RemUIOp(i, F.cidx(stages)).result
+        parity = arith.CmpIOp(arith.CmpIPredicate.ne,
+                              arith.RemUIOp(arith.DivUIOp(i, F.cidx(stages)).result, F.cidx(2)).result, F.cidx(0)).result
+        nvgpu.MBarrierTryWaitParityOp(bar, parity, F.cidx(10000000), slot)
+        gA = nvgpu.WarpgroupGenerateDescriptorOp(dA_t, view(sA_t, slot_off(slot)), dA).result
+        gB = nvgpu.WarpgroupGenerateDescriptorOp(dB_t, view(sB_t, slot_off(slot, 16384)), dB).result
+        # commit, then wait until one group is left in flight: the MMAs of iteration i run on while the
+        # slot of iteration i - 1 (whose group that wait retired) is refilled
+        md = nvgpu.WarpgroupMmaOp(acc_t, gA, gB, new.inner_iter_args[0], transposeB=True, waitGroup=1).result
+        gpu.BarrierOp()                       # every warp is past its wait: group i - 1 is done for the CTA
         j = arith.AddIOp(i, F.cidx(stages - 1)).result
         cond = arith.AndIOp(is0, arith.CmpIOp(arith.CmpIPredicate.ult, j, nk).result).result
         refill = scf.IfOp(cond, [], has_else=False)
@@ -136,17 +148,9 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
             iv_j = arith.AddIOp(iv, arith.MulIOp(F.cidx(stages - 1), step).result).result
             issue(arith.RemUIOp(j, F.cidx(stages)).result, new.induction_variable, iv_j, new.body, [])
             scf.YieldOp([])
-        slot = arith.RemUIOp(i, F.cidx(stages)).result
-        parity = arith.CmpIOp(arith.CmpIPredicate.ne,
-                              arith.RemUIOp(arith.DivUIOp(i, F.cidx(stages)).result, F.cidx(2)).result, F.cidx(0)).result
-        nvgpu.MBarrierTryWaitParityOp(bar, parity, F.cidx(10000000), slot)
-        gA = nvgpu.WarpgroupGenerateDescriptorOp(dA_t, view(sA_t, slot_off(slot)), dA).result
-        gB = nvgpu.WarpgroupGenerateDescriptorOp(dB_t, view(sB_t, slot_off(slot, 16384)), dB).result
-        md = nvgpu.WarpgroupMmaOp(acc_t, gA, gB, new.inner_iter_args[0], transposeB=True).result
-        nvvm.WgmmaWaitGroupSyncOp(0)
-        gpu.BarrierOp()
     y.operands[0] = md
     with ir.InsertionPoint.after(new), loop.location:
+        nvvm.WgmmaWaitGroupSyncOp(0)          # the last group, before the accumulator is read
         sD = view(_t(f"memref<128x128xf32, {space}>"), F.cidx(base))
         nvgpu.WarpgroupMmaStoreOp(new.results[0], sD)
         gpu.BarrierOp()
