@@ -24,6 +24,11 @@
 // GPU: scf.yield
 // GPU: nvvm.wgmma.wait.group.sync.aligned 0
 // GPU: nvgpu.warpgroup.mma.store
+// The epilogue (the accumulator's only use is a store of the whole tile to an aligned tensor) copies the
+// accumulator from shared memory to C in 16-byte pieces, element by element only at ragged edges.
+// GPU: scf.for
+// GPU: vector.load {{.*}} {alignment = 16 : i64} : memref<16384xf32, #gpu.address_space<workgroup>>, vector<4xf32>
+// GPU: vector.store {{.*}} {alignment = 16 : i64} : memref<?xf32>, vector<4xf32>
 // PTX: .target sm_90a
 // PTX: .param .u64 .ptr .align 1 gemm_param_21,
 // PTX: .param .u64 .ptr .align 1 gemm_param_22
@@ -39,6 +44,8 @@
 // PTX-SAME: bar.sync
 // PTX-SAME: cp.async.bulk.tensor.2d
 // PTX-SAME: wgmma.wait_group.sync.aligned \090;
+// PTX-SAME: ld.shared.v4
+// PTX-SAME: st.global.v4
 !g = memref<?x?xbf16, strided<[?, ?], offset: ?>>
 !o = memref<?x?xf32, strided<[?, ?], offset: ?>>
 func.func @gemm(%a: !g, %b: !g, %c: !o) attributes {tessera.kernel, tessera.tma_ok = [true, true, true]} {

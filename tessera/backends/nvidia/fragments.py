@@ -201,6 +201,16 @@ def _runs(k, mask, lin):
         yield c, v, off, bits, fast
 
 
+class _nowhere:
+    """A no-op context manager (stay at the current insertion point)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def _any(bits):
     some = bits[0]
     for b in bits[1:]:

@@ -15,7 +15,7 @@ by `tessera.runtime.tma`).
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, builtin, gpu, memref, nvgpu, nvvm, scf
+from mlir.dialects import arith, builtin, gpu, memref, nvgpu, nvvm, scf, vector
 
 from ...ir import builders as tb
 from . import fragments as F
@@ -52,6 +52,76 @@ def _clone_slice(v, iv_src, iv_dst, block, memo):
         new.operands[i] = o
     memo.append((owner.operation, new))
     return new.results[v.result_number]
+
+
+def _direct_store(kern, loop):
+    """The accumulator's only use, when it is an unmasked `tile.store` of the whole 128×128 f32 tile to a
+    global window: the epilogue then copies shared memory to global memory directly."""
+    uses = list(loop.results[0].uses)
+    if len(uses) != 1:
+        return None
+    op = uses[0].owner
+    if op.name != "tile.store" or len(op.operands) != 2 or op.operands[1] != loop.results[0]:
+        return None
+    window = op.operands[0]
+    if not tb.is_window(window.type) or tuple(tb.window_shape_elem(window.type)[0]) != (128, 128) \
+            or str(tb.window_shape_elem(window.type)[1]) != "f32":
+        return None
+    vop = window.owner
+    if any(bool(x) for x in ir.DenseI64ArrayAttr(vop.attributes["squeeze"])) or len(list(vop.operands)) != 3:
+        return None
+    return op
+
+
+def _copy_out(kern, sflat, store):
+    """The row-major 128×128 f32 accumulator in shared memory → its global window, 16 bytes per thread per
+    step (`ld.shared.v4` + `st.global.v4`, a warp writing 512 contiguous bytes of a row) where the
+    destination is of the aligned stride class and the chunk is in bounds and aligned; else element by
+    element with bounds."""
+    from ...passes.lower_tile_to_gpu import _arg_number
+    vop = store.operands[0].owner
+    base, m0, n0 = list(vop.operands)
+    flat, off0, sizes, strides = F.flat_global(base)
+    aligned = _arg_number(base) in kern.aligned_args
+    f32 = ir.F32Type.get()
+    v4 = ir.VectorType.get([4], f32)
+    c4, c32 = F.cidx(4), F.cidx(32)
+    loop = scf.ForOp(kern.tid, F.cidx(128 * 32), F.cidx(kern.T))
+    with ir.InsertionPoint(loop.body):
+        q = loop.induction_variable
+        row = arith.DivUIOp(q, c32).result
+        col = arith.MulIOp(arith.RemUIOp(q, c32).result, c4).result
+        gr = arith.AddIOp(m0, row).result
+        gc = arith.AddIOp(n0, col).result
+        src = arith.AddIOp(arith.MulIOp(row, F.cidx(128)).result, col).result
+        at = arith.AddIOp(arith.AddIOp(off0, arith.MulIOp(gr, strides[0]).result).result,
+                          arith.MulIOp(gc, strides[1]).result).result
+        row_in = arith.CmpIOp(arith.CmpIPredicate.ult, gr, sizes[0]).result
+        if aligned:
+            whole = arith.CmpIOp(arith.CmpIPredicate.ule, arith.AddIOp(gc, c4).result, sizes[1]).result
+            fast = arith.AndIOp(row_in, whole).result
+            fast = arith.AndIOp(fast, arith.CmpIOp(arith.CmpIPredicate.eq, arith.RemUIOp(at, c4).result,
+                                                   F.cidx(0)).result).result
+            br = scf.IfOp(fast, [], has_else=True)
+            with ir.InsertionPoint(br.then_block):
+                vector.StoreOp(vector.LoadOp(v4, sflat, [src], alignment=16).result, flat, [at], alignment=16)
+                scf.YieldOp([])
+            slow_block = br.else_block
+        else:
+            slow_block = None
+        with ir.InsertionPoint(slow_block) if slow_block is not None else F._nowhere():
+            for i in range(4):
+                ci = F.cidx(i)
+                ok = arith.AndIOp(row_in, arith.CmpIOp(arith.CmpIPredicate.ult, arith.AddIOp(gc, ci).result,
+                                                       sizes[1]).result).result
+                one = scf.IfOp(ok, [], has_else=False)
+                with ir.InsertionPoint(one.then_block):
+                    x = memref.LoadOp(sflat, [arith.AddIOp(src, ci).result]).result
+                    memref.StoreOp(x, flat, [arith.AddIOp(at, arith.MulIOp(ci, strides[1]).result).result])
+                    scf.YieldOp([])
+            if slow_block is not None:
+                scf.YieldOp([])
+        scf.YieldOp([])
 
 
 def rewrite(kern, loop, desc_a, desc_b, stages):
@@ -149,17 +219,27 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
             issue(arith.RemUIOp(j, F.cidx(stages)).result, new.induction_variable, iv_j, new.body, [])
             scf.YieldOp([])
     y.operands[0] = md
+    store = _direct_store(kern, loop)
     with ir.InsertionPoint.after(new), loop.location:
         nvvm.WgmmaWaitGroupSyncOp(0)          # the last group, before the accumulator is read
         sD = view(_t(f"memref<128x128xf32, {space}>"), F.cidx(base))
         nvgpu.WarpgroupMmaStoreOp(new.results[0], sD)
         gpu.BarrierOp()
-        flat = view(_t(f"memref<16384xf32, {space}>"), F.cidx(base))
-        k = F.frag_len([128, 128], kern.T)
-        frag = kern.layout.from_shared(flat, [128, 128], F.vsplat_const(0.0, ir.F32Type.get(), k), k,
-                                       ir.F32Type.get())
-        gpu.BarrierOp()
-    loop.results[0].replace_all_uses_with(frag)
+        if store is None:
+            flat = view(_t(f"memref<16384xf32, {space}>"), F.cidx(base))
+            k = F.frag_len([128, 128], kern.T)
+            frag = kern.layout.from_shared(flat, [128, 128], F.vsplat_const(0.0, ir.F32Type.get(), k), k,
+                                           ir.F32Type.get())
+            gpu.BarrierOp()
+    if store is not None:
+        # at the store (its window's offsets are computed after the loop); the accumulator region is
+        # reserved, so nothing in between overwrites it
+        with ir.InsertionPoint(store), store.location:
+            _copy_out(kern, view(_t(f"memref<16384xf32, {space}>"), F.cidx(base)), store)
+            gpu.BarrierOp()
+        store.erase()
+    else:
+        loop.results[0].replace_all_uses_with(frag)
     old_yield = old_body.operations[len(old_body.operations) - 1]
     old_yield.operands[0] = old_body.arguments[1]  # drop the yield's use of the mma before erasing
     for dead in (mma, a_ld, b_ld, va, vb):
