@@ -60,6 +60,7 @@ def cases():
         ("row_softmax", red.row_softmax, (7,), lambda r: [R(r, (7, 50)), Z((7, 50))], {}),
         ("int_reduce", red.int_reduce, (1,), lambda r: [r.integers(-100, 100, 25).astype(np.int32),
                                                         Z(3, np.int32)], {}),
+        ("axis_reduce", red.axis_reduce, (1,), lambda r: [R(r, (5, 1000)), Z(5), Z(5), Z(1000)], {}),
         ("loops", cf.loops, (1,), lambda r: [R(r, 20), Z(5), 20], {}),
         ("constexpr_if", cf.constexpr_if, (1,), lambda r: [R(r, 16), Z(16)], {"MODE": "neg"}),
         ("tile_carry", cf.tile_carry, (1,), lambda r: [R(r, (10, 16)), Z(16)], {}),

@@ -66,3 +66,24 @@ def test_int_reductions(rng):
     out = np.zeros(3, np.int32)
     int_reduce[(1,)](x, out)
     np.testing.assert_array_equal(out, [x.sum(), x.max(), (x > 0).sum()])
+
+
+@ts.kernel
+def axis_reduce(x: tile.Tensor["M", "N", ts.f32], rows: tile.Tensor["M", ts.f32], rmax: tile.Tensor["M", ts.f32],
+                cols: tile.Tensor["N", ts.f32], BM: ts.constexpr = 8, BN: ts.constexpr = 1024):
+    v = tile.load(x[0:BM, 0:BN], other=0.0)
+    tile.store(rows[0:BM], tile.sum(v, axis=1))
+    tile.store(rmax[0:BM], tile.max(tile.load(x[0:BM, 0:BN], other=-1e30), axis=-1))
+    tile.store(cols[0:BN], tile.sum(v, axis=0))
+
+
+@pytest.mark.parametrize("m, n", [(8, 1024), (5, 1000), (8, 37)])
+def test_axis_reductions_of_wide_tiles(rng, m, n):
+    """On the GPU a few outputs over a long axis are reduced by groups of threads (butterfly shuffles);
+    here the CPU backend, and in tests/test_emulator.py the PTX of both targets."""
+    x = rng.standard_normal((m, n)).astype(np.float32)
+    rows, rmax, cols = np.zeros(m, np.float32), np.zeros(m, np.float32), np.zeros(n, np.float32)
+    axis_reduce[(1,)](x, rows, rmax, cols)
+    np.testing.assert_allclose(rows, x.sum(1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(rmax, x.max(1))
+    np.testing.assert_allclose(cols, x.sum(0), rtol=1e-4, atol=1e-4)

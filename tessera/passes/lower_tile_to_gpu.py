@@ -505,6 +505,13 @@ class _Kernel:
             gpu.BarrierOp()
             self._replace(op, loop.results[0])
             return
+        n_out = F.numel(rshape)
+        group = 1
+        while group * 2 <= min(32, self.T // n_out, xs[axis]):
+            group *= 2
+        if group > 1 and str(et) in ("f32", "i32"):
+            self._replace(op, self._group_reduce(buf, xs, axis, rshape, et, kind, is_f, ident, group))
+            return
         k = F.frag_len(rshape, self.T)
         ridx = self.layout.unravel(rshape)
         valid = self.layout.valid(rshape)
@@ -517,6 +524,54 @@ class _Kernel:
             scf.YieldOp([self._combine(kind, is_f, loop.inner_iter_args[0], v)])
         gpu.BarrierOp()
         self._replace(op, loop.results[0])
+
+    def _group_reduce(self, buf, xs, axis, rshape, et, kind, is_f, ident, group):
+        """Axis reduction with `group` threads per output (fewer outputs than threads): thread t folds
+        every group-th element of output t / group along the axis from shared memory, an xor butterfly
+        over the group (a power of two within a warp) combines the partials, the group's first thread
+        writes the output to shared memory, and the result tile is read back in the fragment layout."""
+        n_in, n_out = F.numel(xs), F.numel(rshape)
+        strides = [F.numel(xs[d + 1:]) for d in range(len(xs))]
+        out_dims = [d for d in range(len(xs)) if d != axis]
+        cg = F.cidx(group)
+        o = arith.DivUIOp(self.tid, cg).result
+        lane = arith.RemUIOp(self.tid, cg).result
+        active = arith.CmpIOp(arith.CmpIPredicate.ult, o, F.cidx(n_out)).result
+        oc = arith.SelectOp(active, o, F.cidx(0)).result      # idle threads fold output 0 and drop it
+        base, rest = F.cidx(0), oc
+        for j in range(len(out_dims) - 1, -1, -1):           # unravel the output index over rshape
+            d = out_dims[j]
+            coord = arith.RemUIOp(rest, F.cidx(xs[d])).result if j > 0 else rest
+            rest = arith.DivUIOp(rest, F.cidx(xs[d])).result
+            base = arith.AddIOp(base, arith.MulIOp(coord, F.cidx(strides[d])).result).result
+        loop = scf.ForOp(lane, F.cidx(xs[axis]), cg, [ident])
+        with ir.InsertionPoint(loop.body):
+            at = arith.AddIOp(base, arith.MulIOp(loop.induction_variable, F.cidx(strides[axis])).result).result
+            scf.YieldOp([self._combine(kind, is_f, loop.inner_iter_args[0], memref.LoadOp(buf, [at]).result)])
+        v = loop.results[0]
+        i32 = ir.IntegerType.get_signless(32)
+        width = arith.ConstantOp(i32, 32).result
+        off = group // 2
+        while off:
+            sh = gpu.ShuffleOp(v, arith.ConstantOp(i32, off).result, width, gpu.ShuffleMode.XOR).results[0]
+            v = self._combine(kind, is_f, v, sh)
+            off //= 2
+        off_out = _align(n_in * _bytes(et))
+        self.scratch_need = max(self.scratch_need, off_out + n_out * _bytes(et))
+        out = self.smem_view(0, n_out, et)
+        self.scratch_views.append(out.owner)
+        out.owner.attributes["tessera.scratch_offset"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64),
+                                                                            off_out)
+        first = arith.AndIOp(active, arith.CmpIOp(arith.CmpIPredicate.eq, lane, F.cidx(0)).result).result
+        ifop = scf.IfOp(first, [], has_else=False)
+        with ir.InsertionPoint(ifop.then_block):
+            memref.StoreOp(v, out, [o])
+            scf.YieldOp([])
+        gpu.BarrierOp()
+        k = F.frag_len(rshape, self.T)
+        res = self.layout.from_shared(out, rshape, F.splat(ident, k), k, et)
+        gpu.BarrierOp()
+        return res
 
     def _shuffle_reduce(self, x, xs, et, kind, is_f, ident):
         """Full reduction: per-thread fold, xor-butterfly over the warp, one value per warp
