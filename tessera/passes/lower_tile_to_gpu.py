@@ -45,6 +45,13 @@ def _is_tensor(t):
     return isinstance(t, ir.RankedTensorType)
 
 
+def _run_length(arg_types):
+    """Elements per run of the blocked fragments: 16 bytes of the narrowest global element type
+    (8 for kernels on 16- or 8-bit tensors, else 4)."""
+    sizes = [_bytes(ir.MemRefType(t).element_type) for t in arg_types if isinstance(t, ir.MemRefType)]
+    return 8 if sizes and min(sizes) <= 2 else 4
+
+
 def _arg_number(v):
     """The kernel argument a global tensor value is, or None."""
     if isinstance(v, ir.BlockArgument):
@@ -98,7 +105,7 @@ class _Kernel:
         with ir.InsertionPoint(first), self.f.location:
             self.tid = gpu.ThreadIdOp(gpu.Dimension.x).result
             anchor = arith.ConstantOp(ir.IndexType.get(), 0)
-            self.layout = F.Layout(self.T, self.tid, anchor.operation)
+            self.layout = F.Layout(self.T, self.tid, anchor.operation, run=_run_length(ft.inputs))
             i8 = ir.IntegerType.get_signless(8)
             space = ir.Attribute.parse("#gpu.address_space<workgroup>")
             g0 = memref.GetGlobalOp(ir.MemRefType.get([0], i8, memory_space=space), SMEM_BASE).result
@@ -165,7 +172,7 @@ class _Kernel:
     # -- the rewrite -------------------------------------------------------------------------------
     def frag_type(self, t):
         tt = ir.RankedTensorType(t)
-        return ir.VectorType.get([F.frag_len(list(tt.shape), self.T)], tt.element_type)
+        return ir.VectorType.get([self.layout.frag_len(list(tt.shape))], tt.element_type)
 
     def run(self):
         ops = []
@@ -253,10 +260,10 @@ class _Kernel:
         bounds): the kernel is specialised on the tensor being unit-stride with 16-byte aligned base and
         row strides (the `tessera.tma_ok` stride class), and the fragment's runs stay within rows of the
         tile (its last dim a multiple of the run length)."""
-        k = F.frag_len(shape, self.T)
-        v = F.vector_width(k)
+        k = self.layout.frag_len(shape)
+        v = self.layout.vector_width(k)
         _, et = tb.window_shape_elem(wv.type)
-        if v == 1 or not shape or shape[-1] % v or str(et) == "i1" or v * _bytes(et) > 16:
+        if v == 1 or not shape or shape[-1] % v or str(et) == "i1":
             return False
         return _arg_number(wv.owner.operands[0]) in self.aligned_args
 
@@ -266,7 +273,7 @@ class _Kernel:
         base = vop.operands[0]
         offsets = list(vop.operands)[1:]
         squeeze = [bool(x) for x in ir.DenseI64ArrayAttr(vop.attributes["squeeze"])]
-        k = F.frag_len(shape, self.T)
+        k = self.layout.frag_len(shape)
         flat, off0, sizes, strides = F.flat_global(base)
         lane_idx = iter(self.layout.unravel(shape)) if shape else iter(())
         lin, mask = F.splat(off0, k), None
@@ -295,7 +302,7 @@ class _Kernel:
         if not tb.is_window(src.type):  # a shared buffer read as a tile
             gpu.BarrierOp()
             shape = list(ir.RankedTensorType(rt).shape)
-            k = F.frag_len(shape, self.T)
+            k = self.layout.frag_len(shape)
             et = ir.RankedTensorType(rt).element_type
             new = self.layout.from_shared(src, shape, F.vsplat_const(0, et, k), k, et)
             self._replace(op, new)
@@ -313,7 +320,7 @@ class _Kernel:
                              arith.ConstantOp(et, F._scalar_attr(0, et)).result])
             self._replace(op, ifop.results[0])
             return
-        k = F.frag_len(shape, self.T)
+        k = self.layout.frag_len(shape)
         flat, lin, m = self._window(src, list(shape))
         m = F.and_masks(m, mask)
         if other is None:
@@ -323,7 +330,7 @@ class _Kernel:
         else:
             passthru = F.splat(other, k)
         if self._runs_ok(src, list(shape)):
-            self._replace(op, F.load_runs(flat, lin, m, passthru, k, et))
+            self._replace(op, F.load_runs(flat, lin, m, passthru, k, et, self.layout.vector_width(k)))
         else:
             self._replace(op, F.gather(flat, lin, m, passthru, k, et))
 
@@ -331,7 +338,7 @@ class _Kernel:
         dst, value, mask = tb.operands(op)
         if not tb.is_window(dst.type):
             shape = [F.numel(list(ir.MemRefType(dst.type).shape))]
-            k = F.frag_len(shape, self.T)
+            k = self.layout.frag_len(shape)
             gpu.BarrierOp()
             self.layout.to_shared(dst, shape, value, k)
             gpu.BarrierOp()
@@ -351,10 +358,10 @@ class _Kernel:
             self._publish_store(dst)
             op.erase()
             return
-        k = F.frag_len(shape, self.T)
+        k = self.layout.frag_len(shape)
         flat, lin, m = self._window(dst, list(shape))
         if self._runs_ok(dst, list(shape)):
-            F.store_runs(flat, lin, F.and_masks(m, mask), value, k)
+            F.store_runs(flat, lin, F.and_masks(m, mask), value, k, self.layout.vector_width(k))
         else:
             F.scatter(flat, lin, F.and_masks(m, mask), value, k)
         self._publish_store(dst)
@@ -370,7 +377,7 @@ class _Kernel:
             op.erase()
             return
         shape = list(shape) or [1]
-        k = F.frag_len(shape, self.T)
+        k = self.layout.frag_len(shape)
         flat, lin, m = self._window(src, list(tb.window_shape_elem(src.type)[0]))
         v = F.gather(flat, lin, m, F.vsplat_const(0, et, k), k, et)
         self.layout.to_shared(dst, shape, v, k)
@@ -391,7 +398,7 @@ class _Kernel:
     # data exchange through shared memory -----------------------------------------------------
     def _to_scratch(self, frag, shape, et):
         n = F.numel(shape)
-        k = F.frag_len(shape, self.T)
+        k = self.layout.frag_len(shape)
         buf = self.scratch(n, et)
         gpu.BarrierOp()
         self.layout.to_shared(buf, shape, frag, k)
@@ -402,7 +409,7 @@ class _Kernel:
         x = op.operands[0]
         rt = ir.RankedTensorType(op.results[0].type)
         shape = list(rt.shape)
-        k = F.frag_len(shape, self.T)
+        k = self.layout.frag_len(shape)
         if not isinstance(x.type, ir.VectorType):
             if "tessera.operand_types" in op.attributes:
                 del op.attributes["tessera.operand_types"]
@@ -415,10 +422,10 @@ class _Kernel:
         src_idx = [F.splat(F.cidx(0), k) if xs[d] == 1 and shape[lead + d] != 1 else idx[lead + d] for d in range(len(xs))]
         lin = F.ravel(src_idx, xs, k)
         zero = F.vsplat_const(0, rt.element_type, k)
-        vw = F.vector_width(k)
-        if xs[-1] == shape[-1] and shape[-1] % vw == 0:
+        vw = self.layout.vector_width(k)
+        if vw > 1 and xs[-1] == shape[-1] and shape[-1] % vw == 0:
             # the last dim is not broadcast: each run reads contiguous, aligned scratch (vector loads)
-            v = F.load_runs(buf, lin, self.layout.valid(shape), zero, k, rt.element_type)
+            v = F.load_runs(buf, lin, self.layout.valid(shape), zero, k, rt.element_type, vw)
         else:
             v = F.gather(buf, lin, self.layout.valid(shape), zero, k, rt.element_type)
         gpu.BarrierOp()
@@ -430,7 +437,7 @@ class _Kernel:
         m, n = list(rt.shape)
         _operand_types(op)
         buf = self._to_scratch(x, [n, m], rt.element_type)
-        k = F.frag_len([m, n], self.T)
+        k = self.layout.frag_len([m, n])
         i, j = self.layout.unravel([m, n])
         v = F.gather(buf, F.ravel([j, i], [n, m], k), self.layout.valid([m, n]),
                      F.vsplat_const(0, rt.element_type, k), k, rt.element_type)
@@ -448,7 +455,7 @@ class _Kernel:
             return
         abuf = self._to_scratch_pair(a, [m, kk], ae, b, [kk, n], be)
         sa, sb = abuf
-        k = F.frag_len([m, n], self.T)
+        k = self.layout.frag_len([m, n])
         i, j = self.layout.unravel([m, n])
         valid = self.layout.valid([m, n])
         init = acc if acc is not None else F.vsplat_const(0.0, f32, k)
@@ -477,7 +484,7 @@ class _Kernel:
         self.scratch_views.append(sb.owner)
         sb.owner.attributes["tessera.scratch_offset"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), off_b)
         gpu.BarrierOp()
-        ka, kb = F.frag_len(ashape, self.T), F.frag_len(bshape, self.T)
+        ka, kb = self.layout.frag_len(ashape), self.layout.frag_len(bshape)
         self.layout.to_shared(sa, ashape, a, ka)
         self.layout.to_shared(sb, bshape, b, kb)
         gpu.BarrierOp()
@@ -512,7 +519,7 @@ class _Kernel:
         if group > 1 and str(et) in ("f32", "i32"):
             self._replace(op, self._group_reduce(buf, xs, axis, rshape, et, kind, is_f, ident, group))
             return
-        k = F.frag_len(rshape, self.T)
+        k = self.layout.frag_len(rshape)
         ridx = self.layout.unravel(rshape)
         valid = self.layout.valid(rshape)
         init = F.splat(ident, k)
@@ -568,7 +575,7 @@ class _Kernel:
             memref.StoreOp(v, out, [o])
             scf.YieldOp([])
         gpu.BarrierOp()
-        k = F.frag_len(rshape, self.T)
+        k = self.layout.frag_len(rshape)
         res = self.layout.from_shared(out, rshape, F.splat(ident, k), k, et)
         gpu.BarrierOp()
         return res
@@ -576,7 +583,7 @@ class _Kernel:
     def _shuffle_reduce(self, x, xs, et, kind, is_f, ident):
         """Full reduction: per-thread fold, xor-butterfly over the warp, one value per warp
         through shared memory, then every thread folds the warp values (uniform result)."""
-        k = F.frag_len(xs, self.T)
+        k = self.layout.frag_len(xs)
         valid = self.layout.valid(xs)
         if valid is not None:
             x = arith.SelectOp(valid, x, F.splat(ident, k)).result
@@ -622,7 +629,7 @@ class _Kernel:
         start = ir.IntegerAttr(op.attributes["start"]).value
         rt = ir.RankedTensorType(op.results[0].type)
         shape = list(rt.shape)
-        k = F.frag_len(shape, self.T)
+        k = self.layout.frag_len(shape)
         e = self.layout.lanes(k)
         if start:
             e = arith.AddIOp(e, F.splat(F.cidx(start), k)).result

@@ -28,7 +28,7 @@ def lower(kern, dst, src_window_op, shape, et, esz, bypass_l1):
     cshape = list(shape[:-1]) + [shape[-1] // c]
     T = kern.T
     nchunks = F.numel(cshape)
-    kc = F.frag_len(cshape, T)
+    kc = kern.layout.frag_len(cshape)
     base = src_window_op.operands[0]
     offsets = list(src_window_op.operands)[1:]
     squeeze = [bool(x) for x in ir.DenseI64ArrayAttr(src_window_op.attributes["squeeze"])]

@@ -2,14 +2,15 @@
 
 A tile of N elements (row-major flat index e) is held by T = num_warps·32 threads as a
 `vector<K x elem>` per thread. Thread t owns runs of V contiguous elements: slot j holds
-e = (j / V)·T·V + t·V + (j % V). K = ceil(N / T), rounded up to a multiple of 4 from 3 to
-MAX_RUN_SLOTS, and V (the vector width: 4, 2 or 1) follows from K alone (`vector_width`), so every
-tile of one shape has one layout. Fragments beyond MAX_RUN_SLOTS (GEMM operand tiles) keep V = 1,
-the thread-cyclic layout (slot j holds e = t + j·T), until the MMA layouts replace it.
-With V = 4 a warp covers 128 contiguous elements in 16-byte runs per thread, which the global loads and
-stores turn into `ld/st.global.v4` where the tensor is unit-stride and aligned (`load_runs`,
-`store_runs`). Elementwise ops keep the layout, so they are plain vector ops; anything that moves
-elements between threads (broadcast, reduction, transpose, mma) goes through shared memory.
+e = (j / V)·T·V + t·V + (j % V). The longest run is 16 bytes of the kernel's narrowest global element
+type (`Layout.run`: 8 elements for kernels on 16- or 8-bit tensors, else 4). K = ceil(N / T) rounded up
+to a multiple of the run (or of 4 from 3) up to MAX_RUN_SLOTS, and V follows from K alone
+(`Layout.vector_width`), so every tile of one shape has one layout in a kernel. Fragments beyond
+MAX_RUN_SLOTS (GEMM operand tiles) keep V = 1, the thread-cyclic layout (slot j holds e = t + j·T),
+until the MMA layouts replace it. Runs become aligned vector accesses of up to 16 bytes on tensors of
+the aligned stride class (`load_runs`, `store_runs`). Elementwise ops keep the layout, so they are
+plain vector ops; anything that moves elements between threads (broadcast, reduction, transpose, mma)
+goes through shared memory.
 """
 from __future__ import annotations
 
@@ -27,19 +28,25 @@ def numel(shape) -> int:
 MAX_RUN_SLOTS = 16   # larger fragments (GEMM operand tiles) stay thread-cyclic: unrolled runs cost registers
 
 
-def frag_len(shape, threads: int) -> int:
-    """Slots per thread: ceil(N / T), rounded up to a multiple of 4 from 3 to MAX_RUN_SLOTS."""
+def frag_len(shape, threads: int, run: int = 4) -> int:
+    """Slots per thread: ceil(N / T), rounded up to a multiple of 4 from 3 (of `run` from `run`) up to
+    MAX_RUN_SLOTS."""
     k = max(1, math.ceil(numel(shape) / threads))
+    if run <= k <= MAX_RUN_SLOTS:
+        return (k + run - 1) // run * run
     if 3 <= k <= MAX_RUN_SLOTS:
         return (k + 3) // 4 * 4
     return k
 
 
-def vector_width(k: int) -> int:
+def vector_width(k: int, run: int = 4) -> int:
     """Contiguous elements per run of a k-slot fragment (1: thread-cyclic)."""
     if k > MAX_RUN_SLOTS:
         return 1
-    return 4 if k % 4 == 0 else 2 if k % 2 == 0 else 1
+    for v in (run, 4, 2):
+        if v <= run and k % v == 0:
+            return v
+    return 1
 
 
 def index_t():
@@ -83,16 +90,23 @@ def vsplat_const(v, elem, k):
 class Layout:
     """Per-function helper: thread id, lane vectors and masks for each fragment length."""
 
-    def __init__(self, threads: int, tid, anchor):
+    def __init__(self, threads: int, tid, anchor, run: int = 4):
         self.T = threads
+        self.run = run          # the longest run: 16 bytes of the kernel's narrowest global element type
         self.tid = tid
         self.anchor = anchor  # cached values are built before this op, so they dominate every use
         self._lanes = {}
 
+    def frag_len(self, shape) -> int:
+        return frag_len(shape, self.T, self.run)
+
+    def vector_width(self, k: int) -> int:
+        return vector_width(k, self.run)
+
     def lanes(self, k: int):
         """vector<k x index>: the flat element indices this thread owns (runs of vector_width(k))."""
         if k not in self._lanes:
-            v = vector_width(k)
+            v = self.vector_width(k)
             with ir.InsertionPoint(self.anchor), self.anchor.location:
                 first = arith.MulIOp(self.tid, cidx(v)).result if v > 1 else self.tid
                 base = splat(first, k)
@@ -102,7 +116,7 @@ class Layout:
 
     def valid(self, shape):
         """i1 mask of owned elements that exist (None when every lane is real)."""
-        n, k = numel(shape), frag_len(shape, self.T)
+        n, k = numel(shape), self.frag_len(shape)
         if n == k * self.T:
             return None
         return arith.CmpIOp(arith.CmpIPredicate.ult, self.lanes(k), splat(cidx(n), k)).result
@@ -110,15 +124,15 @@ class Layout:
     def to_shared(self, buf, shape, value, k):
         """Store a fragment into a flat shared buffer in the tile's row-major order: one vector store
         per run (conflict-free: a warp writes contiguous 8- or 16-byte pieces), masked at the padding."""
-        store_runs(buf, self.lanes(k), self.valid(shape), value, k)
+        store_runs(buf, self.lanes(k), self.valid(shape), value, k, self.vector_width(k))
 
     def from_shared(self, buf, shape, passthru, k, elem):
         """The fragment of a tile stored row-major in a flat shared buffer (vector loads per run)."""
-        return load_runs(buf, self.lanes(k), self.valid(shape), passthru, k, elem)
+        return load_runs(buf, self.lanes(k), self.valid(shape), passthru, k, elem, self.vector_width(k))
 
     def unravel(self, shape, e=None):
         """Per-dim index vectors of the owned elements of a tile of this shape."""
-        k = frag_len(shape, self.T)
+        k = self.frag_len(shape)
         e = self.lanes(k) if e is None else e
         out = []
         for d in range(len(shape)):
@@ -179,36 +193,25 @@ def _elem_bytes(t):
     return {"f16": 2, "bf16": 2, "f64": 8}.get(str(t), 4)
 
 
-def runs_apply(k, elem) -> bool:
-    v = vector_width(k)
-    return 1 < v and v * _elem_bytes(elem) <= 16
-
-
-def _runs(k, mask, lin):
-    """Per run of vector_width(k) slots: (start, run length, offset of its first element, the slots'
-    scalar masks (None: all in bounds), and whether the run can be one vector access: every slot in
-    bounds and the first element's offset a multiple of the run length, which on a tensor of the aligned
-    stride class (16-byte aligned base and row strides, unit inner stride) makes the access aligned to
-    its size). Masks are taken apart as scalars: NVPTX legalises shuffles of i1 vectors through local
-    memory."""
-    v = vector_width(k)
+def _runs(k, v, mask, lin):
+    """Per run of v slots: (start, offset of its first element, the slots' scalar masks (None: all in
+    bounds), and whether the run can go by vector accesses: every slot in bounds and the first element's
+    offset a multiple of v, which on a tensor of the aligned stride class (16-byte aligned base and row
+    strides, unit inner stride) aligns each 16-byte piece of the run). Masks are taken apart as scalars:
+    NVPTX legalises shuffles of i1 vectors through local memory."""
     for c in range(0, k, v):
         off = vector.ExtractOp(lin, [], [c]).result
         bits = None if mask is None else [vector.ExtractOp(mask, [], [c + i]).result for i in range(v)]
         fast = arith.CmpIOp(arith.CmpIPredicate.eq, arith.RemUIOp(off, cidx(v)).result, cidx(0)).result
         for bit in bits or ():
             fast = arith.AndIOp(fast, bit).result
-        yield c, v, off, bits, fast
+        yield c, off, bits, fast
 
 
-class _nowhere:
-    """A no-op context manager (stay at the current insertion point)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+def _pieces(v, esize):
+    """A run of v elements as vector accesses of at most 16 bytes: (first element, length) pairs."""
+    n = max(1, min(v, 16 // esize))
+    return [(i, n) for i in range(0, v, n)]
 
 
 def _any(bits):
@@ -248,19 +251,24 @@ def _store_each(flat, lin, c, v, bits, value):
             scf.YieldOp([])
 
 
-def load_runs(flat, lin, mask, passthru, k, elem):
-    """A masked gather of k slots done run by run: one aligned vector load where `_runs` allows, the
-    run's slots one by one under their masks where it is ragged, nothing where it is wholly out of
-    bounds. Fragments beyond `runs_apply` keep the gather."""
-    if not runs_apply(k, elem):
+def load_runs(flat, lin, mask, passthru, k, elem, v):
+    """A masked gather of k slots in runs of v: aligned vector loads (16-byte pieces) where `_runs`
+    allows, the run's slots one by one under their masks where it is ragged, nothing where it is wholly
+    out of bounds. v = 1 (thread-cyclic fragments) keeps the gather."""
+    if v == 1:
         return gather(flat, lin, mask, passthru, k, elem)
     esize = _elem_bytes(elem)
     out = passthru
-    for c, v, off, bits, fast in _runs(k, mask, lin):
+    for c, off, bits, fast in _runs(k, v, mask, lin):
         vt = ir.VectorType.get([v], elem)
         br = scf.IfOp(fast, [vt], has_else=True)
         with ir.InsertionPoint(br.then_block):
-            scf.YieldOp([vector.LoadOp(vt, flat, [off], alignment=v * esize).result])
+            run = _slice(passthru, c, v)
+            for i, n in _pieces(v, esize):
+                at = arith.AddIOp(off, cidx(i)).result if i else off
+                piece = vector.LoadOp(ir.VectorType.get([n], elem), flat, [at], alignment=n * esize).result
+                run = piece if n == v else _insert(piece, run, i)
+            scf.YieldOp([run])
         with ir.InsertionPoint(br.else_block):
             run = _slice(passthru, c, v)
             if bits is None:
@@ -276,17 +284,18 @@ def load_runs(flat, lin, mask, passthru, k, elem):
     return out
 
 
-def store_runs(flat, lin, mask, value, k):
-    """A masked scatter of k slots done run by run (see load_runs)."""
-    elem = ir.VectorType(value.type).element_type
-    if not runs_apply(k, elem):
+def store_runs(flat, lin, mask, value, k, v):
+    """A masked scatter of k slots in runs of v (see load_runs)."""
+    if v == 1:
         scatter(flat, lin, mask, value, k)
         return
-    esize = _elem_bytes(elem)
-    for c, v, off, bits, fast in _runs(k, mask, lin):
+    esize = _elem_bytes(ir.VectorType(value.type).element_type)
+    for c, off, bits, fast in _runs(k, v, mask, lin):
         br = scf.IfOp(fast, [], has_else=True)
         with ir.InsertionPoint(br.then_block):
-            vector.StoreOp(_slice(value, c, v), flat, [off], alignment=v * esize)
+            for i, n in _pieces(v, esize):
+                at = arith.AddIOp(off, cidx(i)).result if i else off
+                vector.StoreOp(_slice(value, c + i, n), flat, [at], alignment=n * esize)
             scf.YieldOp([])
         with ir.InsertionPoint(br.else_block):
             if bits is None:

@@ -64,7 +64,7 @@ def lower(kern, a, b, acc, m, n, k, elem):
     sa, sb, sc = _view2d(kern, 0, m, k, elem), _view2d(kern, off_b, k, n, elem), _view2d(kern, off_c, m, n, f32)
     T, lay = kern.T, kern.layout
     gpu.BarrierOp()
-    ka, kb = F.frag_len([m, k], T), F.frag_len([k, n], T)
+    ka, kb = lay.frag_len([m, k]), lay.frag_len([k, n])
     lay.to_shared(sa_flat, [m, k], a, ka)
     lay.to_shared(sb_flat, [k, n], b, kb)
     gpu.BarrierOp()
@@ -107,7 +107,7 @@ def lower(kern, a, b, acc, m, n, k, elem):
             vector.StoreOp(vector.ExtractOp(res, [], [h]).result, sc, [row, col])
         scf.YieldOp([])
     gpu.BarrierOp()
-    kc = F.frag_len([m, n], T)
+    kc = lay.frag_len([m, n])
     out = lay.from_shared(sc_flat, [m, n], F.vsplat_const(0.0, f32, kc), kc, f32)
     gpu.BarrierOp()
     if acc is not None:

@@ -227,7 +227,7 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         gpu.BarrierOp()
         if store is None:
             flat = view(_t(f"memref<16384xf32, {space}>"), F.cidx(base))
-            k = F.frag_len([128, 128], kern.T)
+            k = kern.layout.frag_len([128, 128])
             frag = kern.layout.from_shared(flat, [128, 128], F.vsplat_const(0.0, ir.F32Type.get(), k), k,
                                            ir.F32Type.get())
             gpu.BarrierOp()
