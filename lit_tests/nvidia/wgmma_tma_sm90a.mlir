@@ -23,11 +23,12 @@
 // GPU: nvgpu.tma.async.load %{{.*}}[%[[K]], %{{.*}}]
 // GPU: scf.yield
 // GPU: nvvm.wgmma.wait.group.sync.aligned 0
-// GPU: nvgpu.warpgroup.mma.store
-// The epilogue (the accumulator's only use is a store of the whole tile to an aligned tensor) copies the
-// accumulator from shared memory to C in 16-byte pieces, element by element only at ragged edges.
+// GPU: nvgpu.warpgroup.mma.store {{.*}} to memref<128x128xf32, strided<[136, 1]>, #gpu.address_space<workgroup>>
+// The epilogue (the accumulator's only use is a store of the whole tile to an aligned tensor) stores the
+// accumulator to shared memory with rows 136 words apart (bank-conflict-free), then copies it to C in
+// 16-byte pieces, element by element only at ragged edges.
 // GPU: scf.for
-// GPU: vector.load {{.*}} {alignment = 16 : i64} : memref<16384xf32, #gpu.address_space<workgroup>>, vector<4xf32>
+// GPU: vector.load {{.*}} {alignment = 16 : i64} : memref<17408xf32, #gpu.address_space<workgroup>>, vector<4xf32>
 // GPU: vector.store {{.*}} {alignment = 16 : i64} : memref<?xf32>, vector<4xf32>
 // PTX: .target sm_90a
 // PTX: .param .u64 .ptr .align 1 gemm_param_21,

@@ -21,6 +21,7 @@ from ...ir import builders as tb
 from . import fragments as F
 
 SLOT_BYTES = 32768  # A 128×64 + B 64×128, 16-bit elements
+ACC_PITCH = 136     # f32 words per accumulator row in shared memory: +8 words, so the 4 rows of a half-warp's v2 stores hit 4 disjoint sets of 8 banks
 
 
 def _t(s):
@@ -93,7 +94,7 @@ def _copy_out(kern, sflat, store):
         col = arith.MulIOp(arith.RemUIOp(q, c32).result, c4).result
         gr = arith.AddIOp(m0, row).result
         gc = arith.AddIOp(n0, col).result
-        src = arith.AddIOp(arith.MulIOp(row, F.cidx(128)).result, col).result
+        src = arith.AddIOp(arith.MulIOp(row, F.cidx(ACC_PITCH)).result, col).result
         at = arith.AddIOp(arith.AddIOp(off0, arith.MulIOp(gr, strides[0]).result).result,
                           arith.MulIOp(gc, strides[1]).result).result
         row_in = arith.CmpIOp(arith.CmpIPredicate.ult, gr, sizes[0]).result
@@ -142,7 +143,7 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
     sBh_t = _t(f"memref<64x64x{et}, {space}>")
     dA_t = _t(f"!nvgpu.warpgroup.descriptor<tensor = memref<128x64x{et}, 3>>")
     dB_t = _t(f"!nvgpu.warpgroup.descriptor<tensor = memref<64x128x{et}, 3>>")
-    base = kern.reserve(max(stages * SLOT_BYTES, 128 * 128 * 4), 1024)
+    base = kern.reserve(max(stages * SLOT_BYTES, 128 * ACC_PITCH * 4), 1024)
     old_body = loop.regions[0].blocks[0]
     lb, ub, step = list(loop.operands)[:3]
     iv_old = old_body.arguments[0]
@@ -222,7 +223,12 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
     store = _direct_store(kern, loop)
     with ir.InsertionPoint.after(new), loop.location:
         nvvm.WgmmaWaitGroupSyncOp(0)          # the last group, before the accumulator is read
-        sD = view(_t(f"memref<128x128xf32, {space}>"), F.cidx(base))
+        if store is not None:    # rows ACC_PITCH words apart: a subview of a 128 × ACC_PITCH view
+            padded = view(_t(f"memref<128x{ACC_PITCH}xf32, {space}>"), F.cidx(base))
+            sD = memref.SubViewOp(_t(f"memref<128x128xf32, strided<[{ACC_PITCH}, 1]>, {space}>"), padded,
+                                  [], [], [], [0, 0], [128, 128], [1, 1]).result
+        else:
+            sD = view(_t(f"memref<128x128xf32, {space}>"), F.cidx(base))
         nvgpu.WarpgroupMmaStoreOp(new.results[0], sD)
         gpu.BarrierOp()
         if store is None:
@@ -235,7 +241,7 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         # at the store (its window's offsets are computed after the loop); the accumulator region is
         # reserved, so nothing in between overwrites it
         with ir.InsertionPoint(store), store.location:
-            _copy_out(kern, view(_t(f"memref<16384xf32, {space}>"), F.cidx(base)), store)
+            _copy_out(kern, view(_t(f"memref<{128 * ACC_PITCH}xf32, {space}>"), F.cidx(base)), store)
             gpu.BarrierOp()
         store.erase()
     else:
