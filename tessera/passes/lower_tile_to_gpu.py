@@ -359,6 +359,10 @@ class _Kernel:
             op.erase()
             return
         k = self.layout.frag_len(shape)
+        if self._store_through_shared(dst, list(shape), et, k, mask, value):
+            self._publish_store(dst)
+            op.erase()
+            return
         flat, lin, m = self._window(dst, list(shape))
         if self._runs_ok(dst, list(shape)):
             F.store_runs(flat, lin, F.and_masks(m, mask), value, k, self.layout.vector_width(k))
@@ -366,6 +370,22 @@ class _Kernel:
             F.scatter(flat, lin, F.and_masks(m, mask), value, k)
         self._publish_store(dst)
         op.erase()
+
+    def _store_through_shared(self, dst, shape, et, k, mask, value):
+        """A large thread-cyclic tile (GEMM outputs) stored unmasked to a 2-D window of an aligned tensor:
+        through shared memory (conflict-free scatter, then 16-byte chunks per thread, `copy_tile_out`)
+        instead of one scalar store per element. False when it does not apply."""
+        vop = dst.owner
+        if mask is not None or F.vector_width(k) != 1 or k <= F.MAX_RUN_SLOTS or len(shape) != 2 \
+                or any(bool(x) for x in ir.DenseI64ArrayAttr(vop.attributes["squeeze"])) \
+                or str(et) == "i1" or shape[1] % (16 // _bytes(et)) \
+                or _arg_number(vop.operands[0]) not in self.aligned_args:
+            return False
+        base, r0, c0 = list(vop.operands)
+        buf = self._to_scratch(value, shape, et)
+        F.copy_tile_out(self.tid, self.T, buf, shape[1], shape[0], shape[1], et, base, r0, c0, True)
+        gpu.BarrierOp()
+        return True
 
     def op_cp_async(self, op):
         dst, src = list(op.operands)

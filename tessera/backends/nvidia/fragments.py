@@ -308,6 +308,54 @@ def store_runs(flat, lin, mask, value, k, v):
             scf.YieldOp([])
 
 
+def copy_tile_out(tid, threads, sflat, pitch, rows, cols, elem, base, r0, c0, aligned):
+    """A rows × cols tile stored row-major in shared memory (rows `pitch` elements apart) → the global
+    tensor `base` at (r0, c0), in 16-byte chunks: thread t copies chunks t, t + T, ... A warp reads and
+    writes 512 contiguous bytes of a row (`ld.shared.v4` + `st.global.v4`) when the tensor is of the
+    aligned stride class and the chunk is in bounds and aligned; otherwise element by element with
+    bounds. `cols` must be a multiple of the chunk (16 bytes)."""
+    esize = _elem_bytes(elem)
+    c = 16 // esize
+    per_row = cols // c
+    flat, off0, sizes, strides = flat_global(base)
+    vt = ir.VectorType.get([c], elem)
+    loop = scf.ForOp(tid, cidx(rows * per_row), cidx(threads))
+    with ir.InsertionPoint(loop.body):
+        q = loop.induction_variable
+        row = arith.DivUIOp(q, cidx(per_row)).result
+        col = arith.MulIOp(arith.RemUIOp(q, cidx(per_row)).result, cidx(c)).result
+        gr = arith.AddIOp(r0, row).result
+        gc = arith.AddIOp(c0, col).result
+        src = arith.AddIOp(arith.MulIOp(row, cidx(pitch)).result, col).result
+        at = arith.AddIOp(arith.AddIOp(off0, arith.MulIOp(gr, strides[0]).result).result,
+                          arith.MulIOp(gc, strides[1]).result).result
+        row_in = arith.CmpIOp(arith.CmpIPredicate.ult, gr, sizes[0]).result
+        slow_block = None
+        if aligned:
+            whole = arith.CmpIOp(arith.CmpIPredicate.ule, arith.AddIOp(gc, cidx(c)).result, sizes[1]).result
+            fast = arith.AndIOp(row_in, whole).result
+            fast = arith.AndIOp(fast, arith.CmpIOp(arith.CmpIPredicate.eq, arith.RemUIOp(at, cidx(c)).result,
+                                                   cidx(0)).result).result
+            br = scf.IfOp(fast, [], has_else=True)
+            with ir.InsertionPoint(br.then_block):
+                vector.StoreOp(vector.LoadOp(vt, sflat, [src], alignment=16).result, flat, [at], alignment=16)
+                scf.YieldOp([])
+            slow_block = br.else_block
+        with ir.InsertionPoint(slow_block) if slow_block is not None else _nowhere():
+            for i in range(c):
+                ci = cidx(i)
+                ok = arith.AndIOp(row_in, arith.CmpIOp(arith.CmpIPredicate.ult, arith.AddIOp(gc, ci).result,
+                                                       sizes[1]).result).result
+                one = scf.IfOp(ok, [], has_else=False)
+                with ir.InsertionPoint(one.then_block):
+                    x = memref.LoadOp(sflat, [arith.AddIOp(src, ci).result]).result
+                    memref.StoreOp(x, flat, [arith.AddIOp(at, arith.MulIOp(ci, strides[1]).result).result])
+                    scf.YieldOp([])
+            if slow_block is not None:
+                scf.YieldOp([])
+        scf.YieldOp([])
+
+
 def flat_global(m, big=1 << 40):
     """A 1-D memref over the whole allocation of a strided memref, plus its element offset,
     sizes and strides (index values)."""

@@ -75,54 +75,11 @@ def _direct_store(kern, loop):
 
 
 def _copy_out(kern, sflat, store):
-    """The row-major 128×128 f32 accumulator in shared memory → its global window, 16 bytes per thread per
-    step (`ld.shared.v4` + `st.global.v4`, a warp writing 512 contiguous bytes of a row) where the
-    destination is of the aligned stride class and the chunk is in bounds and aligned; else element by
-    element with bounds."""
+    """The 128×128 f32 accumulator (rows ACC_PITCH apart in shared memory) → the store's global window."""
     from ...passes.lower_tile_to_gpu import _arg_number
-    vop = store.operands[0].owner
-    base, m0, n0 = list(vop.operands)
-    flat, off0, sizes, strides = F.flat_global(base)
-    aligned = _arg_number(base) in kern.aligned_args
-    f32 = ir.F32Type.get()
-    v4 = ir.VectorType.get([4], f32)
-    c4, c32 = F.cidx(4), F.cidx(32)
-    loop = scf.ForOp(kern.tid, F.cidx(128 * 32), F.cidx(kern.T))
-    with ir.InsertionPoint(loop.body):
-        q = loop.induction_variable
-        row = arith.DivUIOp(q, c32).result
-        col = arith.MulIOp(arith.RemUIOp(q, c32).result, c4).result
-        gr = arith.AddIOp(m0, row).result
-        gc = arith.AddIOp(n0, col).result
-        src = arith.AddIOp(arith.MulIOp(row, F.cidx(ACC_PITCH)).result, col).result
-        at = arith.AddIOp(arith.AddIOp(off0, arith.MulIOp(gr, strides[0]).result).result,
-                          arith.MulIOp(gc, strides[1]).result).result
-        row_in = arith.CmpIOp(arith.CmpIPredicate.ult, gr, sizes[0]).result
-        if aligned:
-            whole = arith.CmpIOp(arith.CmpIPredicate.ule, arith.AddIOp(gc, c4).result, sizes[1]).result
-            fast = arith.AndIOp(row_in, whole).result
-            fast = arith.AndIOp(fast, arith.CmpIOp(arith.CmpIPredicate.eq, arith.RemUIOp(at, c4).result,
-                                                   F.cidx(0)).result).result
-            br = scf.IfOp(fast, [], has_else=True)
-            with ir.InsertionPoint(br.then_block):
-                vector.StoreOp(vector.LoadOp(v4, sflat, [src], alignment=16).result, flat, [at], alignment=16)
-                scf.YieldOp([])
-            slow_block = br.else_block
-        else:
-            slow_block = None
-        with ir.InsertionPoint(slow_block) if slow_block is not None else F._nowhere():
-            for i in range(4):
-                ci = F.cidx(i)
-                ok = arith.AndIOp(row_in, arith.CmpIOp(arith.CmpIPredicate.ult, arith.AddIOp(gc, ci).result,
-                                                       sizes[1]).result).result
-                one = scf.IfOp(ok, [], has_else=False)
-                with ir.InsertionPoint(one.then_block):
-                    x = memref.LoadOp(sflat, [arith.AddIOp(src, ci).result]).result
-                    memref.StoreOp(x, flat, [arith.AddIOp(at, arith.MulIOp(ci, strides[1]).result).result])
-                    scf.YieldOp([])
-            if slow_block is not None:
-                scf.YieldOp([])
-        scf.YieldOp([])
+    base, m0, n0 = list(store.operands[0].owner.operands)
+    F.copy_tile_out(kern.tid, kern.T, sflat, ACC_PITCH, 128, 128, ir.F32Type.get(), base, m0, n0,
+                    _arg_number(base) in kern.aligned_args)
 
 
 def rewrite(kern, loop, desc_a, desc_b, stages):
