@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import dtypes as dt, knobs
 from ..errors import CompilationError, ShapeError, DTypeError, LaunchError, TesseraError, BackendUnavailable
+from ..runtime.cuda import aligned_stride_class
 from ..runtime.prepared import grid3
 from .annotations import TensorSpec, Tensor, constexpr
 from .source import KernelSource
@@ -73,15 +74,13 @@ def _is_cuda_array(a):
 
 
 def _tma_ok(a) -> bool:
-    """The aligned stride class (TMA on sm_90a, 16-byte vector accesses on every NVIDIA target): unit
-    inner stride, 16-byte multiples elsewhere, 16-byte aligned base (a view into the middle of an
-    array is not, on the device as in NumPy, whose allocations are 16-byte aligned)."""
-    if a.ndim < 1 or a.strides[-1] != a.itemsize or any(s % 16 or s <= 0 for s in a.strides[:-1]):
-        return False
+    """The aligned stride class (runtime.cuda.aligned_stride_class) of an argument: a view into the middle
+    of an array is not, on the device as in NumPy (whose allocations are 16-byte aligned)."""
     if isinstance(a, np.ndarray):
-        return a.size == 0 or a.ctypes.data % 16 == 0
-    ptr = a.data.ptr if hasattr(a, "data") and hasattr(a.data, "ptr") else 0
-    return ptr % 16 == 0
+        ptr = a.ctypes.data if a.size else 0
+    else:
+        ptr = a.data.ptr if hasattr(a, "data") and hasattr(a.data, "ptr") else 0
+    return aligned_stride_class(a.shape, a.strides, a.itemsize, ptr)
 
 
 def _grid3(grid):

@@ -83,6 +83,22 @@ def device_arch() -> str:
     raise BackendUnavailable(f"no tessera target for compute capability {cc // 10}.{cc % 10} (sm_80..sm_89, sm_90)")
 
 
+def aligned_stride_class(shape, strides, itemsize, ptr) -> bool:
+    """The aligned stride class (TMA on sm_90a, 16-byte vector accesses on every NVIDIA target): unit
+    inner stride, positive 16-byte multiples elsewhere, 16-byte aligned base."""
+    return (len(shape) >= 1 and strides[-1] == itemsize and all(s > 0 and s % 16 == 0 for s in strides[:-1])
+            and ptr % 16 == 0)
+
+
+def check_aligned(spec, d):
+    """A kernel compiled for the aligned stride class of an argument reads it with vector accesses:
+    refuse other arrays rather than fault on the GPU."""
+    if not aligned_stride_class(d.shape, d.strides, d.itemsize, d.data.ptr):
+        raise LaunchError(f"argument '{spec['name']}': this compiled kernel reads it with 16-byte vector accesses, "
+                          "which need a unit inner stride and a 16-byte aligned base and row strides; launch the "
+                          "kernel itself (it compiles a variant for this layout) or pass a contiguous array")
+
+
 def keep_by_arg(abi, args, index):
     if abi[index]["kind"] != "tensor":
         raise LaunchError(f"TMA descriptor for a non-tensor argument {abi[index]['name']}")
@@ -113,7 +129,6 @@ class CudaLauncher:
                 d = as_device_array(a)
                 keep.append(d)
                 if spec.get("aligned"):
-                    from .native import check_aligned
                     check_aligned(spec, d)
                 item = d.itemsize
                 if any(s % item for s in d.strides):

@@ -80,7 +80,7 @@ def flat_values(abi, args, as_device_array=None):
                 raise LaunchError(f"argument '{spec['name']}': expected rank {spec['rank']}, got {len(shape)}")
             ptr = d.data.ptr
             if spec.get("aligned"):
-                check_aligned(spec, d)
+                _cuda.check_aligned(spec, d)
             vals += (ptr, ptr, 0)
             vals += shape  # the native side converts (and range-checks) every value
             for s in strides:
@@ -90,17 +90,6 @@ def flat_values(abi, args, as_device_array=None):
         else:
             vals.append(a)
     return vals, keep
-
-
-def check_aligned(spec, d):
-    """A kernel compiled for the aligned stride class of an argument (unit inner stride, 16-byte aligned
-    base and strides) reads it with vector accesses: refuse other arrays rather than fault on the GPU."""
-    ok = (len(d.shape) >= 1 and d.strides[-1] == d.itemsize and all(s > 0 and s % 16 == 0 for s in d.strides[:-1])
-          and d.data.ptr % 16 == 0)
-    if not ok:
-        raise LaunchError(f"argument '{spec['name']}': this compiled kernel reads it with 16-byte vector accesses, "
-                          "which need a unit inner stride and a 16-byte aligned base and row strides; launch the "
-                          "kernel itself (it compiles a variant for this layout) or pass a contiguous array")
 
 
 def launch_stream(keep) -> int:
