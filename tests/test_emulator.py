@@ -296,3 +296,17 @@ def test_vector_accesses_follow_the_arguments_alignment(monkeypatch, arch):
     a[:], b[:] = x, y
     aligned.emulate((1,), a, b, c)
     np.testing.assert_array_equal(c, x + y)
+
+
+@needs_ptxas
+def test_wgmma_epilogue_into_a_column_major_output():
+    """The sm_90a GEMM's direct epilogue with C outside the aligned stride class (column-major): the
+    element-by-element path, with bounds (regression: that path referred to an undefined helper)."""
+    from tessera.kernels import matmul
+    rng = np.random.default_rng(9)
+    a, b = rng.standard_normal((200, 128)).astype(bf16), rng.standard_normal((128, 264)).astype(bf16)
+    c = np.zeros((264, 200), np.float32).T
+    ck = ts.compile(matmul, a, b, c, target="sm_90a", BM=128, BN=128, BK=64)
+    assert "wgmma" in ck.asm["ptx"] and "st.global.v4" not in ck.asm["ptx"]
+    ck.emulate((2, 3), a, b, c)
+    np.testing.assert_allclose(c, a.astype(np.float32) @ b.astype(np.float32), rtol=1e-4, atol=1e-3)

@@ -26,7 +26,6 @@ def applies(shape, elem_bytes) -> bool:
 def lower(kern, dst, src_window_op, shape, et, esz, bypass_l1):
     c = chunk_elems(esz)
     cshape = list(shape[:-1]) + [shape[-1] // c]
-    T = kern.T
     nchunks = F.numel(cshape)
     kc = kern.layout.frag_len(cshape)
     base = src_window_op.operands[0]

@@ -14,6 +14,7 @@ goes through shared memory.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -341,7 +342,7 @@ def copy_tile_out(tid, threads, sflat, pitch, rows, cols, elem, base, r0, c0, al
                 vector.StoreOp(vector.LoadOp(vt, sflat, [src], alignment=16).result, flat, [at], alignment=16)
                 scf.YieldOp([])
             slow_block = br.else_block
-        with ir.InsertionPoint(slow_block) if slow_block is not None else _nowhere():
+        with ir.InsertionPoint(slow_block) if slow_block is not None else contextlib.nullcontext():
             for i in range(c):
                 ci = cidx(i)
                 ok = arith.AndIOp(row_in, arith.CmpIOp(arith.CmpIPredicate.ult, arith.AddIOp(gc, ci).result,

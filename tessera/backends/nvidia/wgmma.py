@@ -15,7 +15,7 @@ by `tessera.runtime.tma`).
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, builtin, gpu, memref, nvgpu, nvvm, scf, vector
+from mlir.dialects import arith, builtin, gpu, memref, nvgpu, nvvm, scf
 
 from ...ir import builders as tb
 from . import fragments as F
