@@ -20,7 +20,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, gpu, memref, nvvm, scf, vector
 
-from ..backends.nvidia import cp_async, fragments as F, mma_sync, reductions, wgmma
+from ..backends.nvidia import cp_async, fragments as F, mma_pipeline, mma_sync, reductions, wgmma
 from ..ir import builders as tb
 from ..ir.locations import error_at
 
@@ -156,6 +156,26 @@ class _Kernel:
         i64 = ir.IntegerType.get_signless(64)
         self.g.attributes["tessera.tma"] = ir.ArrayAttr.get(
             [ir.ArrayAttr.get([ir.IntegerAttr.get(i64, x) for x in t]) for t in tma])
+
+    def rewrite_mma_loops(self, stages):
+        """`tessera.mma_pipeline` K loops → cp.async pipelines feeding mma.sync (`mma_pipeline`)."""
+        loops = []
+
+        def visit(op):
+            if op.name == "scf.for" and "tessera.mma_pipeline" in op.attributes:
+                loops.append(op)
+            return ir.WalkResult.ADVANCE
+        self.g.walk(visit)
+        for loop in loops:
+            grid = mma_pipeline.plan(self, loop)
+            if grid is None:
+                del loop.attributes["tessera.mma_pipeline"]
+                continue
+            mma_pipeline.rewrite(self, loop, stages, grid)
+
+    def smem_elems(self, elem):
+        """The whole dynamic shared-memory block as a flat memref of `elem`."""
+        return self.smem_view(0, SMEM_VIEW_BYTES // _bytes(elem), elem)
 
     def smem_view(self, byte_offset: int, n: int, elem):
         space = ir.Attribute.parse("#gpu.address_space<workgroup>")
@@ -559,6 +579,7 @@ def run(module_op, arch="sm_90a", num_warps=None, num_stages="3"):
         kern = _Kernel(f.operation, gmod.operation, warps * 32, arch)
         kern.build()
         kern.rewrite_wgmma_loops(int(num_stages))
+        kern.rewrite_mma_loops(int(num_stages))
         _record_operand_types(kern)
         kern.run()
         _finish(kern)

@@ -10,7 +10,7 @@ import inspect
 from lark import Lark, Transformer, LarkError
 
 from ..errors import TesseraError
-from . import (lower_tile_to_cpu, lower_deallocations, widen_i1_memrefs, lower_tile_to_gpu, use_tma, use_wgmma,
+from . import (lower_tile_to_cpu, lower_deallocations, widen_i1_memrefs, lower_tile_to_gpu, use_tma, use_wgmma, pipeline_mma,
                fuse_delta_connections, prune_sparse_deltas, optimize_gating_networks, lower_graph_to_tile,
                expand_fp8)
 
@@ -22,6 +22,7 @@ PASSES = {m.name: m for m in [
     lower_tile_to_gpu,
     use_tma,
     use_wgmma,
+    pipeline_mma,
     fuse_delta_connections,
     prune_sparse_deltas,
     optimize_gating_networks,

@@ -1,59 +1,31 @@
 """tessera-use-wgmma{num_warps=4}: mark K loops whose tile.mma can run as Hopper warpgroup MMA.
 
-The loop (an `scf.for`) qualifies — and gets `tessera.wgmma` — when its body has a `tile.mma`
-whose operands are TMA-marked loads (`tessera-use-tma`) of a 128×64 A tile and a 64×128 B tile of
-the same 16-bit type, whose accumulator is a loop-carried value that starts as a zero splat and is
-yielded back unchanged, with the loads and the mma used nowhere else, and the CTA is one
-warpgroup (num_warps=4). `tessera-lower-tile-to-gpu{arch=sm_90a}` then lowers the loop to TMA
-loads into `num_stages` shared-memory slots with mbarriers and `wgmma.mma_async`.
+The loop gets `tessera.wgmma` when it is a K loop (`k_loops.match`: one tile.mma of two plain
+window loads, the accumulator the only loop-carried value) whose loads are TMA-marked
+(`tessera-use-tma`) 128×64 A and 64×128 B tiles of the same 16-bit type, whose accumulator starts as
+zeros, and the CTA is one warpgroup (num_warps=4). `tessera-lower-tile-to-gpu{arch=sm_90a}` then
+lowers the loop to TMA loads into `num_stages` shared-memory slots with mbarriers and
+`wgmma.mma_async`.
 """
 from __future__ import annotations
 
 from mlir import ir
 
-from ..ir import builders as tb
+from . import k_loops
 
 name = "tessera-use-wgmma"
 
 
-def _single_use(v):
-    return len(list(v.uses)) == 1
-
-
 def _matches(loop) -> bool:
-    body = loop.regions[0].blocks[0]
-    mmas = [op for op in body.operations if op.operation.name == "tile.mma"]
-    if len(mmas) != 1:
+    found = k_loops.match(loop)
+    if found is None or k_loops.splat_init(loop) != 0.0:
         return False
-    mma = mmas[0].operation
-    a, b, acc = tb.operands(mma)
-    if acc is None:
-        return False
-    for v, shape in ((a, [128, 64]), (b, [64, 128])):
-        ld = v.owner
-        if not isinstance(ld, ir.Operation) and not hasattr(ld, "name"):
+    _, a_ld, b_ld = found
+    for ld, shape in ((a_ld, [128, 64]), (b_ld, [64, 128])):
+        if "tessera.tma" not in ld.attributes or list(ir.RankedTensorType(ld.results[0].type).shape) != shape:
             return False
-        if ld.operation.name != "tile.load" or "tessera.tma" not in ld.attributes or not _single_use(v):
-            return False
-        if list(ir.RankedTensorType(v.type).shape) != shape:
-            return False
-    if str(ir.RankedTensorType(a.type).element_type) != str(ir.RankedTensorType(b.type).element_type):
-        return False
-    iter_args = list(body.arguments)[1:]
-    if len(iter_args) != 1 or acc not in iter_args:  # the rewrite carries only the accumulator
-        return False
-    pos = iter_args.index(acc)
-    if not _single_use(acc) or not _single_use(mma.results[0]):
-        return False
-    yield_op = body.operations[len(body.operations) - 1]
-    if list(yield_op.operands)[pos] != mma.results[0]:
-        return False
-    init = list(loop.operands)[3 + pos]
-    cst = init.owner
-    if isinstance(cst, ir.Block) or cst.operation.name != "arith.constant":
-        return False
-    attr = ir.DenseElementsAttr(cst.attributes["value"])
-    return attr.is_splat and float(ir.FloatAttr(attr.get_splat_value()).value) == 0.0
+    return str(ir.RankedTensorType(a_ld.results[0].type).element_type) == \
+        str(ir.RankedTensorType(b_ld.results[0].type).element_type)
 
 
 def run(module_op, num_warps="4"):

@@ -70,12 +70,12 @@ def lower(kern, dst, src_window_op, shape, et, esz, bypass_l1):
                                         bypassL1=True if bypass_l1 and esz * c == 16 else None)
                 scf.YieldOp([])
             with ir.InsertionPoint(br.else_block):
-                _slow_chunk(dst, dst_e, flat, lin, strides[-1], count, c, et)
+                slow_chunk(dst, dst_e, flat, lin, strides[-1], count, c, et)
                 scf.YieldOp([])
             scf.YieldOp([])
 
 
-def _slow_chunk(dst, dst_e, flat, lin, stride, count, c, et):
+def slow_chunk(dst, dst_e, flat, lin, stride, count, c, et):
     zero = arith.ConstantOp(et, ir.IntegerAttr.get(et, 0) if isinstance(et, ir.IntegerType) else ir.FloatAttr.get(et, 0.0)).result
     for i in range(c):
         ci = F.cidx(i)

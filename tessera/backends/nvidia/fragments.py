@@ -371,3 +371,29 @@ def flat_global(m, big=1 << 40):
     flat = memref.ReinterpretCastOp(flat_t, base, [], [cidx(big)], [], ir.DenseI64ArrayAttr.get([0]),
                                     ir.DenseI64ArrayAttr.get([dyn]), ir.DenseI64ArrayAttr.get([1])).result
     return flat, off, sizes, strides
+
+
+def known_divisor(v, depth=8) -> int:
+    """A number that divides the index value `v` whatever the kernel's arguments (1 when nothing is
+    known): constants, products, sums and the induction variables of scf.for loops are followed."""
+    if depth == 0:
+        return 1
+    owner = v.owner
+    if isinstance(owner, ir.Block):
+        parent = owner.owner
+        if parent is not None and parent.name == "scf.for" and v == owner.arguments[0]:
+            lb, _, step = list(parent.operands)[:3]
+            return math.gcd(known_divisor(lb, depth - 1), known_divisor(step, depth - 1))
+        return 1
+    op = owner.operation
+    if op.name == "arith.constant":
+        try:
+            c = abs(ir.IntegerAttr(op.attributes["value"]).value)
+        except (ValueError, TypeError):
+            return 1
+        return c if c else 1 << 30
+    if op.name == "arith.muli":
+        return known_divisor(op.operands[0], depth - 1) * known_divisor(op.operands[1], depth - 1)
+    if op.name in ("arith.addi", "arith.subi"):
+        return math.gcd(known_divisor(op.operands[0], depth - 1), known_divisor(op.operands[1], depth - 1))
+    return 1

@@ -1,0 +1,435 @@
+"""sm_80 (and sm_90a outside wgmma): a `tessera.mma_pipeline` K loop → a `num_stages`-deep cp.async
+pipeline feeding mma.sync, with the accumulators in registers across the loop.
+
+Layouts (pictures in docs/nvidia.md):
+- **Warp tiling.** The M×N tile is split over a wm × wn grid of warps (wm·wn = num_warps) into warp
+  tiles WM×WN (multiples of 16), chosen to minimise WM + WN (the shared-memory bytes read per MMA).
+- **Accumulator (mma.sync C/D) layout.** A warp tile is (WM/16)·(WN/8) m16n8 tiles; in each, lane l
+  holds rows l/4 and l/4 + 8, columns 2·(l%4) and 2·(l%4) + 1: four f32 scalars per tile, carried
+  as scf.for iter_args, so they stay in registers.
+- **Shared slots, swizzled.** Stage s holds the A tile (M×K, K contiguous) and the B tile (K×N, N
+  contiguous) row-major, cut into 16-byte chunks; chunk c of row r is stored at chunk
+  c ^ ((r / per_phase) % max_phase) of its row, with per_phase = max(1, 128 B / row bytes) and
+  max_phase = min(8, chunks per row) (Triton's swizzled shared layout). The 8 row addresses an
+  ldmatrix phase reads (8 consecutive rows, one chunk column) then fall in 8 distinct 16-byte bank
+  groups: conflict-free. cp.async writes whole chunks, so the swizzle costs it nothing.
+- **Operands.** A fragments by `ldmatrix.x4` (one m16k16 tile each), B by `ldmatrix.x4.trans` (a k16n16
+  tile: the B fragments of two n8 tiles).
+
+Pipeline: chunk q of a tile is copied by thread q % T (a warp covers 512 contiguous bytes) with
+`cp.async.cg` of 16 bytes, the source size clamped at the tensor's edges (hardware zero fill); a
+tensor that is not of the aligned stride class checks alignment per chunk and copies unaligned chunks
+element by element. The prologue fills stages 0..S-2; iteration i waits until its group landed
+(`cp.async.wait_group S-2`), a barrier publishes it CTA-wide and frees the slot iteration i - 1 read,
+then the loads of iteration i + S - 1 go into that slot and the MMAs of iteration i run from slot
+i % S. num_stages = 1 loads, waits and computes in turn.
+
+Epilogue: when the loop's result is only stored whole to a global window of f32, each thread stores
+its pairs straight from registers (`st.global.v2.f32` when the window is in bounds and aligned, one
+scalar store per element under its bounds otherwise: full 32-byte sectors either way); any other use
+gets the tile in the blocked layout through shared memory.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from mlir import ir
+from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm, scf, vector
+
+from ...ir import builders as tb
+from ...passes import k_loops
+from . import fragments as F
+from .cp_async import slow_chunk
+from .wgmma import _clone_slice
+
+CHUNK = 16   # bytes per cp.async and per ldmatrix row
+
+
+def warp_grid(m, n, warps):
+    """(wm, wn): the warp grid whose warp tiles (m/wm)×(n/wn) are multiples of 16 with the least
+    m/wm + n/wn (ties: more warps along M), or None."""
+    best = None
+    for wm in range(1, warps + 1):
+        if warps % wm:
+            continue
+        wn = warps // wm
+        if m % (16 * wm) or n % (16 * wn):
+            continue
+        cost = m // wm + n // wn
+        if best is None or cost < best[0] or (cost == best[0] and wm > best[1][0]):
+            best = (cost, (wm, wn))
+    return best[1] if best else None
+
+
+def swizzle_params(row_chunks):
+    """(per_phase, max_phase) of the XOR swizzle for rows of `row_chunks` 16-byte chunks; (1, 1) (no
+    swizzle) when the row is not a power-of-two number of chunks below 8 or a multiple of 8."""
+    if row_chunks >= 8 and row_chunks % 8 == 0:
+        return 1, 8
+    if row_chunks in (1, 2, 4):
+        return 8 // row_chunks, row_chunks
+    return 1, 1
+
+
+def swizzled_chunk(row, chunk, row_chunks):
+    """The stored chunk column of (row, chunk) (index values)."""
+    per_phase, max_phase = swizzle_params(row_chunks)
+    if max_phase == 1:
+        return chunk
+    phase = arith.RemUIOp(arith.DivUIOp(row, F.cidx(per_phase)).result if per_phase > 1 else row,
+                          F.cidx(max_phase)).result
+    return arith.XOrIOp(chunk, phase).result
+
+
+class _Tile:
+    """One operand tile of the pipeline: its window, shape and where its slots are."""
+
+    def __init__(self, load, kern, offset_in_slot):
+        self.load = load
+        self.view = load.operands[0].owner
+        shape, self.et = tb.window_shape_elem(load.operands[0].type)
+        self.rows, self.cols = list(shape)
+        self.esz = 2
+        self.per_chunk = CHUNK // self.esz
+        self.row_chunks = self.cols // self.per_chunk
+        self.nbytes = self.rows * self.cols * self.esz
+        self.offset_in_slot = offset_in_slot
+        from ...passes.lower_tile_to_gpu import _arg_number
+        self.aligned = _arg_number(self.view.operands[0]) in kern.aligned_args
+
+    def issue(self, kern, slot_elems, clone):
+        """cp.async of this tile of the iteration whose offsets `clone` gives into the slot that starts
+        `slot_elems` elements into the shared block's `et` view."""
+        base = self.view.operands[0]
+        offsets = [clone(o) for o in list(self.view.operands)[1:]]
+        squeeze = [bool(x) for x in ir.DenseI64ArrayAttr(self.view.attributes["squeeze"])]
+        free = [d for d, q in enumerate(squeeze) if not q]
+        flat, off0, sizes, strides = F.flat_global(base)
+        dst = kern.smem_elems(self.et)
+        c = self.per_chunk
+        nchunks = self.rows * self.row_chunks
+        ptr = memref.ExtractAlignedPointerAsIndexOp(base).result
+        if self.aligned and F.known_divisor(offsets[-1]) % c == 0:
+            # the aligned stride class (16-byte aligned data, offset 0, row strides 16-byte multiples) and a
+            # column offset of whole chunks: every chunk is aligned
+            self._chunks(kern, flat, off0, sizes, strides, offsets, free, dst, slot_elems, nchunks, c, ptr, True)
+        elif self.aligned:   # one uniform check: rows are 16-byte multiples apart, chunks 16 bytes wide
+            corner = off0
+            for o, s in zip(offsets, strides):
+                corner = arith.AddIOp(corner, arith.MulIOp(o, s).result).result
+            addr = arith.AddIOp(ptr, arith.MulIOp(corner, F.cidx(self.esz)).result).result
+            fast_all = arith.CmpIOp(arith.CmpIPredicate.eq, arith.RemUIOp(addr, F.cidx(CHUNK)).result,
+                                    F.cidx(0)).result
+            br = scf.IfOp(fast_all, [], has_else=True)
+            for block, fast in ((br.then_block, True), (br.else_block, False)):
+                with ir.InsertionPoint(block):
+                    self._chunks(kern, flat, off0, sizes, strides, offsets, free, dst, slot_elems, nchunks, c,
+                                 ptr, fast)
+                    scf.YieldOp([])
+        else:
+            self._chunks(kern, flat, off0, sizes, strides, offsets, free, dst, slot_elems, nchunks, c, ptr, None)
+
+    def _chunks(self, kern, flat, off0, sizes, strides, offsets, free, dst, slot_elems, nchunks, c, ptr, fast):
+        """fast: True (every chunk by cp.async), False (every chunk element by element), None (decided
+        per chunk at run time: unit inner stride and a 16-byte aligned source)."""
+        T = kern.T
+        for j in range((nchunks + T - 1) // T):
+            q = arith.AddIOp(kern.tid, F.cidx(j * T)).result if j else kern.tid
+            guard = None
+            if (j + 1) * T > nchunks:
+                guard = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.ult, q, F.cidx(nchunks)).result, [],
+                                 has_else=False)
+            with ir.InsertionPoint(guard.then_block) if guard is not None else contextlib.nullcontext():
+                row = arith.DivUIOp(q, F.cidx(self.row_chunks)).result
+                chunk = arith.RemUIOp(q, F.cidx(self.row_chunks)).result
+                stored = swizzled_chunk(row, chunk, self.row_chunks)
+                dst_e = arith.AddIOp(slot_elems, arith.AddIOp(
+                    arith.MulIOp(row, F.cidx(self.cols)).result, arith.MulIOp(stored, F.cidx(c)).result).result).result
+                coords = dict(zip(free, [row, arith.MulIOp(chunk, F.cidx(c)).result]))
+                lin, inb, last = off0, None, None
+                for d, o in enumerate(offsets):
+                    g = arith.AddIOp(o, coords[d]).result if d in coords else o
+                    if d == len(offsets) - 1:
+                        last = g
+                    else:
+                        ok = arith.CmpIOp(arith.CmpIPredicate.ult, g, sizes[d]).result
+                        inb = ok if inb is None else arith.AndIOp(inb, ok).result
+                    lin = arith.AddIOp(lin, arith.MulIOp(g, strides[d]).result).result
+                left = arith.SubIOp(sizes[-1], arith.MinUIOp(last, sizes[-1]).result).result
+                count = arith.MinUIOp(left, F.cidx(c)).result
+                if inb is not None:
+                    count = arith.SelectOp(inb, count, F.cidx(0)).result
+                if fast is None:
+                    addr = arith.AddIOp(ptr, arith.MulIOp(lin, F.cidx(self.esz)).result).result
+                    ok = arith.AndIOp(
+                        arith.CmpIOp(arith.CmpIPredicate.eq, strides[-1], F.cidx(1)).result,
+                        arith.CmpIOp(arith.CmpIPredicate.eq, arith.RemUIOp(addr, F.cidx(CHUNK)).result,
+                                     F.cidx(0)).result).result
+                    br = scf.IfOp(ok, [], has_else=True)
+                    with ir.InsertionPoint(br.then_block):
+                        _cp_async(dst, dst_e, flat, lin, count, c)
+                        scf.YieldOp([])
+                    with ir.InsertionPoint(br.else_block):
+                        slow_chunk(dst, dst_e, flat, lin, strides[-1], count, c, self.et)
+                        scf.YieldOp([])
+                elif fast:
+                    _cp_async(dst, dst_e, flat, lin, count, c)
+                else:
+                    slow_chunk(dst, dst_e, flat, lin, strides[-1], count, c, self.et)
+                if guard is not None:
+                    scf.YieldOp([])
+
+
+def _cp_async(dst, dst_e, flat, lin, count, c):
+    nvgpu.DeviceAsyncCopyOp(dst, [dst_e], flat, [lin], ir.IntegerAttr.get(ir.IndexType.get(), c),
+                            srcElements=count, bypassL1=True)
+
+
+def _pack(frag, rows, et):
+    """mma.sync operand registers from rows of an ldmatrix result (vector<R x 2 x et>): vector<2xf16>
+    for f16, i32 for bf16 (nvvm wants bf16 pairs as i32)."""
+    regs = []
+    for r in rows:
+        pair = vector.ExtractOp(frag, [], [r]).result
+        if str(et) == "bf16":
+            as_i32 = vector.BitCastOp(ir.VectorType.get([1], ir.IntegerType.get_signless(32)), pair).result
+            pair = vector.ExtractOp(as_i32, [], [0]).result
+        regs.append(pair)
+    return regs
+
+
+def _mma(a_regs, b_regs, c_regs, et):
+    f32 = ir.F32Type.get()
+    st = ir.Type.parse("!llvm.struct<(f32, f32, f32, f32)>")
+    ptx = ir.Attribute.parse(f"#nvvm.mma_type<{et}>")
+    res = nvvm.MmaOp(st, ir.Attribute.parse("#nvvm.shape<m = 16, n = 8, k = 16>"),
+                     ir.Attribute.parse("#nvvm.mma_layout<row>"), ir.Attribute.parse("#nvvm.mma_layout<col>"),
+                     a_regs, b_regs, c_regs, multiplicandAPtxType=ptx, multiplicandBPtxType=ptx).result
+    return [llvm.ExtractValueOp(f32, res, [r]).result for r in range(4)]
+
+
+def plan(kern, loop):
+    """The warp grid for a marked loop, or None when none fits kern's warps (the loop then stays for
+    the generic lowering)."""
+    mma, a_ld, b_ld = k_loops.match(loop)
+    (m, _), (_, n) = [list(ir.RankedTensorType(x.results[0].type).shape) for x in (a_ld, b_ld)]
+    return warp_grid(m, n, kern.T // 32)
+
+
+def rewrite(kern, loop, stages, grid):
+    mma, a_ld, b_ld = k_loops.match(loop)
+    init = k_loops.splat_init(loop)
+    A = _Tile(a_ld, kern, 0)
+    B = _Tile(b_ld, kern, A.nbytes)
+    et = A.et
+    M, K, N = A.rows, A.cols, B.cols
+    wm, wn = grid
+    WM, WN = M // wm, N // wn
+    mt, nt = WM // 16, WN // 8
+    slot_bytes = A.nbytes + B.nbytes
+    base = kern.reserve(stages * slot_bytes, 128, loop.location)
+    esz = A.esz
+    f32 = ir.F32Type.get()
+    old_body = loop.regions[0].blocks[0]
+    lb, ub, step = list(loop.operands)[:3]
+    iv_old = old_body.arguments[0]
+
+    def slot_elems(slot):
+        return arith.AddIOp(F.cidx(base // esz), arith.MulIOp(slot, F.cidx(slot_bytes // esz)).result).result
+
+    def issue(slot, iv_src, iv_new, block):
+        memo = []
+        start = slot_elems(slot)
+        for t in (A, B):
+            t.issue(kern, arith.AddIOp(start, F.cidx(t.offset_in_slot // esz)).result,
+                    lambda v: _clone_slice(v, iv_src, iv_new, block, memo))
+
+    with ir.InsertionPoint(loop), loop.location:
+        span = arith.SubIOp(ub, lb).result
+        nk = arith.DivUIOp(arith.AddIOp(span, arith.SubIOp(step, F.cidx(1)).result).result, step).result
+        for s in range(stages - 1):
+            pre = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.ult, F.cidx(s), nk).result, [], has_else=False)
+            with ir.InsertionPoint(pre.then_block):
+                issue(F.cidx(s), iv_old, arith.AddIOp(lb, arith.MulIOp(F.cidx(s), step).result).result, old_body)
+                scf.YieldOp([])
+            nvvm.CpAsyncCommitGroupOp()
+        zero = arith.ConstantOp(f32, init).result
+        new = scf.ForOp(lb, ub, step, [zero] * (mt * nt * 4))
+    with ir.InsertionPoint(new.body), loop.location:
+        y = scf.YieldOp(list(new.inner_iter_args))
+    for op in list(old_body.operations):
+        if op.operation.name != "scf.yield":
+            op.operation.move_before(y)
+    iv_old.replace_all_uses_with(new.induction_variable)
+    with ir.InsertionPoint(y), loop.location:
+        iv = new.induction_variable
+        i = arith.DivUIOp(arith.SubIOp(iv, lb).result, step).result
+        if stages == 1:
+            gpu.BarrierOp()              # the previous iteration's ldmatrix reads are done
+            issue(F.cidx(0), iv, iv, new.body)
+            nvvm.CpAsyncCommitGroupOp()
+            nvvm.CpAsyncWaitGroupOp(0)
+            gpu.BarrierOp()
+            slot = F.cidx(0)
+        else:
+            nvvm.CpAsyncWaitGroupOp(stages - 2)    # iteration i's group has landed (for this thread)
+            gpu.BarrierOp()                        # ... for every thread; and slot (i - 1) % S is free
+            j = arith.AddIOp(i, F.cidx(stages - 1)).result
+            refill = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.ult, j, nk).result, [], has_else=False)
+            with ir.InsertionPoint(refill.then_block):
+                iv_j = arith.AddIOp(iv, arith.MulIOp(F.cidx(stages - 1), step).result).result
+                issue(arith.RemUIOp(j, F.cidx(stages)).result, iv, iv_j, new.body)
+                scf.YieldOp([])
+            nvvm.CpAsyncCommitGroupOp()            # possibly empty: keeps the group count per iteration
+            slot = arith.RemUIOp(i, F.cidx(stages)).result
+        accs = _compute(kern, slot_elems(slot), A, B, et, wn, WM, WN, list(new.inner_iter_args))
+    for q, v in enumerate(accs):
+        y.operands[q] = v
+    _epilogue(kern, loop, new, wm, wn, WM, WN)
+    old_yield = old_body.operations[len(old_body.operations) - 1]
+    old_yield.operands[0] = old_body.arguments[1]
+    for dead in (mma, a_ld, b_ld, A.view, B.view):
+        dead.erase()
+    loop.erase()
+
+
+def _lane_parts(kern):
+    lane = arith.RemUIOp(kern.tid, F.cidx(32)).result
+    warp = arith.DivUIOp(kern.tid, F.cidx(32)).result
+    return lane, warp
+
+
+def _compute(kern, slot_start, A, B, et, wn, WM, WN, accs):
+    """The MMAs of one K step from the slot whose A tile starts `slot_start` elements into the block."""
+    lane, warp = _lane_parts(kern)
+    m0 = arith.MulIOp(arith.DivUIOp(warp, F.cidx(wn)).result, F.cidx(WM)).result
+    n0 = arith.MulIOp(arith.RemUIOp(warp, F.cidx(wn)).result, F.cidx(WN)).result
+    quad = arith.DivUIOp(lane, F.cidx(8)).result
+    in_mat = arith.RemUIOp(lane, F.cidx(8)).result
+    # lanes 8q..8q+7 give the rows of matrix q: rows +8 for q odd, chunks +1 for q >= 2
+    row_part = arith.AddIOp(in_mat, arith.MulIOp(arith.RemUIOp(quad, F.cidx(2)).result, F.cidx(8)).result).result
+    chunk_part = arith.DivUIOp(quad, F.cidx(2)).result
+    dst = kern.smem_elems(et)
+    vt = ir.VectorType.get([4, 2], et)
+    mt, nt = WM // 16, WN // 8
+    b_start = arith.AddIOp(slot_start, F.cidx(B.offset_in_slot // 2)).result
+
+    def ldm(tile, start, row, chunk, trans):
+        stored = swizzled_chunk(row, chunk, tile.row_chunks)
+        at = arith.AddIOp(start, arith.AddIOp(arith.MulIOp(row, F.cidx(tile.cols)).result,
+                                              arith.MulIOp(stored, F.cidx(8)).result).result).result
+        return nvgpu.LdMatrixOp(vt, dst, [at], trans, 4).result
+
+    accs = list(accs)
+    for kk in range(A.cols // 16):
+        a_frags = []
+        for mi in range(mt):
+            row = arith.AddIOp(arith.AddIOp(m0, F.cidx(mi * 16)).result, row_part).result
+            chunk = arith.AddIOp(F.cidx(kk * 2), chunk_part).result
+            a_frags.append(_pack(ldm(A, slot_start, row, chunk, False), range(4), et))
+        b_frags = []
+        for ni in range(WN // 16):
+            row = arith.AddIOp(F.cidx(kk * 16), row_part).result
+            chunk = arith.AddIOp(arith.DivUIOp(arith.AddIOp(n0, F.cidx(ni * 16)).result, F.cidx(8)).result,
+                                 chunk_part).result
+            frag = ldm(B, b_start, row, chunk, True)
+            b_frags += [_pack(frag, (0, 1), et), _pack(frag, (2, 3), et)]
+        for mi in range(mt):
+            for nj in range(nt):
+                q = (mi * nt + nj) * 4
+                accs[q:q + 4] = _mma(a_frags[mi], b_frags[nj], accs[q:q + 4], et)
+    return accs
+
+
+def _direct_store(loop):
+    """The loop result's only use when it is an unmasked tile.store of the whole f32 tile to a 2-D
+    (nothing squeezed) global window."""
+    uses = list(loop.results[0].uses)
+    if len(uses) != 1:
+        return None
+    op = uses[0].owner
+    if op.name != "tile.store" or tb.operands(op)[2] is not None or op.operands[1] != loop.results[0]:
+        return None
+    w = op.operands[0]
+    if not tb.is_window(w.type) or str(tb.window_shape_elem(w.type)[1]) != "f32" or len(tb.window_shape_elem(w.type)[0]) != 2:
+        return None
+    if any(bool(x) for x in ir.DenseI64ArrayAttr(w.owner.attributes["squeeze"])) or len(list(w.owner.operands)) != 3:
+        return None
+    return op
+
+
+def _acc_coords(kern, wn, WM, WN):
+    """Per accumulator scalar q: (row, col) index values within the tile."""
+    lane, warp = _lane_parts(kern)
+    m0 = arith.MulIOp(arith.DivUIOp(warp, F.cidx(wn)).result, F.cidx(WM)).result
+    n0 = arith.MulIOp(arith.RemUIOp(warp, F.cidx(wn)).result, F.cidx(WN)).result
+    g = arith.AddIOp(m0, arith.DivUIOp(lane, F.cidx(4)).result).result
+    cpair = arith.AddIOp(n0, arith.MulIOp(arith.RemUIOp(lane, F.cidx(4)).result, F.cidx(2)).result).result
+    out = []
+    for mi in range(WM // 16):
+        for nj in range(WN // 8):
+            for h in range(2):
+                r = arith.AddIOp(g, F.cidx(mi * 16 + 8 * h)).result
+                c = arith.AddIOp(cpair, F.cidx(nj * 8)).result
+                out.append((r, c))
+    return out
+
+
+def _epilogue(kern, loop, new, wm, wn, WM, WN):
+    store = _direct_store(loop)
+    results = list(new.results)
+    if store is None:
+        with ir.InsertionPoint.after(new), loop.location:
+            M, N = WM * wm, WN * wn
+            f32 = ir.F32Type.get()
+            buf = kern.scratch(M * N, f32)
+            gpu.BarrierOp()
+            for q, (r, c) in enumerate(_acc_coords(kern, wn, WM, WN)):
+                pair = vector.FromElementsOp(ir.VectorType.get([2], f32), results[2 * q:2 * q + 2]).result
+                at = arith.AddIOp(arith.MulIOp(r, F.cidx(N)).result, c).result
+                vector.StoreOp(pair, buf, [at], alignment=8)
+            gpu.BarrierOp()
+            k = kern.layout.frag_len([M, N])
+            frag = kern.layout.from_shared(buf, [M, N], F.vsplat_const(0.0, f32, k), k, f32)
+            gpu.BarrierOp()
+        loop.results[0].replace_all_uses_with(frag)
+        return
+    from ...passes.lower_tile_to_gpu import _arg_number
+    window = store.operands[0]
+    base, r0, c0 = list(window.owner.operands)
+    with ir.InsertionPoint(store), store.location:
+        flat, off0, sizes, strides = F.flat_global(base)
+        M, N = WM * wm, WN * wn
+        coords = _acc_coords(kern, wn, WM, WN)
+        corner = arith.AddIOp(off0, arith.AddIOp(arith.MulIOp(r0, strides[0]).result,
+                                                 arith.MulIOp(c0, strides[1]).result).result).result
+        fast = None
+        if _arg_number(base) in kern.aligned_args:
+            rows_in = arith.CmpIOp(arith.CmpIPredicate.ule, arith.AddIOp(r0, F.cidx(M)).result, sizes[0]).result
+            cols_in = arith.CmpIOp(arith.CmpIPredicate.ule, arith.AddIOp(c0, F.cidx(N)).result, sizes[1]).result
+            even = arith.CmpIOp(arith.CmpIPredicate.eq, arith.RemUIOp(corner, F.cidx(2)).result, F.cidx(0)).result
+            fast = arith.AndIOp(arith.AndIOp(rows_in, cols_in).result, even).result
+            br = scf.IfOp(fast, [], has_else=True)
+            with ir.InsertionPoint(br.then_block):
+                for q, (r, c) in enumerate(coords):
+                    at = arith.AddIOp(corner, arith.AddIOp(arith.MulIOp(r, strides[0]).result, c).result).result
+                    pair = vector.FromElementsOp(ir.VectorType.get([2], ir.F32Type.get()), results[2 * q:2 * q + 2]).result
+                    vector.StoreOp(pair, flat, [at], alignment=8)
+                scf.YieldOp([])
+        with ir.InsertionPoint(br.else_block) if fast is not None else contextlib.nullcontext():
+            for q, (r, c) in enumerate(coords):
+                gr = arith.AddIOp(r0, r).result
+                row_ok = arith.CmpIOp(arith.CmpIPredicate.ult, gr, sizes[0]).result
+                for h in range(2):
+                    gc = arith.AddIOp(c0, arith.AddIOp(c, F.cidx(h)).result).result
+                    ok = arith.AndIOp(row_ok, arith.CmpIOp(arith.CmpIPredicate.ult, gc, sizes[1]).result).result
+                    one = scf.IfOp(ok, [], has_else=False)
+                    with ir.InsertionPoint(one.then_block):
+                        at = arith.AddIOp(off0, arith.AddIOp(arith.MulIOp(gr, strides[0]).result,
+                                                             arith.MulIOp(gc, strides[1]).result).result).result
+                        memref.StoreOp(results[2 * q + h], flat, [at])
+                        scf.YieldOp([])
+            if fast is not None:
+                scf.YieldOp([])
+        kern._publish_store(window)
+    store.erase()
