@@ -1,4 +1,5 @@
 // RUN: tessera-opt %s -p 'tessera-pipeline-mma,tessera-lower-tile-to-gpu{arch=sm_80 num_warps=4 num_stages=3},canonicalize,cse,convert-nvgpu-to-nvvm,gpu.module(convert-vector-to-scf,convert-scf-to-cf,convert-nvvm-to-llvm,expand-strided-metadata,lower-affine),nvvm-attach-target{chip=sm_80 features=+ptx80 O=3},gpu.module(convert-gpu-to-nvvm,canonicalize,cse,reconcile-unrealized-casts),gpu-module-to-binary{format=isa}' | FileCheck %s --check-prefix=S3
+// RUN: tessera-opt %s -p 'tessera-pipeline-mma,tessera-lower-tile-to-gpu{arch=sm_80 num_warps=4 num_stages=3},canonicalize,cse,convert-nvgpu-to-nvvm,gpu.module(convert-vector-to-scf,convert-scf-to-cf,convert-nvvm-to-llvm,expand-strided-metadata,lower-affine),nvvm-attach-target{chip=sm_80 features=+ptx80 O=3},gpu.module(convert-gpu-to-nvvm,canonicalize,cse,reconcile-unrealized-casts),gpu-module-to-binary{format=isa}' | FileCheck %s --check-prefix=W3
 // RUN: tessera-opt %s -p 'tessera-pipeline-mma,tessera-lower-tile-to-gpu{arch=sm_80 num_warps=4 num_stages=2},canonicalize,cse,convert-nvgpu-to-nvvm,gpu.module(convert-vector-to-scf,convert-scf-to-cf,convert-nvvm-to-llvm,expand-strided-metadata,lower-affine),nvvm-attach-target{chip=sm_80 features=+ptx80 O=3},gpu.module(convert-gpu-to-nvvm,canonicalize,cse,reconcile-unrealized-casts),gpu-module-to-binary{format=isa}' | FileCheck %s --check-prefix=S2
 // RUN: tessera-opt %s -p 'tessera-pipeline-mma,tessera-lower-tile-to-gpu{arch=sm_80 num_warps=4 num_stages=3}' | FileCheck %s --check-prefix=GPU
 
@@ -11,13 +12,9 @@
 // GPU: nvgpu.ldmatrix {{.*}} {numTiles = 4 : i32, transpose = false}
 // GPU: nvgpu.ldmatrix {{.*}} {numTiles = 4 : i32, transpose = true}
 // GPU: nvvm.mma.sync
-// S3: cp.async.cg.shared.global [{{.*}}], [{{.*}}], 16, {{.*}};
+// S3: cp.async.cg.shared.global [%rd{{[0-9]+}}], [%rd{{[0-9]+}}], 16, %r{{[0-9]+}};
 // S3: cp.async.commit_group;
 // S3: cp.async.commit_group;
-// S3-NOT: st.shared
-// S3: cp.async.wait_group \091;\0A\09bar.sync \090;
-// S3-NOT: st.shared
-// S3: cp.async.cg.shared.global
 // S3-NOT: st.shared
 // S3: ldmatrix.sync.aligned.m8n8.x4.shared.b16
 // S3-NOT: st.shared
@@ -26,8 +23,12 @@
 // S3-COUNT-16: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // S3-NOT: st.shared
 // S3-COUNT-16: st.global.v2.b32
+// W3: cp.async.commit_group;
+// W3: cp.async.commit_group;
+// W3: cp.async.wait_group \091;\0A\09bar.sync \090;
+// W3: cp.async.cg.shared.global
 // S2-NOT: cp.async.wait_group \091;
-// S2: cp.async.wait_group \090;
+// S2: cp.async.wait_group \090;\0A\09bar.sync \090;
 // S2-NOT: cp.async.wait_group \091;
 !g = memref<?x?xbf16, strided<[?, ?], offset: ?>>
 !f = memref<?x?xf32, strided<[?, ?], offset: ?>>
