@@ -1,18 +1,23 @@
 // RUN: tessera-opt %s -p 'tessera-lower-tile-to-gpu{arch=sm_80 num_warps=4},canonicalize,cse,convert-nvgpu-to-nvvm,gpu.module(convert-vector-to-scf,convert-scf-to-cf,convert-nvvm-to-llvm,expand-strided-metadata,lower-affine),nvvm-attach-target{chip=sm_80 features=+ptx80 O=3},gpu.module(convert-gpu-to-nvvm,canonicalize,cse,reconcile-unrealized-casts),gpu-module-to-binary{format=isa}' | FileCheck %s --check-prefix=PTX
 // RUN: tessera-opt %s -p 'tessera-lower-tile-to-gpu{arch=sm_80 num_warps=4}' | FileCheck %s --check-prefix=GPU
 
-// A bf16 32x32x16 tile.mma takes the tensor-core path: both operands are staged in shared memory,
-// A is read with ldmatrix.x4, B with ldmatrix.x2.trans, and mma.sync m16n8k16 accumulates in f32
-// (bf16 through nvvm.mma.sync with i32-packed operands).
+// A bf16 32x32x16 tile.mma outside a K loop takes the warp-tiled tensor-core path: both operands are
+// staged in shared memory with rows padded by 16 bytes (16 + 8 and 32 + 8 elements apart), each of
+// the 2x2 warps reads its 16x16 tile's A with ldmatrix.x4 and B with ldmatrix.x4.trans, and
+// two mma.sync m16n8k16 (one per n8 tile) accumulate in f32 registers (bf16 through nvvm.mma.sync with i32-packed operands);
+// the accumulators reach the blocked layout through rows of 32 + 8 words.
 // GPU: gpu.func @mm
-// GPU: scf.for
-// GPU: nvgpu.ldmatrix {{.*}} {numTiles = 4 : i32, transpose = false} : memref<32x16xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
-// GPU: nvgpu.ldmatrix {{.*}} {numTiles = 2 : i32, transpose = true} : memref<16x32xbf16, #gpu.address_space<workgroup>> -> vector<2x2xbf16>
+// GPU: vector.store {{.*}} : memref<{{[0-9]+}}xbf16, #gpu.address_space<workgroup>>, vector<4xbf16>
+// GPU: nvgpu.ldmatrix {{.*}} {numTiles = 4 : i32, transpose = false} : memref<768xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+// GPU: nvgpu.ldmatrix {{.*}} {numTiles = 4 : i32, transpose = true} : memref<640xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
 // GPU: nvvm.mma.sync
 // GPU-SAME: mma_type<bf16>
+// GPU: nvvm.mma.sync
+// GPU-NOT: nvvm.mma.sync
+// GPU: vector.store {{.*}} : memref<1280xf32, #gpu.address_space<workgroup>>, vector<2xf32>
 // PTX: .target sm_80
 // PTX: ldmatrix.sync.aligned.m8n8.x4.shared.b16
-// PTX: ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16
+// PTX: ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // PTX: bar.sync
 !g = memref<?x?xbf16, strided<[?, ?], offset: ?>>

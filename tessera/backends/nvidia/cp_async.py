@@ -1,7 +1,7 @@
 """`tile.cp_async` as real `cp.async` on sm_80/sm_90a.
 
 The shared buffer is cut into 16-byte chunks along its last dim (which must hold a whole number of
-chunks); thread t issues chunks t, t+T, ... For each chunk, if the global source is unit-stride in
+chunks); thread t issues chunks t, t+T, ... (a warp covers 512 contiguous bytes). For each chunk, if the global source is unit-stride in
 its last dim and the chunk's address is 16-byte aligned, one `cp.async.cg` (bypass_l1) / `.ca`
 copies it, with the source size clamped to the in-bounds elements so the hardware zero-fills the
 rest; otherwise that chunk is copied element by element (synchronously) with the same bounds.
@@ -9,8 +9,10 @@ Commit and wait map to `cp.async.commit_group` / `cp.async.wait_group N`.
 """
 from __future__ import annotations
 
+import contextlib
+
 from mlir import ir
-from mlir.dialects import arith, memref, nvgpu, scf, vector
+from mlir.dialects import arith, memref, nvgpu, scf
 
 from . import fragments as F
 
@@ -27,22 +29,25 @@ def lower(kern, dst, src_window_op, shape, et, esz, bypass_l1):
     c = chunk_elems(esz)
     cshape = list(shape[:-1]) + [shape[-1] // c]
     nchunks = F.numel(cshape)
-    kc = kern.layout.frag_len(cshape)
     base = src_window_op.operands[0]
     offsets = list(src_window_op.operands)[1:]
     squeeze = [bool(x) for x in ir.DenseI64ArrayAttr(src_window_op.attributes["squeeze"])]
     flat, off0, sizes, strides = F.flat_global(base)
     ptr = memref.ExtractAlignedPointerAsIndexOp(base).result
     unit = arith.CmpIOp(arith.CmpIPredicate.eq, strides[-1], F.cidx(1)).result
-    idx = kern.layout.unravel(cshape)                    # chunk coordinates, vectors of kc
-    lanes = kern.layout.lanes(kc)
     free = [d for d, q in enumerate(squeeze) if not q]
-    for j in range(kc):
-        q = vector.ExtractOp(lanes, [], [j]).result
-        exists = arith.CmpIOp(arith.CmpIPredicate.ult, q, F.cidx(nchunks)).result
-        ifop = scf.IfOp(exists, [], has_else=False)
-        with ir.InsertionPoint(ifop.then_block):
-            coords = [vector.ExtractOp(v, [], [j]).result for v in idx]
+    T = kern.T
+    for j in range((nchunks + T - 1) // T):
+        q = arith.AddIOp(kern.tid, F.cidx(j * T)).result if j else kern.tid
+        ifop = None
+        if (j + 1) * T > nchunks:
+            ifop = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.ult, q, F.cidx(nchunks)).result, [], has_else=False)
+        with ir.InsertionPoint(ifop.then_block) if ifop is not None else contextlib.nullcontext():
+            coords, rest = [], q
+            for d in reversed(range(len(cshape))):
+                coords.insert(0, arith.RemUIOp(rest, F.cidx(cshape[d])).result if d else rest)
+                if d:
+                    rest = arith.DivUIOp(rest, F.cidx(cshape[d])).result
             coords[-1] = arith.MulIOp(coords[-1], F.cidx(c)).result       # element column of the chunk
             lin, inb, last_idx = off0, None, None
             lane_of = dict(zip(free, coords))
@@ -72,7 +77,8 @@ def lower(kern, dst, src_window_op, shape, et, esz, bypass_l1):
             with ir.InsertionPoint(br.else_block):
                 slow_chunk(dst, dst_e, flat, lin, strides[-1], count, c, et)
                 scf.YieldOp([])
-            scf.YieldOp([])
+            if ifop is not None:
+                scf.YieldOp([])
 
 
 def slow_chunk(dst, dst_e, flat, lin, stride, count, c, et):

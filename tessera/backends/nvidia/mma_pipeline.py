@@ -45,9 +45,17 @@ from .wgmma import _clone_slice
 CHUNK = 16   # bytes per cp.async and per ldmatrix row
 
 
-def warp_grid(m, n, warps):
+def warp_grid(m, n, warps, use_all=True):
     """(wm, wn): the warp grid whose warp tiles (m/wm)×(n/wn) are multiples of 16 with the least
-    m/wm + n/wn (ties: more warps along M), or None."""
+    m/wm + n/wn (ties: more warps along M), or None. With use_all=False the grid may use fewer warps
+    (a divisor of `warps`; the most that fit)."""
+    if not use_all:
+        w = warps
+        while w >= 1:
+            if warps % w == 0 and warp_grid(m, n, w) is not None:
+                return warp_grid(m, n, w)
+            w -= 1
+        return None
     best = None
     for wm in range(1, warps + 1):
         if warps % wm:
@@ -282,7 +290,9 @@ def rewrite(kern, loop, stages, grid):
                 scf.YieldOp([])
             nvvm.CpAsyncCommitGroupOp()            # possibly empty: keeps the group count per iteration
             slot = arith.RemUIOp(i, F.cidx(stages)).result
-        accs = _compute(kern, slot_elems(slot), A, B, et, wn, WM, WN, list(new.inner_iter_args))
+        start = slot_elems(slot)
+        accs = compute(kern, Operand(start, A.cols), Operand(arith.AddIOp(start, F.cidx(B.offset_in_slot // esz)).result,
+                                                              B.cols), et, wn, WM, WN, K, list(new.inner_iter_args))
     for q, v in enumerate(accs):
         y.operands[q] = v
     _epilogue(kern, loop, new, wm, wn, WM, WN)
@@ -299,8 +309,20 @@ def _lane_parts(kern):
     return lane, warp
 
 
-def _compute(kern, slot_start, A, B, et, wn, WM, WN, accs):
-    """The MMAs of one K step from the slot whose A tile starts `slot_start` elements into the block."""
+class Operand:
+    """Where an MMA operand tile lies in shared memory: `start` (elements into `buf`, by default the
+    block's view of its type), row-major rows of `cols` elements with 16-byte chunks XOR-swizzled
+    (`swizzled_chunk`), or, with `pitch`, unswizzled rows `pitch` elements apart (a pitch of cols + 8
+    spreads an ldmatrix phase's 8 rows over the 8 bank groups too)."""
+
+    def __init__(self, start, cols, esz=2, buf=None, pitch=None):
+        self.start, self.cols, self.buf, self.pitch = start, cols, buf, pitch
+        self.row_chunks = cols * esz // CHUNK
+
+
+def compute(kern, a, b, et, wn, WM, WN, K, accs):
+    """The MMAs of a K-deep step of this warp's WM×WN tile from the swizzled operands a (M×K) and
+    b (K×N): `accs` (4 f32 per m16n8 tile, see `acc_coords`) in, updated accumulators out."""
     lane, warp = _lane_parts(kern)
     m0 = arith.MulIOp(arith.DivUIOp(warp, F.cidx(wn)).result, F.cidx(WM)).result
     n0 = arith.MulIOp(arith.RemUIOp(warp, F.cidx(wn)).result, F.cidx(WN)).result
@@ -312,33 +334,61 @@ def _compute(kern, slot_start, A, B, et, wn, WM, WN, accs):
     dst = kern.smem_elems(et)
     vt = ir.VectorType.get([4, 2], et)
     mt, nt = WM // 16, WN // 8
-    b_start = arith.AddIOp(slot_start, F.cidx(B.offset_in_slot // 2)).result
 
-    def ldm(tile, start, row, chunk, trans):
-        stored = swizzled_chunk(row, chunk, tile.row_chunks)
-        at = arith.AddIOp(start, arith.AddIOp(arith.MulIOp(row, F.cidx(tile.cols)).result,
-                                              arith.MulIOp(stored, F.cidx(8)).result).result).result
-        return nvgpu.LdMatrixOp(vt, dst, [at], trans, 4).result
+    def ldm(opnd, row, chunk, trans):
+        stored = swizzled_chunk(row, chunk, opnd.row_chunks) if opnd.pitch is None else chunk
+        at = arith.AddIOp(opnd.start, arith.AddIOp(arith.MulIOp(row, F.cidx(opnd.pitch or opnd.cols)).result,
+                                                   arith.MulIOp(stored, F.cidx(8)).result).result).result
+        return nvgpu.LdMatrixOp(vt, opnd.buf if opnd.buf is not None else dst, [at], trans, 4).result
 
     accs = list(accs)
-    for kk in range(A.cols // 16):
+    for kk in range(K // 16):
         a_frags = []
         for mi in range(mt):
             row = arith.AddIOp(arith.AddIOp(m0, F.cidx(mi * 16)).result, row_part).result
             chunk = arith.AddIOp(F.cidx(kk * 2), chunk_part).result
-            a_frags.append(_pack(ldm(A, slot_start, row, chunk, False), range(4), et))
+            a_frags.append(_pack(ldm(a, row, chunk, False), range(4), et))
         b_frags = []
         for ni in range(WN // 16):
             row = arith.AddIOp(F.cidx(kk * 16), row_part).result
             chunk = arith.AddIOp(arith.DivUIOp(arith.AddIOp(n0, F.cidx(ni * 16)).result, F.cidx(8)).result,
                                  chunk_part).result
-            frag = ldm(B, b_start, row, chunk, True)
+            frag = ldm(b, row, chunk, True)
             b_frags += [_pack(frag, (0, 1), et), _pack(frag, (2, 3), et)]
         for mi in range(mt):
             for nj in range(nt):
                 q = (mi * nt + nj) * 4
                 accs[q:q + 4] = _mma(a_frags[mi], b_frags[nj], accs[q:q + 4], et)
     return accs
+
+
+def to_blocked(kern, accs, wn, WM, WN, M, N, used=None):
+    """The M×N accumulators (mma layout) as a blocked f32 fragment, through shared memory with rows
+    N + 8 words apart (a warp's v2 stores of 8 rows hit disjoint banks when N is a multiple of 32).
+    `used`: the threads that hold accumulators when fewer than all do."""
+    f32 = ir.F32Type.get()
+    pitch = N + 8
+    buf = kern.scratch(M * pitch, f32)
+    gpu.BarrierOp()
+    guard = None
+    if used is not None and used < kern.T:
+        guard = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.ult, kern.tid, F.cidx(used)).result, [], has_else=False)
+    with ir.InsertionPoint(guard.then_block) if guard is not None else contextlib.nullcontext():
+        for q, (r, c) in enumerate(acc_coords(kern, wn, WM, WN)):
+            pair = vector.FromElementsOp(ir.VectorType.get([2], f32), accs[2 * q:2 * q + 2]).result
+            vector.StoreOp(pair, buf, [arith.AddIOp(arith.MulIOp(r, F.cidx(pitch)).result, c).result], alignment=8)
+        if guard is not None:
+            scf.YieldOp([])
+    gpu.BarrierOp()
+    lay = kern.layout
+    k = lay.frag_len([M, N])
+    lanes = lay.lanes(k)
+    padded = arith.AddIOp(lanes, arith.MulIOp(arith.DivUIOp(lanes, F.splat(F.cidx(N), k)).result,
+                                              F.splat(F.cidx(8), k)).result).result
+    v = lay.vector_width(k) if N % lay.vector_width(k) == 0 else 1
+    frag = F.load_runs(buf, padded, lay.valid([M, N]), F.vsplat_const(0.0, f32, k), k, f32, v)
+    gpu.BarrierOp()
+    return frag
 
 
 def _direct_store(loop):
@@ -358,7 +408,7 @@ def _direct_store(loop):
     return op
 
 
-def _acc_coords(kern, wn, WM, WN):
+def acc_coords(kern, wn, WM, WN):
     """Per accumulator scalar q: (row, col) index values within the tile."""
     lane, warp = _lane_parts(kern)
     m0 = arith.MulIOp(arith.DivUIOp(warp, F.cidx(wn)).result, F.cidx(WM)).result
@@ -380,18 +430,7 @@ def _epilogue(kern, loop, new, wm, wn, WM, WN):
     results = list(new.results)
     if store is None:
         with ir.InsertionPoint.after(new), loop.location:
-            M, N = WM * wm, WN * wn
-            f32 = ir.F32Type.get()
-            buf = kern.scratch(M * N, f32)
-            gpu.BarrierOp()
-            for q, (r, c) in enumerate(_acc_coords(kern, wn, WM, WN)):
-                pair = vector.FromElementsOp(ir.VectorType.get([2], f32), results[2 * q:2 * q + 2]).result
-                at = arith.AddIOp(arith.MulIOp(r, F.cidx(N)).result, c).result
-                vector.StoreOp(pair, buf, [at], alignment=8)
-            gpu.BarrierOp()
-            k = kern.layout.frag_len([M, N])
-            frag = kern.layout.from_shared(buf, [M, N], F.vsplat_const(0.0, f32, k), k, f32)
-            gpu.BarrierOp()
+            frag = to_blocked(kern, results, wn, WM, WN, WM * wm, WN * wn)
         loop.results[0].replace_all_uses_with(frag)
         return
     from ...passes.lower_tile_to_gpu import _arg_number
@@ -400,7 +439,7 @@ def _epilogue(kern, loop, new, wm, wn, WM, WN):
     with ir.InsertionPoint(store), store.location:
         flat, off0, sizes, strides = F.flat_global(base)
         M, N = WM * wm, WN * wn
-        coords = _acc_coords(kern, wn, WM, WN)
+        coords = acc_coords(kern, wn, WM, WN)
         corner = arith.AddIOp(off0, arith.AddIOp(arith.MulIOp(r0, strides[0]).result,
                                                  arith.MulIOp(c0, strides[1]).result).result).result
         fast = None

@@ -1,16 +1,23 @@
-"""Tensor-core `tile.mma` for sm_80 (also valid on sm_90a): operands staged in shared memory,
-`ldmatrix` (x4 for A, x2 transposed for B), `mma.sync.m16n8k16` with f32 accumulation, then the
-m16n8 accumulators go back through shared memory into the thread-cyclic fragment layout.
+"""Tensor-core `tile.mma` on tiles already in registers (outside a pipelined K loop), sm_80 and sm_90a.
 
-Warps take the (M/16)·(N/8) output tiles round-robin. f16 uses `nvgpu.mma.sync`; bf16 uses
-`nvvm.mma.sync` with operands packed as i32 (the probe's pitfall 6: nvgpu rejects bf16).
+When N is a multiple of 16 the operands are stored to shared memory with rows padded by 16 bytes
+(an ldmatrix phase's 8 rows then fall in 8 distinct bank groups, at the cost of one shift and one
+add per element rather than the XOR swizzle's arithmetic), the output is split into warp tiles
+(`mma_pipeline.warp_grid`, using as many warps as fit), each warp runs its ldmatrix.x4 /
+ldmatrix.x4.trans / mma.sync steps over the whole K with the accumulators in registers, and the result
+reaches the blocked layout through one padded shared-memory exchange (`mma_pipeline.to_blocked`).
+Otherwise (N an odd multiple of 8) warps take the (M/16)·(N/8) output tiles round-robin from
+unswizzled operands (ldmatrix x4 for A, x2 transposed for B). f16 uses `nvgpu.mma.sync` there; bf16
+uses `nvvm.mma.sync` with operands packed as i32 (the probe's pitfall 6: nvgpu rejects bf16).
 """
 from __future__ import annotations
+
+import contextlib
 
 from mlir import ir
 from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm, scf, vector
 
-from . import fragments as F
+from . import fragments as F, mma_pipeline as P
 
 
 def applies(ae, be, m, n, k) -> bool:
@@ -50,9 +57,24 @@ def _bf16_mma(fa, fb, acc):
     return vector.FromElementsOp(ir.VectorType.get([2, 2], f32), d).result
 
 
+def _store_padded(kern, buf, shape, value, pitch):
+    """A blocked fragment of a rows × cols tile into `buf` with rows `pitch` elements apart."""
+    lay = kern.layout
+    rows, cols = shape
+    k = lay.frag_len(shape)
+    lanes = lay.lanes(k)
+    at = arith.AddIOp(lanes, arith.MulIOp(arith.DivUIOp(lanes, F.splat(F.cidx(cols), k)).result,
+                                          F.splat(F.cidx(pitch - cols), k)).result).result
+    v = lay.vector_width(k)
+    F.store_runs(buf, at, lay.valid(shape), value, k, v if cols % v == 0 else 1)
+
+
 def lower(kern, a, b, acc, m, n, k, elem):
     """C = A @ B (+ acc) for fragments a (m×k), b (k×n); returns the f32 m×n fragment."""
     from ...passes.lower_tile_to_gpu import _align, _bytes
+    grid = P.warp_grid(m, n, kern.T // 32, use_all=False) if n % 16 == 0 else None
+    if grid is not None:
+        return _lower_warp_tiled(kern, a, b, acc, m, n, k, elem, grid)
     f32 = ir.F32Type.get()
     esz = _bytes(elem)
     off_b = _align(m * k * esz)
@@ -121,3 +143,40 @@ def _view1d(kern, byte_off, n, elem):
     v.owner.attributes["tessera.scratch_offset"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), byte_off)
     kern.scratch_views.append(v.owner)
     return v
+
+
+def _lower_warp_tiled(kern, a, b, acc, m, n, k, elem, grid):
+    from ...passes.lower_tile_to_gpu import _align
+    pa, pb = k + 8, n + 8   # padded rows: conflict-free ldmatrix without per-element swizzle arithmetic
+    off_b = _align(m * pa * 2)
+    kern.scratch_need = max(kern.scratch_need, off_b + k * pb * 2)
+    sa, sb = _view1d(kern, 0, m * pa, elem), _view1d(kern, off_b, k * pb, elem)
+    gpu.BarrierOp()
+    _store_padded(kern, sa, [m, k], a, pa)
+    _store_padded(kern, sb, [k, n], b, pb)
+    gpu.BarrierOp()
+    wm, wn = grid
+    WM, WN = m // wm, n // wn
+    f32 = ir.F32Type.get()
+    zero = arith.ConstantOp(f32, 0.0).result
+    accs = [zero] * ((WM // 16) * (WN // 8) * 4)
+    used = wm * wn * 32
+    busy = None
+    if used < kern.T:   # the warps beyond the grid have no tile
+        busy = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.ult, kern.tid, F.cidx(used)).result, [f32] * len(accs),
+                        has_else=True)
+        with ir.InsertionPoint(busy.else_block):
+            scf.YieldOp(accs)
+        ip = ir.InsertionPoint(busy.then_block)
+    with ip if busy is not None else contextlib.nullcontext():
+        accs = P.compute(kern, P.Operand(F.cidx(0), k, buf=sa, pitch=pa), P.Operand(F.cidx(0), n, buf=sb, pitch=pb),
+                         elem, wn, WM, WN,
+                         k, accs)
+        if busy is not None:
+            scf.YieldOp(accs)
+    if busy is not None:
+        accs = list(busy.results)
+    out = P.to_blocked(kern, accs, wn, WM, WN, m, n, used)
+    if acc is not None:
+        out = arith.AddFOp(out, acc).result
+    return out
