@@ -69,6 +69,7 @@ class _Kernel:
         self.scratch_need = 0
         self.allocs = []
         self.scratch_views = []
+        self.pitched = []       # (shared buffer view, cols, pitch): 2-D buffers with padded rows
 
     # -- set-up ------------------------------------------------------------------------------
     def build(self):
@@ -116,19 +117,55 @@ class _Kernel:
         return g
 
     def _global_args_read(self):
-        """Argument numbers of the global tensors the kernel loads from (tile.load, cp.async sources)."""
-        found = set()
+        """Argument numbers of the global tensors the kernel loads from (tile.load, cp.async sources);
+        also records those it stores to (`written_args`)."""
+        found, self.written_args = set(), set()
 
         def visit(op):
-            if op.name in ("tile.load", "tile.cp_async"):
-                src = op.operands[0 if op.name == "tile.load" else 1]
+            if op.name in ("tile.load", "tile.cp_async", "tile.store"):
+                src = op.operands[0 if op.name != "tile.cp_async" else 1]
                 if tb.is_window(src.type):
                     n = _arg_number(src.owner.operands[0])
                     if n is not None:
-                        found.add(n)
+                        (self.written_args if op.name == "tile.store" else found).add(n)
             return ir.WalkResult.ADVANCE
         self.f.walk(visit)
         return found
+
+    def _staged_by_mma(self, op):
+        """Whether this tile.load only feeds a tensor-core tile.mma that reads it without a trip through
+        registers: cp.async from a 2-D window of a tensor the kernel never writes, or ldmatrix in place
+        from a 2-D shared buffer nothing writes between the load and the mma; the mma must take the
+        warp-tiled path."""
+        src, mask, other = tb.operands(op)
+        uses = list(op.results[0].uses)
+        if mask is not None or other is not None or len(uses) != 1 or uses[0].owner.name != "tile.mma":
+            return False
+        mma = uses[0].owner
+        if uses[0].operand_number > 1:
+            return False
+        if tb.is_window(src.type):
+            if _arg_number(src.owner.operands[0]) in self.written_args:
+                return False
+            shape, _ = tb.window_shape_elem(src.type)
+        else:
+            shape = list(ir.RankedTensorType(op.results[0].type).shape)
+            if self.shared_pitch(src) is None or mma.operation.block != op.operation.block:
+                return False
+            names, inside = [], False
+            for o in op.operation.block.operations:
+                if o.operation == mma.operation:
+                    break
+                if inside:
+                    names.append(o.operation.name)
+                inside |= o.operation == op.operation
+            if any(n in ("tile.store", "tile.cp_async", "scf.for", "scf.if", "scf.while") for n in names):
+                return False
+        ta, tb_ = [ir.RankedTensorType(ir.TypeAttr(t).value)
+                   for t in list(ir.ArrayAttr(mma.attributes["tessera.operand_types"]))[:2]]
+        (m, kk), (_, n) = list(ta.shape), list(tb_.shape)
+        return len(shape) == 2 and mma_sync.applies(ta.element_type, tb_.element_type, m, n, kk) \
+            and mma_sync.warp_tiled(self, m, n)
 
     def _publish_store(self, window):
         """A global store becomes visible to the whole CTA before the program's next statement when the
@@ -267,12 +304,49 @@ class _Kernel:
 
     def op_alloc_shared(self, op):
         mt = ir.MemRefType(op.results[0].type)
-        n = F.numel(list(mt.shape))
+        shape = list(mt.shape)
+        pitch = self._choose_pitch(op, shape, mt.element_type)
+        n = F.numel(shape) if pitch is None else shape[0] * pitch
         size = n * _bytes(mt.element_type)
         off = _align(self.smem_top)
         self.smem_top = off + size
         self.allocs.append((size, op.location))
-        self._replace(op, self.smem_view(off, n, mt.element_type))
+        view = self.smem_view(off, n, mt.element_type)
+        if len(shape) == 2:
+            self.pitched.append((view, shape[1], pitch or shape[1]))
+        self._replace(op, view)
+
+    def _choose_pitch(self, op, shape, et):
+        """Rows 16 bytes longer for a 2-D 16-bit buffer with whole 16-byte chunks per row that a tensor-core
+        mma reads (ldmatrix then touches 8 distinct bank groups), when every access to it is a whole-buffer
+        tile.load / tile.store / tile.cp_async (which all honour the pitch); None otherwise."""
+        if len(shape) != 2 or _bytes(et) != 2 or shape[1] % 8:
+            return None
+        feeds_mma = False
+        for use in op.results[0].uses:
+            user = use.owner
+            if user.name == "tile.load":
+                if list(ir.RankedTensorType(user.results[0].type).shape) != shape:
+                    return None
+                feeds_mma |= any(u.owner.name == "tile.mma" for u in user.results[0].uses)
+            elif user.name == "tile.cp_async":
+                if list(tb.window_shape_elem(user.operands[1].type)[0]) != shape:
+                    return None
+            elif user.name != "tile.store":
+                return None
+        return shape[1] + 8 if feeds_mma else None
+
+    def _row_pitch(self, buf):
+        """row_pitch for Layout.to_shared / from_shared: (cols, pitch) of a padded buffer, else None."""
+        p = self.shared_pitch(buf)
+        return p if p is not None and p[0] != p[1] else None
+
+    def shared_pitch(self, buf):
+        """(cols, pitch) of a 2-D shared buffer (pitch = cols unless padded), or None."""
+        for view, cols, pitch in self.pitched:
+            if view == buf:
+                return cols, pitch
+        return None
 
     # window addressing ----------------------------------------------------------------------
     def _runs_ok(self, wv, shape):
@@ -319,12 +393,14 @@ class _Kernel:
     def op_load(self, op):
         src, mask, other = tb.operands(op)
         rt = op.results[0].type
+        if tb.is_window(src.type) and self._staged_by_mma(op):
+            return                       # op_mma copies the window and erases the load
         if not tb.is_window(src.type):  # a shared buffer read as a tile
             gpu.BarrierOp()
             shape = list(ir.RankedTensorType(rt).shape)
             k = self.layout.frag_len(shape)
             et = ir.RankedTensorType(rt).element_type
-            new = self.layout.from_shared(src, shape, F.vsplat_const(0, et, k), k, et)
+            new = self.layout.from_shared(src, shape, F.vsplat_const(0, et, k), k, et, self._row_pitch(src))
             self._replace(op, new)
             return
         shape, et = tb.window_shape_elem(src.type)
@@ -360,7 +436,7 @@ class _Kernel:
             shape = [F.numel(list(ir.MemRefType(dst.type).shape))]
             k = self.layout.frag_len(shape)
             gpu.BarrierOp()
-            self.layout.to_shared(dst, shape, value, k)
+            self.layout.to_shared(dst, shape, value, k, self._row_pitch(dst))
             gpu.BarrierOp()
             op.erase()
             return
@@ -413,14 +489,14 @@ class _Kernel:
         squeeze_last = bool(list(ir.DenseI64ArrayAttr(src.owner.attributes["squeeze"]))[-1])
         if cp_async.applies(list(shape), _bytes(et)) and not squeeze_last:
             bypass = bool(ir.BoolAttr(op.attributes["bypass_l1"]).value) if "bypass_l1" in op.attributes else False
-            cp_async.lower(self, dst, src.owner, list(shape), et, _bytes(et), bypass)
+            cp_async.lower(self, dst, src.owner, list(shape), et, _bytes(et), bypass, self._row_pitch(dst))
             op.erase()
             return
         shape = list(shape) or [1]
         k = self.layout.frag_len(shape)
         flat, lin, m = self._window(src, list(tb.window_shape_elem(src.type)[0]))
         v = F.gather(flat, lin, m, F.vsplat_const(0, et, k), k, et)
-        self.layout.to_shared(dst, shape, v, k)
+        self.layout.to_shared(dst, shape, v, k, self._row_pitch(dst))
         op.erase()
 
     def op_cp_commit_group(self, op):
@@ -491,7 +567,12 @@ class _Kernel:
         ae, be = ta.element_type, tb_.element_type
         f32 = ir.F32Type.get()
         if mma_sync.applies(ae, be, m, n, kk):
-            self._replace(op, mma_sync.lower(self, a, b, acc, m, n, kk, ae))
+            loads = [v.owner if not isinstance(v.owner, ir.Block) and v.owner.name == "tile.load" and
+                     isinstance(v.type, ir.RankedTensorType) else None for v in (a, b)]
+            self._replace(op, mma_sync.lower(self, a, b, acc, m, n, kk, ae, loads))
+            for ld in loads:
+                if ld is not None:
+                    ld.erase()
             return
         abuf = self._to_scratch_pair(a, [m, kk], ae, b, [kk, n], be)
         sa, sb = abuf

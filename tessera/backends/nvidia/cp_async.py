@@ -25,7 +25,8 @@ def applies(shape, elem_bytes) -> bool:
     return bool(shape) and elem_bytes in (1, 2, 4, 8) and shape[-1] % chunk_elems(elem_bytes) == 0
 
 
-def lower(kern, dst, src_window_op, shape, et, esz, bypass_l1):
+def lower(kern, dst, src_window_op, shape, et, esz, bypass_l1, row_pitch=None):
+    """row_pitch = (cols, pitch): a 2-D buffer whose rows are `pitch` elements apart."""
     c = chunk_elems(esz)
     cshape = list(shape[:-1]) + [shape[-1] // c]
     nchunks = F.numel(cshape)
@@ -65,6 +66,10 @@ def lower(kern, dst, src_window_op, shape, et, esz, bypass_l1):
             if inb is not None:
                 count = arith.SelectOp(inb, count, F.cidx(0)).result
             dst_e = arith.MulIOp(q, F.cidx(c)).result
+            if row_pitch is not None:
+                per_row = row_pitch[0] // c
+                dst_e = arith.AddIOp(arith.MulIOp(arith.DivUIOp(q, F.cidx(per_row)).result, F.cidx(row_pitch[1])).result,
+                                     arith.MulIOp(arith.RemUIOp(q, F.cidx(per_row)).result, F.cidx(c)).result).result
             addr = arith.AddIOp(ptr, arith.MulIOp(lin, F.cidx(esz)).result).result
             aligned = arith.CmpIOp(arith.CmpIPredicate.eq, arith.RemUIOp(addr, F.cidx(16)).result, F.cidx(0)).result
             fast = arith.AndIOp(unit, aligned).result

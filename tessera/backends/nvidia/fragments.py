@@ -26,7 +26,7 @@ def numel(shape) -> int:
     return int(np.prod(shape)) if len(shape) else 1
 
 
-MAX_RUN_SLOTS = 16   # larger fragments (GEMM operand tiles) stay thread-cyclic: unrolled runs cost registers
+MAX_RUN_SLOTS = 32   # larger fragments stay thread-cyclic: unrolled runs cost registers
 
 
 def frag_len(shape, threads: int, run: int = 4) -> int:
@@ -122,14 +122,27 @@ class Layout:
             return None
         return arith.CmpIOp(arith.CmpIPredicate.ult, self.lanes(k), splat(cidx(n), k)).result
 
-    def to_shared(self, buf, shape, value, k):
-        """Store a fragment into a flat shared buffer in the tile's row-major order: one vector store
-        per run (conflict-free: a warp writes contiguous 8- or 16-byte pieces), masked at the padding."""
-        store_runs(buf, self.lanes(k), self.valid(shape), value, k, self.vector_width(k))
+    def shared_offsets(self, k, row_pitch=None):
+        """(flat offsets, run width) of the owned elements in a shared buffer: row-major, or with
+        row_pitch = (cols, pitch) rows `pitch` elements apart."""
+        lanes, v = self.lanes(k), self.vector_width(k)
+        if row_pitch is None:
+            return lanes, v
+        cols, pitch = row_pitch
+        pad = arith.MulIOp(arith.DivUIOp(lanes, splat(cidx(cols), k)).result, splat(cidx(pitch - cols), k)).result
+        return arith.AddIOp(lanes, pad).result, (v if cols % v == 0 else 1)
 
-    def from_shared(self, buf, shape, passthru, k, elem):
-        """The fragment of a tile stored row-major in a flat shared buffer (vector loads per run)."""
-        return load_runs(buf, self.lanes(k), self.valid(shape), passthru, k, elem, self.vector_width(k))
+    def to_shared(self, buf, shape, value, k, row_pitch=None):
+        """Store a fragment into a flat shared buffer in the tile's row-major order (rows `pitch` apart
+        with row_pitch = (cols, pitch)): one vector store per run (conflict-free: a warp writes
+        contiguous 8- or 16-byte pieces), masked at the padding."""
+        at, v = self.shared_offsets(k, row_pitch)
+        store_runs(buf, at, self.valid(shape), value, k, v)
+
+    def from_shared(self, buf, shape, passthru, k, elem, row_pitch=None):
+        """The fragment of a tile stored in a flat shared buffer as to_shared stores it (vector loads per run)."""
+        at, v = self.shared_offsets(k, row_pitch)
+        return load_runs(buf, at, self.valid(shape), passthru, k, elem, v)
 
     def unravel(self, shape, e=None):
         """Per-dim index vectors of the owned elements of a tile of this shape."""

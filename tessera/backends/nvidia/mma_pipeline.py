@@ -89,10 +89,11 @@ def swizzled_chunk(row, chunk, row_chunks):
     return arith.XOrIOp(chunk, phase).result
 
 
-class _Tile:
-    """One operand tile of the pipeline: its window, shape and where its slots are."""
+class GlobalTile:
+    """An operand tile in global memory (a 2-D window, 16-bit elements): its window, shape and where it
+    goes in a pipeline slot."""
 
-    def __init__(self, load, kern, offset_in_slot):
+    def __init__(self, load, kern, offset_in_slot=0):
         self.load = load
         self.view = load.operands[0].owner
         shape, self.et = tb.window_shape_elem(load.operands[0].type)
@@ -105,15 +106,15 @@ class _Tile:
         from ...passes.lower_tile_to_gpu import _arg_number
         self.aligned = _arg_number(self.view.operands[0]) in kern.aligned_args
 
-    def issue(self, kern, slot_elems, clone):
+    def issue(self, kern, slot_elems, clone, dst=None):
         """cp.async of this tile of the iteration whose offsets `clone` gives into the slot that starts
-        `slot_elems` elements into the shared block's `et` view."""
+        `slot_elems` elements into `dst` (by default the shared block's `et` view), chunks swizzled."""
         base = self.view.operands[0]
         offsets = [clone(o) for o in list(self.view.operands)[1:]]
         squeeze = [bool(x) for x in ir.DenseI64ArrayAttr(self.view.attributes["squeeze"])]
         free = [d for d, q in enumerate(squeeze) if not q]
         flat, off0, sizes, strides = F.flat_global(base)
-        dst = kern.smem_elems(self.et)
+        dst = dst if dst is not None else kern.smem_elems(self.et)
         c = self.per_chunk
         nchunks = self.rows * self.row_chunks
         ptr = memref.ExtractAlignedPointerAsIndexOp(base).result
@@ -227,8 +228,8 @@ def plan(kern, loop):
 def rewrite(kern, loop, stages, grid):
     mma, a_ld, b_ld = k_loops.match(loop)
     init = k_loops.splat_init(loop)
-    A = _Tile(a_ld, kern, 0)
-    B = _Tile(b_ld, kern, A.nbytes)
+    A = GlobalTile(a_ld, kern, 0)
+    B = GlobalTile(b_ld, kern, A.nbytes)
     et = A.et
     M, K, N = A.rows, A.cols, B.cols
     wm, wn = grid

@@ -17,6 +17,7 @@ import contextlib
 from mlir import ir
 from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm, scf, vector
 
+from ...ir import builders as tb
 from . import fragments as F, mma_pipeline as P
 
 
@@ -57,24 +58,18 @@ def _bf16_mma(fa, fb, acc):
     return vector.FromElementsOp(ir.VectorType.get([2, 2], f32), d).result
 
 
-def _store_padded(kern, buf, shape, value, pitch):
-    """A blocked fragment of a rows × cols tile into `buf` with rows `pitch` elements apart."""
-    lay = kern.layout
-    rows, cols = shape
-    k = lay.frag_len(shape)
-    lanes = lay.lanes(k)
-    at = arith.AddIOp(lanes, arith.MulIOp(arith.DivUIOp(lanes, F.splat(F.cidx(cols), k)).result,
-                                          F.splat(F.cidx(pitch - cols), k)).result).result
-    v = lay.vector_width(k)
-    F.store_runs(buf, at, lay.valid(shape), value, k, v if cols % v == 0 else 1)
+def warp_tiled(kern, m, n):
+    """The warp grid of the warp-tiled path for an m×n output, or None (round-robin path)."""
+    return P.warp_grid(m, n, kern.T // 32, use_all=False) if n % 16 == 0 else None
 
 
-def lower(kern, a, b, acc, m, n, k, elem):
-    """C = A @ B (+ acc) for fragments a (m×k), b (k×n); returns the f32 m×n fragment."""
+def lower(kern, a, b, acc, m, n, k, elem, loads=(None, None)):
+    """C = A @ B (+ acc) for fragments a (m×k), b (k×n); returns the f32 m×n fragment. `loads`: for an
+    operand still unlowered (a tile.load the warp-tiled path copies from global memory itself), its op."""
     from ...passes.lower_tile_to_gpu import _align, _bytes
-    grid = P.warp_grid(m, n, kern.T // 32, use_all=False) if n % 16 == 0 else None
+    grid = warp_tiled(kern, m, n)
     if grid is not None:
-        return _lower_warp_tiled(kern, a, b, acc, m, n, k, elem, grid)
+        return _lower_warp_tiled(kern, a, b, acc, m, n, k, elem, grid, loads)
     f32 = ir.F32Type.get()
     esz = _bytes(elem)
     off_b = _align(m * k * esz)
@@ -145,16 +140,34 @@ def _view1d(kern, byte_off, n, elem):
     return v
 
 
-def _lower_warp_tiled(kern, a, b, acc, m, n, k, elem, grid):
+def _lower_warp_tiled(kern, a, b, acc, m, n, k, elem, grid, loads):
+    """Operands from registers go to rows padded by 16 bytes; operands still in global memory (`loads`)
+    are copied there by cp.async into the swizzled layout (16-byte chunks, no registers)."""
     from ...passes.lower_tile_to_gpu import _align
-    pa, pb = k + 8, n + 8   # padded rows: conflict-free ldmatrix without per-element swizzle arithmetic
-    off_b = _align(m * pa * 2)
-    kern.scratch_need = max(kern.scratch_need, off_b + k * pb * 2)
-    sa, sb = _view1d(kern, 0, m * pa, elem), _view1d(kern, off_b, k * pb, elem)
+    specs = []
+    off = 0
+    for value, (rows, cols), ld in ((a, (m, k), loads[0]), (b, (k, n), loads[1])):
+        if ld is not None and not tb.is_window(ld.operands[0].type):   # a shared buffer, read in place
+            specs.append((value, rows, cols, None, kern.shared_pitch(ld.operands[0])[1], ld.operands[0]))
+            continue
+        pitch = None if ld is not None else cols + 8
+        nelem = rows * (pitch or cols)
+        specs.append((value, rows, cols, ld, pitch, _view1d(kern, off, nelem, elem)))
+        off = _align(off + nelem * 2)
+    kern.scratch_need = max(kern.scratch_need, off)
     gpu.BarrierOp()
-    _store_padded(kern, sa, [m, k], a, pa)
-    _store_padded(kern, sb, [k, n], b, pb)
+    copied = False
+    for value, rows, cols, ld, pitch, view in specs:
+        if ld is not None:
+            P.GlobalTile(ld, kern).issue(kern, F.cidx(0), lambda v: v, dst=view)
+            copied = True
+        elif not isinstance(value.type, ir.RankedTensorType):
+            kern.layout.to_shared(view, [rows, cols], value, kern.layout.frag_len([rows, cols]), (cols, pitch))
+    if copied:
+        nvvm.CpAsyncCommitGroupOp()
+        nvvm.CpAsyncWaitGroupOp(0)
     gpu.BarrierOp()
+    (_, _, _, _, pa, sa), (_, _, _, _, pb, sb) = specs
     wm, wn = grid
     WM, WN = m // wm, n // wn
     f32 = ir.F32Type.get()
