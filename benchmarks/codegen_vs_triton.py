@@ -422,11 +422,31 @@ def measure(case, target, emulate):
         tri["emu"] = _counters(trep)
     except Exception as e:  # noqa: BLE001
         tri["emu"] = dict(error=_short(e))
+    if case.get("gemm"):
+        for side, run in (("tessera", lambda a, b, c: ck.emulate((1, 1), a, b, c, **case["ce"]).warp_instructions),
+                          ("triton", lambda a, b, c: emulate_triton(tk, sig, case["targs"](a, b, c), (1, 1), target,
+                                                                     case["warps"], "c")[0].warp_instructions)):
+            row[side]["emu"]["k_step"] = _dynamic_k_step(case, run)
     if "error" not in tes["emu"] and "error" not in tri["emu"]:
         a, b = eargs[case["out"]].astype(np.float32), tout.astype(np.float32)
         row["outputs_match"] = bool(np.allclose(a, b, rtol=2e-2, atol=2e-2))
         row["max_abs_diff"] = float(np.abs(a - b).max())
     return row
+
+
+def _dynamic_k_step(case, run):
+    """Warp instructions the emulator executes per K step per warp in the main loop: one CTA at K = 4·BK
+    and K = 8·BK, the difference over 4 K steps and the warps (prologue and epilogue cancel)."""
+    BM, BN, BK = case["gemm"]
+    rng, counts = np.random.default_rng(2), []
+    try:
+        for k in (4 * BK, 8 * BK):
+            dt = bf16 if "bf16" in case["name"] else np.float16
+            args = [_aligned(x) for x in (_rnd(rng, (BM, k), dt), _rnd(rng, (k, BN), dt), _z(BM, BN))]
+            counts.append(run(*args))
+    except Exception as e:  # noqa: BLE001
+        return dict(error=_short(e))
+    return (counts[1] - counts[0]) / 4 / case["warps"]
 
 
 # ---- output ----------------------------------------------------------------------------------------
@@ -457,13 +477,16 @@ def print_tables(rows, target, emulate):
         return
     print(f"\n### {target}: one emulated launch (tessera / Triton)\n")
     print("| kernel | grid | warp instructions | global requests | sectors / request | shared bank conflicts | "
-          "outputs match, notes |")
-    print("|---|---|---|---|---|---|---|")
+          "GEMM K loop: warp instr per K step per warp | outputs match, notes |")
+    print("|---|---|---|---|---|---|---|---|")
     keys = ("warp_instructions", "global_requests", "sectors_per_request", "shared_bank_conflicts")
     for r in rs:
         sides = (r["tessera"]["emu"], r["triton"]["emu"])
         cells = [" / ".join("n/a" if "error" in e else _f(e[k], 2 if k == "sectors_per_request" else 0)
                             for e in sides) for k in keys]
+        steps = [e.get("k_step") for e in sides]
+        cells.append("–" if steps == [None, None] else " / ".join(
+            "n/a" if not isinstance(x, (int, float)) else _f(x, 0) for x in steps))
         notes = []
         if "outputs_match" in r:
             notes.append(("yes" if r["outputs_match"] else "NO") + f" (max diff {r['max_abs_diff']:.2g})")

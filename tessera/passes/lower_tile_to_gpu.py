@@ -359,26 +359,44 @@ class _Kernel:
         _, et = tb.window_shape_elem(wv.type)
         if v == 1 or not shape or shape[-1] % v or str(et) == "i1":
             return False
+        if bool(list(ir.DenseI64ArrayAttr(wv.owner.attributes["squeeze"]))[-1]):
+            return False        # the window's last dim is not the tensor's: its runs are strided
         return _arg_number(wv.owner.operands[0]) in self.aligned_args
 
     def _window(self, wv, shape):
-        """(flat memref, offsets vector, in-bounds mask) for the owned elements of a window."""
+        """(flat memref, offsets vector, in-bounds mask, RunGeometry) for the owned elements of a window.
+        A tensor of the aligned stride class has unit inner stride and offset 0 (the launchers pass the
+        data pointer itself), so neither is read from the descriptor."""
         vop = wv.owner
         base = vop.operands[0]
         offsets = list(vop.operands)[1:]
         squeeze = [bool(x) for x in ir.DenseI64ArrayAttr(vop.attributes["squeeze"])]
         k = self.layout.frag_len(shape)
         flat, off0, sizes, strides = F.flat_global(base)
+        aligned = _arg_number(base) in self.aligned_args
+        if aligned:
+            off0, strides = F.cidx(0), list(strides[:-1]) + [F.cidx(1)]
         lane_idx = iter(self.layout.unravel(shape)) if shape else iter(())
-        lin, mask = F.splat(off0, k), None
+        lin, mask, idx = F.splat(off0, k), None, []
         for d, o in enumerate(offsets):
             i = F.splat(o, k)
             if not squeeze[d]:
                 i = arith.AddIOp(i, next(lane_idx)).result
+            idx.append(i)
             inb = arith.CmpIOp(arith.CmpIPredicate.ult, i, F.splat(sizes[d], k)).result
             mask = F.and_masks(mask, inb)
-            lin = arith.AddIOp(lin, arith.MulIOp(i, F.splat(strides[d], k)).result).result
-        return flat, lin, F.and_masks(mask, self.layout.valid(shape))
+            term = i if aligned and d == len(offsets) - 1 else arith.MulIOp(i, F.splat(strides[d], k)).result
+            lin = arith.AddIOp(lin, term).result
+        valid = self.layout.valid(shape)
+        v = self.layout.vector_width(k)
+        inside, extent = None, iter(shape)
+        for d, o in enumerate(offsets):
+            end = arith.AddIOp(o, F.cidx(1 if squeeze[d] else next(extent))).result
+            ok = arith.CmpIOp(arith.CmpIPredicate.ule, end, sizes[d]).result
+            inside = ok if inside is None else arith.AndIOp(inside, ok).result
+        geom = F.RunGeometry(idx, sizes, self.layout.lanes(k), F.numel(shape) if valid is not None else None,
+                             aligned and bool(offsets) and F.known_divisor(offsets[-1]) % v == 0, inside)
+        return flat, lin, F.and_masks(mask, valid), geom
 
     def _scalar_window(self, wv):
         vop = wv.owner
@@ -417,7 +435,8 @@ class _Kernel:
             self._replace(op, ifop.results[0])
             return
         k = self.layout.frag_len(shape)
-        flat, lin, m = self._window(src, list(shape))
+        flat, lin, m, geom = self._window(src, list(shape))
+        geom = geom if mask is None else None
         m = F.and_masks(m, mask)
         if other is None:
             passthru = F.vsplat_const(0, et, k)
@@ -426,7 +445,7 @@ class _Kernel:
         else:
             passthru = F.splat(other, k)
         if self._runs_ok(src, list(shape)):
-            self._replace(op, F.load_runs(flat, lin, m, passthru, k, et, self.layout.vector_width(k)))
+            self._replace(op, F.load_runs(flat, lin, m, passthru, k, et, self.layout.vector_width(k), geom))
         else:
             self._replace(op, F.gather(flat, lin, m, passthru, k, et))
 
@@ -459,9 +478,10 @@ class _Kernel:
             self._publish_store(dst)
             op.erase()
             return
-        flat, lin, m = self._window(dst, list(shape))
+        flat, lin, m, geom = self._window(dst, list(shape))
         if self._runs_ok(dst, list(shape)):
-            F.store_runs(flat, lin, F.and_masks(m, mask), value, k, self.layout.vector_width(k))
+            F.store_runs(flat, lin, F.and_masks(m, mask), value, k, self.layout.vector_width(k),
+                         geom if mask is None else None)
         else:
             F.scatter(flat, lin, F.and_masks(m, mask), value, k)
         self._publish_store(dst)
@@ -494,7 +514,7 @@ class _Kernel:
             return
         shape = list(shape) or [1]
         k = self.layout.frag_len(shape)
-        flat, lin, m = self._window(src, list(tb.window_shape_elem(src.type)[0]))
+        flat, lin, m, _ = self._window(src, list(tb.window_shape_elem(src.type)[0]))
         v = F.gather(flat, lin, m, F.vsplat_const(0, et, k), k, et)
         self.layout.to_shared(dst, shape, v, k, self._row_pitch(dst))
         op.erase()

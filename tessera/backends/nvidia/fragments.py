@@ -211,8 +211,8 @@ def _runs(k, v, mask, lin):
     """Per run of v slots: (start, offset of its first element, the slots' scalar masks (None: all in
     bounds), and whether the run can go by vector accesses: every slot in bounds and the first element's
     offset a multiple of v, which on a tensor of the aligned stride class (16-byte aligned base and row
-    strides, unit inner stride) aligns each 16-byte piece of the run). Masks are taken apart as scalars:
-    NVPTX legalises shuffles of i1 vectors through local memory."""
+    strides, unit inner stride) aligns each 16-byte piece of the run). Masks are taken apart as
+    scalars: NVPTX legalises shuffles of i1 vectors through local memory."""
     for c in range(0, k, v):
         off = vector.ExtractOp(lin, [], [c]).result
         bits = None if mask is None else [vector.ExtractOp(mask, [], [c + i]).result for i in range(v)]
@@ -220,6 +220,67 @@ def _runs(k, v, mask, lin):
         for bit in bits or ():
             fast = arith.AndIOp(fast, bit).result
         yield c, off, bits, fast
+
+
+class RunGeometry:
+    """What decides, per run of v contiguous elements along a window's last dim (unit stride), whether
+    the whole run is in bounds, from its first element alone: the per-dim index vectors (`idx`, vectors
+    of k), the window's `sizes`, the tile's padding (`n`: elements that exist, None if every slot does),
+    the flat index vector `lanes`, and whether the first element's offset is known to be a multiple of v
+    (`aligned`; else tested). The per-slot tests of a ragged run are made inside its slow branch, from
+    the same first element (slot i is at offset + i), so the fast path carries none of them."""
+
+    def __init__(self, idx, sizes, lanes, n, aligned, inside=None):
+        self.idx, self.sizes, self.lanes, self.n, self.aligned = idx, sizes, lanes, n, aligned
+        self.inside = inside if aligned and n is None else None   # i1: the whole window is in bounds
+
+    def first(self, c):
+        """(i1 or None: the outer dims in bounds, last-dim index, flat lane index or None) of slot c."""
+        rows_ok = None
+        for iv, size in zip(self.idx[:-1], self.sizes[:-1]):
+            cmp = arith.CmpIOp(arith.CmpIPredicate.ult, vector.ExtractOp(iv, [], [c]).result, size).result
+            rows_ok = cmp if rows_ok is None else arith.AndIOp(rows_ok, cmp).result
+        col = vector.ExtractOp(self.idx[-1], [], [c]).result
+        e = vector.ExtractOp(self.lanes, [], [c]).result if self.n is not None else None
+        return rows_ok, col, e
+
+    def fast(self, first, v, off):
+        rows_ok, col, e = first
+        ok = arith.CmpIOp(arith.CmpIPredicate.ule, arith.AddIOp(col, cidx(v)).result, self.sizes[-1]).result
+        if rows_ok is not None:
+            ok = arith.AndIOp(rows_ok, ok).result
+        if e is not None:
+            ok = arith.AndIOp(ok, arith.CmpIOp(arith.CmpIPredicate.ule, arith.AddIOp(e, cidx(v)).result,
+                                               cidx(self.n)).result).result
+        if not self.aligned:
+            ok = arith.AndIOp(ok, arith.CmpIOp(arith.CmpIPredicate.eq, arith.RemUIOp(off, cidx(v)).result,
+                                               cidx(0)).result).result
+        return ok
+
+    def slot_bits(self, first, v):
+        rows_ok, col, e = first
+        bits = []
+        for i in range(v):
+            ok = arith.CmpIOp(arith.CmpIPredicate.ult, arith.AddIOp(col, cidx(i)).result, self.sizes[-1]).result
+            if rows_ok is not None:
+                ok = arith.AndIOp(rows_ok, ok).result
+            if e is not None:
+                ok = arith.AndIOp(ok, arith.CmpIOp(arith.CmpIPredicate.ult, arith.AddIOp(e, cidx(i)).result,
+                                                   cidx(self.n)).result).result
+            bits.append(ok)
+        return bits
+
+
+def _geometry_runs(k, v, lin, geometry):
+    """(start, first offset, fast predicate, a function making the slot masks and offsets inside the slow
+    branch) per run, from each run's first element (see RunGeometry)."""
+    for c in range(0, k, v):
+        off = vector.ExtractOp(lin, [], [c]).result
+        first = geometry.first(c)
+
+        def slow(first=first, off=off):
+            return geometry.slot_bits(first, v), [arith.AddIOp(off, cidx(i)).result if i else off for i in range(v)]
+        yield c, off, geometry.fast(first, v, off), slow
 
 
 def _pieces(v, esize):
@@ -235,10 +296,15 @@ def _any(bits):
     return some
 
 
+def _at(lin, c, i):
+    """Offset of slot c + i: from the offsets vector, or the run's list of scalar offsets."""
+    return lin[i] if isinstance(lin, list) else vector.ExtractOp(lin, [], [c + i]).result
+
+
 def _load_each(flat, lin, c, v, bits, run, elem):
     """Slots c..c+v-1 loaded one by one (under their masks), into `run`."""
     for i in range(v):
-        at = vector.ExtractOp(lin, [], [c + i]).result
+        at = _at(lin, c, i)
         if bits is None:
             x = memref.LoadOp(flat, [at]).result
         else:
@@ -254,7 +320,7 @@ def _load_each(flat, lin, c, v, bits, run, elem):
 
 def _store_each(flat, lin, c, v, bits, value):
     for i in range(v):
-        at = vector.ExtractOp(lin, [], [c + i]).result
+        at = _at(lin, c, i)
         x = vector.ExtractOp(value, [], [c + i]).result
         if bits is None:
             memref.StoreOp(x, flat, [at])
@@ -265,15 +331,35 @@ def _store_each(flat, lin, c, v, bits, value):
             scf.YieldOp([])
 
 
-def load_runs(flat, lin, mask, passthru, k, elem, v):
+def load_runs(flat, lin, mask, passthru, k, elem, v, geometry=None):
     """A masked gather of k slots in runs of v: aligned vector loads (16-byte pieces) where `_runs`
     allows, the run's slots one by one under their masks where it is ragged, nothing where it is wholly
-    out of bounds. v = 1 (thread-cyclic fragments) keeps the gather."""
+    out of bounds. v = 1 (thread-cyclic fragments) keeps the gather. `geometry` (a RunGeometry, only
+    when `mask` is the window's bounds and padding alone) decides each run from its first element."""
     if v == 1:
         return gather(flat, lin, mask, passthru, k, elem)
     esize = _elem_bytes(elem)
+    if geometry is not None and geometry.inside is not None:
+        # the whole window in bounds (one uniform test): every run is one aligned vector access
+        whole = scf.IfOp(geometry.inside, [passthru.type], has_else=True)
+        with ir.InsertionPoint(whole.then_block):
+            out = passthru
+            for c in range(0, k, v):
+                off = vector.ExtractOp(lin, [], [c]).result
+                for i, n in _pieces(v, esize):
+                    at = arith.AddIOp(off, cidx(i)).result if i else off
+                    out = _insert(vector.LoadOp(ir.VectorType.get([n], elem), flat, [at], alignment=n * esize).result,
+                                  out, c + i)
+            scf.YieldOp([out])
+        with ir.InsertionPoint(whole.else_block):
+            geometry.inside, saved = None, geometry.inside
+            scf.YieldOp([load_runs(flat, lin, mask, passthru, k, elem, v, geometry)])
+            geometry.inside = saved
+        return whole.results[0]
     out = passthru
-    for c, off, bits, fast in _runs(k, v, mask, lin):
+    runs = _geometry_runs(k, v, lin, geometry) if geometry is not None else \
+        ((c, off, fast, (lambda bits=bits: (bits, lin))) for c, off, bits, fast in _runs(k, v, mask, lin))
+    for c, off, fast, slow in runs:
         vt = ir.VectorType.get([v], elem)
         br = scf.IfOp(fast, [vt], has_else=True)
         with ir.InsertionPoint(br.then_block):
@@ -285,12 +371,13 @@ def load_runs(flat, lin, mask, passthru, k, elem, v):
             scf.YieldOp([run])
         with ir.InsertionPoint(br.else_block):
             run = _slice(passthru, c, v)
+            bits, offs = slow()
             if bits is None:
-                scf.YieldOp([_load_each(flat, lin, c, v, None, run, elem)])
+                scf.YieldOp([_load_each(flat, offs, c, v, None, run, elem)])
             else:
                 part = scf.IfOp(_any(bits), [vt], has_else=True)
                 with ir.InsertionPoint(part.then_block):
-                    scf.YieldOp([_load_each(flat, lin, c, v, bits, run, elem)])
+                    scf.YieldOp([_load_each(flat, offs, c, v, bits, run, elem)])
                 with ir.InsertionPoint(part.else_block):
                     scf.YieldOp([run])
                 scf.YieldOp([part.results[0]])
@@ -298,13 +385,30 @@ def load_runs(flat, lin, mask, passthru, k, elem, v):
     return out
 
 
-def store_runs(flat, lin, mask, value, k, v):
+def store_runs(flat, lin, mask, value, k, v, geometry=None):
     """A masked scatter of k slots in runs of v (see load_runs)."""
     if v == 1:
         scatter(flat, lin, mask, value, k)
         return
     esize = _elem_bytes(ir.VectorType(value.type).element_type)
-    for c, off, bits, fast in _runs(k, v, mask, lin):
+    if geometry is not None and geometry.inside is not None:
+        whole = scf.IfOp(geometry.inside, [], has_else=True)
+        with ir.InsertionPoint(whole.then_block):
+            for c in range(0, k, v):
+                off = vector.ExtractOp(lin, [], [c]).result
+                for i, n in _pieces(v, esize):
+                    at = arith.AddIOp(off, cidx(i)).result if i else off
+                    vector.StoreOp(_slice(value, c + i, n), flat, [at], alignment=n * esize)
+            scf.YieldOp([])
+        with ir.InsertionPoint(whole.else_block):
+            geometry.inside, saved = None, geometry.inside
+            store_runs(flat, lin, mask, value, k, v, geometry)
+            geometry.inside = saved
+            scf.YieldOp([])
+        return
+    runs = _geometry_runs(k, v, lin, geometry) if geometry is not None else \
+        ((c, off, fast, (lambda bits=bits: (bits, lin))) for c, off, bits, fast in _runs(k, v, mask, lin))
+    for c, off, fast, slow in runs:
         br = scf.IfOp(fast, [], has_else=True)
         with ir.InsertionPoint(br.then_block):
             for i, n in _pieces(v, esize):
@@ -312,12 +416,13 @@ def store_runs(flat, lin, mask, value, k, v):
                 vector.StoreOp(_slice(value, c + i, n), flat, [at], alignment=n * esize)
             scf.YieldOp([])
         with ir.InsertionPoint(br.else_block):
+            bits, offs = slow()
             if bits is None:
-                _store_each(flat, lin, c, v, None, value)
+                _store_each(flat, offs, c, v, None, value)
             else:
                 part = scf.IfOp(_any(bits), [], has_else=False)
                 with ir.InsertionPoint(part.then_block):
-                    _store_each(flat, lin, c, v, bits, value)
+                    _store_each(flat, offs, c, v, bits, value)
                     scf.YieldOp([])
             scf.YieldOp([])
 

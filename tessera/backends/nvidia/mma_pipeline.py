@@ -118,10 +118,24 @@ class GlobalTile:
         c = self.per_chunk
         nchunks = self.rows * self.row_chunks
         ptr = memref.ExtractAlignedPointerAsIndexOp(base).result
+        if self.aligned:   # offset 0 and unit inner stride (the launchers' ABI for this class)
+            off0, strides = F.cidx(0), list(strides[:-1]) + [F.cidx(1)]
         if self.aligned and F.known_divisor(offsets[-1]) % c == 0:
-            # the aligned stride class (16-byte aligned data, offset 0, row strides 16-byte multiples) and a
-            # column offset of whole chunks: every chunk is aligned
-            self._chunks(kern, flat, off0, sizes, strides, offsets, free, dst, slot_elems, nchunks, c, ptr, True)
+            # the aligned stride class (16-byte aligned data, row strides 16-byte multiples) and a column
+            # offset of whole chunks: every chunk is aligned. A tile wholly inside the tensor (every CTA
+            # but the edges) copies whole chunks with no per-chunk bounds arithmetic.
+            extent = dict(zip(free, [self.rows, self.cols]))
+            inside = None
+            for d, o in enumerate(offsets):
+                end = arith.AddIOp(o, F.cidx(extent[d])).result if d in extent else arith.AddIOp(o, F.cidx(1)).result
+                ok = arith.CmpIOp(arith.CmpIPredicate.ule, end, sizes[d]).result
+                inside = ok if inside is None else arith.AndIOp(inside, ok).result
+            br = scf.IfOp(inside, [], has_else=True)
+            for block, bounds in ((br.then_block, False), (br.else_block, True)):
+                with ir.InsertionPoint(block):
+                    self._chunks(kern, flat, off0, sizes, strides, offsets, free, dst, slot_elems, nchunks, c, ptr,
+                                 True, bounds)
+                    scf.YieldOp([])
         elif self.aligned:   # one uniform check: rows are 16-byte multiples apart, chunks 16 bytes wide
             corner = off0
             for o, s in zip(offsets, strides):
@@ -138,9 +152,11 @@ class GlobalTile:
         else:
             self._chunks(kern, flat, off0, sizes, strides, offsets, free, dst, slot_elems, nchunks, c, ptr, None)
 
-    def _chunks(self, kern, flat, off0, sizes, strides, offsets, free, dst, slot_elems, nchunks, c, ptr, fast):
+    def _chunks(self, kern, flat, off0, sizes, strides, offsets, free, dst, slot_elems, nchunks, c, ptr, fast,
+                bounds=True):
         """fast: True (every chunk by cp.async), False (every chunk element by element), None (decided
-        per chunk at run time: unit inner stride and a 16-byte aligned source)."""
+        per chunk at run time: unit inner stride and a 16-byte aligned source). bounds=False: every chunk
+        is known to be inside the tensor."""
         T = kern.T
         for j in range((nchunks + T - 1) // T):
             q = arith.AddIOp(kern.tid, F.cidx(j * T)).result if j else kern.tid
@@ -164,10 +180,13 @@ class GlobalTile:
                         ok = arith.CmpIOp(arith.CmpIPredicate.ult, g, sizes[d]).result
                         inb = ok if inb is None else arith.AndIOp(inb, ok).result
                     lin = arith.AddIOp(lin, arith.MulIOp(g, strides[d]).result).result
-                left = arith.SubIOp(sizes[-1], arith.MinUIOp(last, sizes[-1]).result).result
-                count = arith.MinUIOp(left, F.cidx(c)).result
-                if inb is not None:
-                    count = arith.SelectOp(inb, count, F.cidx(0)).result
+                if bounds:
+                    left = arith.SubIOp(sizes[-1], arith.MinUIOp(last, sizes[-1]).result).result
+                    count = arith.MinUIOp(left, F.cidx(c)).result
+                    if inb is not None:
+                        count = arith.SelectOp(inb, count, F.cidx(0)).result
+                else:
+                    count = None
                 if fast is None:
                     addr = arith.AddIOp(ptr, arith.MulIOp(lin, F.cidx(self.esz)).result).result
                     ok = arith.AndIOp(
@@ -190,6 +209,7 @@ class GlobalTile:
 
 
 def _cp_async(dst, dst_e, flat, lin, count, c):
+    """One 16-byte cp.async.cg; `count` (None: all c) source elements, the rest zero-filled."""
     nvgpu.DeviceAsyncCopyOp(dst, [dst_e], flat, [lin], ir.IntegerAttr.get(ir.IndexType.get(), c),
                             srcElements=count, bypassL1=True)
 
@@ -253,17 +273,22 @@ def rewrite(kern, loop, stages, grid):
             t.issue(kern, arith.AddIOp(start, F.cidx(t.offset_in_slot // esz)).result,
                     lambda v: _clone_slice(v, iv_src, iv_new, block, memo))
 
+    def exists(j, iv_j):
+        """Whether iteration j (loop variable iv_j) runs: iv_j < ub (signed, as scf.for compares)."""
+        return arith.CmpIOp(arith.CmpIPredicate.slt, iv_j, ub).result
+
+    n_acc = mt * nt * 4
     with ir.InsertionPoint(loop), loop.location:
-        span = arith.SubIOp(ub, lb).result
-        nk = arith.DivUIOp(arith.AddIOp(span, arith.SubIOp(step, F.cidx(1)).result).result, step).result
         for s in range(stages - 1):
-            pre = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.ult, F.cidx(s), nk).result, [], has_else=False)
+            iv_s = arith.AddIOp(lb, arith.MulIOp(F.cidx(s), step).result).result
+            pre = scf.IfOp(exists(s, iv_s), [], has_else=False)
             with ir.InsertionPoint(pre.then_block):
-                issue(F.cidx(s), iv_old, arith.AddIOp(lb, arith.MulIOp(F.cidx(s), step).result).result, old_body)
+                issue(F.cidx(s), iv_old, iv_s, old_body)
                 scf.YieldOp([])
             nvvm.CpAsyncCommitGroupOp()
         zero = arith.ConstantOp(f32, init).result
-        new = scf.ForOp(lb, ub, step, [zero] * (mt * nt * 4))
+        # the slots read and refilled this iteration, carried (i % S and (i + S - 1) % S without a division)
+        new = scf.ForOp(lb, ub, step, [zero] * n_acc + [F.cidx(0), F.cidx(max(stages - 1, 0))])
     with ir.InsertionPoint(new.body), loop.location:
         y = scf.YieldOp(list(new.inner_iter_args))
     for op in list(old_body.operations):
@@ -272,31 +297,35 @@ def rewrite(kern, loop, stages, grid):
     iv_old.replace_all_uses_with(new.induction_variable)
     with ir.InsertionPoint(y), loop.location:
         iv = new.induction_variable
-        i = arith.DivUIOp(arith.SubIOp(iv, lb).result, step).result
+        carried = list(new.inner_iter_args)
+        slot, refill_slot = carried[n_acc], carried[n_acc + 1]
         if stages == 1:
             gpu.BarrierOp()              # the previous iteration's ldmatrix reads are done
             issue(F.cidx(0), iv, iv, new.body)
             nvvm.CpAsyncCommitGroupOp()
             nvvm.CpAsyncWaitGroupOp(0)
             gpu.BarrierOp()
-            slot = F.cidx(0)
         else:
             nvvm.CpAsyncWaitGroupOp(stages - 2)    # iteration i's group has landed (for this thread)
             gpu.BarrierOp()                        # ... for every thread; and slot (i - 1) % S is free
-            j = arith.AddIOp(i, F.cidx(stages - 1)).result
-            refill = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.ult, j, nk).result, [], has_else=False)
+            iv_j = arith.AddIOp(iv, arith.MulIOp(F.cidx(stages - 1), step).result).result
+            refill = scf.IfOp(exists(None, iv_j), [], has_else=False)
             with ir.InsertionPoint(refill.then_block):
-                iv_j = arith.AddIOp(iv, arith.MulIOp(F.cidx(stages - 1), step).result).result
-                issue(arith.RemUIOp(j, F.cidx(stages)).result, iv, iv_j, new.body)
+                issue(refill_slot, iv, iv_j, new.body)
                 scf.YieldOp([])
             nvvm.CpAsyncCommitGroupOp()            # possibly empty: keeps the group count per iteration
-            slot = arith.RemUIOp(i, F.cidx(stages)).result
         start = slot_elems(slot)
         accs = compute(kern, Operand(start, A.cols), Operand(arith.AddIOp(start, F.cidx(B.offset_in_slot // esz)).result,
-                                                              B.cols), et, wn, WM, WN, K, list(new.inner_iter_args))
+                                                              B.cols), et, wn, WM, WN, K, carried[:n_acc])
+
+        def advance(x):
+            up = arith.AddIOp(x, F.cidx(1)).result
+            wrap = arith.CmpIOp(arith.CmpIPredicate.eq, up, F.cidx(stages)).result
+            return arith.SelectOp(wrap, F.cidx(0), up).result
+        accs += [advance(slot), advance(refill_slot)]
     for q, v in enumerate(accs):
         y.operands[q] = v
-    _epilogue(kern, loop, new, wm, wn, WM, WN)
+    _epilogue(kern, loop, list(new.results)[:n_acc], wm, wn, WM, WN)
     old_yield = old_body.operations[len(old_body.operations) - 1]
     old_yield.operands[0] = old_body.arguments[1]
     for dead in (mma, a_ld, b_ld, A.view, B.view):
@@ -426,11 +455,10 @@ def acc_coords(kern, wn, WM, WN):
     return out
 
 
-def _epilogue(kern, loop, new, wm, wn, WM, WN):
+def _epilogue(kern, loop, results, wm, wn, WM, WN):
     store = _direct_store(loop)
-    results = list(new.results)
     if store is None:
-        with ir.InsertionPoint.after(new), loop.location:
+        with ir.InsertionPoint.after(results[0].owner), loop.location:
             frag = to_blocked(kern, results, wn, WM, WN, WM * wm, WN * wn)
         loop.results[0].replace_all_uses_with(frag)
         return
