@@ -149,25 +149,27 @@ def softmax_wrong_row_stride(ptx):
 
 
 # vector_add ---------------------------------------------------------------------------------------
-def vadd_off_by_one_bounds(ptx):
-    # the in-bounds test `i < N` becomes `i <= N`: element N is loaded (one past the end)
-    return _sub(ptx, r"setp\.lt\.u64", "setp.le.u64")
+def vadd_whole_window_always_in_bounds(ptx):
+    # the one test `start + BLOCK <= N` that sends a CTA down the no-bounds path always passes: the CTA
+    # loads and stores all 1024 elements of its window, 724 past the end
+    return _sub(ptx, r"setp\.gt\.u64(\s+%p\d+, )(%rd\d+), %rd\d+;", r"setp.gt.u64\1\2, \2;", nth=0)
 
 
 def vadd_store_wrong_offset(ptx):
-    # the first output store (a 16-byte vector store) lands 128 elements (512 bytes) further
-    return _sub(ptx, r"(st\.global(?:\.v4)?\.b32\s+\[%rd\d+)\]", r"\1+512]", nth=0)
+    # every 16-byte vector store lands 128 elements (512 bytes) further
+    return _sub(ptx, r"(st\.global\.v4\.b32\s+\[%rd\d+)\]", r"\1+512]")
 
 
 # sm_80 matmul -------------------------------------------------------------------------------------
 def mm80_ldmatrix_no_trans(ptx):
-    return _sub(ptx, r"ldmatrix\.sync\.aligned\.m8n8\.x2\.trans\.shared\.b16",
-                "ldmatrix.sync.aligned.m8n8.x2.shared.b16", count=2)
+    # B's k16n16 operand tiles read without the transpose
+    return _sub(ptx, r"ldmatrix\.sync\.aligned\.m8n8\.x4\.trans\.shared\.b16", "ldmatrix.sync.aligned.m8n8.x4.shared.b16")
 
 
-def mm80_drop_barrier_after_fill(ptx):
-    # the bar.sync right after the last st.shared.b16 of the A/B tile fill, before the ldmatrix loop
-    return _sub(ptx, r"(st\.shared[.\w]*[^\n]*\n)[ \t]*bar\.sync[ \t]+0;\n", r"\1", nth=0)
+def mm80_drop_barrier_after_wait(ptx):
+    # the K loop's bar.sync after `cp.async.wait_group 1`: a thread's ldmatrix reads slot bytes other
+    # threads' cp.async copied (and a refill may overwrite a slot another warp still reads)
+    return _sub(ptx, r"(cp\.async\.wait_group\s+1;\n)[ \t]*bar\.sync[ \t]+0;\n", r"\1", count=1)
 
 
 def mm80_mma_swap_a_regs(ptx):
@@ -187,11 +189,11 @@ def gate_drop_commit_group(ptx):
 
 
 def gate_drop_barrier_after_wait(ptx):
-    # every bar.sync between the cp.async wait and the first read of the tile: each thread then reads
-    # tile bytes other threads copied
+    # every bar.sync between the cp.async wait and the first read of the tile (ldmatrix of the mma, which
+    # reads the buffer in place): each thread then reads tile bytes other threads copied
     wait = re.search(r"cp\.async\.wait_group\s+0;\n", ptx)
     assert wait, "no cp.async.wait_group 0"
-    first_read = ptx.index("ld.shared", wait.end())
+    first_read = min(i for i in (ptx.find("ld.shared", wait.end()), ptx.find("ldmatrix", wait.end())) if i >= 0)
     between = ptx[wait.end():first_read]
     assert "bar.sync" in between
     return ptx[:wait.end()] + re.sub(r"[ \t]*bar\.sync[ \t]+0;\n", "", between) + ptx[first_read:]
@@ -240,7 +242,7 @@ def mm90_wgmma_b_lbo(ptx):
 
 def mm90_ignore_try_wait(ptx):
     # the spin loop falls through whether or not the phase completed
-    return _sub(ptx, r"@P1 bra\.uni DONE;", "bra.uni DONE;", count=1)
+    return _sub(ptx, r"@P1 bra\.uni DONE;", "bra.uni DONE;", nth=0)
 
 
 def mm90_try_wait_wrong_parity(ptx):
@@ -279,16 +281,20 @@ MUTATIONS = [
     ("softmax-shfl-offset-16to8-sum", "row_softmax", softmax_wrong_shfl_offset, NUMERIC, None),
     # rows written with the wrong stride overlap: two CTAs store the same bytes
     ("softmax-store-row-stride", "row_softmax", softmax_wrong_row_stride, ("global-race", NUMERIC), r"st\.global"),
-    ("vadd-bounds-setp.lt-to-le", "vector_add", vadd_off_by_one_bounds, "global-out-of-bounds", r"ld\.global"),
+    ("vadd-window-test-always-passes", "vector_add", vadd_whole_window_always_in_bounds, "global-out-of-bounds",
+     r"ld\.global"),
     ("vadd-store-offset+128", "vector_add", vadd_store_wrong_offset, ("global-out-of-bounds", NUMERIC),
      r"st\.global"),
     ("mm80-ldmatrix-drop-trans", "matmul_sm80", mm80_ldmatrix_no_trans, NUMERIC, None),
-    ("mm80-drop-bar.sync-after-fill", "matmul_sm80", mm80_drop_barrier_after_fill, "shared-race", r"ldmatrix"),
+    ("mm80-drop-bar.sync-after-cp.async.wait", "matmul_sm80", mm80_drop_barrier_after_wait,
+     ("async-copy-incomplete", "shared-race"), r"ldmatrix|cp\.async"),
     ("mm80-mma.sync-swap-a0-a1", "matmul_sm80", mm80_mma_swap_a_regs, NUMERIC, None),
-    ("gate80-cp.async.wait_group-0to1", "gating_sm80", gate_wait_group_1, "async-copy-incomplete", r"ld\.shared"),
+    ("gate80-cp.async.wait_group-0to1", "gating_sm80", gate_wait_group_1, "async-copy-incomplete",
+     r"ld\.shared|ldmatrix"),
     ("gate80-drop-cp.async.commit_group", "gating_sm80", gate_drop_commit_group, "async-copy-incomplete",
-     r"ld\.shared"),
-    ("gate80-drop-bar.sync-after-wait", "gating_sm80", gate_drop_barrier_after_wait, "shared-race", r"ld\.shared"),
+     r"ld\.shared|ldmatrix"),
+    ("gate80-drop-bar.sync-after-wait", "gating_sm80", gate_drop_barrier_after_wait, "shared-race",
+     r"ld\.shared|ldmatrix"),
     ("gate80-cvt.bf16x2-operand-swap", "gating_sm80", gate_cvt_bf16x2_swap, NUMERIC, None),
     ("mm90-expect_tx+16", "matmul_sm90a", mm90_expect_tx_plus_16, "mbarrier-deadlock", r"mbarrier\.try_wait"),
     ("mm90-mbarrier.init-count-1to2", "matmul_sm90a", mm90_mbarrier_init_count_2, "mbarrier-deadlock",

@@ -61,7 +61,10 @@ def test_pipelined_gemm_in_emulator(target, m, k, n, bm, bn, bk, warps, stages):
     a, b = _rand(rng, (m, k), bf16), _rand(rng, (k, n), bf16)
     c = np.zeros((m, n), np.float32)
     ck = ts.compile(matmul, a, b, c, target=target, BM=bm, BN=bn, BK=bk, num_warps=warps, num_stages=stages)
-    assert "mma.sync.aligned.m16n8k16" in ck.asm["ptx"] and "cp.async.cg.shared.global" in ck.asm["ptx"]
+    ptx = ck.asm["ptx"]
+    # (sm_90a takes TMA + wgmma where its tile shapes allow: aligned tensors, BK = 64)
+    assert ("mma.sync.aligned.m16n8k16" in ptx and "cp.async.cg.shared.global" in ptx) or \
+        (target == "sm_90a" and "wgmma.mma_async" in ptx)
     rep = ck.emulate(((m + bm - 1) // bm, (n + bn - 1) // bn), a, b, c, BM=bm, BN=bn, BK=bk)
     _check(c, a.astype(np.float32) @ b.astype(np.float32), 1e-4)
     assert not rep.findings
@@ -114,3 +117,43 @@ def test_reference_shapes_have_no_spills_and_register_accumulators(bm, bn, warps
     assert "st.shared" not in ptx and "ld.shared" not in ptx
     assert ptx.count("mma.sync") == (bm * bn // warps) // (16 * 8) * 2    # two k16 steps per BK = 32
     assert ptx.count("ldmatrix") == 2 * ((bm * bn // warps) // (64 * 64) * 8)
+
+
+@ts.kernel
+def matmul_f16(a: tile.Tensor["M", "K", ts.f16], b: tile.Tensor["K", "N", ts.f16], c: tile.Tensor["M", "N", ts.f32],
+               BM: ts.constexpr = 128, BN: ts.constexpr = 128, BK: ts.constexpr = 64):
+    pm, pn = tile.program_id(0), tile.program_id(1)
+    acc = tile.zeros([BM, BN], ts.f32)
+    for k0 in tile.range(0, a.shape[1], BK):
+        acc = tile.mma(tile.load(a[pm * BM:pm * BM + BM, k0:k0 + BK]), tile.load(b[k0:k0 + BK, pn * BN:pn * BN + BN]), acc)
+    tile.store(c[pm * BM:pm * BM + BM, pn * BN:pn * BN + BN], acc)
+
+
+def test_f16_wgmma_in_emulator():
+    """The sm_90a TMA + wgmma path on f16 operands (the emulator's wgmma reads f16 as well as bf16)."""
+    rng = np.random.default_rng(5)
+    a, b = _rand(rng, (256, 192), np.float16), _rand(rng, (192, 256), np.float16)
+    c = np.zeros((256, 256), np.float32)
+    ck = ts.compile(matmul_f16, a, b, c, target="sm_90a")
+    assert "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16" in ck.asm["ptx"]
+    rep = ck.emulate((2, 2), a, b, c)
+    _check(c, a.astype(np.float32) @ b.astype(np.float32), 1e-3)
+    assert not rep.findings
+
+
+@pytest.mark.parametrize("bm,bn,warps,mma", [(128, 256, 8, "m64n256k16"), (256, 128, 8, "m64n128k16"),
+                                             (128, 128, 8, "m64n128k16"), (64, 256, 4, "m64n256k16"),
+                                             (64, 64, 4, "m64n64k16")])
+def test_wgmma_tile_shapes_and_two_warpgroups(bm, bn, warps, mma):
+    """sm_90a TMA + wgmma beyond 128x128 / 4 warps: BM a multiple of 64 per warpgroup, BN a multiple of 64
+    up to 256, one or two consumer warpgroups; ragged M and N edges come from TMA's zero fill."""
+    rng = np.random.default_rng(bm + bn + warps)
+    m, k, n = bm + 72, 320, bn + 64
+    a, b = _rand(rng, (m, k), bf16), _rand(rng, (k, n), bf16)
+    c = np.zeros((m, n), np.float32)
+    ck = ts.compile(matmul, a, b, c, target="sm_90a", BM=bm, BN=bn, BK=64, num_warps=warps, num_stages=3)
+    assert f"wgmma.mma_async.sync.aligned.{mma}.f32.bf16.bf16" in ck.asm["ptx"]
+    assert ck.metadata["spill_stores"] == 0
+    rep = ck.emulate((-(-m // bm), -(-n // bn)), a, b, c, BM=bm, BN=bn, BK=64)
+    _check(c, a.astype(np.float32) @ b.astype(np.float32), 1e-3)
+    assert not rep.findings

@@ -1,23 +1,31 @@
 // RUN: tessera-opt %s -p 'tessera-use-tma,tessera-use-wgmma{num_warps=4},tessera-lower-tile-to-gpu{arch=sm_90a num_warps=4 num_stages=3},canonicalize,cse,convert-nvgpu-to-nvvm,gpu.module(convert-vector-to-scf,convert-scf-to-cf,convert-nvvm-to-llvm,expand-strided-metadata,lower-affine),nvvm-attach-target{chip=sm_90a features=+ptx80 O=3},gpu.module(convert-gpu-to-nvvm,canonicalize,cse,reconcile-unrealized-casts),gpu-module-to-binary{format=isa}' | FileCheck %s --check-prefix=PTX
 // RUN: tessera-opt %s -p 'tessera-use-tma,tessera-use-wgmma{num_warps=4},tessera-lower-tile-to-gpu{arch=sm_90a num_warps=4 num_stages=3}' | FileCheck %s --check-prefix=GPU
+// RUN: tessera-opt %s -p 'tessera-use-tma,tessera-use-wgmma{num_warps=8},tessera-lower-tile-to-gpu{arch=sm_90a num_warps=8 num_stages=3}' | FileCheck %s --check-prefix=TWO
 
 // The sm_90a GEMM path: TMA loads (128B swizzle) into 3 shared-memory stages armed with mbarriers,
 // wgmma.mma_async on a warpgroup accumulator, descriptors as two extra !llvm.ptr kernel arguments.
 // GPU: gpu.func @gemm({{.*}}, %[[DA:.*]]: !llvm.ptr, %[[DB:.*]]: !llvm.ptr) kernel
 // GPU-SAME: tessera.tma = {{\[}}[0, 128, 64], [1, 64, 64]]
-// GPU: nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 3>
+// GPU: nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 6>
+// GPU: nvgpu.mbarrier.init %{{.*}}[%c0{{.*}}], %c1
+// GPU: nvgpu.mbarrier.init %{{.*}}[%c3], %c128
 // GPU: nvgpu.tma.prefetch.descriptor
 // GPU: nvgpu.mbarrier.arrive.expect_tx {{.*}}, %c32768
 // GPU: nvgpu.tma.async.load
 // GPU: nvgpu.warpgroup.mma.init.accumulator
-// Iteration i waits for its slot, issues its wgmma group and waits until one group is left in flight
-// (the op's default waitGroup 1: no drain per K step); after a barrier, thread 0 refills the slot the retired group
-// read with the tiles of iteration i + 2 (k = iv + 2·64). wait_group 0 only after the loop.
+// Barriers 0-2 are the slots' "full" barriers (thread 0 arms them), 3-5 their "empty" barriers (all 128
+// threads release). Iteration i waits for its slot, issues its wgmma group and waits until one group is
+// left in flight (the op's default waitGroup 1: no drain per K step); every thread releases the slot the
+// retired group read on its empty barrier, and thread 0 waits for that release (no CTA barrier) before
+// refilling it with the tiles of iteration i + 2 (k = iv + 2·64). wait_group 0 only after the loop.
 // GPU: scf.for %[[IV:[a-z0-9]+]] = {{.*}} iter_args
 // GPU: nvgpu.mbarrier.try_wait.parity
 // GPU: nvgpu.warpgroup.generate.descriptor
 // GPU: nvgpu.warpgroup.mma {{.*}} {transposeB}
-// GPU-NEXT: gpu.barrier
+// GPU-NOT: gpu.barrier
+// GPU: nvgpu.mbarrier.arrive
+// GPU-NOT: gpu.barrier
+// GPU: nvgpu.mbarrier.try_wait.parity
 // GPU: %[[AHEAD:.*]] = arith.muli %c2{{.*}}, %c64{{.*}} : index
 // GPU: %[[K:.*]] = arith.addi %[[IV]], %[[AHEAD]] : index
 // GPU: nvgpu.tma.async.load %{{.*}}[%[[K]], %{{.*}}]
@@ -30,6 +38,14 @@
 // GPU: scf.for
 // GPU: vector.load {{.*}} {alignment = 16 : i64} : memref<17408xf32, #gpu.address_space<workgroup>>, vector<4xf32>
 // GPU: vector.store {{.*}} {alignment = 16 : i64} : memref<?xf32>, vector<4xf32>
+// Two consumer warpgroups (8 warps): warpgroup g = tid / 128 computes rows 64g.. of the tile from the
+// same slots, its A descriptor starting 64 rows (8192 bytes) into the slot; 64x128 accumulators each.
+// TWO: %[[G:.*]] = arith.divui %{{.*}}, %c128
+// TWO: scf.for
+// TWO: arith.muli %[[G]], %c8192
+// TWO: nvgpu.warpgroup.generate.descriptor {{.*}} : memref<64x64xbf16, #gpu.address_space<workgroup>>
+// TWO: nvgpu.warpgroup.mma {{.*}} -> <fragmented = vector<64x128xf32>>
+// TWO: nvgpu.warpgroup.mma.store {{.*}} to memref<64x128xf32, strided<[136, 1]>, #gpu.address_space<workgroup>>
 // PTX: .target sm_90a
 // PTX: .param .u64 .ptr .align 1 gemm_param_21,
 // PTX: .param .u64 .ptr .align 1 gemm_param_22
@@ -42,8 +58,7 @@
 // (the PTX is one escaped string in the gpu.binary: tabs are \09)
 // PTX: wgmma.commit_group.sync.aligned;
 // PTX-SAME: wgmma.wait_group.sync.aligned \091;
-// PTX-SAME: bar.sync
-// PTX-SAME: cp.async.bulk.tensor.2d
+// PTX-SAME: mbarrier.arrive.shared.b64
 // PTX-SAME: wgmma.wait_group.sync.aligned \090;
 // PTX-SAME: ld.shared.v4
 // PTX-SAME: st.global.v4

@@ -1,14 +1,16 @@
 // RUN: tessera-opt %s -p 'tessera-use-tma,tessera-use-wgmma{num_warps=4}' | FileCheck %s
-// RUN: tessera-opt %s -p 'tessera-use-tma,tessera-use-wgmma{num_warps=8}' | FileCheck %s --check-prefix=EIGHT
+// RUN: tessera-opt %s -p 'tessera-use-tma,tessera-use-wgmma{num_warps=8}' | FileCheck %s
+// RUN: tessera-opt %s -p 'tessera-use-tma,tessera-use-wgmma{num_warps=16}' | FileCheck %s --check-prefix=SIXTEEN
 
 // A K loop of mma over TMA loads of 128x64 (A) and 64x128 (B) bf16 tiles, accumulating from zero:
-// marked for WGMMA. With 8 warps (two warpgroups) it is not.
+// marked for WGMMA, with 4 warps (one warpgroup) or 8 (two consumer warpgroups of 64 rows each); with
+// 16 warps it is not.
 // CHECK: scf.for
 // CHECK: tessera.tma
 // CHECK: tessera.tma
 // CHECK: scf.yield
 // CHECK-NEXT: } {tessera.wgmma}
-// EIGHT-NOT: tessera.wgmma
+// SIXTEEN-NOT: tessera.wgmma
 !g = memref<?x?xbf16, strided<[?, ?], offset: ?>>
 !o = memref<?x?xf32, strided<[?, ?], offset: ?>>
 func.func @gemm(%a: !g, %b: !g, %c: !o) attributes {tessera.kernel, tessera.tma_ok = [true, true, true]} {

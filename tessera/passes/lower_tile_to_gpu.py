@@ -27,6 +27,7 @@ from ..ir.locations import error_at
 name = "tessera-lower-tile-to-gpu"
 
 _ELEMENTWISE = ("arith.", "math.")
+_CONTRACTIBLE = ("arith.mulf", "arith.addf", "arith.subf")
 SMEM_BASE = "__tessera_smem"
 SMEM_VIEW_BYTES = 1 << 20
 
@@ -187,7 +188,8 @@ class _Kernel:
         tma = []
         for k, loop in enumerate(self.wgmma_loops):
             _, _, _, va, vb = wgmma.pattern(loop)
-            for view, box in ((va, (128, 64)), (vb, (64, 64))):
+            bm, _ = wgmma.tile_shape(loop)
+            for view, box in ((va, (bm, 64)), (vb, (64, 64))):
                 tma.append([view.operands[0].arg_number, *box])
             wgmma.rewrite(self, loop, descs[2 * k], descs[2 * k + 1], stages)
         i64 = ir.IntegerType.get_signless(64)
@@ -253,9 +255,15 @@ class _Kernel:
                 elif n == "arith.constant" and _is_tensor(op.results[0].type):
                     self.op_dense_constant(op)
                 elif n.startswith(_ELEMENTWISE):
+                    tile_op = False
                     for r in op.results:
                         if _is_tensor(r.type):
                             r.set_type(self.frag_type(r.type))
+                            tile_op = True
+                    if tile_op and n in _CONTRACTIBLE and ("fastmath" not in op.attributes or
+                                                           str(op.attributes["fastmath"]) == "#arith.fastmath<none>"):
+                        # a·b + c may become one fma, as nvcc (-fmad=true) and Triton do by default
+                        op.attributes["fastmath"] = ir.Attribute.parse("#arith.fastmath<contract>")
                 elif n in ("scf.for", "scf.if"):
                     for r in op.results:
                         if _is_tensor(r.type):
@@ -411,8 +419,8 @@ class _Kernel:
     def op_load(self, op):
         src, mask, other = tb.operands(op)
         rt = op.results[0].type
-        if tb.is_window(src.type) and self._staged_by_mma(op):
-            return                       # op_mma copies the window and erases the load
+        if self._staged_by_mma(op):
+            return                       # op_mma copies the window (or reads the buffer) and erases the load
         if not tb.is_window(src.type):  # a shared buffer read as a tile
             gpu.BarrierOp()
             shape = list(ir.RankedTensorType(rt).shape)

@@ -2,10 +2,12 @@
 
 The loop gets `tessera.wgmma` when it is a K loop (`k_loops.match`: one tile.mma of two plain
 window loads, the accumulator the only loop-carried value) whose loads are TMA-marked
-(`tessera-use-tma`) 128×64 A and 64×128 B tiles of the same 16-bit type, whose accumulator starts as
-zeros, and the CTA is one warpgroup (num_warps=4). `tessera-lower-tile-to-gpu{arch=sm_90a}` then
-lowers the loop to TMA loads into `num_stages` shared-memory slots with mbarriers and
-`wgmma.mma_async`.
+(`tessera-use-tma`) BM×64 A and 64×BN B tiles of the same 16-bit type, whose accumulator starts as
+zeros, and the CTA is one or two consumer warpgroups (num_warps 4 or 8) that split BM: BM a multiple
+of 64 per warpgroup, BN a multiple of 64 (the 128-byte swizzled TMA boxes of B) up to 256, and at most
+128 accumulator registers per thread ((BM / warpgroups)·BN ≤ 16384).
+`tessera-lower-tile-to-gpu{arch=sm_90a}` then lowers the loop to TMA loads into `num_stages`
+shared-memory slots with mbarriers and `wgmma.mma_async`.
 """
 from __future__ import annotations
 
@@ -16,25 +18,34 @@ from . import k_loops
 name = "tessera-use-wgmma"
 
 
-def _matches(loop) -> bool:
+def tile_ok(bm, bn, bk, warpgroups) -> bool:
+    rows = bm // warpgroups
+    return bk == 64 and bm % (64 * warpgroups) == 0 and bm <= 256 and bn % 64 == 0 and 64 <= bn <= 256 \
+        and rows * bn <= 16384
+
+
+def _matches(loop, warpgroups) -> bool:
     found = k_loops.match(loop)
     if found is None or k_loops.splat_init(loop) != 0.0:
         return False
     _, a_ld, b_ld = found
-    for ld, shape in ((a_ld, [128, 64]), (b_ld, [64, 128])):
-        if "tessera.tma" not in ld.attributes or list(ir.RankedTensorType(ld.results[0].type).shape) != shape:
-            return False
+    if any("tessera.tma" not in ld.attributes for ld in (a_ld, b_ld)):
+        return False
+    (bm, bk), (bk2, bn) = [list(ir.RankedTensorType(ld.results[0].type).shape) for ld in (a_ld, b_ld)]
+    if bk != bk2 or not tile_ok(bm, bn, bk, warpgroups):
+        return False
     return str(ir.RankedTensorType(a_ld.results[0].type).element_type) == \
         str(ir.RankedTensorType(b_ld.results[0].type).element_type)
 
 
 def run(module_op, num_warps="4"):
-    if int(num_warps) != 4:
+    if int(num_warps) not in (4, 8):
         return
+    warpgroups = int(num_warps) // 4
     loops = []
 
     def visit(op):
-        if op.name == "scf.for" and _matches(op):
+        if op.name == "scf.for" and _matches(op, warpgroups):
             loops.append(op)
         return ir.WalkResult.ADVANCE
     for f in module_op.regions[0].blocks[0].operations:

@@ -1,13 +1,16 @@
 """sm_90a: a `tessera.wgmma`-marked K loop → TMA loads into `num_stages` shared-memory slots,
-mbarrier waits and `wgmma.mma_async` on a 128×128 f32 warpgroup accumulator.
+mbarrier waits and `wgmma.mma_async` on f32 warpgroup accumulators.
 
-Mirrors the verified probe kernel (reference/mlir-nvidia-probe.md §1): A boxes are 128×64 and B
-boxes 64×64 (two per 64×128 B tile), all 128-byte swizzled, thread 0 arms the slot's mbarrier with
+Mirrors the verified probe kernel (reference/mlir-nvidia-probe.md §1), generalised to BM×64 A and
+64×BN B tiles: A is one BM×64 box and B BN/64 boxes of 64×64, all 128-byte swizzled. With two
+consumer warpgroups (8 warps) warpgroup g computes rows g·BM/2 .. of the tile from the same slots
+(its A descriptor starts BM/2 rows in); each warpgroup holds (BM / warpgroups)×BN accumulators. thread 0 arms the slot's mbarrier with
 the transaction bytes and issues the copies, every thread waits on the slot's parity, then the
 warpgroup issues the wgmma group of iteration i (B transposed, as it is K×N row-major) and waits
 until one group is left in flight (`wgmma.wait_group 1`), so the tensor pipe never drains inside the
-loop; after a CTA barrier thread 0 refills the slot that the retired group i - 1 read with the loads
-of iteration i + num_stages - 1. After the loop `wgmma.wait_group 0`, then the accumulator goes
+loop; every thread then arrives on the "empty" mbarrier of the slot the retired group i - 1 read, and
+thread 0 waits for that release (no CTA barrier) before refilling the slot with the loads of iteration
+i + num_stages - 1. After the loop `wgmma.wait_group 0`, then the accumulator goes
 through shared memory into the fragment layout.
 The TMA descriptors are kernel arguments (pointers to 128-byte CUtensorMaps, encoded on the host
 by `tessera.runtime.tma`).
@@ -20,8 +23,14 @@ from mlir.dialects import arith, builtin, gpu, memref, nvgpu, nvvm, scf
 from ...ir import builders as tb
 from . import fragments as F
 
-SLOT_BYTES = 32768  # A 128×64 + B 64×128, 16-bit elements
-ACC_PITCH = 136     # f32 words per accumulator row in shared memory: +8 words, so the 4 rows of a half-warp's v2 stores hit 4 disjoint sets of 8 banks
+PAD = 8   # f32 words added to each accumulator row in shared memory: the 4 rows of a half-warp's v2 stores hit 4 disjoint sets of 8 banks
+
+
+def tile_shape(loop):
+    """(BM, BN) of a marked loop."""
+    _, a_ld, b_ld, _, _ = pattern(loop)
+    return list(ir.RankedTensorType(a_ld.results[0].type).shape)[0], \
+        list(ir.RankedTensorType(b_ld.results[0].type).shape)[1]
 
 
 def _t(s):
@@ -55,8 +64,8 @@ def _clone_slice(v, iv_src, iv_dst, block, memo):
     return new.results[v.result_number]
 
 
-def _direct_store(kern, loop):
-    """The accumulator's only use, when it is an unmasked `tile.store` of the whole 128×128 f32 tile to a
+def _direct_store(kern, loop, bm, bn):
+    """The accumulator's only use, when it is an unmasked `tile.store` of the whole BM×BN f32 tile to a
     global window: the epilogue then copies shared memory to global memory directly."""
     uses = list(loop.results[0].uses)
     if len(uses) != 1:
@@ -65,7 +74,7 @@ def _direct_store(kern, loop):
     if op.name != "tile.store" or len(op.operands) != 2 or op.operands[1] != loop.results[0]:
         return None
     window = op.operands[0]
-    if not tb.is_window(window.type) or tuple(tb.window_shape_elem(window.type)[0]) != (128, 128) \
+    if not tb.is_window(window.type) or tuple(tb.window_shape_elem(window.type)[0]) != (bm, bn) \
             or str(tb.window_shape_elem(window.type)[1]) != "f32":
         return None
     vop = window.owner
@@ -74,11 +83,11 @@ def _direct_store(kern, loop):
     return op
 
 
-def _copy_out(kern, sflat, store):
-    """The 128×128 f32 accumulator (rows ACC_PITCH apart in shared memory) → the store's global window."""
+def _copy_out(kern, sflat, store, bm, bn):
+    """The BM×BN f32 accumulator (rows BN + PAD apart in shared memory) → the store's global window."""
     from ...passes.lower_tile_to_gpu import _arg_number
     base, m0, n0 = list(store.operands[0].owner.operands)
-    F.copy_tile_out(kern.tid, kern.T, sflat, ACC_PITCH, 128, 128, ir.F32Type.get(), base, m0, n0,
+    F.copy_tile_out(kern.tid, kern.T, sflat, bn + PAD, bm, bn, ir.F32Type.get(), base, m0, n0,
                     _arg_number(base) in kern.aligned_args)
 
 
@@ -86,30 +95,36 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
     mma, a_ld, b_ld, va, vb = pattern(loop)
     A, B = va.operands[0], vb.operands[0]
     et = ir.MemRefType(A.type).element_type
-    idx = ir.IndexType.get()
-    i1 = ir.IntegerType.get_signless(1)
+    bm, bn = tile_shape(loop)
+    groups = kern.T // 128
+    rows = bm // groups                  # accumulator rows per warpgroup
+    a_bytes, slot_bytes, pitch = bm * 128, bm * 128 + bn * 128, bn + PAD
     space = "#gpu.address_space<workgroup>"
-    tmA = _t(f"!nvgpu.tensormap.descriptor<tensor = memref<128x64x{et}, 3>, swizzle = swizzle_128b, "
+    tmA = _t(f"!nvgpu.tensormap.descriptor<tensor = memref<{bm}x64x{et}, 3>, swizzle = swizzle_128b, "
              "l2promo = none, oob = zero, interleave = none>")
     tmB = _t(f"!nvgpu.tensormap.descriptor<tensor = memref<64x64x{et}, 3>, swizzle = swizzle_128b, "
              "l2promo = none, oob = zero, interleave = none>")
-    bar_t = _t(f"!nvgpu.mbarrier.group<memorySpace = {space}, num_barriers = {stages}>")
-    acc_t = _t("!nvgpu.warpgroup.accumulator<fragmented = vector<128x128xf32>>")
-    sA_t = _t(f"memref<128x64x{et}, {space}>")
-    sB_t = _t(f"memref<64x128x{et}, {space}>")
+    # barriers 0..S-1 "full" (thread 0 arms them, the TMA completes them), S..2S-1 "empty" (every thread
+    # arrives once its wgmma group that read the slot retired); one group: CSE would merge two creates
+    bar_t = _t(f"!nvgpu.mbarrier.group<memorySpace = {space}, num_barriers = {2 * stages}>")
+    acc_t = _t(f"!nvgpu.warpgroup.accumulator<fragmented = vector<{rows}x{bn}xf32>>")
+    sA_t = _t(f"memref<{bm}x64x{et}, {space}>")
+    sAw_t = _t(f"memref<{rows}x64x{et}, {space}>")
+    sB_t = _t(f"memref<64x{bn}x{et}, {space}>")
     sBh_t = _t(f"memref<64x64x{et}, {space}>")
-    dA_t = _t(f"!nvgpu.warpgroup.descriptor<tensor = memref<128x64x{et}, 3>>")
-    dB_t = _t(f"!nvgpu.warpgroup.descriptor<tensor = memref<64x128x{et}, 3>>")
-    base = kern.reserve(max(stages * SLOT_BYTES, 128 * ACC_PITCH * 4), 1024)
+    dA_t = _t(f"!nvgpu.warpgroup.descriptor<tensor = memref<{rows}x64x{et}, 3>>")
+    dB_t = _t(f"!nvgpu.warpgroup.descriptor<tensor = memref<64x{bn}x{et}, 3>>")
+    base = kern.reserve(max(stages * slot_bytes, bm * pitch * 4), 1024)
     old_body = loop.regions[0].blocks[0]
     lb, ub, step = list(loop.operands)[:3]
     iv_old = old_body.arguments[0]
+    group = None
 
     def view(t, byte_off):
         return memref.ViewOp(t, kern.smem, byte_off, []).result
 
     def slot_off(slot, extra=0):
-        return arith.AddIOp(F.cidx(base + extra), arith.MulIOp(slot, F.cidx(SLOT_BYTES)).result).result
+        return arith.AddIOp(F.cidx(base + extra), arith.MulIOp(slot, F.cidx(slot_bytes)).result).result
 
     def issue(slot, iv_src, iv_new, block, memo):
         """TMA loads of the tiles of the iteration whose loop variable is iv_new (offsets are
@@ -118,21 +133,24 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         m_0 = _clone_slice(va.operands[1], iv_src, iv_new, block, memo)
         k_b = _clone_slice(vb.operands[1], iv_src, iv_new, block, memo)
         n_0 = _clone_slice(vb.operands[2], iv_src, iv_new, block, memo)
-        nvgpu.MBarrierArriveExpectTxOp(bar, F.cidx(SLOT_BYTES), slot)
+        nvgpu.MBarrierArriveExpectTxOp(bar, F.cidx(slot_bytes), slot)
         nvgpu.TmaAsyncLoadOp(view(sA_t, slot_off(slot)), bar, dA, [k_a, m_0], slot)
-        nvgpu.TmaAsyncLoadOp(view(sBh_t, slot_off(slot, 16384)), bar, dB, [n_0, k_b], slot)
-        n_1 = arith.AddIOp(n_0, F.cidx(64)).result
-        nvgpu.TmaAsyncLoadOp(view(sBh_t, slot_off(slot, 16384 + 8192)), bar, dB, [n_1, k_b], slot)
+        for j in range(bn // 64):
+            n_j = arith.AddIOp(n_0, F.cidx(64 * j)).result if j else n_0
+            nvgpu.TmaAsyncLoadOp(view(sBh_t, slot_off(slot, a_bytes + 8192 * j)), bar, dB, [n_j, k_b], slot)
 
     with ir.InsertionPoint(loop), loop.location:
+        if groups > 1:
+            group = arith.DivUIOp(kern.tid, F.cidx(128)).result
         dA = builtin.UnrealizedConversionCastOp([tmA], [desc_a]).results[0]
         dB = builtin.UnrealizedConversionCastOp([tmB], [desc_b]).results[0]
-        bar = nvgpu.MBarrierCreateOp(bar_t).result
+        bar = empty = nvgpu.MBarrierCreateOp(bar_t).result
         is0 = arith.CmpIOp(arith.CmpIPredicate.eq, kern.tid, F.cidx(0)).result
         init = scf.IfOp(is0, [], has_else=False)
         with ir.InsertionPoint(init.then_block):
             for s in range(stages):
                 nvgpu.MBarrierInitOp(bar, F.cidx(1), F.cidx(s))
+                nvgpu.MBarrierInitOp(empty, F.cidx(kern.T), F.cidx(stages + s))
             nvvm.FenceMbarrierInitOp()  # make the initialised barriers visible to the async proxy
             nvgpu.TmaPrefetchOp(dA)
             nvgpu.TmaPrefetchOp(dB)
@@ -163,42 +181,65 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         parity = arith.CmpIOp(arith.CmpIPredicate.ne,
                               arith.RemUIOp(arith.DivUIOp(i, F.cidx(stages)).result, F.cidx(2)).result, F.cidx(0)).result
         nvgpu.MBarrierTryWaitParityOp(bar, parity, F.cidx(10000000), slot)
-        gA = nvgpu.WarpgroupGenerateDescriptorOp(dA_t, view(sA_t, slot_off(slot)), dA).result
-        gB = nvgpu.WarpgroupGenerateDescriptorOp(dB_t, view(sB_t, slot_off(slot, 16384)), dB).result
+        a_at = slot_off(slot)
+        if group is not None:             # this warpgroup's rows of A
+            a_at = arith.AddIOp(a_at, arith.MulIOp(group, F.cidx(rows * 128)).result).result
+        gA = nvgpu.WarpgroupGenerateDescriptorOp(dA_t, view(sAw_t, a_at), dA).result
+        gB = nvgpu.WarpgroupGenerateDescriptorOp(dB_t, view(sB_t, slot_off(slot, a_bytes)), dB).result
         # commit, then wait until one group is left in flight: the MMAs of iteration i run on while the
         # slot of iteration i - 1 (whose group that wait retired) is refilled
         md = nvgpu.WarpgroupMmaOp(acc_t, gA, gB, new.inner_iter_args[0], transposeB=True, waitGroup=1).result
-        gpu.BarrierOp()                       # every warp is past its wait: group i - 1 is done for the CTA
+        # group i - 1 is retired for this thread: release slot (i - 1) % S on its empty barrier (no CTA
+        # barrier: the other warps go on to iteration i + 1 while the slot is refilled)
+        prev = arith.RemUIOp(arith.AddIOp(i, F.cidx(stages - 1)).result, F.cidx(stages)).result
+        not_first = arith.CmpIOp(arith.CmpIPredicate.ugt, i, F.cidx(0)).result
+        release = scf.IfOp(not_first, [], has_else=False)
+        with ir.InsertionPoint(release.then_block):
+            nvgpu.MBarrierArriveOp(empty, arith.AddIOp(prev, F.cidx(stages)).result)
+            scf.YieldOp([])
         j = arith.AddIOp(i, F.cidx(stages - 1)).result
         cond = arith.AndIOp(is0, arith.CmpIOp(arith.CmpIPredicate.ult, j, nk).result).result
         refill = scf.IfOp(cond, [], has_else=False)
         with ir.InsertionPoint(refill.then_block):
+            # the slot's last reader was iteration i - 1: wait for that use's release (phase (i - 1) / S)
+            used = scf.IfOp(not_first, [], has_else=False)
+            with ir.InsertionPoint(used.then_block):
+                i_prev = arith.SubIOp(i, F.cidx(1)).result
+                ph = arith.CmpIOp(arith.CmpIPredicate.ne, arith.RemUIOp(
+                    arith.DivUIOp(i_prev, F.cidx(stages)).result, F.cidx(2)).result, F.cidx(0)).result
+                nvgpu.MBarrierTryWaitParityOp(empty, ph, F.cidx(10000000), arith.AddIOp(prev, F.cidx(stages)).result)
+                scf.YieldOp([])
             iv_j = arith.AddIOp(iv, arith.MulIOp(F.cidx(stages - 1), step).result).result
             issue(arith.RemUIOp(j, F.cidx(stages)).result, new.induction_variable, iv_j, new.body, [])
             scf.YieldOp([])
     y.operands[0] = md
-    store = _direct_store(kern, loop)
+    store = _direct_store(kern, loop, bm, bn)
     with ir.InsertionPoint.after(new), loop.location:
         nvvm.WgmmaWaitGroupSyncOp(0)          # the last group, before the accumulator is read
-        if store is not None:    # rows ACC_PITCH words apart: a subview of a 128 × ACC_PITCH view
-            padded = view(_t(f"memref<128x{ACC_PITCH}xf32, {space}>"), F.cidx(base))
-            sD = memref.SubViewOp(_t(f"memref<128x128xf32, strided<[{ACC_PITCH}, 1]>, {space}>"), padded,
-                                  [], [], [], [0, 0], [128, 128], [1, 1]).result
-        else:
-            sD = view(_t(f"memref<128x128xf32, {space}>"), F.cidx(base))
+        gpu.BarrierOp()   # every warpgroup's last group has read its slot before the epilogue overwrites the slots
+        row_pitch = pitch if store is not None else bn   # rows PAD words apart for the direct copy
+        at = F.cidx(base)
+        if group is not None and rows != 64:
+            # the store's lowering places a thread's rows by its warp index (16·warp, not modulo the
+            # warpgroup), i.e. warpgroup g already 64·g rows down: shift by the rest of its g·rows
+            at = arith.AddIOp(at, arith.MulIOp(group, F.cidx((rows - 64) * row_pitch * 4)).result).result
+        # (the verifier wants the accumulator's shape; warpgroup 1's rows lie past it, inside the region)
+        padded = view(_t(f"memref<{rows}x{row_pitch}xf32, {space}>"), at)
+        sD = memref.SubViewOp(_t(f"memref<{rows}x{bn}xf32, strided<[{row_pitch}, 1]>, {space}>"), padded,
+                              [], [], [], [0, 0], [rows, bn], [1, 1]).result
         nvgpu.WarpgroupMmaStoreOp(new.results[0], sD)
         gpu.BarrierOp()
         if store is None:
-            flat = view(_t(f"memref<16384xf32, {space}>"), F.cidx(base))
-            k = kern.layout.frag_len([128, 128])
-            frag = kern.layout.from_shared(flat, [128, 128], F.vsplat_const(0.0, ir.F32Type.get(), k), k,
+            flat = view(_t(f"memref<{bm * bn}xf32, {space}>"), F.cidx(base))
+            k = kern.layout.frag_len([bm, bn])
+            frag = kern.layout.from_shared(flat, [bm, bn], F.vsplat_const(0.0, ir.F32Type.get(), k), k,
                                            ir.F32Type.get())
             gpu.BarrierOp()
     if store is not None:
         # at the store (its window's offsets are computed after the loop); the accumulator region is
         # reserved, so nothing in between overwrites it
         with ir.InsertionPoint(store), store.location:
-            _copy_out(kern, view(_t(f"memref<{128 * ACC_PITCH}xf32, {space}>"), F.cidx(base)), store)
+            _copy_out(kern, view(_t(f"memref<{bm * pitch}xf32, {space}>"), F.cidx(base)), store, bm, bn)
             gpu.BarrierOp()
         store.erase()
     else:
@@ -208,4 +249,3 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
     for dead in (mma, a_ld, b_ld, va, vb):
         dead.erase()
     loop.erase()
-    del i1, idx

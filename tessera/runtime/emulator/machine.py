@@ -305,6 +305,9 @@ class Machine:
         self.regs_ref[:] = [np.zeros(n, V.storage_dtype(bits)) for bits in self.slot_bits]
         self.shared = SharedMemory(self, ncta, self.shared_size)
         self.async_state = {}
+        self.spinning = np.zeros(self.n, bool)   # lanes whose last mbarrier probe failed: scheduled last,
+        self.spin_stamp = np.zeros(self.n, np.int64)   # the longest-failed first
+        self.spin_clock = 0
         self.bank_memo = {}
 
     def active_warps(self, mask):
@@ -335,8 +338,15 @@ class Machine:
                 if not self._release(pc, live, waiting):   # threads that exited no longer hold a barrier
                     self._deadlock(pc, live)
                 continue
-            cur = int(pc[runnable].min())
-            mask = runnable & (pc == cur)
+            # a lane spinning on an mbarrier yields to every other runnable lane (independent thread
+            # scheduling: a divergent thread of its warp may be the one that completes the barrier)
+            eager = runnable & ~self.spinning
+            if eager.any():
+                pick = eager
+            else:
+                pick = runnable & (self.spin_stamp == self.spin_stamp[runnable].min())
+            cur = int(pc[pick].min())
+            mask = pick & (pc == cur)
             later = live & ~mask & (pc > cur)
             nxt = int(pc[later].min()) if later.any() else nblocks
             em = None if mask.all() else mask

@@ -158,6 +158,10 @@ def mbarrier(ins, M):
                         fresh.add((key, token))
                         done = False
                 res[lane] = done
+                M.spinning[lane] = not done
+                if not done:
+                    M.spin_clock += 1
+                    M.spin_stamp[lane] = M.spin_clock
                 if done:
                     for lo, hi in st["delivered"].pop((key, p), []):
                         if M.checks:

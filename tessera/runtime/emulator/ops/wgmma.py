@@ -1,6 +1,6 @@
 """wgmma (sm_90a): warpgroup MMA with shared-memory matrix descriptors.
 
-`wgmma.mma_async.sync.aligned.m64nNk16.f32.bf16.bf16 {d0..}, descA, descB, scale-d, imm-scale-a,
+`wgmma.mma_async.sync.aligned.m64nNk16.f32.{bf16,f16}.{bf16,f16} {d0..}, descA, descB, scale-d, imm-scale-a,
 imm-scale-b, imm-trans-a, imm-trans-b` runs once all 128 threads of the warpgroup have arrived.
 
 Descriptor fields (64 bits): start address >> 4 in bits 0–13, leading byte offset (LBO) >> 4 in
@@ -49,16 +49,25 @@ def operand_offsets(desc: int, rows: int, k_major: bool):
 
 
 def _wg_state(M):
+    """Async wgmma state, per warpgroup (keyed by its first lane): the shared ranges of its open and
+    committed groups (per CTA), the accumulator register slots its open group writes and those of each
+    committed group, and the true bits of in-flight accumulators (full-lane arrays, merged per lane)."""
     st = M.async_state.get("wgmma")
     if st is None:
-        st = {"open": {}, "committed": {}, "acc_true": {}, "acc_open": set(), "acc_groups": []}
+        st = {"open": {}, "committed": {}, "acc_true": {}, "acc_open": {}, "acc_groups": {}, "inflight": {}}
         M.async_state["wgmma"] = st
         if M.checks:
             M.shared.busy = np.zeros(M.shared.data.size, np.int16)
     return st
 
 
-def _read_operand(M, ins, cta, desc, rows, k_major, who):
+def _groups(M, em):
+    """First lanes of the warpgroups with an active lane in `em` (None: all)."""
+    lanes = np.arange(0, M.n, 128)
+    return [int(g) for g in lanes] if em is None else [int(g) for g in lanes if em[g:g + 128].any()]
+
+
+def _read_operand(M, ins, cta, desc, rows, k_major, who, elem="bf16"):
     sh = M.shared
     phys = operand_offsets(desc, rows, k_major)
     if phys is None:
@@ -83,19 +92,22 @@ def _read_operand(M, ins, cta, desc, rows, k_major, who):
             M.finding("shared-race", ins, f"RAW: wgmma operand {who} reads shared bytes a thread stored since the "
                       "last barrier", lane=lane)
     bits = sh.data[flat].astype(np.uint16) | (sh.data[flat + 1].astype(np.uint16) << np.uint16(8))
-    return V.bf16_to_f32(bits).astype(np.float64), ix
+    to_f32 = V.bf16_to_f32 if elem == "bf16" else V.f16_bits_to_f32
+    return to_f32(bits).astype(np.float64), ix
 
 
-def _retire_accumulators(M, st, keep):
-    """wait_group `keep`: the accumulators of all but the `keep` newest committed groups get their values
-    (in adversarial mode they read as NaN until then)."""
-    while len(st["acc_groups"]) > keep:
-        done = st["acc_groups"].pop(0)
-        pending = set(st["acc_open"]).union(*st["acc_groups"]) if st["acc_groups"] else set(st["acc_open"])
+def _retire_accumulators(M, st, keep, g0):
+    """wait_group `keep` in warpgroup g0: the accumulators of all but its `keep` newest committed groups
+    get their values (in adversarial mode they read as NaN until then)."""
+    groups = st["acc_groups"].setdefault(g0, [])
+    while len(groups) > keep:
+        done = groups.pop(0)
+        pending = set(st["acc_open"].get(g0, set())).union(*groups) if groups else set(st["acc_open"].get(g0, set()))
         for slot in done - pending:
-            value = st["acc_true"].pop(slot, None)
+            value = st["acc_true"].get(slot)
             if value is not None:
-                M.regs_ref[slot] = value
+                M.regs_ref[slot][g0:g0 + 128] = value[g0:g0 + 128]
+                st["inflight"][slot][g0:g0 + 128] = False
 
 
 def compile(ins, M):
@@ -105,31 +117,35 @@ def compile(ins, M):
     if sub == "commit_group":
         def commit(em):
             st = _wg_state(M)
-            for key, ranges in list(st["open"].items()):
-                st["committed"].setdefault(key, []).append(ranges)
-            st["open"] = {}
-            st["acc_groups"].append(st["acc_open"])
-            st["acc_open"] = set()
+            for g0 in _groups(M, em):
+                for key in [k for k in st["open"] if k[1] == g0]:
+                    st["committed"].setdefault(key, []).append(st["open"].pop(key))
+                st["acc_groups"].setdefault(g0, []).append(st["acc_open"].pop(g0, set()))
         return commit
     if sub == "wait_group":
         keep = ins.operands[0][1]
 
         def wait(em):
             st = _wg_state(M)
-            for key, groups in st["committed"].items():
-                while len(groups) > keep:
-                    for ix in groups.pop(0):
-                        if M.checks:
-                            M.shared.busy[ix] -= 1
-            _retire_accumulators(M, st, keep)
+            for g0 in _groups(M, em):
+                for key, groups in st["committed"].items():
+                    if key[1] != g0:
+                        continue
+                    while len(groups) > keep:
+                        for ix in groups.pop(0):
+                            if M.checks:
+                                M.shared.busy[ix] -= 1
+                _retire_accumulators(M, st, keep, g0)
         return wait
     if sub != "mma_async":
         raise unsupported(ins)
     shape = next(m for m in ins.mods if re.fullmatch(r"m\d+n\d+k\d+", m))
     m_, n_, k_ = (int(v) for v in re.findall(r"\d+", shape))
     types = V.instruction_types(ins.mods)
-    if (m_, k_) != (64, 16) or n_ % 8 or types[-3:] != ["f32", "bf16", "bf16"]:
-        raise unsupported(ins, "only m64nNk16 with f32 accumulators and bf16 operands")
+    if (m_, k_) != (64, 16) or n_ % 8 or types[-3] != "f32" or types[-2] != types[-1] \
+            or types[-1] not in ("bf16", "f16"):
+        raise unsupported(ins, "only m64nNk16 with f32 accumulators and bf16 or f16 operands")
+    elem = types[-1]
     ops = ins.operands
     dregs = ops[0][1]
     if len(dregs) != n_ // 2:
@@ -154,15 +170,17 @@ def compile(ins, M):
         db = np.broadcast_to(np.asarray(rd_b()), (n,))
         sd = np.broadcast_to(np.asarray(scale_d()), (n,))
         true = st["acc_true"]         # in-flight accumulators: their real bits (the registers hold NaN)
-        cur = [(true[sl] if sl in true else M.regs_ref[sl]).view(np.float32).astype(np.float64) for sl in acc_slots]
+        flying = st["inflight"]
+        cur = [(np.where(flying[sl], true[sl], M.regs_ref[sl]) if sl in true else M.regs_ref[sl])
+               .view(np.float32).astype(np.float64) for sl in acc_slots]
         out = [c.copy() for c in cur]
         active = np.ones(n, bool) if em is None else em
         for g0 in range(0, n, 128):
             if not active[g0]:
                 continue
             cta = int(M.cta_of[g0])
-            A, ia = _read_operand(M, ins, cta, da[g0], 64, not trans_a, "A")
-            B, ib = _read_operand(M, ins, cta, db[g0], n_, not trans_b, "B")
+            A, ia = _read_operand(M, ins, cta, da[g0], 64, not trans_a, "A", elem)
+            B, ib = _read_operand(M, ins, cta, db[g0], n_, not trans_b, "B", elem)
             D = A @ B.T                                              # 64 × N
             keep = sd[g0:g0 + 128]
             for j in range(n_ // 8):
@@ -177,7 +195,10 @@ def compile(ins, M):
         for sl, wr, v in zip(acc_slots, acc_wr, out):
             wr(v.astype(np.float32), em)
             if M.adversarial:       # until a wgmma.wait_group retires this group, the registers read as NaN
-                true[sl] = M.regs_ref[sl]
+                kept = true.get(sl)
+                true[sl] = M.regs_ref[sl].copy() if kept is None else np.where(active, M.regs_ref[sl], kept)
+                flying.setdefault(sl, np.zeros(n, bool))[active] = True
                 M.regs_ref[sl] = np.where(active, poison, M.regs_ref[sl])
-                st["acc_open"].add(sl)
+                for g0 in _groups(M, active):
+                    st["acc_open"].setdefault(g0, set()).add(sl)
     return run
