@@ -157,3 +157,17 @@ def test_wgmma_tile_shapes_and_two_warpgroups(bm, bn, warps, mma):
     rep = ck.emulate((-(-m // bm), -(-n // bn)), a, b, c, BM=bm, BN=bn, BK=64)
     _check(c, a.astype(np.float32) @ b.astype(np.float32), 1e-3)
     assert not rep.findings
+
+
+@pytest.mark.parametrize("target", ["sm_80", "sm_90a"])
+def test_grouped_program_order_covers_every_tile(target):
+    """GEMM grids run in the grouped (L2-friendly) order: 18 x 3 row/column blocks, so the last group of
+    8 row blocks is ragged (2); every output tile is still computed exactly once."""
+    rng = np.random.default_rng(6)
+    m, k, n = 18 * 64 - 5, 128, 3 * 64
+    a, b = _rand(rng, (m, k), bf16), _rand(rng, (k, n), bf16)
+    c = np.full((m, n), np.nan, np.float32)
+    ck = ts.compile(matmul, a, b, c, target=target, BM=64, BN=64, BK=64)
+    assert "nctaid.y" in ck.asm["ptx"]          # the remap reads the grid's shape
+    ck.emulate((18, 3), a, b, c, BM=64, BN=64, BK=64)
+    _check(c, a.astype(np.float32) @ b.astype(np.float32), 1e-4)

@@ -7,6 +7,11 @@
 // iteration waits for its group (wait_group S-2), refills the slot freed by the previous iteration and
 // runs its MMAs from ldmatrix reads of XOR-swizzled slots; the 32 f32 accumulators of a thread are
 // loop-carried scalars (registers), stored once after the loop, straight to global memory as v2.
+// The grid runs in the grouped order (8 row blocks per group): program ids come from the linear block
+// id and the grid's shape.
+// GPU: gpu.grid_dim  x
+// GPU: gpu.grid_dim  y
+// GPU: arith.minui
 // GPU: arith.xori
 // GPU: scf.for {{.*}} iter_args({{.*}}) -> (f32, f32,
 // GPU: nvgpu.ldmatrix {{.*}} {numTiles = 4 : i32, transpose = false}

@@ -39,6 +39,7 @@ from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm, scf, vector
 from ...ir import builders as tb
 from ...passes import k_loops
 from . import fragments as F
+from .common import arg_number
 from .cp_async import slow_chunk
 from .wgmma import _clone_slice
 
@@ -103,8 +104,7 @@ class GlobalTile:
         self.row_chunks = self.cols // self.per_chunk
         self.nbytes = self.rows * self.cols * self.esz
         self.offset_in_slot = offset_in_slot
-        from ...passes.lower_tile_to_gpu import _arg_number
-        self.aligned = _arg_number(self.view.operands[0]) in kern.aligned_args
+        self.aligned = arg_number(self.view.operands[0]) in kern.aligned_args
 
     def issue(self, kern, slot_elems, clone, dst=None):
         """cp.async of this tile of the iteration whose offsets `clone` gives into the slot that starts
@@ -462,7 +462,6 @@ def _epilogue(kern, loop, results, wm, wn, WM, WN):
             frag = to_blocked(kern, results, wn, WM, WN, WM * wm, WN * wn)
         loop.results[0].replace_all_uses_with(frag)
         return
-    from ...passes.lower_tile_to_gpu import _arg_number
     window = store.operands[0]
     base, r0, c0 = list(window.owner.operands)
     with ir.InsertionPoint(store), store.location:
@@ -472,7 +471,7 @@ def _epilogue(kern, loop, results, wm, wn, WM, WN):
         corner = arith.AddIOp(off0, arith.AddIOp(arith.MulIOp(r0, strides[0]).result,
                                                  arith.MulIOp(c0, strides[1]).result).result).result
         fast = None
-        if _arg_number(base) in kern.aligned_args:
+        if arg_number(base) in kern.aligned_args:
             rows_in = arith.CmpIOp(arith.CmpIPredicate.ule, arith.AddIOp(r0, F.cidx(M)).result, sizes[0]).result
             cols_in = arith.CmpIOp(arith.CmpIPredicate.ule, arith.AddIOp(c0, F.cidx(N)).result, sizes[1]).result
             even = arith.CmpIOp(arith.CmpIPredicate.eq, arith.RemUIOp(corner, F.cidx(2)).result, F.cidx(0)).result

@@ -19,6 +19,7 @@ from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm, scf, vector
 
 from ...ir import builders as tb
 from . import fragments as F, mma_pipeline as P
+from .common import align, elem_bytes
 
 
 def applies(ae, be, m, n, k) -> bool:
@@ -66,14 +67,13 @@ def warp_tiled(kern, m, n):
 def lower(kern, a, b, acc, m, n, k, elem, loads=(None, None)):
     """C = A @ B (+ acc) for fragments a (m×k), b (k×n); returns the f32 m×n fragment. `loads`: for an
     operand still unlowered (a tile.load the warp-tiled path copies from global memory itself), its op."""
-    from ...passes.lower_tile_to_gpu import _align, _bytes
     grid = warp_tiled(kern, m, n)
     if grid is not None:
         return _lower_warp_tiled(kern, a, b, acc, m, n, k, elem, grid, loads)
     f32 = ir.F32Type.get()
-    esz = _bytes(elem)
-    off_b = _align(m * k * esz)
-    off_c = _align(off_b + k * n * esz)
+    esz = elem_bytes(elem)
+    off_b = align(m * k * esz)
+    off_c = align(off_b + k * n * esz)
     kern.scratch_need = max(kern.scratch_need, off_c + m * n * 4)
     sa_flat = _view1d(kern, 0, m * k, elem)
     sb_flat = _view1d(kern, off_b, k * n, elem)
@@ -143,7 +143,6 @@ def _view1d(kern, byte_off, n, elem):
 def _lower_warp_tiled(kern, a, b, acc, m, n, k, elem, grid, loads):
     """Operands from registers go to rows padded by 16 bytes; operands still in global memory (`loads`)
     are copied there by cp.async into the swizzled layout (16-byte chunks, no registers)."""
-    from ...passes.lower_tile_to_gpu import _align
     specs = []
     off = 0
     for value, (rows, cols), ld in ((a, (m, k), loads[0]), (b, (k, n), loads[1])):
@@ -153,7 +152,7 @@ def _lower_warp_tiled(kern, a, b, acc, m, n, k, elem, grid, loads):
         pitch = None if ld is not None else cols + 8
         nelem = rows * (pitch or cols)
         specs.append((value, rows, cols, ld, pitch, _view1d(kern, off, nelem, elem)))
-        off = _align(off + nelem * 2)
+        off = align(off + nelem * 2)
     kern.scratch_need = max(kern.scratch_need, off)
     gpu.BarrierOp()
     copied = False

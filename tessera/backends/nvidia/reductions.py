@@ -12,6 +12,7 @@ from mlir import ir
 from mlir.dialects import arith, gpu, memref, scf, vector
 
 from . import fragments as F
+from .common import align, elem_bytes
 
 
 def lower(kern, op):
@@ -88,9 +89,8 @@ def _group_reduce(kern, buf, xs, axis, rshape, et, kind, is_f, ident, group):
         sh = gpu.ShuffleOp(v, arith.ConstantOp(i32, off).result, width, gpu.ShuffleMode.XOR).results[0]
         v = _combine(kind, is_f, v, sh)
         off //= 2
-    from ...passes.lower_tile_to_gpu import _align, _bytes
-    off_out = _align(n_in * _bytes(et))
-    kern.scratch_need = max(kern.scratch_need, off_out + n_out * _bytes(et))
+    off_out = align(n_in * elem_bytes(et))
+    kern.scratch_need = max(kern.scratch_need, off_out + n_out * elem_bytes(et))
     out = kern.smem_view(0, n_out, et)
     kern.scratch_views.append(out.owner)
     out.owner.attributes["tessera.scratch_offset"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64),

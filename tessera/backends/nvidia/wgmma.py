@@ -22,6 +22,7 @@ from mlir.dialects import arith, builtin, gpu, memref, nvgpu, nvvm, scf
 
 from ...ir import builders as tb
 from . import fragments as F
+from .common import arg_number
 
 PAD = 8   # f32 words added to each accumulator row in shared memory: the 4 rows of a half-warp's v2 stores hit 4 disjoint sets of 8 banks
 
@@ -85,16 +86,14 @@ def _direct_store(kern, loop, bm, bn):
 
 def _copy_out(kern, sflat, store, bm, bn):
     """The BM×BN f32 accumulator (rows BN + PAD apart in shared memory) → the store's global window."""
-    from ...passes.lower_tile_to_gpu import _arg_number
     base, m0, n0 = list(store.operands[0].owner.operands)
     F.copy_tile_out(kern.tid, kern.T, sflat, bn + PAD, bm, bn, ir.F32Type.get(), base, m0, n0,
-                    _arg_number(base) in kern.aligned_args)
+                    arg_number(base) in kern.aligned_args)
 
 
 def rewrite(kern, loop, desc_a, desc_b, stages):
     mma, a_ld, b_ld, va, vb = pattern(loop)
-    A, B = va.operands[0], vb.operands[0]
-    et = ir.MemRefType(A.type).element_type
+    et = ir.MemRefType(va.operands[0].type).element_type
     bm, bn = tile_shape(loop)
     groups = kern.T // 128
     rows = bm // groups                  # accumulator rows per warpgroup
