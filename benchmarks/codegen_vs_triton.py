@@ -87,17 +87,6 @@ def row_sum(x: tile.Tensor["R", "C", ts.f32], out: tile.Tensor["R", ts.f32], BLO
     tile.store(out[r], tile.sum(tile.load(x[r, 0:BLOCK], other=0.0), axis=0))
 
 
-@ts.kernel
-def matmul_f16(a: tile.Tensor["M", "K", ts.f16], b: tile.Tensor["K", "N", ts.f16], c: tile.Tensor["M", "N", ts.f32],
-               BM: ts.constexpr = 64, BN: ts.constexpr = 64, BK: ts.constexpr = 32):
-    pm, pn = tile.program_id(0), tile.program_id(1)
-    acc = tile.zeros([BM, BN], ts.f32)
-    for k0 in tile.range(0, a.shape[1], BK):
-        acc = tile.mma(tile.load(a[pm * BM:pm * BM + BM, k0:k0 + BK]),
-                       tile.load(b[k0:k0 + BK, pn * BN:pn * BN + BN]), acc)
-    tile.store(c[pm * BM:pm * BM + BM, pn * BN:pn * BN + BN], acc)
-
-
 # ---- the same kernels in idiomatic Triton ----------------------------------------------------------
 @triton.jit
 def tr_scale(x, out, alpha, N, BLOCK: tl.constexpr):
@@ -240,8 +229,8 @@ def cases():
               lambda x, o: dict(x=x, out=o, stride_x=_el(x)[0], C=x.shape[1]), per=1024),
         _gemm_case("GEMM bf16 128x128x64 w4", matmul, bf16, 128, 128, 64, 4),
         _gemm_case("GEMM bf16 128x256x64 w8", matmul, bf16, 128, 256, 64, 8),
-        _gemm_case("GEMM f16 128x128x64 w4", matmul_f16, np.float16, 128, 128, 64, 4),
-        _gemm_case("GEMM f16 128x256x64 w8", matmul_f16, np.float16, 128, 256, 64, 8),
+        _gemm_case("GEMM f16 128x128x64 w4", matmul, np.float16, 128, 128, 64, 4),
+        _gemm_case("GEMM f16 128x256x64 w8", matmul, np.float16, 128, 256, 64, 8),
         _case("GDN fused_delta_4 (32x64/prog)", gdn_k, tr_fused_delta_4, gdn_ce, gdn_make, gdn_make, (4,),
               lambda *a: dict(zip(gdn_names, a), R=a[0].shape[0], stride_r=_el(a[0])[0], stride_w=_el(a[5])[0]),
               out=10, per=32 * 64, tce=dict(gdn_tce, BLOCK_R=32, D=64)),

@@ -26,8 +26,9 @@ def row_softmax(x: tile.Tensor["R", "C", ts.f32], y: tile.Tensor["R", "C", ts.f3
 
 
 @ts.kernel
-def matmul(a: tile.Tensor["M", "K", ts.bf16], b: tile.Tensor["K", "N", ts.bf16], c: tile.Tensor["M", "N", ts.f32],
+def matmul(a: tile.Tensor["M", "K"], b: tile.Tensor["K", "N"], c: tile.Tensor["M", "N", ts.f32],
            BM: ts.constexpr = 64, BN: ts.constexpr = 64, BK: ts.constexpr = 32):
+    """c = a @ b with f32 accumulation; a and b of one type (bf16 and f16 take the tensor cores)."""
     pm, pn = tile.program_id(0), tile.program_id(1)
     acc = tile.zeros([BM, BN], ts.f32)
     for k0 in tile.range(0, a.shape[1], BK):

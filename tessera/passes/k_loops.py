@@ -57,3 +57,19 @@ def match(loop):
     if a_ld is None or b_ld is None or splat_init(loop) is None:
         return None
     return mma, a_ld, b_ld
+
+
+def mark(module_op, matches, attr):
+    """Give every scf.for of the module's kernels for which `matches(loop)` holds the unit attribute
+    `attr` (the loops are collected first, then marked)."""
+    loops = []
+
+    def visit(op):
+        if op.name == "scf.for" and matches(op):
+            loops.append(op)
+        return ir.WalkResult.ADVANCE
+    for f in module_op.regions[0].blocks[0].operations:
+        if f.operation.name == "func.func" and "tessera.kernel" in f.attributes:
+            f.operation.walk(visit)
+    for loop in loops:
+        loop.attributes[attr] = ir.UnitAttr.get()

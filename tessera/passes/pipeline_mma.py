@@ -33,14 +33,4 @@ def _matches(loop) -> bool:
 
 
 def run(module_op):
-    loops = []
-
-    def visit(op):
-        if op.name == "scf.for" and _matches(op):
-            loops.append(op)
-        return ir.WalkResult.ADVANCE
-    for f in module_op.regions[0].blocks[0].operations:
-        if f.operation.name == "func.func" and "tessera.kernel" in f.attributes:
-            f.operation.walk(visit)
-    for loop in loops:
-        loop.attributes["tessera.mma_pipeline"] = ir.UnitAttr.get()
+    k_loops.mark(module_op, _matches, "tessera.mma_pipeline")

@@ -42,14 +42,4 @@ def run(module_op, num_warps="4"):
     if int(num_warps) not in (4, 8):
         return
     warpgroups = int(num_warps) // 4
-    loops = []
-
-    def visit(op):
-        if op.name == "scf.for" and _matches(op, warpgroups):
-            loops.append(op)
-        return ir.WalkResult.ADVANCE
-    for f in module_op.regions[0].blocks[0].operations:
-        if f.operation.name == "func.func" and "tessera.kernel" in f.attributes:
-            f.operation.walk(visit)
-    for loop in loops:
-        loop.attributes["tessera.wgmma"] = ir.UnitAttr.get()
+    k_loops.mark(module_op, lambda loop: _matches(loop, warpgroups), "tessera.wgmma")

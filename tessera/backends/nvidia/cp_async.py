@@ -50,21 +50,7 @@ def lower(kern, dst, src_window_op, shape, et, esz, bypass_l1, row_pitch=None):
                 if d:
                     rest = arith.DivUIOp(rest, F.cidx(cshape[d])).result
             coords[-1] = arith.MulIOp(coords[-1], F.cidx(c)).result       # element column of the chunk
-            lin, inb, last_idx = off0, None, None
-            lane_of = dict(zip(free, coords))
-            for d, o in enumerate(offsets):
-                g = arith.AddIOp(o, lane_of[d]).result if d in lane_of else o
-                if d == len(offsets) - 1:
-                    last_idx = g
-                else:
-                    ok = arith.CmpIOp(arith.CmpIPredicate.ult, g, sizes[d]).result
-                    inb = ok if inb is None else arith.AndIOp(inb, ok).result
-                lin = arith.AddIOp(lin, arith.MulIOp(g, strides[d]).result).result
-            # in-bounds elements of this chunk along the last dim: clamp(dim - idx, 0, c)
-            left = arith.SubIOp(sizes[-1], arith.MinUIOp(last_idx, sizes[-1]).result).result
-            count = arith.MinUIOp(left, F.cidx(c)).result
-            if inb is not None:
-                count = arith.SelectOp(inb, count, F.cidx(0)).result
+            lin, count = chunk_source(off0, offsets, dict(zip(free, coords)), sizes, strides, c)
             dst_e = arith.MulIOp(q, F.cidx(c)).result
             if row_pitch is not None:
                 per_row = row_pitch[0] // c
@@ -84,6 +70,28 @@ def lower(kern, dst, src_window_op, shape, et, esz, bypass_l1, row_pitch=None):
                 scf.YieldOp([])
             if ifop is not None:
                 scf.YieldOp([])
+
+
+def chunk_source(off0, offsets, coords, sizes, strides, c, bounds=True):
+    """(element offset, in-bounds element count or None) of the 16-byte chunk of a window whose tile
+    coordinates are `coords` (dim -> index; the last dim's is the chunk's first column): the count is
+    clamp(size - column, 0, c), 0 when an outer index is out of bounds; bounds=False: known inside."""
+    lin, inb, last = off0, None, None
+    for d, o in enumerate(offsets):
+        g = arith.AddIOp(o, coords[d]).result if d in coords else o
+        if d == len(offsets) - 1:
+            last = g
+        elif bounds:
+            ok = arith.CmpIOp(arith.CmpIPredicate.ult, g, sizes[d]).result
+            inb = ok if inb is None else arith.AndIOp(inb, ok).result
+        lin = arith.AddIOp(lin, arith.MulIOp(g, strides[d]).result).result
+    if not bounds:
+        return lin, None
+    left = arith.SubIOp(sizes[-1], arith.MinUIOp(last, sizes[-1]).result).result
+    count = arith.MinUIOp(left, F.cidx(c)).result
+    if inb is not None:
+        count = arith.SelectOp(inb, count, F.cidx(0)).result
+    return lin, count
 
 
 def slow_chunk(dst, dst_e, flat, lin, stride, count, c, et):

@@ -40,7 +40,7 @@ from ...ir import builders as tb
 from ...passes import k_loops
 from . import fragments as F
 from .common import arg_number
-from .cp_async import slow_chunk
+from .cp_async import chunk_source, slow_chunk
 from .wgmma import _clone_slice
 
 CHUNK = 16   # bytes per cp.async and per ldmatrix row
@@ -171,22 +171,7 @@ class GlobalTile:
                 dst_e = arith.AddIOp(slot_elems, arith.AddIOp(
                     arith.MulIOp(row, F.cidx(self.cols)).result, arith.MulIOp(stored, F.cidx(c)).result).result).result
                 coords = dict(zip(free, [row, arith.MulIOp(chunk, F.cidx(c)).result]))
-                lin, inb, last = off0, None, None
-                for d, o in enumerate(offsets):
-                    g = arith.AddIOp(o, coords[d]).result if d in coords else o
-                    if d == len(offsets) - 1:
-                        last = g
-                    else:
-                        ok = arith.CmpIOp(arith.CmpIPredicate.ult, g, sizes[d]).result
-                        inb = ok if inb is None else arith.AndIOp(inb, ok).result
-                    lin = arith.AddIOp(lin, arith.MulIOp(g, strides[d]).result).result
-                if bounds:
-                    left = arith.SubIOp(sizes[-1], arith.MinUIOp(last, sizes[-1]).result).result
-                    count = arith.MinUIOp(left, F.cidx(c)).result
-                    if inb is not None:
-                        count = arith.SelectOp(inb, count, F.cidx(0)).result
-                else:
-                    count = None
+                lin, count = chunk_source(off0, offsets, coords, sizes, strides, c, bounds)
                 if fast is None:
                     addr = arith.AddIOp(ptr, arith.MulIOp(lin, F.cidx(self.esz)).result).result
                     ok = arith.AndIOp(
