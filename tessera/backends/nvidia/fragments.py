@@ -6,8 +6,9 @@ e = (j / V)·T·V + t·V + (j % V). The longest run is 16 bytes of the kernel's 
 type (`Layout.run`: 8 elements for kernels on 16- or 8-bit tensors, else 4). K = ceil(N / T) rounded up
 to a multiple of the run (or of 4 from 3) up to MAX_RUN_SLOTS, and V follows from K alone
 (`Layout.vector_width`), so every tile of one shape has one layout in a kernel. Fragments beyond
-MAX_RUN_SLOTS (GEMM operand tiles) keep V = 1, the thread-cyclic layout (slot j holds e = t + j·T),
-until the MMA layouts replace it. Runs become aligned vector accesses of up to 16 bytes on tensors of
+MAX_RUN_SLOTS (32) keep V = 1, the thread-cyclic layout (slot j holds e = t + j·T): unrolled runs of
+64 slots measured spills. Tensor-core operands and accumulators do not use these fragments (the MMA
+layouts of `mma_pipeline` / `mma_sync`). Runs become aligned vector accesses of up to 16 bytes on tensors of
 the aligned stride class (`load_runs`, `store_runs`). Elementwise ops keep the layout, so they are
 plain vector ops; anything that moves elements between threads (broadcast, reduction, transpose, mma)
 goes through shared memory.
