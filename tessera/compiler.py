@@ -94,7 +94,8 @@ def _stages(target, options):
         return cpu.STAGES
     if target in ("sm_80", "sm_90a"):
         from .backends.nvidia.stages import stages
-        return stages(target, int(options.get("num_warps", 4)), int(options.get("num_stages", 3)))
+        return stages(target, int(options.get("num_warps", 4)), int(options.get("num_stages", 3)),
+                      bool(options.get("warp_specialize", False)))
     raise TesseraError(f"unknown target '{target}' (known: {', '.join(TARGETS)})")
 
 

@@ -161,3 +161,48 @@ def test_grouped_program_order_covers_every_tile(target):
     assert "nctaid.y" in ck.asm["ptx"]          # the remap reads the grid's shape
     ck.emulate((18, 3), a, b, c, BM=64, BN=64, BK=64)
     _check(c, a.astype(np.float32) @ b.astype(np.float32), 1e-4)
+
+
+@pytest.mark.parametrize("bm,bn,warps", [(128, 128, 8), (128, 256, 12), (256, 128, 12)])
+def test_warp_specialized_wgmma(bm, bn, warps):
+    """warp_specialize=True on sm_90a: the last warpgroup is the TMA producer (its first thread issues every
+    load once the consumers released the slot on its empty mbarrier), the others run wgmma; a launch
+    option, so it is part of the compiled variant (and of autotuning spaces)."""
+    rng = np.random.default_rng(bm + bn + warps)
+    m, k, n = 2 * bm - 24, 448, 2 * bn - 40
+    a, b = _rand(rng, (m, k), bf16), _rand(rng, (k, n), bf16)
+    c = np.zeros((m, n), np.float32)
+    ck = ts.compile(matmul, a, b, c, target="sm_90a", BM=bm, BN=bn, BK=64, num_warps=warps, num_stages=3,
+                    warp_specialize=True)
+    plain = ts.compile(matmul, a, b, c, target="sm_90a", BM=bm, BN=bn, BK=64, num_warps=warps - 4, num_stages=3)
+    ptx = ck.asm["ptx"]
+    assert "wgmma.mma_async" in ptx and ptx != plain.asm["ptx"]
+    assert ck.metadata["num_warps"] == warps
+    rep = ck.emulate((2, 2), a, b, c, BM=bm, BN=bn, BK=64)
+    _check(c, a.astype(np.float32) @ b.astype(np.float32), 1e-3)
+    assert not rep.findings
+
+
+def test_warp_specialize_is_an_autotune_option(monkeypatch, tmp_path):
+    """Under TESSERA_BACKEND=emu on sm_90a an autotuning space over warp_specialize compiles and runs both
+    variants in the emulator (ranked by warp instructions) and launches the winner."""
+    monkeypatch.setenv("TESSERA_BACKEND", "emu")
+    monkeypatch.setenv("TESSERA_EMU_ARCH", "sm_90a")
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+
+    @ts.kernel.autotune(space=dict(warp_specialize=[False, True], num_warps=[8]), key=["M", "N", "K"])
+    def mm(a: tile.Tensor["M", "K", ts.bf16], b: tile.Tensor["K", "N", ts.bf16], c: tile.Tensor["M", "N", ts.f32],
+           BM: ts.constexpr = 128, BN: ts.constexpr = 128, BK: ts.constexpr = 64):
+        pm, pn = tile.program_id(0), tile.program_id(1)
+        acc = tile.zeros([BM, BN], ts.f32)
+        for k0 in tile.range(0, a.shape[1], BK):
+            acc = tile.mma(tile.load(a[pm * BM:pm * BM + BM, k0:k0 + BK]), tile.load(b[k0:k0 + BK, pn * BN:pn * BN + BN]),
+                           acc)
+        tile.store(c[pm * BM:pm * BM + BM, pn * BN:pn * BN + BN], acc)
+
+    rng = np.random.default_rng(8)
+    a, b = _rand(rng, (128, 192), bf16), _rand(rng, (192, 128), bf16)
+    c = np.zeros((128, 128), np.float32)
+    mm[(1, 1)](a, b, c)
+    _check(c, a.astype(np.float32) @ b.astype(np.float32), 1e-3)
+    assert sorted(cfg["warp_specialize"] for cfg, _, status, _ in mm.last_tuning if status == "ok") == [False, True]

@@ -1,6 +1,7 @@
 // RUN: tessera-opt %s -p 'tessera-use-tma,tessera-use-wgmma{num_warps=4},tessera-lower-tile-to-gpu{arch=sm_90a num_warps=4 num_stages=3},canonicalize,cse,convert-nvgpu-to-nvvm,gpu.module(convert-vector-to-scf,convert-scf-to-cf,convert-nvvm-to-llvm,expand-strided-metadata,lower-affine),nvvm-attach-target{chip=sm_90a features=+ptx80 O=3},gpu.module(convert-gpu-to-nvvm,canonicalize,cse,reconcile-unrealized-casts),gpu-module-to-binary{format=isa}' | FileCheck %s --check-prefix=PTX
 // RUN: tessera-opt %s -p 'tessera-use-tma,tessera-use-wgmma{num_warps=4},tessera-lower-tile-to-gpu{arch=sm_90a num_warps=4 num_stages=3}' | FileCheck %s --check-prefix=GPU
 // RUN: tessera-opt %s -p 'tessera-use-tma,tessera-use-wgmma{num_warps=8},tessera-lower-tile-to-gpu{arch=sm_90a num_warps=8 num_stages=3}' | FileCheck %s --check-prefix=TWO
+// RUN: tessera-opt %s -p 'tessera-use-tma,tessera-use-wgmma{num_warps=8 warp_specialize=1},tessera-lower-tile-to-gpu{arch=sm_90a num_warps=8 num_stages=3 warp_specialize=1}' | FileCheck %s --check-prefix=WS
 
 // The sm_90a GEMM path: TMA loads (128B swizzle) into 3 shared-memory stages armed with mbarriers,
 // wgmma.mma_async on a warpgroup accumulator, descriptors as two extra !llvm.ptr kernel arguments.
@@ -46,6 +47,25 @@
 // TWO: nvgpu.warpgroup.generate.descriptor {{.*}} : memref<64x64xbf16, #gpu.address_space<workgroup>>
 // TWO: nvgpu.warpgroup.mma {{.*}} -> <fragmented = vector<64x128xf32>>
 // TWO: nvgpu.warpgroup.mma.store {{.*}} to memref<64x128xf32, strided<[136, 1]>, #gpu.address_space<workgroup>>
+// Warp specialisation (8 warps, warp_specialize=1): warpgroup 1 is the producer. Its first thread walks
+// the K loop, waiting on a slot's empty barrier (filled by the 128 consumer threads) from iteration 3
+// on, then issuing the slot's TMA loads; warpgroup 0 only waits on full barriers, runs wgmma and releases
+// slots. The producer's accumulator stays out of the epilogue.
+// WS: nvgpu.mbarrier.init %{{.*}}[%c3], %c128
+// WS: %[[P:.*]] = arith.cmpi uge, %thread_id_x, %c128
+// WS: scf.if %[[P]] -> (!nvgpu.warpgroup.accumulator<fragmented = vector<128x128xf32>>)
+// WS: scf.for
+// WS: nvgpu.mbarrier.try_wait.parity
+// WS: nvgpu.mbarrier.arrive.expect_tx
+// WS: nvgpu.tma.async.load
+// WS: } else {
+// WS: scf.for
+// WS-NOT: nvgpu.tma.async.load
+// WS: nvgpu.warpgroup.mma
+// WS-NOT: nvgpu.tma.async.load
+// WS: nvgpu.mbarrier.arrive
+// WS: scf.yield
+// WS: nvgpu.warpgroup.mma.store
 // PTX: .target sm_90a
 // PTX: .param .u64 .ptr .align 1 gemm_param_21,
 // PTX: .param .u64 .ptr .align 1 gemm_param_22

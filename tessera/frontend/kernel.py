@@ -12,7 +12,7 @@ from ..runtime.prepared import grid3
 from .annotations import TensorSpec, Tensor, constexpr
 from .source import KernelSource
 
-_OPTIONS = ("num_warps", "num_stages", "num_ctas")
+from ..runtime.autotune import OPTIONS as _OPTIONS  # noqa: E402
 _INDEX = None
 
 

@@ -1,4 +1,4 @@
-"""tessera-lower-tile-to-gpu{arch=sm_80|sm_90a num_warps=4 num_stages=3}: tile IR → gpu.module/gpu.func (SIMT).
+"""tessera-lower-tile-to-gpu{arch=sm_80|sm_90a num_warps=4 num_stages=3 warp_specialize=0}: tile IR → gpu.module/gpu.func (SIMT).
 
 One program becomes one CTA of num_warps·32 threads. Tiles become blocked fragments
 (`tessera.backends.nvidia.fragments`): elementwise arith/math on tensors is retyped in place to
@@ -57,6 +57,7 @@ class _Kernel(MemoryLowering):
         self.allocs = []
         self.scratch_views = []
         self.pitched = []       # (shared buffer view, cols, pitch): 2-D buffers with padded rows
+        self.warp_specialize = False
         self.gemm_loops = 0     # tensor-core K loops rewritten (wgmma or the cp.async pipeline)
         self._grouped = None
         self.uses_program_axis2 = False
@@ -409,7 +410,7 @@ def _operand_types(op):
     return types
 
 
-def run(module_op, arch="sm_90a", num_warps=None, num_stages="3"):
+def run(module_op, arch="sm_90a", num_warps=None, num_stages="3", warp_specialize="0"):
     block = module_op.regions[0].blocks[0]
     kernels = [op for op in block.operations if op.operation.name == "func.func" and "tessera.kernel" in op.attributes]
     if not kernels:
@@ -427,6 +428,7 @@ def run(module_op, arch="sm_90a", num_warps=None, num_stages="3"):
         warps = int(num_warps) if num_warps is not None else (
             ir.IntegerAttr(f.attributes["tessera.num_warps"]).value if "tessera.num_warps" in f.attributes else 4)
         kern = _Kernel(f.operation, gmod.operation, warps * 32, arch)
+        kern.warp_specialize = str(warp_specialize).lower() in ("1", "true")
         kern.build()
         kern.rewrite_wgmma_loops(int(num_stages))
         kern.rewrite_mma_loops(int(num_stages))

@@ -1,4 +1,4 @@
-"""tessera-use-wgmma{num_warps=4}: mark K loops whose tile.mma can run as Hopper warpgroup MMA.
+"""tessera-use-wgmma{num_warps=4 warp_specialize=0}: mark K loops whose tile.mma can run as Hopper warpgroup MMA.
 
 The loop gets `tessera.wgmma` when it is a K loop (`k_loops.match`: one tile.mma of two plain
 window loads, the accumulator the only loop-carried value) whose loads are TMA-marked
@@ -7,7 +7,8 @@ zeros, and the CTA is one or two consumer warpgroups (num_warps 4 or 8) that spl
 of 64 per warpgroup, BN a multiple of 64 (the 128-byte swizzled TMA boxes of B) up to 256, and at most
 128 accumulator registers per thread ((BM / warpgroups)·BN ≤ 16384).
 `tessera-lower-tile-to-gpu{arch=sm_90a}` then lowers the loop to TMA loads into `num_stages`
-shared-memory slots with mbarriers and `wgmma.mma_async`.
+shared-memory slots with mbarriers and `wgmma.mma_async`. With `warp_specialize=1` one more warpgroup
+(num_warps 8 or 12) is the TMA producer.
 """
 from __future__ import annotations
 
@@ -38,8 +39,12 @@ def _matches(loop, warpgroups) -> bool:
         str(ir.RankedTensorType(b_ld.results[0].type).element_type)
 
 
-def run(module_op, num_warps="4"):
-    if int(num_warps) not in (4, 8):
+def run(module_op, num_warps="4", warp_specialize="0"):
+    """With warp_specialize, one of the num_warps / 4 warpgroups is the TMA producer: the consumers are
+    the others (num_warps 8 or 12)."""
+    ws = str(warp_specialize).lower() in ("1", "true")
+    consumers = int(num_warps) // 4 - (1 if ws else 0)
+    if int(num_warps) % 4 or consumers not in (1, 2):
         return
-    warpgroups = int(num_warps) // 4
+    warpgroups = consumers
     k_loops.mark(module_op, lambda loop: _matches(loop, warpgroups), "tessera.wgmma")

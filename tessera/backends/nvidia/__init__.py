@@ -6,11 +6,12 @@ stage's artifact. `{arch}`, `{chip}` and `{num_warps}` are filled from the targe
 """
 from .targets import TARGETS, Target  # noqa: F401
 
-PIPELINE_GPU = ("tessera-pipeline-mma,tessera-lower-tile-to-gpu{{arch={arch} num_warps={num_warps} num_stages={num_stages}}},"
+PIPELINE_GPU = ("tessera-pipeline-mma,tessera-lower-tile-to-gpu{{arch={arch} num_warps={num_warps} num_stages={num_stages} "
+                "warp_specialize={ws}}},"
                 "arith-emulate-unsupported-floats{{source-types=f8E4M3FN target-type=f32}},tessera-expand-fp8,"
                 "canonicalize,cse")
 # sm_90a first marks TMA-able loads and WGMMA-able K loops
-PIPELINE_GPU_SM90 = "tessera-use-tma,tessera-use-wgmma{{num_warps={num_warps}}}," + PIPELINE_GPU
+PIPELINE_GPU_SM90 = "tessera-use-tma,tessera-use-wgmma{{num_warps={num_warps} warp_specialize={ws}}}," + PIPELINE_GPU
 PIPELINE_LLVM = ",".join([
     "convert-nvgpu-to-nvvm",
     "gpu.module(convert-vector-to-scf,convert-scf-to-cf,convert-nvvm-to-llvm,expand-strided-metadata,lower-affine)",

@@ -11,19 +11,20 @@ from . import PIPELINE_GPU, PIPELINE_GPU_SM90, PIPELINE_LLVM, TARGETS
 from .ptxas import assemble
 
 
-def stages(target_name: str, num_warps: int, num_stages: int = 3):
+def stages(target_name: str, num_warps: int, num_stages: int = 3, warp_specialize: bool = False):
     t = TARGETS[target_name]
     return [
-        ("gpu", lambda st: _gpu_stage(st, t, num_warps, num_stages)),
+        ("gpu", lambda st: _gpu_stage(st, t, num_warps, num_stages, warp_specialize)),
         ("llvm", PIPELINE_LLVM.format(chip=t.chip)),
         ("ptx", _ptx_stage),
         ("cubin", lambda st: _cubin_stage(st, t)),
     ]
 
 
-def _gpu_stage(st, t, num_warps, num_stages):
+def _gpu_stage(st, t, num_warps, num_stages, warp_specialize=False):
     pipeline = PIPELINE_GPU_SM90 if t.name == "sm_90a" else PIPELINE_GPU
-    st.run_pipeline(pipeline.format(arch=t.name, num_warps=num_warps, num_stages=num_stages))
+    st.run_pipeline(pipeline.format(arch=t.name, num_warps=num_warps, num_stages=num_stages,
+                                    ws=int(bool(warp_specialize))))
     fn = _kernel_func(st.module)
     st.meta["tma"] = [[ir.IntegerAttr(x).value for x in ir.ArrayAttr(e)]
                       for e in ir.ArrayAttr(fn.attributes["tessera.tma"])] if "tessera.tma" in fn.attributes else []

@@ -27,6 +27,29 @@ from .common import arg_number
 PAD = 8   # f32 words added to each accumulator row in shared memory: the 4 rows of a half-warp's v2 stores hit 4 disjoint sets of 8 banks
 
 
+def _produce(kern, groups, stages, lb, ub, step, empty, consumer_loop, issue):
+    """The producer warpgroup: its first thread walks the K loop issuing the TMA loads of iteration i into
+    slot i % S once the consumers released that slot's previous use (iteration i − S) on its empty
+    barrier. (No `setmaxnreg` yet: with the epilogue shared by all warpgroups ptxas cannot allocate a
+    40-register producer; that needs a consumer-only epilogue on named barriers.)"""
+    leader = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.eq, kern.tid, F.cidx(groups * 128)).result, [],
+                      has_else=False)
+    with ir.InsertionPoint(leader.then_block):
+        produce = scf.ForOp(lb, ub, step)
+        with ir.InsertionPoint(produce.body):
+            i = arith.DivUIOp(arith.SubIOp(produce.induction_variable, lb).result, step).result
+            slot = arith.RemUIOp(i, F.cidx(stages)).result
+            reuse = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.uge, i, F.cidx(stages)).result, [], has_else=False)
+            with ir.InsertionPoint(reuse.then_block):
+                ph = arith.CmpIOp(arith.CmpIPredicate.ne, arith.RemUIOp(arith.SubIOp(
+                    arith.DivUIOp(i, F.cidx(stages)).result, F.cidx(1)).result, F.cidx(2)).result, F.cidx(0)).result
+                nvgpu.MBarrierTryWaitParityOp(empty, ph, F.cidx(10000000), arith.AddIOp(slot, F.cidx(stages)).result)
+                scf.YieldOp([])
+            issue(slot, consumer_loop.induction_variable, produce.induction_variable, consumer_loop.body, [])
+            scf.YieldOp([])
+        scf.YieldOp([])
+
+
 def tile_shape(loop):
     """(BM, BN) of a marked loop."""
     _, a_ld, b_ld, _, _ = pattern(loop)
@@ -95,7 +118,8 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
     mma, a_ld, b_ld, va, vb = pattern(loop)
     et = ir.MemRefType(va.operands[0].type).element_type
     bm, bn = tile_shape(loop)
-    groups = kern.T // 128
+    ws = kern.warp_specialize
+    groups = kern.T // 128 - (1 if ws else 0)   # consumer warpgroups (with ws the last one produces)
     rows = bm // groups                  # accumulator rows per warpgroup
     a_bytes, slot_bytes, pitch = bm * 128, bm * 128 + bn * 128, bn + PAD
     space = "#gpu.address_space<workgroup>"
@@ -149,7 +173,7 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         with ir.InsertionPoint(init.then_block):
             for s in range(stages):
                 nvgpu.MBarrierInitOp(bar, F.cidx(1), F.cidx(s))
-                nvgpu.MBarrierInitOp(empty, F.cidx(kern.T), F.cidx(stages + s))
+                nvgpu.MBarrierInitOp(empty, F.cidx(groups * 128), F.cidx(stages + s))
             nvvm.FenceMbarrierInitOp()  # make the initialised barriers visible to the async proxy
             nvgpu.TmaPrefetchOp(dA)
             nvgpu.TmaPrefetchOp(dB)
@@ -157,15 +181,23 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         gpu.BarrierOp()
         span = arith.SubIOp(ub, lb).result
         nk = arith.DivUIOp(arith.AddIOp(span, arith.SubIOp(step, F.cidx(1)).result).result, step).result
-        for s in range(stages - 1):
+        for s in range(0 if ws else stages - 1):
             cond = arith.AndIOp(is0, arith.CmpIOp(arith.CmpIPredicate.ult, F.cidx(s), nk).result).result
             pre = scf.IfOp(cond, [], has_else=False)
             with ir.InsertionPoint(pre.then_block):
                 iv_s = arith.AddIOp(lb, arith.MulIOp(F.cidx(s), step).result).result
                 issue(F.cidx(s), iv_old, iv_s, old_body, [])
                 scf.YieldOp([])
+        roles = None
+        if ws:   # the producer warpgroup's branch is filled in below, once the consumers' loop exists
+            producer = arith.CmpIOp(arith.CmpIPredicate.uge, kern.tid, F.cidx(groups * 128)).result
+            roles = scf.IfOp(producer, [acc_t], has_else=True)
+            ip = ir.InsertionPoint(roles.else_block)
+            ip.__enter__()
         acc0 = nvgpu.WarpgroupMmaInitAccumulatorOp(acc_t).result
         new = scf.ForOp(lb, ub, step, [acc0])
+        if ws:
+            ip.__exit__(None, None, None)
     with ir.InsertionPoint(new.body), loop.location:
         y = scf.YieldOp([new.inner_iter_args[0]])
     for op in list(old_body.operations):
@@ -196,25 +228,38 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         with ir.InsertionPoint(release.then_block):
             nvgpu.MBarrierArriveOp(empty, arith.AddIOp(prev, F.cidx(stages)).result)
             scf.YieldOp([])
-        j = arith.AddIOp(i, F.cidx(stages - 1)).result
-        cond = arith.AndIOp(is0, arith.CmpIOp(arith.CmpIPredicate.ult, j, nk).result).result
-        refill = scf.IfOp(cond, [], has_else=False)
-        with ir.InsertionPoint(refill.then_block):
-            # the slot's last reader was iteration i - 1: wait for that use's release (phase (i - 1) / S)
-            used = scf.IfOp(not_first, [], has_else=False)
-            with ir.InsertionPoint(used.then_block):
-                i_prev = arith.SubIOp(i, F.cidx(1)).result
-                ph = arith.CmpIOp(arith.CmpIPredicate.ne, arith.RemUIOp(
-                    arith.DivUIOp(i_prev, F.cidx(stages)).result, F.cidx(2)).result, F.cidx(0)).result
-                nvgpu.MBarrierTryWaitParityOp(empty, ph, F.cidx(10000000), arith.AddIOp(prev, F.cidx(stages)).result)
+        if not ws:
+            j = arith.AddIOp(i, F.cidx(stages - 1)).result
+            cond = arith.AndIOp(is0, arith.CmpIOp(arith.CmpIPredicate.ult, j, nk).result).result
+            refill = scf.IfOp(cond, [], has_else=False)
+            with ir.InsertionPoint(refill.then_block):
+                # the slot's last reader was iteration i - 1: wait for that use's release (phase (i - 1) / S)
+                used = scf.IfOp(not_first, [], has_else=False)
+                with ir.InsertionPoint(used.then_block):
+                    i_prev = arith.SubIOp(i, F.cidx(1)).result
+                    ph = arith.CmpIOp(arith.CmpIPredicate.ne, arith.RemUIOp(
+                        arith.DivUIOp(i_prev, F.cidx(stages)).result, F.cidx(2)).result, F.cidx(0)).result
+                    nvgpu.MBarrierTryWaitParityOp(empty, ph, F.cidx(10000000), arith.AddIOp(prev, F.cidx(stages)).result)
+                    scf.YieldOp([])
+                iv_j = arith.AddIOp(iv, arith.MulIOp(F.cidx(stages - 1), step).result).result
+                issue(arith.RemUIOp(j, F.cidx(stages)).result, new.induction_variable, iv_j, new.body, [])
                 scf.YieldOp([])
-            iv_j = arith.AddIOp(iv, arith.MulIOp(F.cidx(stages - 1), step).result).result
-            issue(arith.RemUIOp(j, F.cidx(stages)).result, new.induction_variable, iv_j, new.body, [])
-            scf.YieldOp([])
     y.operands[0] = md
+    result = new.results[0]
+    if ws:
+        with ir.InsertionPoint.after(new), loop.location:
+            nvvm.WgmmaWaitGroupSyncOp(0)
+            scf.YieldOp([new.results[0]])
+        with ir.InsertionPoint(roles.then_block), loop.location:
+            _produce(kern, groups, stages, lb, ub, step, empty, new, issue)
+            scf.YieldOp([nvgpu.WarpgroupMmaInitAccumulatorOp(acc_t).result])
+        result, after = roles.results[0], roles
+    else:
+        after = new
     store = _direct_store(kern, loop, bm, bn)
-    with ir.InsertionPoint.after(new), loop.location:
-        nvvm.WgmmaWaitGroupSyncOp(0)          # the last group, before the accumulator is read
+    with ir.InsertionPoint.after(after), loop.location:
+        if not ws:
+            nvvm.WgmmaWaitGroupSyncOp(0)          # the last group, before the accumulator is read
         gpu.BarrierOp()   # every warpgroup's last group has read its slot before the epilogue overwrites the slots
         row_pitch = pitch if store is not None else bn   # rows PAD words apart for the direct copy
         at = F.cidx(base)
@@ -226,7 +271,14 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         padded = view(_t(f"memref<{rows}x{row_pitch}xf32, {space}>"), at)
         sD = memref.SubViewOp(_t(f"memref<{rows}x{bn}xf32, strided<[{row_pitch}, 1]>, {space}>"), padded,
                               [], [], [], [0, 0], [rows, bn], [1, 1]).result
-        nvgpu.WarpgroupMmaStoreOp(new.results[0], sD)
+        if ws:    # the producer's (empty) accumulator stays out of the tile
+            consumer = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.ult, kern.tid, F.cidx(groups * 128)).result, [],
+                                has_else=False)
+            with ir.InsertionPoint(consumer.then_block):
+                nvgpu.WarpgroupMmaStoreOp(result, sD)
+                scf.YieldOp([])
+        else:
+            nvgpu.WarpgroupMmaStoreOp(result, sD)
         gpu.BarrierOp()
         if store is None:
             flat = view(_t(f"memref<{bm * bn}xf32, {space}>"), F.cidx(base))
@@ -243,6 +295,7 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         store.erase()
     else:
         loop.results[0].replace_all_uses_with(frag)
+
     old_yield = old_body.operations[len(old_body.operations) - 1]
     old_yield.operands[0] = old_body.arguments[1]  # drop the yield's use of the mma before erasing
     for dead in (mma, a_ld, b_ld, va, vb):

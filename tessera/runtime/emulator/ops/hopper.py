@@ -254,3 +254,4 @@ def tma_load(ins, M):
             b.maybe_complete(sh, M.checks)
         st["spins"] = 0
     return run
+
