@@ -17,9 +17,11 @@ Layouts (pictures in docs/nvidia.md):
   tile: the B fragments of two n8 tiles).
 
 Pipeline: chunk q of a tile is copied by thread q % T (a warp covers 512 contiguous bytes) with
-`cp.async.cg` of 16 bytes, the source size clamped at the tensor's edges (hardware zero fill); a
-tensor that is not of the aligned stride class checks alignment per chunk and copies unaligned chunks
-element by element. The prologue fills stages 0..S-2; iteration i waits until its group landed
+`cp.async.cg` of 16 bytes. On the aligned stride class with a column offset of whole chunks, a tile
+wholly inside the tensor (one uniform test) copies whole chunks with no per-chunk arithmetic; at the
+edges the source size is clamped (hardware zero fill); a tensor that is not of the aligned stride
+class checks alignment per chunk and copies unaligned chunks element by element. The read and refill
+slots are carried as loop counters. The prologue fills stages 0..S-2; iteration i waits until its group landed
 (`cp.async.wait_group S-2`), a barrier publishes it CTA-wide and frees the slot iteration i - 1 read,
 then the loads of iteration i + S - 1 go into that slot and the MMAs of iteration i run from slot
 i % S. num_stages = 1 loads, waits and computes in turn.
