@@ -358,3 +358,74 @@ def test_wgmma_descriptor_fields_and_operand_offsets():
         for k in range(16):
             assert got[r, k] == sw(start + (r // 64) * lbo + (k // 8) * sbo + (k % 8) * 128 + 2 * r % 128), (r, k)
     assert operand_offsets(desc & ~(3 << 62), 64, True) is None       # no swizzle: not emulated
+
+
+# -- warp specialisation: divergent producers, named barriers, setmaxnreg ------------------------------
+DIVERGENT_ARRIVE = """
+  setp.eq.u32 %p1, %r0, 0;
+  @%p1 mbarrier.init.shared::cta.b64 [bar], 1;
+  bar.sync 0;
+  @%p1 bra ARRIVE;
+WAIT:
+  mbarrier.try_wait.parity.shared::cta.b64 %p2, [bar], 0;
+  @!%p2 bra WAIT;
+  mad.lo.s64 %rd41, %rd40, 4, %rd50;
+  st.global.u32 [%rd41], 1;
+  bra.uni DONE;
+ARRIVE:
+  mbarrier.arrive.shared::cta.b64 %rd20, [bar];
+  bra.uni WAIT;
+DONE:"""
+
+
+def test_a_divergent_thread_completes_the_barrier_its_warp_spins_on():
+    # lanes 1..31 spin at a lower pc than lane 0's arrive (as a producer thread inside a consumer warp):
+    # independent thread scheduling lets lane 0 run, the spinners then see the phase
+    out = np.zeros(32, np.uint32)
+    launch(module(DIVERGENT_ARRIVE, ["out"], shared=BAR), [("out", out)])
+    assert out.tolist() == [1] * 32
+
+
+NAMED = """
+  setp.ge.u32 %p1, %r0, 64;
+  @%p1 bra DONE;
+  mul.lo.u32 %r20, %r0, 4;
+  mov.u32 %r21, smem;
+  add.u32 %r22, %r21, %r20;
+  st.shared.u32 [%r22], %r0;
+  bar.sync 1, COUNT;
+  add.u32 %r23, %r0, 32;
+  rem.u32 %r23, %r23, 64;
+  mul.lo.u32 %r23, %r23, 4;
+  add.u32 %r24, %r21, %r23;
+  ld.shared.u32 %r10, [%r24];
+  mad.lo.s64 %rd41, %rd40, 4, %rd50;
+  st.global.u32 [%rd41], %r10;
+DONE:"""
+
+
+def test_named_barrier_over_some_warps():
+    # 3 warps; warp 2 (a producer) leaves; warps 0-1 exchange through shared memory over `bar.sync 1, 64`
+    out = np.zeros(96, np.uint32)
+    launch(module(NAMED.replace("COUNT", "64"), ["out"], shared=LDM_SHARED), [("out", out)], num_warps=3)
+    assert out[:64].tolist() == [(t + 32) % 64 for t in range(64)]
+
+
+def test_named_barrier_waiting_for_more_threads_than_arrive_is_reported():
+    # the producer warp left: a count of 96 can never be reached, the 64 waiting threads are reported
+    out = np.zeros(96, np.uint32)
+    with pytest.raises(SanitizerError) as ei:
+        launch(module(NAMED.replace("COUNT", "96"), ["out"], shared=LDM_SHARED), [("out", out)], num_warps=3)
+    assert ei.value.kind == "divergent-barrier" and "bar.sync 1, 96" in str(ei.value)
+
+
+@pytest.mark.parametrize("count,ok", [(40, True), (232, True), (230, False), (264, False)])
+def test_setmaxnreg_counts(count, ok):
+    body = f"  setmaxnreg.inc.sync.aligned.u32 {count};\n  mad.lo.s64 %rd41, %rd40, 4, %rd50;\n  st.global.u32 [%rd41], 7;"
+    out = np.zeros(128, np.uint32)
+    if ok:
+        launch(module(body, ["out"]), [("out", out)], num_warps=4)
+        assert (out == 7).all()
+    else:
+        with pytest.raises(Exception, match="setmaxnreg"):
+            launch(module(body, ["out"]), [("out", out)], num_warps=4)

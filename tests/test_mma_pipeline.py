@@ -178,6 +178,11 @@ def test_warp_specialized_wgmma(bm, bn, warps):
     ptx = ck.asm["ptx"]
     assert "wgmma.mma_async" in ptx and ptx != plain.asm["ptx"]
     assert ck.metadata["num_warps"] == warps
+    # the roles never share code (the C store is the consumers'), so each owns its register budget
+    assert re.search(r"setmaxnreg\.dec\.sync\.aligned\.u32\s+40;", ptx)
+    assert re.search(r"setmaxnreg\.inc\.sync\.aligned\.u32\s+(232|240);", ptx)
+    assert re.search(rf"bar(rier)?\.sync(\.aligned)?\s+1, {warps * 32 - 128};", ptx)
+    assert ck.metadata["spill_stores"] == 0
     rep = ck.emulate((2, 2), a, b, c, BM=bm, BN=bn, BK=64)
     _check(c, a.astype(np.float32) @ b.astype(np.float32), 1e-3)
     assert not rep.findings
@@ -206,3 +211,26 @@ def test_warp_specialize_is_an_autotune_option(monkeypatch, tmp_path):
     mm[(1, 1)](a, b, c)
     _check(c, a.astype(np.float32) @ b.astype(np.float32), 1e-3)
     assert sorted(cfg["warp_specialize"] for cfg, _, status, _ in mm.last_tuning if status == "ok") == [False, True]
+
+
+@ts.kernel
+def matmul_scaled(a: tile.Tensor["M", "K", ts.bf16], b: tile.Tensor["K", "N", ts.bf16], c: tile.Tensor["M", "N", ts.f32],
+                  BM: ts.constexpr = 128, BN: ts.constexpr = 128, BK: ts.constexpr = 64):
+    pm, pn = tile.program_id(0), tile.program_id(1)
+    acc = tile.zeros([BM, BN], ts.f32)
+    for k0 in tile.range(0, a.shape[1], BK):
+        acc = tile.mma(tile.load(a[pm * BM:pm * BM + BM, k0:k0 + BK]), tile.load(b[k0:k0 + BK, pn * BN:pn * BN + BN]), acc)
+    tile.store(c[pm * BM:pm * BM + BM, pn * BN:pn * BN + BN], acc * 0.5 + 1.0)
+
+
+def test_warp_specialized_wgmma_with_an_epilogue():
+    """An elementwise epilogue after the K loop runs on every warp's blocked fragment, so the producer stays
+    in the kernel after its loop: warp specialisation without setmaxnreg."""
+    rng = np.random.default_rng(9)
+    a, b = _rand(rng, (200, 320), bf16), _rand(rng, (320, 256), bf16)
+    c = np.zeros((200, 256), np.float32)
+    ck = ts.compile(matmul_scaled, a, b, c, target="sm_90a", num_warps=8, warp_specialize=True)
+    assert "wgmma.mma_async" in ck.asm["ptx"] and "setmaxnreg" not in ck.asm["ptx"]
+    rep = ck.emulate((2, 2), a, b, c)
+    _check(c, (a.astype(np.float32) @ b.astype(np.float32)) * 0.5 + 1.0, 1e-3)
+    assert not rep.findings

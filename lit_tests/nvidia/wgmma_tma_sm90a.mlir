@@ -47,25 +47,35 @@
 // TWO: nvgpu.warpgroup.generate.descriptor {{.*}} : memref<64x64xbf16, #gpu.address_space<workgroup>>
 // TWO: nvgpu.warpgroup.mma {{.*}} -> <fragmented = vector<64x128xf32>>
 // TWO: nvgpu.warpgroup.mma.store {{.*}} to memref<64x128xf32, strided<[136, 1]>, #gpu.address_space<workgroup>>
-// Warp specialisation (8 warps, warp_specialize=1): warpgroup 1 is the producer. Its first thread walks
-// the K loop, waiting on a slot's empty barrier (filled by the 128 consumer threads) from iteration 3
-// on, then issuing the slot's TMA loads; warpgroup 0 only waits on full barriers, runs wgmma and releases
-// slots. The producer's accumulator stays out of the epilogue.
+// Warp specialisation (8 warps, warp_specialize=1): warpgroup 1 is the producer. It drops to 40 registers;
+// its first thread walks the K loop, waiting on a slot's empty barrier (filled by the 128 consumer threads)
+// from iteration 3 on, then issuing the slot's TMA loads. Warpgroup 0 rises to 240 registers, only waits on
+// full barriers, runs wgmma and releases slots, and (the C store being all that follows the loop) runs the
+// rest of the kernel alone: its barriers are named barrier 1 over 128 threads, and the kernel's register
+// budget is capped (.maxnreg 248) so the two budgets fit 64K.
+// WS: gpu.func @gemm
+// WS-SAME: nvvm.maxnreg = 248
 // WS: nvgpu.mbarrier.init %{{.*}}[%c3], %c128
 // WS: %[[P:.*]] = arith.cmpi uge, %thread_id_x, %c128
-// WS: scf.if %[[P]] -> (!nvgpu.warpgroup.accumulator<fragmented = vector<128x128xf32>>)
+// WS: scf.if %[[P]] {
+// WS-NEXT: nvvm.setmaxregister  decrease 40
 // WS: scf.for
 // WS: nvgpu.mbarrier.try_wait.parity
 // WS: nvgpu.mbarrier.arrive.expect_tx
 // WS: nvgpu.tma.async.load
 // WS: } else {
+// WS-NEXT: nvvm.setmaxregister  increase 240
 // WS: scf.for
 // WS-NOT: nvgpu.tma.async.load
 // WS: nvgpu.warpgroup.mma
 // WS-NOT: nvgpu.tma.async.load
 // WS: nvgpu.mbarrier.arrive
 // WS: scf.yield
+// WS-NOT: gpu.barrier
+// WS: nvvm.barrier id = %{{.*}} number_of_threads = %c128
 // WS: nvgpu.warpgroup.mma.store
+// WS-NOT: gpu.barrier
+// WS: gpu.return
 // PTX: .target sm_90a
 // PTX: .param .u64 .ptr .align 1 gemm_param_21,
 // PTX: .param .u64 .ptr .align 1 gemm_param_22

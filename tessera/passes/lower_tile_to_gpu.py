@@ -18,7 +18,7 @@ each shared buffer) on the gpu.func for the resource check; the original func.fu
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, gpu, memref, scf, vector
+from mlir.dialects import arith, gpu, memref, nvvm, scf, vector
 
 from ..backends.nvidia import fragments as F, mma_pipeline, mma_sync, reductions, wgmma
 from ..backends.nvidia.common import align, arg_number, elem_bytes
@@ -58,6 +58,7 @@ class _Kernel(MemoryLowering):
         self.scratch_views = []
         self.pitched = []       # (shared buffer view, cols, pitch): 2-D buffers with padded rows
         self.warp_specialize = False
+        self.consumer_regions = []   # (scf.if of a warp-specialised kernel, consumer threads): see _named_barriers
         self.gemm_loops = 0     # tensor-core K loops rewritten (wgmma or the cp.async pipeline)
         self._grouped = None
         self.uses_program_axis2 = False
@@ -434,9 +435,30 @@ def run(module_op, arch="sm_90a", num_warps=None, num_stages="3", warp_specializ
         kern.rewrite_mma_loops(int(num_stages))
         _record_operand_types(kern)
         kern.run()
+        _named_barriers(kern)
         _finish(kern)
         f.operation.erase()
     gmod.operation.attributes["tessera.arch"] = ir.StringAttr.get(arch)
+
+
+def _named_barriers(kern):
+    """In the consumers' branch of a warp-specialised kernel (which holds the rest of the kernel) every CTA
+    barrier becomes named barrier 1 over the consumer threads: the producer warpgroup never arrives."""
+    i32 = ir.IntegerType.get_signless(32)
+    for region_op, threads in kern.consumer_regions:
+        found = []
+
+        def visit(op):
+            if op.name == "gpu.barrier":
+                found.append(op)
+            return ir.WalkResult.ADVANCE
+        for o in region_op.regions[1].blocks[0].operations:
+            o.operation.walk(visit)
+        for op in found:
+            with ir.InsertionPoint(op), op.location:
+                nvvm.BarrierOp(None, barrierId=arith.ConstantOp(i32, 1).result,
+                               numberOfThreads=arith.ConstantOp(i32, threads).result)
+            op.erase()
 
 
 def _finish(kern):

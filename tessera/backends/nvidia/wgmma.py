@@ -27,11 +27,15 @@ from .common import arg_number
 PAD = 8   # f32 words added to each accumulator row in shared memory: the 4 rows of a half-warp's v2 stores hit 4 disjoint sets of 8 banks
 
 
+PRODUCER_REGS = 40                   # setmaxnreg.dec of the TMA producer warpgroup
+CONSUMER_REGS = {1: 240, 2: 232}     # setmaxnreg.inc: (MAX_REGS·T − 40·128) / (128·consumers), ≤ 240
+MAX_REGS = {256: 248, 384: 168}      # .maxnreg of the kernel: its launch budget fits 64K registers
+
+
 def _produce(kern, groups, stages, lb, ub, step, empty, consumer_loop, issue):
     """The producer warpgroup: its first thread walks the K loop issuing the TMA loads of iteration i into
     slot i % S once the consumers released that slot's previous use (iteration i − S) on its empty
-    barrier. (No `setmaxnreg` yet: with the epilogue shared by all warpgroups ptxas cannot allocate a
-    40-register producer; that needs a consumer-only epilogue on named barriers.)"""
+    barrier."""
     leader = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.eq, kern.tid, F.cidx(groups * 128)).result, [],
                       has_else=False)
     with ir.InsertionPoint(leader.then_block):
@@ -107,10 +111,27 @@ def _direct_store(kern, loop, bm, bn):
     return op
 
 
-def _copy_out(kern, sflat, store, bm, bn):
-    """The BM×BN f32 accumulator (rows BN + PAD apart in shared memory) → the store's global window."""
+def _only_store_follows(kern, loop, bm, bn):
+    """Whether the K loop sits at the kernel's top level and everything after it is the direct store of
+    its result (plus the store's window and scalar index arithmetic): then the consumers can run the rest
+    of the kernel alone (a warp-specialised kernel whose roles never share code)."""
+    if loop.operation.block != kern.blk or _direct_store(kern, loop, bm, bn) is None:
+        return False
+    seen = False
+    for op in kern.blk.operations:
+        name = op.operation.name
+        if seen and name not in ("gpu.return", "tile.store", "tile.view", "tile.program_id", "tile.num_programs") \
+                and not (name.startswith("arith.") and all(isinstance(r.type, ir.IndexType) for r in op.results)):
+            return False
+        seen = seen or op.operation == loop.operation
+    return True
+
+
+def _copy_out(kern, sflat, store, bm, bn, threads=None):
+    """The BM×BN f32 accumulator (rows BN + PAD apart in shared memory) → the store's global window, by
+    `threads` threads (default: the CTA)."""
     base, m0, n0 = list(store.operands[0].owner.operands)
-    F.copy_tile_out(kern.tid, kern.T, sflat, bn + PAD, bm, bn, ir.F32Type.get(), base, m0, n0,
+    F.copy_tile_out(kern.tid, threads or kern.T, sflat, bn + PAD, bm, bn, ir.F32Type.get(), base, m0, n0,
                     arg_number(base) in kern.aligned_args)
 
 
@@ -189,11 +210,16 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
                 issue(F.cidx(s), iv_old, iv_s, old_body, [])
                 scf.YieldOp([])
         roles = None
+        # split: the rest of the kernel joins the consumers' branch, so the two roles never share code
+        # and each can own its register budget (setmaxnreg); only for a K loop at the kernel's top level
+        split = ws and _only_store_follows(kern, loop, bm, bn)
         if ws:   # the producer warpgroup's branch is filled in below, once the consumers' loop exists
             producer = arith.CmpIOp(arith.CmpIPredicate.uge, kern.tid, F.cidx(groups * 128)).result
-            roles = scf.IfOp(producer, [acc_t], has_else=True)
+            roles = scf.IfOp(producer, [] if split else [acc_t], has_else=True)
             ip = ir.InsertionPoint(roles.else_block)
             ip.__enter__()
+            if split:
+                nvvm.SetMaxRegisterOp(CONSUMER_REGS[groups], nvvm.SetMaxRegisterAction.increase)
         acc0 = nvgpu.WarpgroupMmaInitAccumulatorOp(acc_t).result
         new = scf.ForOp(lb, ub, step, [acc0])
         if ws:
@@ -246,7 +272,25 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
                 scf.YieldOp([])
     y.operands[0] = md
     result = new.results[0]
-    if ws:
+    if split:
+        with ir.InsertionPoint.after(new), loop.location:
+            wait = nvvm.WgmmaWaitGroupSyncOp(0)
+            done = scf.YieldOp([])
+        rest, seen = [], False
+        for op in kern.blk.operations:
+            if seen and op.operation.name != "gpu.return":
+                rest.append(op.operation)
+            seen = seen or op.operation == loop.operation
+        for op in rest:
+            op.move_before(done)
+        with ir.InsertionPoint(roles.then_block), loop.location:
+            nvvm.SetMaxRegisterOp(PRODUCER_REGS, nvvm.SetMaxRegisterAction.decrease)
+            _produce(kern, groups, stages, lb, ub, step, empty, new, issue)
+            scf.YieldOp([])
+        kern.consumer_regions.append((roles.operation, groups * 128))
+        kern.g.attributes["nvvm.maxnreg"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(32), MAX_REGS[kern.T])
+        after = wait
+    elif ws:
         with ir.InsertionPoint.after(new), loop.location:
             nvvm.WgmmaWaitGroupSyncOp(0)
             scf.YieldOp([new.results[0]])
@@ -271,7 +315,7 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         padded = view(_t(f"memref<{rows}x{row_pitch}xf32, {space}>"), at)
         sD = memref.SubViewOp(_t(f"memref<{rows}x{bn}xf32, strided<[{row_pitch}, 1]>, {space}>"), padded,
                               [], [], [], [0, 0], [rows, bn], [1, 1]).result
-        if ws:    # the producer's (empty) accumulator stays out of the tile
+        if ws and not split:    # the producer's (empty) accumulator stays out of the tile
             consumer = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.ult, kern.tid, F.cidx(groups * 128)).result, [],
                                 has_else=False)
             with ir.InsertionPoint(consumer.then_block):
@@ -290,7 +334,8 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         # at the store (its window's offsets are computed after the loop); the accumulator region is
         # reserved, so nothing in between overwrites it
         with ir.InsertionPoint(store), store.location:
-            _copy_out(kern, view(_t(f"memref<{bm * pitch}xf32, {space}>"), F.cidx(base)), store, bm, bn)
+            _copy_out(kern, view(_t(f"memref<{bm * pitch}xf32, {space}>"), F.cidx(base)), store, bm, bn,
+                      groups * 128 if split else None)
             gpu.BarrierOp()
         store.erase()
     else:

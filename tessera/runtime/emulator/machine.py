@@ -31,12 +31,13 @@ MAX_WAVE_LANES = 8192
 
 
 class Block:
-    __slots__ = ("start", "end", "fns", "instructions", "terminator", "target", "sync", "length")
+    __slots__ = ("start", "end", "fns", "instructions", "terminator", "target", "sync", "bar_count", "length")
 
     def __init__(self, start, end, instructions):
         self.start, self.end = start, end
         self.instructions = instructions
         self.fns, self.terminator, self.target, self.sync = [], None, None, None
+        self.bar_count = None    # a named barrier's thread count (`bar.sync id, count`)
         self.length = end - start
 
 
@@ -244,15 +245,16 @@ class Machine:
                     b.target = next(i for i, bb in enumerate(self.blocks) if bb.start == start) \
                         if start < len(self.kernel.instructions) else len(self.blocks)
             for ins in body:
-                if ins.opcode in ("bar", "barrier") and (ins.mods[:1] != ["sync"] or len(ins.operands) != 1
-                                                         or ins.operands[0] != ("imm", 0)):
-                    raise EmulatorError(f"the emulator implements only `bar.sync 0` (the whole CTA), not `{ins.text}` "
-                                        f"(PTX line {ins.line})")
+                if ins.opcode in ("bar", "barrier") and not self._barrier_form(ins):
+                    raise EmulatorError(f"the emulator implements `bar.sync id` (the whole CTA) and `bar.sync id, "
+                                        f"count` (count a multiple of 32), not `{ins.text}` (PTX line {ins.line})")
                 if ins.opcode in SYNC_SCOPE and ins.pred is not None:
                     raise EmulatorError(f"a predicated synchronising instruction `{ins.text}` (PTX line {ins.line}) "
                                         "is not emulated")
             if len(body) == 1 and body[0].opcode in SYNC_SCOPE and body[0].pred is None:
                 b.sync = SYNC_SCOPE[body[0].opcode]
+                if body[0].opcode in ("bar", "barrier") and len(body[0].operands) == 2:
+                    b.bar_count = body[0].operands[1][1]
             for ins in body:
                 b.fns.append(compile_instruction(ins, self))
 
@@ -427,14 +429,28 @@ class Machine:
             return self.warp_of
         return self.cta_of * 1_000_000 + self.tid // 128
 
+    @staticmethod
+    def _barrier_form(ins):
+        """`bar.sync id` or `bar.sync id, count` with immediates (count a multiple of 32)."""
+        ops = ins.operands
+        return ins.mods[:1] == ["sync"] and len(ops) in (1, 2) and all(o[0] == "imm" for o in ops) \
+            and (len(ops) == 1 or ops[1][1] % 32 == 0)
+
     def _rendezvous(self, blk, cur, mask, pc, live, waiting):
         """Lanes of `mask` arrive at the synchronising block `cur`; groups whose every live lane is
-        there run it and go on, the others wait."""
+        there run it and go on, the others wait. A named barrier with a thread count (`bar.sync 1, 256`)
+        completes in a CTA once that many of its threads arrived; for the race checks it starts a new
+        epoch for the whole CTA (the threads outside it are the producer warps, which only use async
+        copies tracked by their own barriers)."""
         ins = blk.instructions[0]
         gid = self._group_ids(blk.sync)
         present = mask | (waiting & (pc == cur))
         missing = live & ~present
-        if missing.any():
+        if blk.bar_count is not None:
+            counts = np.bincount(self.cta_of[present], minlength=self.ncta)
+            ok = counts[self.cta_of] >= blk.bar_count
+            go, wait = present & ok, present & ~ok
+        elif missing.any():
             incomplete = np.isin(gid, np.unique(gid[missing]))
             go = present & ~incomplete
             wait = present & incomplete

@@ -255,3 +255,11 @@ def tma_load(ins, M):
         st["spins"] = 0
     return run
 
+
+def setmaxnreg(ins, M):
+    """`setmaxnreg.{inc,dec}.sync.aligned.u32 N` (sm_90a): a warpgroup's per-thread register budget. Values
+    are unaffected (the emulator has no register file limit); N must be a multiple of 8 in 24..256."""
+    n = ins.operands[0][1]
+    if not isinstance(n, int) or not 24 <= n <= 256 or n % 8 or not {"inc", "dec"} & set(ins.mods):
+        raise unsupported(ins, "setmaxnreg takes .inc/.dec and a register count, a multiple of 8 in 24..256")
+    return lambda em: None
