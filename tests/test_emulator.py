@@ -2,6 +2,7 @@
 the checks on, and matches the CPU backend (bit for bit where the math is exact, else within the
 per-dtype tolerance of emu_cases.tolerance). Also: TESSERA_BACKEND=emu for kernels and @ts.function
 graphs, the sanitizer's reports naming kernel and PTX line, and the MLIR-free import."""
+import re
 import subprocess
 import sys
 
@@ -296,6 +297,15 @@ def test_vector_accesses_follow_the_arguments_alignment(monkeypatch, arch):
     a[:], b[:] = x, y
     aligned.emulate((1,), a, b, c)
     np.testing.assert_array_equal(c, x + y)
+    # 1024 f32 is a whole number of 16-byte chunks: the variant tests bounds per run, never per element,
+    # and refuses a length that is not (1022: its last run would be half in bounds)
+    assert all(s.get("whole_chunks") for s in aligned.metadata["args"])
+    assert not re.search(r"ld\.global\.[bf]32\s", aligned.asm["ptx"])
+    short = [np.zeros(1022, np.float32) for _ in range(3)]
+    with pytest.raises(ts.LaunchError, match="whole number of 16-byte chunks"):
+        aligned[(1,)](*short)
+    ragged = vector_add[(1,)](*short)        # the kernel itself compiles the per-element variant
+    assert not any(s.get("whole_chunks") for s in ragged.metadata["args"])
 
 
 @needs_ptxas

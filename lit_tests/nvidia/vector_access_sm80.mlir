@@ -22,6 +22,15 @@
 // PTX-LABEL: .entry scalar
 // PTX-NOT: .v4.
 // PTX: ret;
+// @whole is @axpy specialised on its tensors' last dim holding whole 16-byte chunks
+// (`tessera.whole_chunks`, as Triton specialises on divisibility): each run is wholly in or wholly
+// out of bounds, so one test per run guards a vector access and nothing goes element by element.
+// PTX-LABEL: .entry whole
+// PTX-NOT: ld.global.b32
+// PTX-COUNT-2: ld.global.v4.{{[bf]}}32
+// PTX-NOT: ld.global.b32
+// PTX-NOT: st.global.b32
+// PTX: ret;
 !g = memref<?xf32, strided<[?], offset: ?>>
 func.func @axpy(%x: !g, %y: !g, %a: f32) attributes {tessera.kernel, tessera.tma_ok = [true, true, false]} {
   %pid = "tile.program_id"() {axis = 0 : i32} : () -> index
@@ -36,6 +45,18 @@ func.func @axpy(%x: !g, %y: !g, %a: f32) attributes {tessera.kernel, tessera.tma
   return
 }
 func.func @scalar(%x: !g, %y: !g, %a: f32) attributes {tessera.kernel} {
+  %pid = "tile.program_id"() {axis = 0 : i32} : () -> index
+  %c1024 = arith.constant 1024 : index
+  %off = arith.muli %pid, %c1024 : index
+  %vx = "tile.view"(%x, %off) {sizes = array<i64: 1024>, squeeze = array<i64: 0>} : (!g, index) -> !tile.window<array<i64: 1024>, f32>
+  %t = "tile.load"(%vx) {operandSegmentSizes = array<i32: 1, 0, 0>} : (!tile.window<array<i64: 1024>, f32>) -> tensor<1024xf32>
+  %s = "tile.broadcast"(%a) : (f32) -> tensor<1024xf32>
+  %r = arith.mulf %t, %s : tensor<1024xf32>
+  %vy = "tile.view"(%y, %off) {sizes = array<i64: 1024>, squeeze = array<i64: 0>} : (!g, index) -> !tile.window<array<i64: 1024>, f32>
+  "tile.store"(%vy, %r) {operandSegmentSizes = array<i32: 1, 1, 0>} : (!tile.window<array<i64: 1024>, f32>, tensor<1024xf32>) -> ()
+  return
+}
+func.func @whole(%x: !g, %y: !g, %a: f32) attributes {tessera.kernel, tessera.tma_ok = [true, true, false], tessera.whole_chunks = [true, true, false]} {
   %pid = "tile.program_id"() {axis = 0 : i32} : () -> index
   %c1024 = arith.constant 1024 : index
   %off = arith.muli %pid, %c1024 : index

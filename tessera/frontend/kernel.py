@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import dtypes as dt, knobs
 from ..errors import CompilationError, ShapeError, DTypeError, LaunchError, TesseraError, BackendUnavailable
-from ..runtime.cuda import aligned_stride_class
+from ..runtime.cuda import aligned_stride_class, whole_chunk_rows
 from ..runtime.prepared import grid3
 from .annotations import TensorSpec, Tensor, constexpr
 from .source import KernelSource
@@ -31,10 +31,12 @@ class Param:
 class BoundParam:
     """A parameter with what one launch gave it (what codegen reads)."""
 
-    def __init__(self, name, kind, dtype=None, dims=(), abi_dtype=None, tma_ok=False):
+    def __init__(self, name, kind, dtype=None, dims=(), abi_dtype=None, tma_ok=False, whole_chunks=False):
         self.name, self.kind, self.dtype, self.dims, self.abi_dtype = name, kind, dtype, tuple(dims), abi_dtype
         self.tma_ok = tma_ok  # stride class: unit inner stride, 16-byte aligned strides (and base): TMA on
         # sm_90a, 16-byte vector loads and stores on every NVIDIA target
+        self.whole_chunks = whole_chunks  # and the last dim is a whole number of 16-byte chunks (Triton's
+        # divisibility specialisation): a run of the last dim is wholly in bounds or wholly out
 
 
 class Specialisation:
@@ -52,6 +54,8 @@ class Specialisation:
                 spec = {"name": p.name, "kind": "tensor", "dtype": p.dtype.name, "rank": len(p.dims)}
                 if getattr(p, "tma_ok", False):   # compiled for the aligned stride class: launchers check it
                     spec["aligned"] = True
+                if getattr(p, "whole_chunks", False):
+                    spec["whole_chunks"] = True
                 out.append(spec)
             elif p.kind == "scalar":
                 out.append({"name": p.name, "kind": "scalar", "dtype": p.dtype.name, "abi": p.abi_dtype.name})
@@ -263,7 +267,9 @@ class KernelFunction:
                     dim_values.setdefault(d, int(size))
                     dim_src.setdefault(d, p.name)
                     dims.append(d)
-                bound.append(BoundParam(p.name, "tensor", adt, dims, tma_ok=target != "cpu" and _tma_ok(v)))
+                tma_ok = target != "cpu" and _tma_ok(v)
+                bound.append(BoundParam(p.name, "tensor", adt, dims, tma_ok=tma_ok,
+                                        whole_chunks=tma_ok and whole_chunk_rows(v.shape, v.itemsize)))
                 runtime_args.append(v)
             else:
                 ann = p.scalar
@@ -285,7 +291,8 @@ class KernelFunction:
                     bound.append(BoundParam(p.name, "scalar", ann, abi_dtype=ann))
                 runtime_args.append(v)
         base_key = (self._source_key, target, sorted((k, repr(v)) for k, v in constexprs.items()),
-                    [(b.name, b.kind, getattr(b.dtype, "name", b.dtype), b.dims, b.tma_ok) for b in bound],
+                    [(b.name, b.kind, getattr(b.dtype, "name", b.dtype), b.dims, b.tma_ok, b.whole_chunks)
+                     for b in bound],
                     sorted(options.items()))
         return bound, constexprs, dim_values, base_key, runtime_args
 
@@ -433,7 +440,8 @@ class KernelFunction:
             "dim": {d: dim_values.get(d) for d in sorted(spec_dims)},
             "dtype": {b.name: _dtype_name(b) for b in bound},
             "rank": {b.name: len(b.dims) for b in bound if b.kind == "tensor"},
-            "stride": {b.name: "TMA-compatible" if b.tma_ok else "general"
+            "stride": {b.name: ("TMA-compatible, whole 16-byte rows" if b.whole_chunks else "TMA-compatible")
+                       if b.tma_ok else "general"
                        for b in bound if b.kind == "tensor" and target != "cpu"},
         }
         file, line, _ = user_frame()

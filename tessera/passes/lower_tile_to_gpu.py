@@ -72,6 +72,9 @@ class _Kernel(MemoryLowering):
         aligned = [bool(ir.BoolAttr(a).value) for a in ir.ArrayAttr(self.f.attributes["tessera.tma_ok"])] \
             if "tessera.tma_ok" in self.f.attributes else []
         self.aligned_args = {i for i, ok in enumerate(aligned) if ok}
+        whole = [bool(ir.BoolAttr(a).value) for a in ir.ArrayAttr(self.f.attributes["tessera.whole_chunks"])] \
+            if "tessera.whole_chunks" in self.f.attributes else []
+        self.whole_chunk_args = {i for i, ok in enumerate(whole) if ok and i in self.aligned_args}
         if self.arch == "sm_90a":
             def visit(op):
                 if op.name == "scf.for" and "tessera.wgmma" in op.attributes:

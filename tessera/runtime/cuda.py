@@ -90,9 +90,20 @@ def aligned_stride_class(shape, strides, itemsize, ptr) -> bool:
             and ptr % 16 == 0)
 
 
+def whole_chunk_rows(shape, itemsize) -> bool:
+    """The last dim holds a whole number of 16-byte chunks (a kernel specialised on it tests bounds per
+    16-byte run, never per element)."""
+    return len(shape) >= 1 and (shape[-1] * itemsize) % 16 == 0
+
+
 def check_aligned(spec, d):
     """A kernel compiled for the aligned stride class of an argument reads it with vector accesses:
     refuse other arrays rather than fault on the GPU."""
+    if spec.get("whole_chunks") and not whole_chunk_rows(d.shape, d.itemsize):
+        raise LaunchError(f"argument '{spec['name']}': this compiled kernel was specialised on its last dim "
+                          f"being a whole number of 16-byte chunks ({d.shape[-1] if d.shape else 0} elements of "
+                          f"{d.itemsize} bytes is not); launch the kernel itself (it compiles a variant for this "
+                          "shape)")
     if not aligned_stride_class(d.shape, d.strides, d.itemsize, d.data.ptr):
         raise LaunchError(f"argument '{spec['name']}': this compiled kernel reads it with 16-byte vector accesses, "
                           "which need a unit inner stride and a 16-byte aligned base and row strides; launch the "

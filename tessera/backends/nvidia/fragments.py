@@ -231,9 +231,13 @@ class RunGeometry:
     (`aligned`; else tested). The per-slot tests of a ragged run are made inside its slow branch, from
     the same first element (slot i is at offset + i), so the fast path carries none of them."""
 
-    def __init__(self, idx, sizes, lanes, n, aligned, inside=None):
+    def __init__(self, idx, sizes, lanes, n, aligned, inside=None, whole_runs=False):
         self.idx, self.sizes, self.lanes, self.n, self.aligned = idx, sizes, lanes, n, aligned
-        self.inside = inside if aligned and n is None else None   # i1: the whole window is in bounds
+        # whole_runs: every run is wholly in or wholly out of bounds (the kernel is specialised on the last
+        # dim holding whole 16-byte chunks): one predicate per run and no element-by-element path, so no
+        # whole-window path either (as Triton's predicated vector accesses)
+        self.whole_runs = whole_runs
+        self.inside = inside if aligned and n is None and not whole_runs else None   # i1: the window is in bounds
 
     def first(self, c):
         """(i1 or None: the outer dims in bounds, last-dim index, flat lane index or None) of slot c."""
@@ -247,7 +251,10 @@ class RunGeometry:
 
     def fast(self, first, v, off):
         rows_ok, col, e = first
-        ok = arith.CmpIOp(arith.CmpIPredicate.ule, arith.AddIOp(col, cidx(v)).result, self.sizes[-1]).result
+        if self.whole_runs:
+            ok = arith.CmpIOp(arith.CmpIPredicate.ult, col, self.sizes[-1]).result
+        else:
+            ok = arith.CmpIOp(arith.CmpIPredicate.ule, arith.AddIOp(col, cidx(v)).result, self.sizes[-1]).result
         if rows_ok is not None:
             ok = arith.AndIOp(rows_ok, ok).result
         if e is not None:
@@ -280,6 +287,8 @@ def _geometry_runs(k, v, lin, geometry):
         first = geometry.first(c)
 
         def slow(first=first, off=off):
+            if geometry.whole_runs:
+                return None                    # the run is wholly out of bounds: nothing to access
             return geometry.slot_bits(first, v), [arith.AddIOp(off, cidx(i)).result if i else off for i in range(v)]
         yield c, off, geometry.fast(first, v, off), slow
 
@@ -372,8 +381,11 @@ def load_runs(flat, lin, mask, passthru, k, elem, v, geometry=None):
             scf.YieldOp([run])
         with ir.InsertionPoint(br.else_block):
             run = _slice(passthru, c, v)
-            bits, offs = slow()
-            if bits is None:
+            got = slow()
+            bits, offs = got if got is not None else (None, None)
+            if got is None:
+                scf.YieldOp([run])
+            elif bits is None:
                 scf.YieldOp([_load_each(flat, offs, c, v, None, run, elem)])
             else:
                 part = scf.IfOp(_any(bits), [vt], has_else=True)
@@ -417,8 +429,11 @@ def store_runs(flat, lin, mask, value, k, v, geometry=None):
                 vector.StoreOp(_slice(value, c + i, n), flat, [at], alignment=n * esize)
             scf.YieldOp([])
         with ir.InsertionPoint(br.else_block):
-            bits, offs = slow()
-            if bits is None:
+            got = slow()
+            bits, offs = got if got is not None else (None, None)
+            if got is None:
+                pass
+            elif bits is None:
                 _store_each(flat, offs, c, v, None, value)
             else:
                 part = scf.IfOp(_any(bits), [], has_else=False)

@@ -158,8 +158,13 @@ class MemoryLowering:
             end = arith.AddIOp(o, F.cidx(1 if squeeze[d] else next(extent))).result
             ok = arith.CmpIOp(arith.CmpIPredicate.ule, end, sizes[d]).result
             inside = ok if inside is None else arith.AndIOp(inside, ok).result
+        known = aligned and bool(offsets) and F.known_divisor(offsets[-1]) % v == 0
+        _, et = tb.window_shape_elem(wv.type)
+        # the last dim a whole number of 16-byte chunks, a run at most one chunk, starting on a multiple of
+        # v: every run is wholly inside the tensor or wholly outside it
+        whole = known and arg_number(base) in self.whole_chunk_args and 16 % (v * elem_bytes(et)) == 0
         geom = F.RunGeometry(idx, sizes, self.layout.lanes(k), F.numel(shape) if valid is not None else None,
-                             aligned and bool(offsets) and F.known_divisor(offsets[-1]) % v == 0, inside)
+                             known, inside, whole_runs=whole)
         return flat, lin, F.and_masks(mask, valid), geom
 
     def _scalar_window(self, wv):

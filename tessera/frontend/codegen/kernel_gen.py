@@ -57,6 +57,8 @@ class KernelGen(Base, Elementwise, Exprs, Stmts, Calls):
             if any(getattr(p, "tma_ok", False) for p in params):
                 f.attributes["tessera.tma_ok"] = ir.ArrayAttr.get([ir.BoolAttr.get(bool(getattr(p, "tma_ok", False)))
                                                                   for p in params])
+                f.attributes["tessera.whole_chunks"] = ir.ArrayAttr.get(
+                    [ir.BoolAttr.get(bool(getattr(p, "whole_chunks", False))) for p in params])
             entry = f.add_entry_block()
         with ir.InsertionPoint(entry), self.loc(fdef):
             for p, barg in zip(params, entry.arguments):
