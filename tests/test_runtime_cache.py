@@ -191,6 +191,18 @@ def test_recompile_log_stride_class_for_tma():
     assert ("stride", "x", "TMA-compatible", "general") in event.changes
 
 
+def test_recompile_log_last_dim_whole_chunks():
+    recompile.reset()
+
+    @ts.kernel
+    def copy1d(x: tile.Tensor["N", ts.f32], out: tile.Tensor["N", ts.f32]):
+        tile.store(out[0:64], tile.load(x[0:64]))
+    ts.compile(copy1d, np.zeros(64, np.float32), np.zeros(64, np.float32), target="sm_80")
+    ts.compile(copy1d, np.zeros(62, np.float32), np.zeros(62, np.float32), target="sm_80")
+    (event,) = ts.explain_recompiles(copy1d).events
+    assert ("last dim", "x", "whole 16-byte chunks", "any length") in event.changes
+
+
 NO_MLIR = textwrap.dedent('''
     import json, sys
     if sys.argv[1] == "block":

@@ -440,9 +440,10 @@ class KernelFunction:
             "dim": {d: dim_values.get(d) for d in sorted(spec_dims)},
             "dtype": {b.name: _dtype_name(b) for b in bound},
             "rank": {b.name: len(b.dims) for b in bound if b.kind == "tensor"},
-            "stride": {b.name: ("TMA-compatible, whole 16-byte rows" if b.whole_chunks else "TMA-compatible")
-                       if b.tma_ok else "general"
+            "stride": {b.name: "TMA-compatible" if b.tma_ok else "general"
                        for b in bound if b.kind == "tensor" and target != "cpu"},
+            "last dim": {b.name: "whole 16-byte chunks" if b.whole_chunks else "any length"
+                         for b in bound if b.kind == "tensor" and b.tma_ok},
         }
         file, line, _ = user_frame()
         recompile.record(self, self.__name__, descriptor, (file, line), from_disk)
