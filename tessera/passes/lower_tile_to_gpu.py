@@ -21,7 +21,7 @@ from mlir import ir
 from mlir.dialects import arith, gpu, memref, nvvm, scf, vector
 
 from ..backends.nvidia import fragments as F, mma_pipeline, mma_sync, reductions, wgmma
-from ..backends.nvidia.common import align, arg_number, elem_bytes
+from ..backends.nvidia.common import align as align_to, arg_number, elem_bytes
 from ..backends.nvidia.memory_lowering import MemoryLowering
 from ..ir import builders as tb
 from ..ir.locations import error_at
@@ -35,9 +35,6 @@ SMEM_BASE = "__tessera_smem"
 SMEM_VIEW_BYTES = 1 << 20
 
 
-_bytes, _align, _arg_number = elem_bytes, align, arg_number   # (the other NVIDIA lowering modules' names)
-
-
 def _is_tensor(t):
     return isinstance(t, ir.RankedTensorType)
 
@@ -45,7 +42,7 @@ def _is_tensor(t):
 def _run_length(arg_types):
     """Elements per run of the blocked fragments: 16 bytes of the narrowest global element type
     (8 for kernels on 16- or 8-bit tensors, else 4)."""
-    sizes = [_bytes(ir.MemRefType(t).element_type) for t in arg_types if isinstance(t, ir.MemRefType)]
+    sizes = [elem_bytes(ir.MemRefType(t).element_type) for t in arg_types if isinstance(t, ir.MemRefType)]
     return 8 if sizes and min(sizes) <= 2 else 4
 
 
@@ -115,12 +112,12 @@ class _Kernel(MemoryLowering):
         """A global store becomes visible to the whole CTA before the program's next statement when the
         kernel also reads that tensor: the store and a later load may be done by different threads (a
         scalar store is thread 0's), and the tile program's statements are sequential (as on the CPU)."""
-        if _arg_number(window.owner.operands[0]) in self.read_args:
+        if arg_number(window.owner.operands[0]) in self.read_args:
             gpu.BarrierOp()
 
     def reserve(self, nbytes: int, align: int = 128, loc=None) -> int:
         """Byte offset of a fixed region of the dynamic shared-memory block."""
-        off = _align(self.smem_top, align)
+        off = align_to(self.smem_top, align)
         self.smem_top = off + nbytes
         self.allocs.append((nbytes, loc or self.f.location))
         return off
@@ -159,7 +156,7 @@ class _Kernel(MemoryLowering):
 
     def smem_elems(self, elem):
         """The whole dynamic shared-memory block as a flat memref of `elem`."""
-        return self.smem_view(0, SMEM_VIEW_BYTES // _bytes(elem), elem)
+        return self.smem_view(0, SMEM_VIEW_BYTES // elem_bytes(elem), elem)
 
     def smem_view(self, byte_offset: int, n: int, elem):
         space = ir.Attribute.parse("#gpu.address_space<workgroup>")
@@ -168,7 +165,7 @@ class _Kernel(MemoryLowering):
 
     def scratch(self, n, elem):
         """A flat view of the scratch area (placed after all shared buffers once they are known)."""
-        self.scratch_need = max(self.scratch_need, n * _bytes(elem))
+        self.scratch_need = max(self.scratch_need, n * elem_bytes(elem))
         v = self.smem_view(0, n, elem)
         self.scratch_views.append(v.owner)
         return v
@@ -371,8 +368,8 @@ class _Kernel(MemoryLowering):
 
     def _to_scratch_pair(self, a, ashape, ae, b, bshape, be):
         na, nb = F.numel(ashape), F.numel(bshape)
-        off_b = _align(na * _bytes(ae))
-        self.scratch_need = max(self.scratch_need, off_b + nb * _bytes(be))
+        off_b = align_to(na * elem_bytes(ae))
+        self.scratch_need = max(self.scratch_need, off_b + nb * elem_bytes(be))
         sa = self.smem_view(0, na, ae)
         sb = self.smem_view(off_b, nb, be)
         self.scratch_views.append(sa.owner)
@@ -465,7 +462,7 @@ def _named_barriers(kern):
 
 
 def _finish(kern):
-    base = _align(kern.smem_top)
+    base = align_to(kern.smem_top)
     for v in kern.scratch_views:
         extra = ir.IntegerAttr(v.attributes["tessera.scratch_offset"]).value if "tessera.scratch_offset" in v.attributes else 0
         with ir.InsertionPoint(v), v.location:

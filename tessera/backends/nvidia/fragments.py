@@ -22,6 +22,8 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, memref, scf, vector
 
+from .common import elem_bytes
+
 
 def numel(shape) -> int:
     return int(np.prod(shape)) if len(shape) else 1
@@ -202,12 +204,6 @@ def _insert(part, into, start):
     return vector.ShuffleOp(into, part, [k + i - start if start <= i < start + v else i for i in range(k)]).result
 
 
-def _elem_bytes(t):
-    if isinstance(t, ir.IntegerType):
-        return max(1, t.width // 8)
-    return {"f16": 2, "bf16": 2, "f64": 8}.get(str(t), 4)
-
-
 def _runs(k, v, mask, lin):
     """Per run of v slots: (start, offset of its first element, the slots' scalar masks (None: all in
     bounds), and whether the run can go by vector accesses: every slot in bounds and the first element's
@@ -249,34 +245,29 @@ class RunGeometry:
         e = vector.ExtractOp(self.lanes, [], [c]).result if self.n is not None else None
         return rows_ok, col, e
 
-    def fast(self, first, v, off):
+    def _in_bounds(self, first, j):
+        """i1: element j of the run (column col + j, lane e + j) exists in the tensor and the tile."""
         rows_ok, col, e = first
-        if self.whole_runs:
-            ok = arith.CmpIOp(arith.CmpIPredicate.ult, col, self.sizes[-1]).result
-        else:
-            ok = arith.CmpIOp(arith.CmpIPredicate.ule, arith.AddIOp(col, cidx(v)).result, self.sizes[-1]).result
+        ok = arith.CmpIOp(arith.CmpIPredicate.ult, arith.AddIOp(col, cidx(j)).result if j else col,
+                          self.sizes[-1]).result
         if rows_ok is not None:
             ok = arith.AndIOp(rows_ok, ok).result
         if e is not None:
-            ok = arith.AndIOp(ok, arith.CmpIOp(arith.CmpIPredicate.ule, arith.AddIOp(e, cidx(v)).result,
+            ok = arith.AndIOp(ok, arith.CmpIOp(arith.CmpIPredicate.ult, arith.AddIOp(e, cidx(j)).result if j else e,
                                                cidx(self.n)).result).result
+        return ok
+
+    def fast(self, first, v, off):
+        """The run goes by vector accesses: its last element exists (its first, for whole runs) and, unless
+        known, its offset is a multiple of v."""
+        ok = self._in_bounds(first, 0 if self.whole_runs else v - 1)
         if not self.aligned:
             ok = arith.AndIOp(ok, arith.CmpIOp(arith.CmpIPredicate.eq, arith.RemUIOp(off, cidx(v)).result,
                                                cidx(0)).result).result
         return ok
 
     def slot_bits(self, first, v):
-        rows_ok, col, e = first
-        bits = []
-        for i in range(v):
-            ok = arith.CmpIOp(arith.CmpIPredicate.ult, arith.AddIOp(col, cidx(i)).result, self.sizes[-1]).result
-            if rows_ok is not None:
-                ok = arith.AndIOp(rows_ok, ok).result
-            if e is not None:
-                ok = arith.AndIOp(ok, arith.CmpIOp(arith.CmpIPredicate.ult, arith.AddIOp(e, cidx(i)).result,
-                                                   cidx(self.n)).result).result
-            bits.append(ok)
-        return bits
+        return [self._in_bounds(first, i) for i in range(v)]
 
 
 def _geometry_runs(k, v, lin, geometry):
@@ -348,7 +339,7 @@ def load_runs(flat, lin, mask, passthru, k, elem, v, geometry=None):
     when `mask` is the window's bounds and padding alone) decides each run from its first element."""
     if v == 1:
         return gather(flat, lin, mask, passthru, k, elem)
-    esize = _elem_bytes(elem)
+    esize = elem_bytes(elem)
     if geometry is not None and geometry.inside is not None:
         # the whole window in bounds (one uniform test): every run is one aligned vector access
         whole = scf.IfOp(geometry.inside, [passthru.type], has_else=True)
@@ -403,7 +394,7 @@ def store_runs(flat, lin, mask, value, k, v, geometry=None):
     if v == 1:
         scatter(flat, lin, mask, value, k)
         return
-    esize = _elem_bytes(ir.VectorType(value.type).element_type)
+    esize = elem_bytes(ir.VectorType(value.type).element_type)
     if geometry is not None and geometry.inside is not None:
         whole = scf.IfOp(geometry.inside, [], has_else=True)
         with ir.InsertionPoint(whole.then_block):
@@ -449,7 +440,7 @@ def copy_tile_out(tid, threads, sflat, pitch, rows, cols, elem, base, r0, c0, al
     writes 512 contiguous bytes of a row (`ld.shared.v4` + `st.global.v4`) when the tensor is of the
     aligned stride class and the chunk is in bounds and aligned; otherwise element by element with
     bounds. `cols` must be a multiple of the chunk (16 bytes)."""
-    esize = _elem_bytes(elem)
+    esize = elem_bytes(elem)
     c = 16 // esize
     per_row = cols // c
     flat, off0, sizes, strides = flat_global(base)

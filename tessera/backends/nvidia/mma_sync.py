@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 
 from mlir import ir
-from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm, scf, vector
+from mlir.dialects import arith, gpu, memref, nvgpu, nvvm, scf, vector
 
 from ...ir import builders as tb
 from . import fragments as F, mma_pipeline as P
@@ -36,27 +36,11 @@ def _view2d(kern, byte_off, rows, cols, elem):
 
 
 def _bf16_mma(fa, fb, acc):
-    i32 = ir.IntegerType.get_signless(32)
+    """One m16n8k16 bf16 mma.sync on ldmatrix fragments (the pipeline's operand packing and op)."""
     bf16 = ir.BF16Type.get()
-
-    def pack(frag, n):
-        regs = []
-        for r in range(n):
-            pair = vector.ExtractOp(frag, [], [r]).result
-            as_i32 = vector.BitCastOp(ir.VectorType.get([1], i32), pair).result
-            regs.append(vector.ExtractOp(as_i32, [], [0]).result)
-        return regs
-    del bf16
-    a, b = pack(fa, 4), pack(fb, 2)
     c = [vector.ExtractOp(acc, [], [r, q]).result for r in range(2) for q in range(2)]
-    f32 = ir.F32Type.get()
-    st = ir.Type.parse("!llvm.struct<(f32, f32, f32, f32)>")
-    res = nvvm.MmaOp(st, ir.Attribute.parse("#nvvm.shape<m = 16, n = 8, k = 16>"),
-                     ir.Attribute.parse("#nvvm.mma_layout<row>"), ir.Attribute.parse("#nvvm.mma_layout<col>"),
-                     a, b, c, multiplicandAPtxType=ir.Attribute.parse("#nvvm.mma_type<bf16>"),
-                     multiplicandBPtxType=ir.Attribute.parse("#nvvm.mma_type<bf16>")).result
-    d = [llvm.ExtractValueOp(f32, res, [r]).result for r in range(4)]
-    return vector.FromElementsOp(ir.VectorType.get([2, 2], f32), d).result
+    d = P._mma(P._pack(fa, range(4), bf16), P._pack(fb, range(2), bf16), c, bf16)
+    return vector.FromElementsOp(ir.VectorType.get([2, 2], ir.F32Type.get()), d).result
 
 
 def warp_tiled(kern, m, n):

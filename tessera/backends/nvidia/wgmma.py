@@ -17,6 +17,8 @@ by `tessera.runtime.tma`).
 """
 from __future__ import annotations
 
+import contextlib
+
 from mlir import ir
 from mlir.dialects import arith, builtin, gpu, memref, nvgpu, nvvm, scf
 
@@ -216,14 +218,11 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         if ws:   # the producer warpgroup's branch is filled in below, once the consumers' loop exists
             producer = arith.CmpIOp(arith.CmpIPredicate.uge, kern.tid, F.cidx(groups * 128)).result
             roles = scf.IfOp(producer, [] if split else [acc_t], has_else=True)
-            ip = ir.InsertionPoint(roles.else_block)
-            ip.__enter__()
+        with ir.InsertionPoint(roles.else_block) if ws else contextlib.nullcontext():
             if split:
                 nvvm.SetMaxRegisterOp(CONSUMER_REGS[groups], nvvm.SetMaxRegisterAction.increase)
-        acc0 = nvgpu.WarpgroupMmaInitAccumulatorOp(acc_t).result
-        new = scf.ForOp(lb, ub, step, [acc0])
-        if ws:
-            ip.__exit__(None, None, None)
+            acc0 = nvgpu.WarpgroupMmaInitAccumulatorOp(acc_t).result
+            new = scf.ForOp(lb, ub, step, [acc0])
     with ir.InsertionPoint(new.body), loop.location:
         y = scf.YieldOp([new.inner_iter_args[0]])
     for op in list(old_body.operations):
