@@ -72,8 +72,8 @@ def test_out_of_bounds_store_is_named_with_kernel_and_ptx_line(target):
     ck = ts.compile(oob_store, x, out, target=target)
     # The kernel's own bounds check turned into one that lets lane 100.. through: the real PTX, one token changed.
     ptx = ck.asm["ptx"]
-    mutated = ptx.replace("setp.ge.s64", "setp.gt.s64") if "setp.ge.s64" in ptx else ptx.replace("setp.ge.u64",
-                                                                                                 "setp.gt.u64")
+    op = next(o for o in ("setp.ge.s64", "setp.ge.u64", "setp.ge.s32", "setp.ge.u32") if o in ptx)
+    mutated = ptx.replace(op, op.replace(".ge.", ".gt."))
     assert mutated != ptx
     with pytest.raises(ts.SanitizerError) as e:
         ck.emulate((1,), x, out, ptx=mutated)

@@ -142,17 +142,27 @@ def softmax_wrong_shfl_offset(ptx):
     return _sub(ptx, r"(shfl\.sync\.bfly\.b32\s+%r\d+, %r\d+, )16(, 31, -1;)", r"\g<1>8\2", nth=1, count=2)
 
 
+def _param_regs(ptx, param):
+    """(64-bit register, 32-bit register or None) holding a parameter: a kernel specialised on 32-bit
+    indices (tessera-narrow-index) computes with the low half, converted once."""
+    wide = _param_reg(ptx, param)
+    m = re.search(r"cvt\.u32\.u64\s+(%r\d+), " + re.escape(wide) + ";", ptx)
+    return wide, m.group(1) if m else None
+
+
 def softmax_wrong_row_stride(ptx):
     # the output row base uses y's column stride (param 13) where its row stride (param 12) belongs
-    row, col = _param_reg(ptx, 12), _param_reg(ptx, 13)
-    return _sub(ptx, r"(mad\.lo\.s64\s+%rd\d+, )" + re.escape(row) + r"(, )", r"\g<1>" + col + r"\2", nth=0, count=1)
+    (row64, row32), (col64, col32) = _param_regs(ptx, 12), _param_regs(ptx, 13)
+    row, col = (row32, col32) if row32 and col32 else (row64, col64)
+    return _sub(ptx, r"(mad\.lo\.s(?:32|64)\s+%\w+, (?:%\w+, )?)" + re.escape(row) + r"(, )", r"\g<1>" + col + r"\2",
+                nth=0, count=1)
 
 
 # vector_add ---------------------------------------------------------------------------------------
 def vadd_run_test_always_passes(ptx):
     # N = 300 holds whole 16-byte chunks, so each 4-element run has one bounds test (`column >= N`: skip);
     # the tests never skip any more: runs past the end are loaded and stored
-    return _sub(ptx, r"setp\.ge\.u64(\s+%p\d+, )(%rd\d+), %rd\d+;", r"setp.ne.u64\1\2, \2;")
+    return _sub(ptx, r"setp\.ge\.u(32|64)(\s+%p\d+, )(%r\w*\d+), %r\w*\d+;", r"setp.ne.u\1\2\3, \3;")
 
 
 def vadd_store_wrong_offset(ptx):

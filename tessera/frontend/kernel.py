@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import dtypes as dt, knobs
 from ..errors import CompilationError, ShapeError, DTypeError, LaunchError, TesseraError, BackendUnavailable
-from ..runtime.cuda import aligned_stride_class, whole_chunk_rows
+from ..runtime.cuda import aligned_stride_class, small_int, small_tensor, whole_chunk_rows
 from ..runtime.prepared import grid3
 from .annotations import TensorSpec, Tensor, constexpr
 from .source import KernelSource
@@ -31,8 +31,10 @@ class Param:
 class BoundParam:
     """A parameter with what one launch gave it (what codegen reads)."""
 
-    def __init__(self, name, kind, dtype=None, dims=(), abi_dtype=None, tma_ok=False, whole_chunks=False):
+    def __init__(self, name, kind, dtype=None, dims=(), abi_dtype=None, tma_ok=False, whole_chunks=False, small=False):
         self.name, self.kind, self.dtype, self.dims, self.abi_dtype = name, kind, dtype, tuple(dims), abi_dtype
+        self.small = small  # 32-bit index arithmetic suffices (runtime.cuda.small_tensor / small_int): with every
+        # tensor and integer argument small, NVIDIA kernels are specialised on it (tessera-narrow-index)
         self.tma_ok = tma_ok  # stride class: unit inner stride, 16-byte aligned strides (and base): TMA on
         # sm_90a, 16-byte vector loads and stores on every NVIDIA target
         self.whole_chunks = whole_chunks  # and the last dim is a whole number of 16-byte chunks (Triton's
@@ -47,6 +49,10 @@ class Specialisation:
         self.spec_dims = frozenset(spec_dims)
         self.options = options
 
+    @property
+    def index32(self) -> bool:
+        return index32(self.params)
+
     def arg_abi(self):
         out = []
         for p in self.params:
@@ -56,10 +62,27 @@ class Specialisation:
                     spec["aligned"] = True
                 if getattr(p, "whole_chunks", False):
                     spec["whole_chunks"] = True
+                if self.index32:
+                    spec["index32"] = True
                 out.append(spec)
             elif p.kind == "scalar":
-                out.append({"name": p.name, "kind": "scalar", "dtype": p.dtype.name, "abi": p.abi_dtype.name})
+                spec = {"name": p.name, "kind": "scalar", "dtype": getattr(p.dtype, "name", p.dtype), "abi": p.abi_dtype.name}
+                if self.index32 and _int_scalar(p):
+                    spec["index32"] = True
+                out.append(spec)
         return out
+
+
+def index32(bound) -> bool:
+    """Every tensor and integer argument of a launch is small: the NVIDIA kernel computes per-thread
+    indices in 32 bits (tessera-narrow-index)."""
+    args = [b for b in bound if b.kind == "tensor" or _int_scalar(b)]
+    return bool(args) and all(b.small for b in args) and any(b.kind == "tensor" for b in args)
+
+
+def _int_scalar(b) -> bool:
+    return b.kind == "scalar" and (b.dtype == "index" or (isinstance(b.dtype, dt.DType) and b.dtype.is_int
+                                                         and b.dtype is not dt.bool_))
 
 
 def _call_error(msg, cls=CompilationError):
@@ -269,7 +292,8 @@ class KernelFunction:
                     dims.append(d)
                 tma_ok = target != "cpu" and _tma_ok(v)
                 bound.append(BoundParam(p.name, "tensor", adt, dims, tma_ok=tma_ok,
-                                        whole_chunks=tma_ok and whole_chunk_rows(v.shape, v.itemsize)))
+                                        whole_chunks=tma_ok and whole_chunk_rows(v.shape, v.itemsize),
+                                        small=target != "cpu" and small_tensor(v.shape, v.strides, v.itemsize)))
                 runtime_args.append(v)
             else:
                 ann = p.scalar
@@ -282,17 +306,18 @@ class KernelFunction:
                     if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool):
                         raise _call_error(f"argument '{p.name}' must be a float, got {type(v).__name__}", DTypeError)
                 if ann is int:
-                    bound.append(BoundParam(p.name, "scalar", "index", abi_dtype=dt.i64))
+                    bound.append(BoundParam(p.name, "scalar", "index", abi_dtype=dt.i64, small=small_int(v)))
                 elif ann is float:
                     bound.append(BoundParam(p.name, "scalar", dt.f32, abi_dtype=dt.f32))
                 elif ann is bool:
                     bound.append(BoundParam(p.name, "scalar", dt.bool_, abi_dtype=dt.bool_))
                 else:
-                    bound.append(BoundParam(p.name, "scalar", ann, abi_dtype=ann))
+                    bound.append(BoundParam(p.name, "scalar", ann, abi_dtype=ann,
+                                            small=ann.is_int and ann is not dt.bool_ and small_int(v)))
                 runtime_args.append(v)
         base_key = (self._source_key, target, sorted((k, repr(v)) for k, v in constexprs.items()),
                     [(b.name, b.kind, getattr(b.dtype, "name", b.dtype), b.dims, b.tma_ok, b.whole_chunks)
-                     for b in bound],
+                     for b in bound], index32(bound),
                     sorted(options.items()))
         return bound, constexprs, dim_values, base_key, runtime_args
 
@@ -445,6 +470,8 @@ class KernelFunction:
             "last dim": {b.name: "whole 16-byte chunks" if b.whole_chunks else "any length"
                          for b in bound if b.kind == "tensor" and b.tma_ok},
         }
+        if target != "cpu":
+            descriptor["index"] = {"bits": 32 if index32(bound) else 64}
         file, line, _ = user_frame()
         recompile.record(self, self.__name__, descriptor, (file, line), from_disk)
 

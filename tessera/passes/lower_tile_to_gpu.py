@@ -82,6 +82,8 @@ class _Kernel(MemoryLowering):
         ft = ir.FunctionType.get(inputs, [])
         with ir.InsertionPoint(self.gmod.regions[0].blocks[0]), self.f.location:
             g = gpu.GPUFuncOp(ir.TypeAttr.get(ft), sym_name=fname, kernel=True, known_block_size=[self.T, 1, 1])
+            if "tessera.index32" in self.f.attributes:   # for tessera-narrow-index
+                g.attributes["tessera.index32"] = ir.UnitAttr.get()
             blk = g.regions[0].blocks.append(*ft.inputs)
             with ir.InsertionPoint(blk):
                 ret = gpu.ReturnOp([])

@@ -96,6 +96,32 @@ def whole_chunk_rows(shape, itemsize) -> bool:
     return len(shape) >= 1 and (shape[-1] * itemsize) % 16 == 0
 
 
+INDEX32_LIMIT = 1 << 30   # tessera-narrow-index's bound on sizes, strides, element offsets and integer arguments
+
+
+def small_tensor(shape, strides, itemsize) -> bool:
+    """Every size and stride (elements) and every element's offset from the first is within 2^30: a kernel
+    may index the tensor in 32 bits."""
+    if any(s % itemsize for s in strides):
+        return False
+    el = [s // itemsize for s in strides]
+    span = sum((n - 1) * abs(s) for n, s in zip(shape, el) if n > 0)
+    return all(n <= INDEX32_LIMIT for n in shape) and all(abs(s) <= INDEX32_LIMIT for s in el) and span < INDEX32_LIMIT
+
+
+def small_int(v) -> bool:
+    return abs(int(v)) <= INDEX32_LIMIT
+
+
+def check_index32(spec, value, d=None):
+    """A kernel compiled with 32-bit indices (`index32` in its ABI) refuses arguments beyond their range."""
+    ok = small_tensor(d.shape, d.strides, d.itemsize) if spec["kind"] == "tensor" else small_int(value)
+    if not ok:
+        raise LaunchError(f"argument '{spec['name']}': this compiled kernel computes indices in 32 bits, which "
+                          f"needs sizes, strides, offsets and integer arguments within 2^30; launch the kernel "
+                          "itself (it compiles a 64-bit variant for this launch)")
+
+
 def check_aligned(spec, d):
     """A kernel compiled for the aligned stride class of an argument reads it with vector accesses:
     refuse other arrays rather than fault on the GPU."""
@@ -141,6 +167,8 @@ class CudaLauncher:
                 keep.append(d)
                 if spec.get("aligned"):
                     check_aligned(spec, d)
+                if spec.get("index32"):
+                    check_index32(spec, a, d)
                 item = d.itemsize
                 if any(s % item for s in d.strides):
                     raise LaunchError(f"argument '{spec['name']}': strides must be whole elements")
@@ -149,6 +177,8 @@ class CudaLauncher:
                 packed += [np.int64(s) for s in d.shape]
                 packed += [np.int64(s // item) for s in d.strides]
             else:
+                if spec.get("index32"):
+                    check_index32(spec, a)
                 packed.append(_SCALAR_NP[spec["abi"]](a))
         for arg, box_rows, box_cols in self.tma:  # TMA descriptors follow the user arguments
             d = keep_by_arg(self.abi, args, arg)

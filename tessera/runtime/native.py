@@ -81,6 +81,8 @@ def flat_values(abi, args, as_device_array=None):
             ptr = d.data.ptr
             if spec.get("aligned"):
                 _cuda.check_aligned(spec, d)
+            if spec.get("index32"):
+                _cuda.check_index32(spec, a, d)
             vals += (ptr, ptr, 0)
             vals += shape  # the native side converts (and range-checks) every value
             for s in strides:
@@ -88,6 +90,8 @@ def flat_values(abi, args, as_device_array=None):
                     raise LaunchError(f"argument '{spec['name']}': strides must be whole elements")
                 vals.append(s // item)
         else:
+            if spec.get("index32"):
+                _cuda.check_index32(spec, a)
             vals.append(a)
     return vals, keep
 

@@ -9,7 +9,7 @@ from .targets import TARGETS, Target  # noqa: F401
 PIPELINE_GPU = ("tessera-pipeline-mma,tessera-lower-tile-to-gpu{{arch={arch} num_warps={num_warps} num_stages={num_stages} "
                 "warp_specialize={ws}}},"
                 "arith-emulate-unsupported-floats{{source-types=f8E4M3FN target-type=f32}},tessera-expand-fp8,"
-                "canonicalize,cse")
+                "canonicalize,cse,tessera-narrow-index,canonicalize,cse")
 # sm_90a first marks TMA-able loads and WGMMA-able K loops
 PIPELINE_GPU_SM90 = "tessera-use-tma,tessera-use-wgmma{{num_warps={num_warps} warp_specialize={ws}}}," + PIPELINE_GPU
 PIPELINE_LLVM = ",".join([

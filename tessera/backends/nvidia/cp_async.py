@@ -72,21 +72,19 @@ def lower(kern, dst, src_window_op, shape, et, esz, bypass_l1, row_pitch=None):
                 scf.YieldOp([])
 
 
-def chunk_source(off0, offsets, coords, sizes, strides, c, bounds=True):
-    """(element offset, in-bounds element count or None) of the 16-byte chunk of a window whose tile
-    coordinates are `coords` (dim -> index; the last dim's is the chunk's first column): the count is
-    clamp(size - column, 0, c), 0 when an outer index is out of bounds; bounds=False: known inside."""
+def chunk_source(off0, offsets, coords, sizes, strides, c):
+    """(element offset, in-bounds element count) of the 16-byte chunk of a window whose tile coordinates
+    are `coords` (dim -> index; the last dim's is the chunk's first column): the count is
+    clamp(size - column, 0, c), 0 when an outer index is out of bounds."""
     lin, inb, last = off0, None, None
     for d, o in enumerate(offsets):
         g = arith.AddIOp(o, coords[d]).result if d in coords else o
         if d == len(offsets) - 1:
             last = g
-        elif bounds:
+        else:
             ok = arith.CmpIOp(arith.CmpIPredicate.ult, g, sizes[d]).result
             inb = ok if inb is None else arith.AndIOp(inb, ok).result
         lin = arith.AddIOp(lin, arith.MulIOp(g, strides[d]).result).result
-    if not bounds:
-        return lin, None
     left = arith.SubIOp(sizes[-1], arith.MinUIOp(last, sizes[-1]).result).result
     count = arith.MinUIOp(left, F.cidx(c)).result
     if inb is not None:

@@ -100,6 +100,7 @@ class Layout:
         self.tid = tid
         self.anchor = anchor  # cached values are built before this op, so they dominate every use
         self._lanes = {}
+        self._split = {}
 
     def frag_len(self, shape) -> int:
         return frag_len(shape, self.T, self.run)
@@ -150,6 +151,10 @@ class Layout:
     def unravel(self, shape, e=None):
         """Per-dim index vectors of the owned elements of a tile of this shape."""
         k = self.frag_len(shape)
+        if e is None:
+            split = self._split_unravel(shape, k)
+            if split is not None:
+                return split
         e = self.lanes(k) if e is None else e
         out = []
         for d in range(len(shape)):
@@ -158,6 +163,39 @@ class Layout:
             if d > 0:
                 v = arith.RemUIOp(v, splat(cidx(shape[d]), k)).result
             out.append(v)
+        return out
+
+    def _split_unravel(self, shape, k):
+        """The owned elements' per-dim indices as splat(thread part) + (slot constants) when the thread's
+        and the slot's parts of the flat index never carry into each other (checked for every thread and
+        slot), or None. Runs whose rows are whole tiles then share one column index (and its bounds test)."""
+        key = (tuple(shape), k)
+        if key in self._split:
+            return self._split[key]
+        v = self.vector_width(k)
+        t = np.arange(self.T, dtype=np.int64)[:, None] * v
+        c = np.array([(j // v) * self.T * v + j % v for j in range(k)], dtype=np.int64)[None, :]
+        parts = []
+        for d in range(len(shape)):
+            inner = numel(shape[d + 1:])
+            whole, tp, cp = (t + c) // inner, t // inner, c // inner
+            if d > 0:
+                whole, tp, cp = whole % shape[d], tp % shape[d], cp % shape[d]
+            if not np.array_equal(whole, tp + cp):
+                self._split[key] = None
+                return None
+            parts.append(cp[0].tolist())
+        out = []
+        with ir.InsertionPoint(self.anchor), self.anchor.location:
+            first = arith.MulIOp(self.tid, cidx(v)).result if v > 1 else self.tid
+            for d, consts in enumerate(parts):
+                inner = numel(shape[d + 1:])
+                x = arith.DivUIOp(first, cidx(inner)).result if inner != 1 else first
+                if d > 0:
+                    x = arith.RemUIOp(x, cidx(shape[d])).result
+                x = splat(x, k)
+                out.append(arith.AddIOp(x, vconst(consts, index_t())).result if any(consts) else x)
+        self._split[key] = out
         return out
 
 

@@ -59,6 +59,8 @@ class KernelGen(Base, Elementwise, Exprs, Stmts, Calls):
                                                                   for p in params])
                 f.attributes["tessera.whole_chunks"] = ir.ArrayAttr.get(
                     [ir.BoolAttr.get(bool(getattr(p, "whole_chunks", False))) for p in params])
+            if self.spec.index32:
+                f.attributes["tessera.index32"] = ir.UnitAttr.get()
             entry = f.add_entry_block()
         with ir.InsertionPoint(entry), self.loc(fdef):
             for p, barg in zip(params, entry.arguments):
