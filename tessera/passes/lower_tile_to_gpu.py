@@ -202,10 +202,14 @@ class _Kernel(MemoryLowering):
                     self.op_dense_constant(op)
                 elif n.startswith(_ELEMENTWISE):
                     tile_op = False
+                    single = all(_replicated(x) for x in op.operands if _is_tensor(x.type))
                     for r in op.results:
                         if _is_tensor(r.type):
+                            single = single and F.numel(ir.RankedTensorType(r.type).shape) == 1
                             r.set_type(self.frag_type(r.type))
                             tile_op = True
+                    if tile_op and single:
+                        op.attributes[REPLICATED] = ir.UnitAttr.get()
                     if tile_op and n in _CONTRACTIBLE and ("fastmath" not in op.attributes or
                                                            str(op.attributes["fastmath"]) == "#arith.fastmath<none>"):
                         # a·b + c may become one fma, as nvcc (-fmad=true) and Triton do by default
@@ -232,6 +236,12 @@ class _Kernel(MemoryLowering):
         for op in empties:
             op.erase()
 
+        def unmark(op):
+            if REPLICATED in op.attributes:
+                del op.attributes[REPLICATED]
+            return ir.WalkResult.ADVANCE
+        self.g.walk(unmark)
+
     def _replace(self, op, new):
         op.results[0].replace_all_uses_with(new)
         op.erase()
@@ -246,6 +256,8 @@ class _Kernel(MemoryLowering):
             return
         vt = self.frag_type(tt)
         new = arith.ConstantOp(vt, ir.DenseElementsAttr.get_splat(vt, attr.get_splat_value())).result
+        if F.numel(tt.shape) == 1:
+            new.owner.attributes[REPLICATED] = ir.UnitAttr.get()
         self._replace(op, new)
 
     def op_program_id(self, op):
@@ -299,10 +311,15 @@ class _Kernel(MemoryLowering):
         rt = ir.RankedTensorType(op.results[0].type)
         shape = list(rt.shape)
         k = self.layout.frag_len(shape)
-        if not isinstance(x.type, ir.VectorType):
+        if not isinstance(x.type, ir.VectorType) or _replicated(x):
             if "tessera.operand_types" in op.attributes:
                 del op.attributes["tessera.operand_types"]
-            self._replace(op, F.splat(x, k))
+            if isinstance(x.type, ir.VectorType):   # every thread holds the one element: no exchange
+                x = vector.ExtractOp(x, [], [0]).result
+            v = F.splat(x, k)
+            if F.numel(shape) == 1:
+                v.owner.attributes[REPLICATED] = ir.UnitAttr.get()
+            self._replace(op, v)
             return
         xs = list(ir.RankedTensorType(_operand_types(op)[0]).shape)
         buf = self._to_scratch(x, xs, rt.element_type)
@@ -396,6 +413,15 @@ class _Kernel(MemoryLowering):
         if start:
             e = arith.AddIOp(e, F.splat(F.cidx(start), k)).result
         self._replace(op, arith.IndexCastOp(ir.VectorType.get([k], rt.element_type), e).result)
+
+
+# a one-element tile that every thread holds (not only the owner of element 0): made from a scalar, or
+# elementwise from such tiles; broadcasting it needs no exchange through shared memory
+REPLICATED = "tessera.replicated"
+
+
+def _replicated(v) -> bool:
+    return not isinstance(v.owner, ir.Block) and REPLICATED in v.owner.attributes
 
 
 def _record_operand_types(kern):

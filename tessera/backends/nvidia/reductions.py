@@ -26,7 +26,8 @@ def lower(kern, op):
     rshape = [s for d, s in enumerate(xs) if d != axis]
     ident = _identity(kind, et)
     if not rshape and str(et) in ("f32", "i32"):
-        kern._replace(op, _shuffle_reduce(kern, x, xs, et, kind, is_f, ident))
+        kern._replace(op, _shuffle_reduce(kern, x, xs, et, kind, is_f, ident, reused=bool(kern.scratch_views)
+                                          or _in_loop(op)))
         return
     buf = kern._to_scratch(x, xs, et)
     if not rshape:
@@ -106,9 +107,20 @@ def _group_reduce(kern, buf, xs, axis, rshape, et, kind, is_f, ident, group):
     gpu.BarrierOp()
     return res
 
-def _shuffle_reduce(kern, x, xs, et, kind, is_f, ident):
+def _in_loop(op) -> bool:
+    p = op.parent
+    while p is not None and p.name != "gpu.func":
+        if p.name in ("scf.for", "scf.while", "scf.parallel"):
+            return True
+        p = p.parent
+    return False
+
+
+def _shuffle_reduce(kern, x, xs, et, kind, is_f, ident, reused=True):
     """Full reduction: per-thread fold, xor-butterfly over the warp, one value per warp
-    through shared memory, then every thread folds the warp values (uniform result)."""
+    through shared memory, then every thread folds the warp values (uniform result). reused: the
+    scratch area may still be read by an earlier exchange (or the previous iteration of a loop), so the
+    warp values wait for a barrier before they are written."""
     k = kern.layout.frag_len(xs)
     valid = kern.layout.valid(xs)
     if valid is not None:
@@ -126,7 +138,8 @@ def _shuffle_reduce(kern, x, xs, et, kind, is_f, ident):
     c32 = F.cidx(32)
     warp = arith.DivUIOp(kern.tid, c32).result
     lane0 = arith.CmpIOp(arith.CmpIPredicate.eq, arith.RemUIOp(kern.tid, c32).result, F.cidx(0)).result
-    gpu.BarrierOp()
+    if reused:
+        gpu.BarrierOp()
     ifop = scf.IfOp(lane0, [], has_else=False)
     with ir.InsertionPoint(ifop.then_block):
         memref.StoreOp(v, buf, [warp])
