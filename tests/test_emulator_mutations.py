@@ -258,12 +258,13 @@ def mm90_ignore_try_wait(ptx):
 def mm90_try_wait_wrong_parity(ptx):
     # wait on the opposite phase parity. On a GPU, a wait issued before the TMA lands returns at
     # once (the previous phase counts as complete: an early read), one issued after it waits for a
-    # phase that never comes (a hang). The parity is `bfe.u32 reg, x, pos, 1`; xor it with 1.
-    m = re.search(r"mbarrier\.try_wait\.parity\.shared\.b64\s+P1, \[%r\d+\], (%r\d+), ", ptx)
+    # phase that never comes (a hang). The parity register is set just before the wait's inline asm
+    # block; xor it with 1 there.
+    m = re.search(r"// begin inline asm\n(?:[^\n]*\n){0,4}?\s*mbarrier\.try_wait\.parity\.shared\.b64\s+P1, "
+                  r"\[%r\d+\], (%r\d+), ", ptx)
     assert m, "no mbarrier.try_wait.parity"
     reg = m.group(1)
-    return _sub(ptx, r"(bfe\.u32\s+" + re.escape(reg) + r", %r\d+, \d+, 1;\n)",
-                r"\1\txor.b32 \t" + reg + ", " + reg + ", 1;\n", count=1)
+    return ptx[:m.start()] + f"xor.b32 \t{reg}, {reg}, 1;\n\t" + ptx[m.start():]
 
 
 def mm90_wgmma_wait_group_1(ptx):

@@ -163,6 +163,22 @@ def test_grouped_program_order_covers_every_tile(target):
     _check(c, a.astype(np.float32) @ b.astype(np.float32), 1e-4)
 
 
+@pytest.mark.parametrize("bn,warps,ws", [(128, 4, False), (256, 8, False), (128, 8, True), (256, 12, True)])
+def test_wgmma_is_not_serialised_by_ptxas(bn, warps, ws):
+    """ptxas serialises every wgmma of a kernel (its warning C7515) when non-wgmma instructions define
+    accumulator registers between a wgmma and its wait in the code; the zero-trip path's zero accumulator
+    did (regression). Also: no division by num_stages in the loop (the slot and its phase are carried)."""
+    from tessera.backends.nvidia.ptxas import assemble
+    a, b = np.zeros((512, 512), bf16), np.zeros((512, 512), bf16)
+    c = np.zeros((512, 512), np.float32)
+    ck = ts.compile(matmul, a, b, c, target="sm_90a", BM=128, BN=bn, BK=64, num_warps=warps, warp_specialize=ws)
+    assert "wgmma.mma_async" in ck.asm["ptx"]
+    _, info = assemble(ck.asm["ptx"], "sm_90a")
+    assert "C7515" not in info["ptxas_log"], info["ptxas_log"]
+    if not ws:
+        assert "mul.hi" not in ck.asm["ptx"]
+
+
 @pytest.mark.parametrize("bm,bn,warps", [(128, 128, 8), (128, 256, 12), (256, 128, 12)])
 def test_warp_specialized_wgmma(bm, bn, warps):
     """warp_specialize=True on sm_90a: the last warpgroup is the TMA producer (its first thread issues every

@@ -271,13 +271,28 @@ class _Narrower:
                 out = arith.ConstantOp(t, _i32_attr(_op(owner).attributes["value"], t)).result
         else:
             with _after(v), loc:
-                src = v
                 if isinstance(v.type, ir.IndexType) and not self._fits(v) and self._decides(v):
-                    lo, hi = arith.ConstantOp(v.type, -LIMIT).result, arith.ConstantOp(v.type, LIMIT).result
-                    src = arith.MinSIOp(arith.MaxSIOp(v, lo).result, hi).result
-                out = arith.IndexCastOp(t, src).result
+                    out = self._saturated(v, t)
+                else:
+                    out = arith.IndexCastOp(t, v).result
         self.forms[v] = out
         return out
+
+    def _saturated(self, v, t):
+        """`v` clamped to ±2^30, as i32. A block offset `a * c` (a fitting and non-negative, c a positive
+        constant: `program_id * BLOCK`) clamps `a` instead, in 32 bits: min(a, ceil(2^30 / c)) * c, which is
+        `v` below 2^30 and at least 2^30 (out of bounds) above."""
+        op = None if isinstance(v.owner, ir.Block) else _op(v.owner)
+        if op is not None and op.name == "arith.muli":
+            for a, c in (tuple(op.operands), tuple(op.operands)[::-1]):
+                k = _const(c)
+                if k is not None and 0 < k < LIMIT and self._fits(a) and self._range(a)[0] >= 0:
+                    cap = -(-LIMIT // k)
+                    a32 = arith.MinUIOp(arith.IndexCastOp(t, a).result, arith.ConstantOp(t, cap).result).result
+                    return arith.MulIOp(a32, arith.ConstantOp(t, k).result,
+                                        overflowFlags=ir.Attribute.parse("#arith.overflow<nsw>")).result
+        lo, hi = arith.ConstantOp(v.type, -LIMIT).result, arith.ConstantOp(v.type, LIMIT).result
+        return arith.IndexCastOp(t, arith.MinSIOp(arith.MaxSIOp(v, lo).result, hi).result).result
 
     def _wants(self, op) -> bool:
         if op.name not in _NARROWABLE:

@@ -221,10 +221,18 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         with ir.InsertionPoint(roles.else_block) if ws else contextlib.nullcontext():
             if split:
                 nvvm.SetMaxRegisterOp(CONSUMER_REGS[groups], nvvm.SetMaxRegisterAction.increase)
-            acc0 = nvgpu.WarpgroupMmaInitAccumulatorOp(acc_t).result
-            new = scf.ForOp(lb, ub, step, [acc0])
+            guard = None
+            if not ws:
+                # a K loop that may not run: the accumulator's zeros for that case are made after the
+                # loop's last wait (ptxas serialises every wgmma when non-wgmma definitions of the
+                # accumulator registers lie between a wgmma and its wait in the code)
+                guard = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.ugt, nk, F.cidx(0)).result, [acc_t], has_else=True)
+            with ir.InsertionPoint(guard.then_block) if guard is not None else contextlib.nullcontext():
+                acc0 = nvgpu.WarpgroupMmaInitAccumulatorOp(acc_t).result
+                # carried: iteration i's slot (i % S) and the slot's phase ((i / S) % 2)
+                new = scf.ForOp(lb, ub, step, [acc0, F.cidx(0), F.cidx(0)])
     with ir.InsertionPoint(new.body), loop.location:
-        y = scf.YieldOp([new.inner_iter_args[0]])
+        y = scf.YieldOp(list(new.inner_iter_args))
     for op in list(old_body.operations):
         if op.operation.name == "scf.yield":
             continue
@@ -232,10 +240,9 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
     iv_old.replace_all_uses_with(new.induction_variable)
     with ir.InsertionPoint(y), loop.location:
         iv = new.induction_variable
-        i = arith.DivUIOp(arith.SubIOp(iv, lb).result, step).result
-        slot = arith.RemUIOp(i, F.cidx(stages)).result
-        parity = arith.CmpIOp(arith.CmpIPredicate.ne,
-                              arith.RemUIOp(arith.DivUIOp(i, F.cidx(stages)).result, F.cidx(2)).result, F.cidx(0)).result
+        _, slot, phase = list(new.inner_iter_args)
+        parity = arith.CmpIOp(arith.CmpIPredicate.ne, phase, F.cidx(0)).result
+        first_slot = arith.CmpIOp(arith.CmpIPredicate.eq, slot, F.cidx(0)).result
         nvgpu.MBarrierTryWaitParityOp(bar, parity, F.cidx(10000000), slot)
         a_at = slot_off(slot)
         if group is not None:             # this warpgroup's rows of A
@@ -247,28 +254,31 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         md = nvgpu.WarpgroupMmaOp(acc_t, gA, gB, new.inner_iter_args[0], transposeB=True, waitGroup=1).result
         # group i - 1 is retired for this thread: release slot (i - 1) % S on its empty barrier (no CTA
         # barrier: the other warps go on to iteration i + 1 while the slot is refilled)
-        prev = arith.RemUIOp(arith.AddIOp(i, F.cidx(stages - 1)).result, F.cidx(stages)).result
-        not_first = arith.CmpIOp(arith.CmpIPredicate.ugt, i, F.cidx(0)).result
+        prev = arith.SelectOp(first_slot, F.cidx(stages - 1), arith.SubIOp(slot, F.cidx(1)).result).result   # (i-1) % S
+        not_first = arith.CmpIOp(arith.CmpIPredicate.ne, iv, lb).result
         release = scf.IfOp(not_first, [], has_else=False)
         with ir.InsertionPoint(release.then_block):
             nvgpu.MBarrierArriveOp(empty, arith.AddIOp(prev, F.cidx(stages)).result)
             scf.YieldOp([])
         if not ws:
-            j = arith.AddIOp(i, F.cidx(stages - 1)).result
-            cond = arith.AndIOp(is0, arith.CmpIOp(arith.CmpIPredicate.ult, j, nk).result).result
+            iv_j = arith.AddIOp(iv, arith.MulIOp(F.cidx(stages - 1), step).result).result
+            cond = arith.AndIOp(is0, arith.CmpIOp(arith.CmpIPredicate.slt, iv_j, ub).result).result   # i + S - 1 runs
             refill = scf.IfOp(cond, [], has_else=False)
             with ir.InsertionPoint(refill.then_block):
                 # the slot's last reader was iteration i - 1: wait for that use's release (phase (i - 1) / S)
                 used = scf.IfOp(not_first, [], has_else=False)
                 with ir.InsertionPoint(used.then_block):
-                    i_prev = arith.SubIOp(i, F.cidx(1)).result
-                    ph = arith.CmpIOp(arith.CmpIPredicate.ne, arith.RemUIOp(
-                        arith.DivUIOp(i_prev, F.cidx(stages)).result, F.cidx(2)).result, F.cidx(0)).result
+                    # iteration i - 1's phase: the slot's, or the other one when i starts a round of slots
+                    ph = arith.CmpIOp(arith.CmpIPredicate.ne, arith.SelectOp(
+                        first_slot, arith.SubIOp(F.cidx(1), phase).result, phase).result, F.cidx(0)).result
                     nvgpu.MBarrierTryWaitParityOp(empty, ph, F.cidx(10000000), arith.AddIOp(prev, F.cidx(stages)).result)
                     scf.YieldOp([])
-                iv_j = arith.AddIOp(iv, arith.MulIOp(F.cidx(stages - 1), step).result).result
-                issue(arith.RemUIOp(j, F.cidx(stages)).result, new.induction_variable, iv_j, new.body, [])
+                issue(prev, new.induction_variable, iv_j, new.body, [])   # slot (i + S - 1) % S
                 scf.YieldOp([])
+        up = arith.AddIOp(slot, F.cidx(1)).result
+        wrap = arith.CmpIOp(arith.CmpIPredicate.eq, up, F.cidx(stages)).result
+        y.operands[1] = arith.SelectOp(wrap, F.cidx(0), up).result
+        y.operands[2] = arith.SelectOp(wrap, arith.SubIOp(F.cidx(1), phase).result, phase).result
     y.operands[0] = md
     result = new.results[0]
     if split:
@@ -298,11 +308,14 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
             scf.YieldOp([nvgpu.WarpgroupMmaInitAccumulatorOp(acc_t).result])
         result, after = roles.results[0], roles
     else:
-        after = new
+        with ir.InsertionPoint.after(new), loop.location:
+            nvvm.WgmmaWaitGroupSyncOp(0)          # the last group, before the accumulator is read
+            scf.YieldOp([new.results[0]])
+        with ir.InsertionPoint(guard.else_block), loop.location:
+            scf.YieldOp([nvgpu.WarpgroupMmaInitAccumulatorOp(acc_t).result])
+        result, after = guard.results[0], guard
     store = _direct_store(kern, loop, bm, bn)
     with ir.InsertionPoint.after(after), loop.location:
-        if not ws:
-            nvvm.WgmmaWaitGroupSyncOp(0)          # the last group, before the accumulator is read
         gpu.BarrierOp()   # every warpgroup's last group has read its slot before the epilogue overwrites the slots
         row_pitch = pitch if store is not None else bn   # rows PAD words apart for the direct copy
         at = F.cidx(base)
