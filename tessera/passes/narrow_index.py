@@ -302,6 +302,8 @@ class _Narrower:
             return bool(results) and isinstance(results[0].type, ir.VectorType)
         if not results and op.name != "arith.cmpi":
             return False
+        if op.name == "arith.cmpi" and all(self._fits(x) for x in op.operands):
+            return True       # a uniform comparison whose operands fit: one 32-bit compare instead of two
         if any(isinstance(r.type, ir.VectorType) for r in results):
             return True
         return any(x in self.hot for x in op.operands)
@@ -320,8 +322,11 @@ class _Narrower:
             if _is_index(r.type):
                 self._retype(r, self._type(r.type))
         if op.name in ("arith.addi", "arith.subi", "arith.muli"):
+            # no signed wrap, so LLVM may move the sign extension inward (a uniform part of an offset then
+            # joins the base address once): when the range fits, or when the value only addresses memory (an
+            # access runs only for a lane inside the tensor, whose offset and its partial sums fit)
             lo, hi = self._range(op.results[0])
-            if lo >= I32[0] and hi <= I32[1]:    # no signed wrap: LLVM may move the sign extension inward
+            if lo >= I32[0] and hi <= I32[1] or not self._decides(op.results[0]):
                 op.attributes["overflowFlags"] = ir.Attribute.parse("#arith.overflow<nsw>")
 
     def _retype(self, r, t):

@@ -328,15 +328,10 @@ class Calls:
         if not x.dtype.is_float or x.dtype.bits < 32:
             x = self.cast(x, dt.f32)
         m = self.reduce("max", x, axis, True, node)
-        e = self.unary_math("exp", self.binop("sub", x, m, node), node)
+        e = self.fast_exp(self.binop("sub", x, m, node), node)
         s = self.reduce("sum", e, axis, True, node)
-        # one division per row, then a multiply per element (as fast softmax kernels do; ≤ 1 ulp more error).
-        # The reciprocal may be approximate (`afn`): NVIDIA's rcp.approx (≤ 1 ulp, as Triton's division)
-        # instead of the IEEE rcp.rn and its slow-path subroutine; the CPU backend still divides exactly.
-        r = self.binop("truediv", 1.0, s, node)
-        if r.v.owner.name == "arith.divf":
-            r.v.owner.attributes["fastmath"] = ir.Attribute.parse("#arith.fastmath<afn>")
-        return self.binop("mul", e, r, node)
+        # one division per row, then a multiply per element (as fast softmax kernels do; ≤ 1 ulp more error)
+        return self.binop("mul", e, self.reciprocal(s, node), node)
 
     def b_tile_softmax(self, node, args, kwargs):
         a = _bind(node, self, "tile.softmax", [("x", _REQ), ("axis", -1)], args, kwargs)

@@ -264,6 +264,22 @@ class Elementwise:
             self.error(node, f"unknown math function '{fname}'")
         return self._wrap(x, ops[fname](x.v).result, x.dtype)
 
+    def reciprocal(self, x, node=None):
+        """1 / x, allowed to be approximate (`afn`): NVIDIA's rcp.approx (≤ 1 ulp, as Triton's division)
+        instead of the IEEE rcp.rn and its slow-path subroutine; the CPU backend still divides exactly."""
+        r = self.binop("truediv", 1.0, x, node)
+        if is_runtime(r) and r.v.owner.name == "arith.divf":
+            r.v.owner.attributes["fastmath"] = ir.Attribute.parse("#arith.fastmath<afn>")
+        return r
+
+    def fast_exp(self, x, node=None):
+        """exp(x), allowed to be approximate (`afn`: NVIDIA's ex2.approx of x·log2 e, ≤ 2 ulp, as Triton's
+        tl.exp): for the library functions built on it (sigmoid, softmax); `tile.exp` stays exact."""
+        r = self.unary_math("exp", x, node)
+        if is_runtime(r) and r.v.owner.name == "math.exp":
+            r.v.owner.attributes["fastmath"] = ir.Attribute.parse("#arith.fastmath<afn>")
+        return r
+
     def sigmoid(self, x, node=None, safe=False):
         if not is_runtime(x):
             return 1.0 / (1.0 + math.exp(-x))
@@ -271,11 +287,11 @@ class Elementwise:
         if not x.dtype.is_float:
             x = self.cast(x, dt.f32)
         if not safe:
-            e = self.unary_math("exp", self.unary_math("neg", x, node), node)
-            return self.binop("truediv", 1.0, self.binop("add", 1.0, e, node), node)
+            e = self.fast_exp(self.unary_math("neg", x, node), node)
+            return self.reciprocal(self.binop("add", 1.0, e, node), node)
         # exp of -|x| never overflows; pick e/(1+e) or 1/(1+e) by sign.
-        e = self.unary_math("exp", self.unary_math("neg", self.unary_math("abs", x, node), node), node)
-        pos = self.binop("truediv", 1.0, self.binop("add", 1.0, e, node), node)
+        e = self.fast_exp(self.unary_math("neg", self.unary_math("abs", x, node), node), node)
+        pos = self.reciprocal(self.binop("add", 1.0, e, node), node)
         neg = self.binop("mul", e, pos, node)
         return self.select(self.binop("ge", x, 0.0, node), pos, neg, node)
 
