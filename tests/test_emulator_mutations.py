@@ -160,8 +160,11 @@ def softmax_wrong_row_stride(ptx):
 
 # vector_add ---------------------------------------------------------------------------------------
 def vadd_run_test_always_passes(ptx):
-    # N = 300 holds whole 16-byte chunks, so each 4-element run has one bounds test (`column >= N`: skip);
-    # the tests never skip any more: runs past the end are loaded and stored
+    # N = 300 holds whole 16-byte chunks, so each 4-element run has one bounds test; the tests always
+    # pass now: runs past the end are loaded and stored
+    # (a predicated access tests `column < N` and runs when it holds; a branch tests `column >= N` and skips)
+    if re.search(r"setp\.lt\.u(32|64)\s+%p\d+, %r\w*\d+, %r\w*\d+;\n(?:[^\n]*\n){0,12}?\s*@%p\d+ ld\.global", ptx):
+        return _sub(ptx, r"setp\.lt\.u(32|64)(\s+%p\d+, )(%r\w*\d+), %r\w*\d+;", r"setp.eq.u\1\2\3, \3;")
     return _sub(ptx, r"setp\.ge\.u(32|64)(\s+%p\d+, )(%r\w*\d+), %r\w*\d+;", r"setp.ne.u\1\2\3, \3;")
 
 

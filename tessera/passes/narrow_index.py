@@ -341,8 +341,11 @@ class _Narrower:
             ops.append(_op(op))
             return ir.WalkResult.ADVANCE
         self.func.walk(collect, ir.WalkOrder.PRE_ORDER)
-        plan = []
+        plan, pointers = [], set()
         for op in ops:
+            if op.name == "memref.extract_aligned_pointer_as_index" or any(x in pointers for x in op.operands):
+                pointers.update(op.results)   # an address: stays 64-bit (its thread-dependent parts sign-extend)
+                continue
             if op.name in _THREAD:
                 self.hot.add(op.results[0])
             elif op.name == "scf.for":

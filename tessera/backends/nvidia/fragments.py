@@ -22,6 +22,7 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, memref, scf, vector
 
+from . import predicated
 from .common import elem_bytes
 
 
@@ -398,8 +399,18 @@ def load_runs(flat, lin, mask, passthru, k, elem, v, geometry=None):
     out = passthru
     runs = _geometry_runs(k, v, lin, geometry) if geometry is not None else \
         ((c, off, fast, (lambda bits=bits: (bits, lin))) for c, off, bits, fast in _runs(k, v, mask, lin))
+    predicate = geometry is not None and geometry.whole_runs and all(predicated.applies(n, elem)
+                                                                     for _, n in _pieces(v, esize))
     for c, off, fast, slow in runs:
         vt = ir.VectorType.get([v], elem)
+        if predicate:      # a run wholly in or out: predicated vector loads, no branch
+            run = _slice(passthru, c, v)
+            for i, n in _pieces(v, esize):
+                at = arith.AddIOp(off, cidx(i)).result if i else off
+                piece = predicated.load(flat, at, fast, run if n == v else _slice(run, i, n))
+                run = piece if n == v else _insert(piece, run, i)
+            out = _insert(run, out, c)
+            continue
         br = scf.IfOp(fast, [vt], has_else=True)
         with ir.InsertionPoint(br.then_block):
             run = _slice(passthru, c, v)
@@ -450,7 +461,14 @@ def store_runs(flat, lin, mask, value, k, v, geometry=None):
         return
     runs = _geometry_runs(k, v, lin, geometry) if geometry is not None else \
         ((c, off, fast, (lambda bits=bits: (bits, lin))) for c, off, bits, fast in _runs(k, v, mask, lin))
+    predicate = geometry is not None and geometry.whole_runs and all(
+        predicated.applies(n, ir.VectorType(value.type).element_type) for _, n in _pieces(v, esize))
     for c, off, fast, slow in runs:
+        if predicate:      # a run wholly in or out: predicated vector stores, no branch
+            for i, n in _pieces(v, esize):
+                at = arith.AddIOp(off, cidx(i)).result if i else off
+                predicated.store(flat, at, fast, _slice(value, c + i, n))
+            continue
         br = scf.IfOp(fast, [], has_else=True)
         with ir.InsertionPoint(br.then_block):
             for i, n in _pieces(v, esize):
