@@ -127,7 +127,7 @@ def _shuffle_reduce(kern, x, xs, et, kind, is_f, ident, reused=True):
         x = arith.SelectOp(valid, x, F.splat(ident, k)).result
     ck = vector.CombiningKind
     vkind = {"sum": ck.ADD, "max": ck.MAXIMUMF if is_f else ck.MAXSI, "min": ck.MINIMUMF if is_f else ck.MINSI}[kind]
-    v = vector.ReductionOp(et, vkind, x).result
+    v = vector.ReductionOp(et, vkind, x, acc=ident).result
     i32 = ir.IntegerType.get_signless(32)
     width = arith.ConstantOp(i32, 32).result
     for off in (16, 8, 4, 2, 1):
@@ -145,8 +145,8 @@ def _shuffle_reduce(kern, x, xs, et, kind, is_f, ident, reused=True):
         memref.StoreOp(v, buf, [warp])
         scf.YieldOp([])
     gpu.BarrierOp()
-    r = ident
-    for w in range(warps):
+    r = memref.LoadOp(buf, [F.cidx(0)]).result
+    for w in range(1, warps):
         r = _combine(kind, is_f, r, memref.LoadOp(buf, [F.cidx(w)]).result)
     # no barrier after these reads: every writer of the scratch area starts with one
     return r
@@ -156,7 +156,8 @@ def _identity(kind, et):
         bits = et.width
         v = 0 if kind == "sum" else (-(1 << (bits - 1)) if kind == "max" else (1 << (bits - 1)) - 1)
         return arith.ConstantOp(et, ir.IntegerAttr.get(et, v)).result
-    v = 0.0 if kind == "sum" else (float("-inf") if kind == "max" else float("inf"))
+    # -0.0, the additive identity of IEEE floats (x + -0.0 == x for every x, so LLVM drops it; not 0.0)
+    v = -0.0 if kind == "sum" else (float("-inf") if kind == "max" else float("inf"))
     return arith.ConstantOp(et, ir.FloatAttr.get(et, v)).result
 
 def _combine(kind, is_f, a, b):
