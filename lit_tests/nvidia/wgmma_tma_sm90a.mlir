@@ -13,25 +13,34 @@
 // GPU: nvgpu.tma.prefetch.descriptor
 // GPU: nvgpu.mbarrier.arrive.expect_tx {{.*}}, %c32768
 // GPU: nvgpu.tma.async.load
-// GPU: nvgpu.warpgroup.mma.init.accumulator
 // Barriers 0-2 are the slots' "full" barriers (thread 0 arms them), 3-5 their "empty" barriers (all 128
-// threads release). Iteration i waits for its slot, issues its wgmma group and waits until one group is
-// left in flight (the op's default waitGroup 1: no drain per K step); every thread releases the slot the
-// retired group read on its empty barrier, and thread 0 waits for that release (no CTA barrier) before
-// refilling it with the tiles of iteration i + 2 (k = iv + 2·64). wait_group 0 only after the loop.
-// GPU: scf.for %[[IV:[a-z0-9]+]] = {{.*}} iter_args
-// GPU: nvgpu.mbarrier.try_wait.parity
+// threads release). A K loop that may not run sits in an scf.if whose else branch makes the zero
+// accumulator (ptxas serialises every wgmma when other instructions define accumulator registers between
+// a wgmma and its wait). Iteration i's slot and phase are carried (no division by num_stages); it waits for
+// its slot, issues its wgmma group and waits until one group is left in flight (the op's default
+// waitGroup 1: no drain per K step); every thread releases the slot the retired group read, (i - 1) % 3, on
+// its empty barrier, and thread 0 waits for that release (no CTA barrier) before refilling it with the
+// tiles of iteration i + 2 (k = iv + 2·64). wait_group 0 only after the loop, inside the scf.if.
+// GPU: scf.if %{{.*}} -> (!nvgpu.warpgroup.accumulator
+// GPU: nvgpu.warpgroup.mma.init.accumulator
+// GPU: scf.for %[[IV:[a-z0-9]+]] = {{.*}} iter_args(%{{.*}} = %{{.*}}, %[[SLOT:[a-z0-9]+]] = %c0{{.*}}, %[[PHASE:[a-z0-9]+]] = %c0{{.*}})
+// GPU: %[[PARITY:.*]] = arith.cmpi ne, %[[PHASE]], %c0
+// GPU: nvgpu.mbarrier.try_wait.parity %{{.*}}[%[[SLOT]]], %[[PARITY]]
 // GPU: nvgpu.warpgroup.generate.descriptor
 // GPU: nvgpu.warpgroup.mma {{.*}} {transposeB}
 // GPU-NOT: gpu.barrier
 // GPU: nvgpu.mbarrier.arrive
 // GPU-NOT: gpu.barrier
-// GPU: nvgpu.mbarrier.try_wait.parity
 // GPU: %[[AHEAD:.*]] = arith.muli %c2{{.*}}, %c64{{.*}} : index
 // GPU: %[[K:.*]] = arith.addi %[[IV]], %[[AHEAD]] : index
+// GPU: nvgpu.mbarrier.try_wait.parity
 // GPU: nvgpu.tma.async.load %{{.*}}[%[[K]], %{{.*}}]
 // GPU: scf.yield
+// GPU-NOT: arith.divui
 // GPU: nvvm.wgmma.wait.group.sync.aligned 0
+// GPU-NEXT: scf.yield
+// GPU: } else {
+// GPU-NEXT: nvgpu.warpgroup.mma.init.accumulator
 // GPU: nvgpu.warpgroup.mma.store {{.*}} to memref<128x128xf32, strided<[136, 1]>, #gpu.address_space<workgroup>>
 // The epilogue (the accumulator's only use is a store of the whole tile to an aligned tensor) stores the
 // accumulator to shared memory with rows 136 words apart (bank-conflict-free), then copies it to C in

@@ -3,8 +3,9 @@
 // In a kernel specialised on small tensors (tessera.index32), per-thread index arithmetic becomes i32:
 // the thread id is truncated once; a block offset `program_id * c` that reaches a bounds test clamps
 // its program id (min(pid, 2^30 / c) * c), another uniform offset that does saturates to +-2^30, and one
-// that only addresses memory wraps; sizes truncate; sums and products whose range is known carry nsw;
-// accesses get the offset sign-extended back. Kernels without the attribute are left alone.
+// that only addresses memory wraps; sizes truncate; sums and products whose range is known, or that only
+// address memory, carry nsw; accesses get the offset sign-extended back. Kernels without the attribute
+// are left alone.
 // CHECK-LABEL: gpu.func @scale
 // CHECK: %[[TID:.*]] = gpu.thread_id x
 // CHECK-NEXT: %[[T32:.*]] = arith.index_cast %[[TID]] : index to i32
@@ -22,7 +23,7 @@
 // CHECK: %[[LANE:.*]] = arith.muli %[[T32]], %c4_i32 overflow<nsw> : i32
 // CHECK-NEXT: %[[I:.*]] = arith.addi %[[BASE]], %[[LANE]] overflow<nsw> : i32
 // CHECK-NEXT: %[[I64:.*]] = arith.index_cast %[[I]] : i32 to index
-// CHECK-NEXT: %[[J:.*]] = arith.addi %[[FAR32]], %[[LANE]] : i32
+// CHECK-NEXT: %[[J:.*]] = arith.addi %[[FAR32]], %[[LANE]] overflow<nsw> : i32
 // CHECK-NEXT: %[[J64:.*]] = arith.index_cast %[[J]] : i32 to index
 // CHECK-NEXT: %[[K:.*]] = arith.addi %[[SH32]], %[[LANE]] overflow<nsw> : i32
 // CHECK: %[[N:.*]] = arith.index_cast %{{.*}} : index to i32

@@ -357,6 +357,7 @@ class _Narrower:
                 op.attributes[_MARK] = ir.UnitAttr.get()   # Python objects and hashes of ops are not stable
                 self.hot.update(r for r in op.results if _is_index(r.type))
         plan = self._keep_shared_wide(plan)
+        self._ranges = {}   # ranges memoised while planning saw the ops before their operands were narrowed
         for op in plan:
             self.rewrite(op)
         self._extend_uses()
