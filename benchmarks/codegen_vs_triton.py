@@ -13,8 +13,8 @@ adds its own `--regAllocOptLevel=2`). Measured per kernel and target, tessera / 
   handles. GEMMs: the main K loop (the smallest backward branch whose body holds HMMA/HGMMA), its
   instructions divided by the BK steps one iteration does; the steps come from the MMA instructions'
   shapes (HMMA per warp, HGMMA per warpgroup) against BM·BN·BK, and the loop's MMA count is printed;
-- one launch in tessera's PTX emulator (warp instructions, global requests, 32-byte sectors per
-  request, shared bank conflicts) at small shapes on 256-byte-aligned arrays, Triton's PTX (its `.loc`
+- one launch in tessera's PTX emulator (warp instructions without mbarrier spin probes, which are
+  printed apart, global requests, 32-byte sectors per request, shared bank conflicts) at small shapes on 256-byte-aligned arrays, Triton's PTX (its `.loc`
   lines stripped) through the same low-level Machine; the outputs of the two runs are compared.
 Static counts are a proxy: no GPU timing is involved.
 
@@ -375,7 +375,7 @@ def _short(e):
 
 
 def _counters(rep):
-    return dict(warp_instructions=rep.warp_instructions, global_requests=rep.global_requests,
+    return dict(warp_instructions=rep.warp_instructions, spin_probes=rep.spin_probes, global_requests=rep.global_requests,
                 sectors_per_request=round(rep.sectors_per_request, 2), shared_bank_conflicts=rep.shared_bank_conflicts,
                 seconds=round(rep.seconds, 2), findings=sorted(rep.finding_counts.items()))
 
@@ -484,6 +484,8 @@ def print_tables(rows, target, emulate):
                 notes.append(f"{who} n/a: {e['error']}")
             elif e["findings"]:
                 notes.append(f"{who} findings: " + ", ".join(f"{k} ×{n}" for k, n in e["findings"]))
+            if e.get("spin_probes"):
+                notes.append(f"{who}: {e['spin_probes']:,} mbarrier spin probes not counted")
         print(f"| {r['kernel']} | {r['grid']} | " + " | ".join(cells) + f" | {'; '.join(notes) or '–'} |")
 
 

@@ -86,6 +86,9 @@ class Machine:
         self.slot_bits = [k.reg_bits[name] for name in k.reg_bits]
         self.steps = 0
         self.blocks = split_blocks(kernel)
+        # kernels that spin on mbarriers: retries after a failed probe count apart (report.spin_probes)
+        self.spins = any(i.opcode == "mbarrier" and any(m in ("try_wait", "test_wait") for m in i.mods)
+                         for b in self.blocks for i in b.instructions)
         self._current = None
 
     # -- findings --------------------------------------------------------------------------
@@ -312,6 +315,14 @@ class Machine:
         self.spin_clock = 0
         self.bank_memo = {}
 
+    def _count(self, report, warp_instructions, mask):
+        """Issued warp instructions: those of lanes retrying a failed mbarrier probe are spin probes (how many
+        a GPU issues depends on timing the emulator does not model)."""
+        if self.spins and self.spinning[mask].all():
+            report.spin_probes += warp_instructions
+        else:
+            report.warp_instructions += warp_instructions
+
     def active_warps(self, mask):
         if mask is None:
             return self.nwarps
@@ -365,7 +376,7 @@ class Machine:
                 if nf:
                     self.steps += nf
                     if self.counters:
-                        report.warp_instructions += nf * self.active_warps(em)
+                        self._count(report, nf * self.active_warps(em), mask)
                     self._em = em
                     for f in fns:
                         f(em)
@@ -385,7 +396,7 @@ class Machine:
                     self.fail("step-limit", term, f"more than {max_steps} steps (an infinite loop); raise max_steps "
                               "if the kernel is just long")
                 if self.counters:
-                    report.warp_instructions += self.active_warps(em)
+                    self._count(report, self.active_warps(em), mask)
                 if term.opcode in EXITS:
                     if term.pred is None:
                         live &= ~mask

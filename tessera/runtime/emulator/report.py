@@ -34,7 +34,9 @@ class EmulationReport:
     """`ck.emulate(...)`'s result. Counters are per run (all CTAs):
 
     - steps: instructions executed by groups of lanes (the emulator's own work unit);
-    - warp_instructions: instructions executed per warp with at least one active thread (what a GPU issues);
+    - warp_instructions: instructions executed per warp with at least one active thread (what a GPU issues),
+      except spin_probes: those of warps retrying a failed mbarrier probe (their number depends on timing
+      the emulator does not model: it runs a spinning lane only when nothing else can run);
     - global_requests / global_sectors: warp-level global memory instructions and the distinct 32-byte
       sectors they touch (sectors / requests = 4 for perfectly coalesced 4-byte accesses);
     - shared_requests / shared_wavefronts / shared_bank_conflicts: warp-level shared accesses, the
@@ -47,6 +49,7 @@ class EmulationReport:
     checks: bool
     steps: int = 0
     warp_instructions: int = 0
+    spin_probes: int = 0
     global_requests: int = 0
     global_sectors: int = 0
     shared_requests: int = 0
