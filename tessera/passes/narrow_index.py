@@ -36,10 +36,6 @@ _NARROWABLE = {f"arith.{n}" for n in ("addi", "subi", "muli", "divui", "divsi", 
     {f"vector.{n}" for n in ("broadcast", "splat", "extract", "insert", "shuffle", "extract_strided_slice",
                              "insert_strided_slice", "from_elements")}
 _THREAD = {"gpu.thread_id", "gpu.lane_id"}
-# uniform values that fit in i32 under the specialisation: truncation is exact
-_FITS = {"memref.extract_strided_metadata", "memref.dim", "gpu.block_id", "gpu.grid_dim", "gpu.block_dim",
-         "gpu.thread_id", "gpu.lane_id", "gpu.subgroup_id", "gpu.num_subgroups"}
-
 
 # narrowed ops that pass offsets on (a wrapped input wraps their result, which decides nothing)
 _LINEAR = {"arith.addi", "arith.subi", "arith.muli", "arith.select", "arith.constant"} | \
@@ -107,7 +103,6 @@ _RANGE = {
     **{f"vector.{n}": _union for n in ("broadcast", "splat", "extract", "insert", "shuffle", "extract_strided_slice",
                                         "insert_strided_slice", "from_elements")},
 }
-
 
 
 def _indexes_shared(op, number) -> bool:
@@ -424,8 +419,9 @@ def _i32_attr(attr, t):
         return ir.IntegerAttr.get(t, _clamp(ir.IntegerAttr(attr).value))
     d = ir.DenseIntElementsAttr(attr)
     shape = ir.VectorType(t).shape
-    if d.is_splat:  # noqa: SIM108
-        return ir.DenseElementsAttr.get_splat(t, ir.IntegerAttr.get(ir.IntegerType.get_signless(32), _clamp(ir.IntegerAttr(d.get_splat_value()).value)))
+    if d.is_splat:
+        one = _clamp(ir.IntegerAttr(d.get_splat_value()).value)
+        return ir.DenseElementsAttr.get_splat(t, ir.IntegerAttr.get(ir.IntegerType.get_signless(32), one))
     vals = np.array([_clamp(d[i]) for i in range(len(d))], dtype=np.int32).reshape(shape)
     return ir.DenseElementsAttr.get(vals, type=t)
 

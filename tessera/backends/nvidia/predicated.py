@@ -28,7 +28,8 @@ def _address(flat, at, elem):
     multiply-add into the base."""
     i64 = ir.IntegerType.get_signless(64)
     ptr_t = ir.Type.parse("!llvm.ptr")
-    base = llvm.IntToPtrOp(ptr_t, arith.IndexCastOp(i64, memref.ExtractAlignedPointerAsIndexOp(flat).result).result).result
+    address = arith.IndexCastOp(i64, memref.ExtractAlignedPointerAsIndexOp(flat).result).result
+    base = llvm.IntToPtrOp(ptr_t, address).result
     dyn = ir.IntegerAttr.get(ir.IntegerType.get_signless(32), -2147483648)   # GEP's "dynamic index" marker
     return llvm.GEPOp(ptr_t, base, [arith.IndexCastOp(i64, at).result], ir.DenseI32ArrayAttr.get([dyn.value]),
                       ir.TypeAttr.get(elem), None).result
