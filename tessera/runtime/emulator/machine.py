@@ -357,7 +357,10 @@ class Machine:
             if eager.any():
                 pick = eager
             else:
-                pick = runnable & (self.spin_stamp == self.spin_stamp[runnable].min())
+                # the longest-failed lane retries, with every spinning lane at its instruction (a warp probes
+                # together and leaves the wait together, as on a GPU, instead of lane by lane)
+                oldest = np.flatnonzero(runnable & (self.spin_stamp == self.spin_stamp[runnable].min()))[0]
+                pick = runnable & (pc == pc[oldest])
             cur = int(pc[pick].min())
             mask = pick & (pc == cur)
             later = live & ~mask & (pc > cur)
