@@ -54,7 +54,7 @@ class Specialisation:
         return index32(self.params)
 
     def arg_abi(self):
-        out = []
+        out, narrow = [], self.index32
         for p in self.params:
             if p.kind == "tensor":
                 spec = {"name": p.name, "kind": "tensor", "dtype": p.dtype.name, "rank": len(p.dims)}
@@ -62,12 +62,12 @@ class Specialisation:
                     spec["aligned"] = True
                 if getattr(p, "whole_chunks", False):
                     spec["whole_chunks"] = True
-                if self.index32:
+                if narrow:
                     spec["index32"] = True
                 out.append(spec)
             elif p.kind == "scalar":
                 spec = {"name": p.name, "kind": "scalar", "dtype": getattr(p.dtype, "name", p.dtype), "abi": p.abi_dtype.name}
-                if self.index32 and _int_scalar(p):
+                if narrow and _int_scalar(p):
                     spec["index32"] = True
                 out.append(spec)
         return out

@@ -2,7 +2,7 @@
 
 Assumes a `gpu.func` carrying `tessera.index32`: the launch's tensors are small (every in-bounds element
 offset, size and stride within 2^30 in magnitude) and so are its integer scalar arguments; the launchers
-check it (`runtime.cuda.check_index32`). Other functions are left alone.
+check it (`runtime.cuda.check_specialisation`). Other functions are left alone.
 
 What becomes 32-bit: every index value that differs between threads, i.e. vectors of index (the
 fragments' lanes, coordinates and offsets), `gpu.thread_id` / `gpu.lane_id`, and what arith and vector

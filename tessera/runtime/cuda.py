@@ -136,6 +136,15 @@ def check_aligned(spec, d):
                           "kernel itself (it compiles a variant for this layout) or pass a contiguous array")
 
 
+def check_specialisation(spec, value, d=None):
+    """What a compiled kernel was specialised on for an argument (`spec` from its ABI; `d` the device array
+    of a tensor) holds for this launch's value, else a LaunchError (every launcher runs this)."""
+    if spec.get("aligned"):
+        check_aligned(spec, d)
+    if spec.get("index32"):
+        check_index32(spec, value, d)
+
+
 def keep_by_arg(abi, args, index):
     if abi[index]["kind"] != "tensor":
         raise LaunchError(f"TMA descriptor for a non-tensor argument {abi[index]['name']}")
@@ -165,10 +174,7 @@ class CudaLauncher:
             if spec["kind"] == "tensor":
                 d = as_device_array(a)
                 keep.append(d)
-                if spec.get("aligned"):
-                    check_aligned(spec, d)
-                if spec.get("index32"):
-                    check_index32(spec, a, d)
+                check_specialisation(spec, a, d)
                 item = d.itemsize
                 if any(s % item for s in d.strides):
                     raise LaunchError(f"argument '{spec['name']}': strides must be whole elements")
@@ -177,8 +183,7 @@ class CudaLauncher:
                 packed += [np.int64(s) for s in d.shape]
                 packed += [np.int64(s // item) for s in d.strides]
             else:
-                if spec.get("index32"):
-                    check_index32(spec, a)
+                check_specialisation(spec, a)
                 packed.append(_SCALAR_NP[spec["abi"]](a))
         for arg, box_rows, box_cols in self.tma:  # TMA descriptors follow the user arguments
             d = keep_by_arg(self.abi, args, arg)

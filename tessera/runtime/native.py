@@ -79,10 +79,7 @@ def flat_values(abi, args, as_device_array=None):
             if len(shape) != spec["rank"]:
                 raise LaunchError(f"argument '{spec['name']}': expected rank {spec['rank']}, got {len(shape)}")
             ptr = d.data.ptr
-            if spec.get("aligned"):
-                _cuda.check_aligned(spec, d)
-            if spec.get("index32"):
-                _cuda.check_index32(spec, a, d)
+            _cuda.check_specialisation(spec, a, d)
             vals += (ptr, ptr, 0)
             vals += shape  # the native side converts (and range-checks) every value
             for s in strides:
@@ -90,8 +87,7 @@ def flat_values(abi, args, as_device_array=None):
                     raise LaunchError(f"argument '{spec['name']}': strides must be whole elements")
                 vals.append(s // item)
         else:
-            if spec.get("index32"):
-                _cuda.check_index32(spec, a)
+            _cuda.check_specialisation(spec, a)
             vals.append(a)
     return vals, keep
 

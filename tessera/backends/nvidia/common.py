@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from mlir import ir
+from mlir.dialects import arith
 
 
 def elem_bytes(t) -> int:
@@ -23,3 +24,12 @@ def arg_number(v):
         return ir.BlockArgument(v).arg_number
     except (ValueError, TypeError):
         return None
+
+
+def next_slot(slot, stages):
+    """(slot + 1 wrapped to 0 at `stages`, whether it wrapped): a pipeline's slot counter carried by its
+    loop, in the form tessera-narrow-index bounds (`up = slot + 1; up == stages ? 0 : up`)."""
+    index = ir.IndexType.get()
+    up = arith.AddIOp(slot, arith.ConstantOp(index, 1).result).result
+    wrap = arith.CmpIOp(arith.CmpIPredicate.eq, up, arith.ConstantOp(index, stages).result).result
+    return arith.SelectOp(wrap, arith.ConstantOp(index, 0).result, up).result, wrap

@@ -329,6 +329,13 @@ def _pieces(v, esize):
     return [(i, n) for i in range(0, v, n)]
 
 
+def _predicated(geometry, v, elem) -> bool:
+    """Runs of v elements go by predicated vector accesses: each is wholly in or out of bounds (the
+    whole-chunk specialisation) and its pieces are whole 32-bit words."""
+    return geometry is not None and geometry.whole_runs and all(predicated.applies(n, elem)
+                                                                for _, n in _pieces(v, elem_bytes(elem)))
+
+
 def _any(bits):
     some = bits[0]
     for b in bits[1:]:
@@ -399,8 +406,7 @@ def load_runs(flat, lin, mask, passthru, k, elem, v, geometry=None):
     out = passthru
     runs = _geometry_runs(k, v, lin, geometry) if geometry is not None else \
         ((c, off, fast, (lambda bits=bits: (bits, lin))) for c, off, bits, fast in _runs(k, v, mask, lin))
-    predicate = geometry is not None and geometry.whole_runs and all(predicated.applies(n, elem)
-                                                                     for _, n in _pieces(v, esize))
+    predicate = _predicated(geometry, v, elem)
     for c, off, fast, slow in runs:
         vt = ir.VectorType.get([v], elem)
         if predicate:      # a run wholly in or out: predicated vector loads, no branch
@@ -461,8 +467,7 @@ def store_runs(flat, lin, mask, value, k, v, geometry=None):
         return
     runs = _geometry_runs(k, v, lin, geometry) if geometry is not None else \
         ((c, off, fast, (lambda bits=bits: (bits, lin))) for c, off, bits, fast in _runs(k, v, mask, lin))
-    predicate = geometry is not None and geometry.whole_runs and all(
-        predicated.applies(n, ir.VectorType(value.type).element_type) for _, n in _pieces(v, esize))
+    predicate = _predicated(geometry, v, ir.VectorType(value.type).element_type)
     for c, off, fast, slow in runs:
         if predicate:      # a run wholly in or out: predicated vector stores, no branch
             for i, n in _pieces(v, esize):

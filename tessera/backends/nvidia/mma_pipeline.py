@@ -43,7 +43,7 @@ from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm, scf, vector
 from ...ir import builders as tb
 from ...passes import k_loops
 from . import fragments as F
-from .common import arg_number
+from .common import arg_number, next_slot
 from .operand_tiles import CHUNK, GlobalTile, swizzled_chunk
 from .wgmma import _clone_slice
 
@@ -178,12 +178,7 @@ def rewrite(kern, loop, stages, grid):
         start = slot_elems(slot)
         accs = compute(kern, Operand(start, A.cols), Operand(arith.AddIOp(start, F.cidx(B.offset_in_slot // esz)).result,
                                                               B.cols), et, wn, WM, WN, K, carried[:n_acc])
-
-        def advance(x):
-            up = arith.AddIOp(x, F.cidx(1)).result
-            wrap = arith.CmpIOp(arith.CmpIPredicate.eq, up, F.cidx(stages)).result
-            return arith.SelectOp(wrap, F.cidx(0), up).result
-        accs += [advance(slot), advance(refill_slot)]
+        accs += [next_slot(slot, stages)[0], next_slot(refill_slot, stages)[0]]
     for q, v in enumerate(accs):
         y.operands[q] = v
     _epilogue(kern, loop, list(new.results)[:n_acc], wm, wn, WM, WN)

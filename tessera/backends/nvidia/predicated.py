@@ -30,8 +30,8 @@ def _address(flat, at, elem):
     ptr_t = ir.Type.parse("!llvm.ptr")
     address = arith.IndexCastOp(i64, memref.ExtractAlignedPointerAsIndexOp(flat).result).result
     base = llvm.IntToPtrOp(ptr_t, address).result
-    dyn = ir.IntegerAttr.get(ir.IntegerType.get_signless(32), -2147483648)   # GEP's "dynamic index" marker
-    return llvm.GEPOp(ptr_t, base, [arith.IndexCastOp(i64, at).result], ir.DenseI32ArrayAttr.get([dyn.value]),
+    dynamic = -(1 << 31)   # GEP's marker for an index taken from the dynamic operands
+    return llvm.GEPOp(ptr_t, base, [arith.IndexCastOp(i64, at).result], ir.DenseI32ArrayAttr.get([dynamic]),
                       ir.TypeAttr.get(elem), None).result
 
 

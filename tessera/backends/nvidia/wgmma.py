@@ -24,7 +24,7 @@ from mlir.dialects import arith, builtin, gpu, memref, nvgpu, nvvm, scf
 
 from ...ir import builders as tb
 from . import fragments as F
-from .common import arg_number
+from .common import arg_number, next_slot
 
 PAD = 8   # f32 words added to each accumulator row in shared memory: the 4 rows of a half-warp's v2 stores hit 4 disjoint sets of 8 banks
 
@@ -275,9 +275,7 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
                     scf.YieldOp([])
                 issue(prev, new.induction_variable, iv_j, new.body, [])   # slot (i + S - 1) % S
                 scf.YieldOp([])
-        up = arith.AddIOp(slot, F.cidx(1)).result
-        wrap = arith.CmpIOp(arith.CmpIPredicate.eq, up, F.cidx(stages)).result
-        y.operands[1] = arith.SelectOp(wrap, F.cidx(0), up).result
+        y.operands[1], wrap = next_slot(slot, stages)
         y.operands[2] = arith.SelectOp(wrap, arith.SubIOp(F.cidx(1), phase).result, phase).result
     y.operands[0] = md
     result = new.results[0]
