@@ -17,4 +17,5 @@ PIPELINE_LLVM = ",".join([
     "gpu.module(convert-vector-to-scf,convert-scf-to-cf,convert-nvvm-to-llvm,expand-strided-metadata,lower-affine)",
     "nvvm-attach-target{{chip={chip} features=+ptx80 O=3}}",
     "gpu.module(convert-gpu-to-nvvm,canonicalize,cse,reconcile-unrealized-casts)",
+    "tessera-tma-shared-address",
 ])
