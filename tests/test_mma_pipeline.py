@@ -133,10 +133,14 @@ def test_f16_wgmma_in_emulator():
 
 @pytest.mark.parametrize("bm,bn,warps,mma", [(128, 256, 8, "m64n256k16"), (256, 128, 8, "m64n128k16"),
                                              (128, 128, 8, "m64n128k16"), (64, 256, 4, "m64n256k16"),
-                                             (64, 64, 4, "m64n64k16")])
+                                             (64, 64, 4, "m64n64k16"), (128, 64, 4, "m64n64k16"),
+                                             (64, 24, 4, "m64n24k16"), (128, 200, 8, "m64n200k16"),
+                                             (64, 8, 4, "m64n8k16")])
 def test_wgmma_tile_shapes_and_two_warpgroups(bm, bn, warps, mma):
-    """sm_90a TMA + wgmma beyond 128x128 / 4 warps: BM a multiple of 64 per warpgroup, BN a multiple of 64
-    up to 256, one or two consumer warpgroups; ragged M and N edges come from TMA's zero fill."""
+    """sm_90a TMA + wgmma beyond 128x128 / 4 warps: BM a multiple of 64 per warpgroup, BN a multiple of 8
+    up to 256 (B arrives as whole 64-column boxes), one or two consumer warpgroups; ragged M and N edges
+    come from TMA's zero fill. 128x64 on one warpgroup: two 64-row accumulators, each stored at its own
+    rows (nvgpu's store of one 128-row accumulator put the second half BN/2 rows down: a race)."""
     rng = np.random.default_rng(bm + bn + warps)
     m, k, n = bm + 72, 320, bn + 64
     a, b = _rand(rng, (m, k), bf16), _rand(rng, (k, n), bf16)
@@ -163,7 +167,8 @@ def test_grouped_program_order_covers_every_tile(target):
     _check(c, a.astype(np.float32) @ b.astype(np.float32), 1e-4)
 
 
-@pytest.mark.parametrize("bn,warps,ws", [(128, 4, False), (256, 8, False), (128, 8, True), (256, 12, True)])
+@pytest.mark.parametrize("bn,warps,ws", [(128, 4, False), (256, 8, False), (128, 8, True), (256, 12, True),
+                                         (64, 4, False), (40, 8, True)])
 def test_wgmma_is_not_serialised_by_ptxas(bn, warps, ws):
     """ptxas serialises every wgmma of a kernel (its warning C7515) when non-wgmma instructions define
     accumulator registers between a wgmma and its wait in the code; the zero-trip path's zero accumulator

@@ -17,8 +17,9 @@
 // threads release). A K loop that may not run sits in an scf.if whose else branch makes the zero
 // accumulator (ptxas serialises every wgmma when other instructions define accumulator registers between
 // a wgmma and its wait). Iteration i's slot and phase are carried (no division by num_stages); it waits for
-// its slot, issues its wgmma group and waits until one group is left in flight (the op's default
-// waitGroup 1: no drain per K step); every thread releases the slot the retired group read, (i - 1) % 3, on
+// its slot, issues one wgmma group per 64 rows of the accumulator (two 64x128 accumulators: nvgpu's store
+// of a taller one misplaces its second half) and waits until this iteration's groups are the only ones in
+// flight (wait_group 2 after the second; the first's wait, 3, waits for nothing): no drain per K step; every thread releases the slot the retired group read, (i - 1) % 3, on
 // its empty barrier, and thread 0 waits for that release (no CTA barrier) before refilling it with the
 // tiles of iteration i + 2 (k = iv + 2·64). wait_group 0 only after the loop, inside the scf.if.
 // GPU: scf.if %{{.*}} -> (!nvgpu.warpgroup.accumulator
@@ -27,7 +28,8 @@
 // GPU: %[[PARITY:.*]] = arith.cmpi ne, %[[PHASE]], %c0
 // GPU: nvgpu.mbarrier.try_wait.parity %{{.*}}[%[[SLOT]]], %[[PARITY]]
 // GPU: nvgpu.warpgroup.generate.descriptor
-// GPU: nvgpu.warpgroup.mma {{.*}} {transposeB}
+// GPU: nvgpu.warpgroup.mma {{.*}} {transposeB, waitGroup = 3 : i64}
+// GPU: nvgpu.warpgroup.mma {{.*}} {transposeB, waitGroup = 2 : i64}
 // GPU-NOT: gpu.barrier
 // GPU: nvgpu.mbarrier.arrive
 // GPU-NOT: gpu.barrier
@@ -41,7 +43,8 @@
 // GPU-NEXT: scf.yield
 // GPU: } else {
 // GPU-NEXT: nvgpu.warpgroup.mma.init.accumulator
-// GPU: nvgpu.warpgroup.mma.store {{.*}} to memref<128x128xf32, strided<[136, 1]>, #gpu.address_space<workgroup>>
+// GPU: nvgpu.warpgroup.mma.store {{.*}} to memref<64x128xf32, strided<[136, 1]>, #gpu.address_space<workgroup>>
+// GPU: nvgpu.warpgroup.mma.store {{.*}} to memref<64x128xf32, strided<[136, 1]>, #gpu.address_space<workgroup>>
 // The epilogue (the accumulator's only use is a store of the whole tile to an aligned tensor) stores the
 // accumulator to shared memory with rows 136 words apart (bank-conflict-free), then copies it to C in
 // 16-byte pieces, element by element only at ragged edges.
@@ -96,7 +99,9 @@
 // PTX: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16
 // (the PTX is one escaped string in the gpu.binary: tabs are \09)
 // PTX: wgmma.commit_group.sync.aligned;
-// PTX-SAME: wgmma.wait_group.sync.aligned \091;
+// PTX-SAME: wgmma.wait_group.sync.aligned \093;
+// PTX-SAME: wgmma.commit_group.sync.aligned;
+// PTX-SAME: wgmma.wait_group.sync.aligned \092;
 // PTX-SAME: mbarrier.arrive.shared.b64
 // PTX-SAME: wgmma.wait_group.sync.aligned \090;
 // PTX-SAME: ld.shared.v4

@@ -2,8 +2,8 @@
 
 A `tile.load` qualifies (gets the `tessera.tma` unit attribute) when it reads a rank-2 window of a
 rank-2 kernel argument with nothing squeezed, without mask/other, its element type is 16-bit, its
-inner extent is 64 elements (one 128-byte swizzle row), its outer extent is at most 256 (the TMA box
-limit), and the kernel was specialised on that argument being TMA-compatible (`tessera.tma_ok` on
+inner extent is a multiple of 8 elements up to 256 (whole 16-byte chunks; the copies are 64-column
+boxes, one 128-byte swizzle row each), its outer extent is at most 256 (the TMA box limit), and the kernel was specialised on that argument being TMA-compatible (`tessera.tma_ok` on
 the function, one bool per argument: unit inner stride, 16-byte aligned base and strides).
 The loads stay tile.load; `tessera-use-wgmma` and `tessera-lower-tile-to-gpu` act on the mark.
 """
@@ -35,7 +35,7 @@ def eligible(load_op, tma_ok) -> bool:
         return False
     if str(elem) not in ("bf16", "f16"):
         return False
-    return shape[1] % 64 == 0 and shape[1] <= 256 and 0 < shape[0] <= 256
+    return shape[1] % 8 == 0 and shape[1] <= 256 and 0 < shape[0] <= 256
 
 
 def run(module_op):

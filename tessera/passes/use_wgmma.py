@@ -4,7 +4,8 @@ The loop gets `tessera.wgmma` when it is a K loop (`k_loops.match`: one tile.mma
 window loads, the accumulator the only loop-carried value) whose loads are TMA-marked
 (`tessera-use-tma`) BM×64 A and 64×BN B tiles of the same 16-bit type, whose accumulator starts as
 zeros, and the CTA is one or two consumer warpgroups (num_warps 4 or 8) that split BM: BM a multiple
-of 64 per warpgroup, BN a multiple of 64 (the 128-byte swizzled TMA boxes of B) up to 256, and at most
+of 64 per warpgroup, BN a multiple of 8 up to 256 (wgmma's N; B still arrives as 128-byte swizzled TMA boxes of 64
+columns, the last one partly unused), and at most
 128 accumulator registers per thread ((BM / warpgroups)·BN ≤ 16384).
 `tessera-lower-tile-to-gpu{arch=sm_90a}` then lowers the loop to TMA loads into `num_stages`
 shared-memory slots with mbarriers and `wgmma.mma_async`. With `warp_specialize=1` one more warpgroup
@@ -21,7 +22,7 @@ name = "tessera-use-wgmma"
 
 def tile_ok(bm, bn, bk, warpgroups) -> bool:
     rows = bm // warpgroups
-    return bk == 64 and bm % (64 * warpgroups) == 0 and bm <= 256 and bn % 64 == 0 and 64 <= bn <= 256 \
+    return bk == 64 and bm % (64 * warpgroups) == 0 and bm <= 256 and bn % 8 == 0 and 8 <= bn <= 256 \
         and rows * bn <= 16384
 
 

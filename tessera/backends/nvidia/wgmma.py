@@ -2,13 +2,16 @@
 mbarrier waits and `wgmma.mma_async` on f32 warpgroup accumulators.
 
 Mirrors the verified probe kernel (reference/mlir-nvidia-probe.md §1), generalised to BM×64 A and
-64×BN B tiles: A is one BM×64 box and B BN/64 boxes of 64×64, all 128-byte swizzled. With two
+64×BN B tiles, BN any multiple of 8 up to 256: A is one BM×64 box and B ⌈BN/64⌉ boxes of 64×64, all
+128-byte swizzled (wgmma's N = BN reads the first BN columns; TMA zero-fills past the tensor). With two
 consumer warpgroups (8 warps) warpgroup g computes rows g·BM/2 .. of the tile from the same slots
-(its A descriptor starts BM/2 rows in); each warpgroup holds (BM / warpgroups)×BN accumulators. thread 0 arms the slot's mbarrier with
-the transaction bytes and issues the copies, every thread waits on the slot's parity, then the
-warpgroup issues the wgmma group of iteration i (B transposed, as it is K×N row-major) and waits
-until one group is left in flight (`wgmma.wait_group 1`), so the tensor pipe never drains inside the
-loop; every thread then arrives on the "empty" mbarrier of the slot the retired group i - 1 read, and
+(its A descriptor starts BM/2 rows in); each warpgroup holds (BM / warpgroups)×BN accumulators, as
+one 64×BN accumulator per 64 rows (nvgpu's store of a taller accumulator puts its second 64-row
+block BN/2 rows down, so each block is its own wgmma chain and store). thread 0 arms the slot's
+mbarrier with the transaction bytes and issues the copies, every thread waits on the slot's parity,
+then the warpgroup issues the wgmma groups of iteration i (B transposed, as it is K×N row-major) and
+waits until only iteration i's groups are in flight (`wgmma.wait_group 1` for one accumulator), so
+the tensor pipe never drains inside the loop; every thread then arrives on the "empty" mbarrier of the slot the retired group i - 1 read, and
 thread 0 waits for that release (no CTA barrier) before refilling the slot with the loads of iteration
 i + num_stages - 1. After the loop `wgmma.wait_group 0`, then the accumulator goes
 through shared memory into the fragment layout.
@@ -144,7 +147,11 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
     ws = kern.warp_specialize
     groups = kern.T // 128 - (1 if ws else 0)   # consumer warpgroups (with ws the last one produces)
     rows = bm // groups                  # accumulator rows per warpgroup
-    a_bytes, slot_bytes, pitch = bm * 128, bm * 128 + bn * 128, bn + PAD
+    # one accumulator per 64 rows: nvgpu's store of a taller accumulator places its second 64-row block
+    # BN/2 rows down (not 64), so each block is its own wgmma chain and its own store
+    parts = rows // 64
+    boxes = -(-bn // 64)                 # B arrives as whole 64-column boxes; wgmma reads the first bn columns
+    a_bytes, slot_bytes, pitch = bm * 128, bm * 128 + boxes * 8192, bn + PAD
     space = "#gpu.address_space<workgroup>"
     tmA = _t(f"!nvgpu.tensormap.descriptor<tensor = memref<{bm}x64x{et}, 3>, swizzle = swizzle_128b, "
              "l2promo = none, oob = zero, interleave = none>")
@@ -153,12 +160,12 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
     # barriers 0..S-1 "full" (thread 0 arms them, the TMA completes them), S..2S-1 "empty" (every thread
     # arrives once its wgmma group that read the slot retired); one group: CSE would merge two creates
     bar_t = _t(f"!nvgpu.mbarrier.group<memorySpace = {space}, num_barriers = {2 * stages}>")
-    acc_t = _t(f"!nvgpu.warpgroup.accumulator<fragmented = vector<{rows}x{bn}xf32>>")
+    acc_t = _t(f"!nvgpu.warpgroup.accumulator<fragmented = vector<64x{bn}xf32>>")
     sA_t = _t(f"memref<{bm}x64x{et}, {space}>")
-    sAw_t = _t(f"memref<{rows}x64x{et}, {space}>")
+    sAw_t = _t(f"memref<64x64x{et}, {space}>")
     sB_t = _t(f"memref<64x{bn}x{et}, {space}>")
     sBh_t = _t(f"memref<64x64x{et}, {space}>")
-    dA_t = _t(f"!nvgpu.warpgroup.descriptor<tensor = memref<{rows}x64x{et}, 3>>")
+    dA_t = _t(f"!nvgpu.warpgroup.descriptor<tensor = memref<64x64x{et}, 3>>")
     dB_t = _t(f"!nvgpu.warpgroup.descriptor<tensor = memref<64x{bn}x{et}, 3>>")
     base = kern.reserve(max(stages * slot_bytes, bm * pitch * 4), 1024)
     old_body = loop.regions[0].blocks[0]
@@ -181,7 +188,7 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         n_0 = _clone_slice(vb.operands[2], iv_src, iv_new, block, memo)
         nvgpu.MBarrierArriveExpectTxOp(bar, F.cidx(slot_bytes), slot)
         nvgpu.TmaAsyncLoadOp(view(sA_t, slot_off(slot)), bar, dA, [k_a, m_0], slot)
-        for j in range(bn // 64):
+        for j in range(boxes):
             n_j = arith.AddIOp(n_0, F.cidx(64 * j)).result if j else n_0
             nvgpu.TmaAsyncLoadOp(view(sBh_t, slot_off(slot, a_bytes + 8192 * j)), bar, dB, [n_j, k_b], slot)
 
@@ -217,7 +224,7 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         split = ws and _only_store_follows(kern, loop, bm, bn)
         if ws:   # the producer warpgroup's branch is filled in below, once the consumers' loop exists
             producer = arith.CmpIOp(arith.CmpIPredicate.uge, kern.tid, F.cidx(groups * 128)).result
-            roles = scf.IfOp(producer, [] if split else [acc_t], has_else=True)
+            roles = scf.IfOp(producer, [] if split else [acc_t] * parts, has_else=True)
         with ir.InsertionPoint(roles.else_block) if ws else contextlib.nullcontext():
             if split:
                 nvvm.SetMaxRegisterOp(CONSUMER_REGS[groups], nvvm.SetMaxRegisterAction.increase)
@@ -226,11 +233,11 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
                 # a K loop that may not run: the accumulator's zeros for that case are made after the
                 # loop's last wait (ptxas serialises every wgmma when non-wgmma definitions of the
                 # accumulator registers lie between a wgmma and its wait in the code)
-                guard = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.ugt, nk, F.cidx(0)).result, [acc_t], has_else=True)
+                guard = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.ugt, nk, F.cidx(0)).result, [acc_t] * parts, has_else=True)
             with ir.InsertionPoint(guard.then_block) if guard is not None else contextlib.nullcontext():
-                acc0 = nvgpu.WarpgroupMmaInitAccumulatorOp(acc_t).result
+                acc0 = [nvgpu.WarpgroupMmaInitAccumulatorOp(acc_t).result for _ in range(parts)]
                 # carried: iteration i's slot (i % S) and the slot's phase ((i / S) % 2)
-                new = scf.ForOp(lb, ub, step, [acc0, F.cidx(0), F.cidx(0)])
+                new = scf.ForOp(lb, ub, step, [*acc0, F.cidx(0), F.cidx(0)])
     with ir.InsertionPoint(new.body), loop.location:
         y = scf.YieldOp(list(new.inner_iter_args))
     for op in list(old_body.operations):
@@ -240,18 +247,24 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
     iv_old.replace_all_uses_with(new.induction_variable)
     with ir.InsertionPoint(y), loop.location:
         iv = new.induction_variable
-        _, slot, phase = list(new.inner_iter_args)
+        *accs, slot, phase = list(new.inner_iter_args)
         parity = arith.CmpIOp(arith.CmpIPredicate.ne, phase, F.cidx(0)).result
         first_slot = arith.CmpIOp(arith.CmpIPredicate.eq, slot, F.cidx(0)).result
         nvgpu.MBarrierTryWaitParityOp(bar, parity, F.cidx(10000000), slot)
         a_at = slot_off(slot)
         if group is not None:             # this warpgroup's rows of A
             a_at = arith.AddIOp(a_at, arith.MulIOp(group, F.cidx(rows * 128)).result).result
-        gA = nvgpu.WarpgroupGenerateDescriptorOp(dA_t, view(sAw_t, a_at), dA).result
         gB = nvgpu.WarpgroupGenerateDescriptorOp(dB_t, view(sB_t, slot_off(slot, a_bytes)), dB).result
-        # commit, then wait until one group is left in flight: the MMAs of iteration i run on while the
-        # slot of iteration i - 1 (whose group that wait retired) is refilled
-        md = nvgpu.WarpgroupMmaOp(acc_t, gA, gB, new.inner_iter_args[0], transposeB=True, waitGroup=1).result
+        # each part commits its group; the last waits until this iteration's groups are the only ones in
+        # flight: the MMAs of iteration i run on while the slot of iteration i - 1 (whose groups that wait
+        # retired) is refilled. (nvgpu always waits after a commit: the earlier parts wait for nothing,
+        # at most parts + p + 1 groups being in flight after part p's commit.)
+        md = []
+        for p, acc in enumerate(accs):
+            at = arith.AddIOp(a_at, F.cidx(p * 64 * 128)).result if p else a_at
+            gA = nvgpu.WarpgroupGenerateDescriptorOp(dA_t, view(sAw_t, at), dA).result
+            md.append(nvgpu.WarpgroupMmaOp(acc_t, gA, gB, acc, transposeB=True,
+                                           waitGroup=parts if p == parts - 1 else parts + p + 1).result)
         # group i - 1 is retired for this thread: release slot (i - 1) % S on its empty barrier (no CTA
         # barrier: the other warps go on to iteration i + 1 while the slot is refilled)
         prev = arith.SelectOp(first_slot, F.cidx(stages - 1), arith.SubIOp(slot, F.cidx(1)).result).result   # (i-1) % S
@@ -275,10 +288,11 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
                     scf.YieldOp([])
                 issue(prev, new.induction_variable, iv_j, new.body, [])   # slot (i + S - 1) % S
                 scf.YieldOp([])
-        y.operands[1], wrap = next_slot(slot, stages)
-        y.operands[2] = arith.SelectOp(wrap, arith.SubIOp(F.cidx(1), phase).result, phase).result
-    y.operands[0] = md
-    result = new.results[0]
+        y.operands[parts], wrap = next_slot(slot, stages)
+        y.operands[parts + 1] = arith.SelectOp(wrap, arith.SubIOp(F.cidx(1), phase).result, phase).result
+    for p in range(parts):
+        y.operands[p] = md[p]
+    results = list(new.results)[:parts]
     if split:
         with ir.InsertionPoint.after(new), loop.location:
             wait = nvvm.WgmmaWaitGroupSyncOp(0)
@@ -297,21 +311,16 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
         kern.consumer_regions.append((roles.operation, groups * 128))
         kern.g.attributes["nvvm.maxnreg"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(32), MAX_REGS[kern.T])
         after = wait
-    elif ws:
-        with ir.InsertionPoint.after(new), loop.location:
-            nvvm.WgmmaWaitGroupSyncOp(0)
-            scf.YieldOp([new.results[0]])
-        with ir.InsertionPoint(roles.then_block), loop.location:
-            _produce(kern, groups, stages, lb, ub, step, empty, new, issue)
-            scf.YieldOp([nvgpu.WarpgroupMmaInitAccumulatorOp(acc_t).result])
-        result, after = roles.results[0], roles
     else:
         with ir.InsertionPoint.after(new), loop.location:
             nvvm.WgmmaWaitGroupSyncOp(0)          # the last group, before the accumulator is read
-            scf.YieldOp([new.results[0]])
-        with ir.InsertionPoint(guard.else_block), loop.location:
-            scf.YieldOp([nvgpu.WarpgroupMmaInitAccumulatorOp(acc_t).result])
-        result, after = guard.results[0], guard
+            scf.YieldOp(results)
+        other = roles if ws else guard            # the producer's (empty) accumulator, or the zero-trip one
+        with ir.InsertionPoint(other.then_block if ws else other.else_block), loop.location:
+            if ws:
+                _produce(kern, groups, stages, lb, ub, step, empty, new, issue)
+            scf.YieldOp([nvgpu.WarpgroupMmaInitAccumulatorOp(acc_t).result for _ in range(parts)])
+        results, after = list(other.results), other
     store = _direct_store(kern, loop, bm, bn)
     with ir.InsertionPoint.after(after), loop.location:
         gpu.BarrierOp()   # every warpgroup's last group has read its slot before the epilogue overwrites the slots
@@ -321,18 +330,20 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
             # the store's lowering places a thread's rows by its warp index (16·warp, not modulo the
             # warpgroup), i.e. warpgroup g already 64·g rows down: shift by the rest of its g·rows
             at = arith.AddIOp(at, arith.MulIOp(group, F.cidx((rows - 64) * row_pitch * 4)).result).result
-        # (the verifier wants the accumulator's shape; warpgroup 1's rows lie past it, inside the region)
-        padded = view(_t(f"memref<{rows}x{row_pitch}xf32, {space}>"), at)
-        sD = memref.SubViewOp(_t(f"memref<{rows}x{bn}xf32, strided<[{row_pitch}, 1]>, {space}>"), padded,
-                              [], [], [], [0, 0], [rows, bn], [1, 1]).result
+        consumer = None
         if ws and not split:    # the producer's (empty) accumulator stays out of the tile
             consumer = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.ult, kern.tid, F.cidx(groups * 128)).result, [],
                                 has_else=False)
-            with ir.InsertionPoint(consumer.then_block):
-                nvgpu.WarpgroupMmaStoreOp(result, sD)
+        with ir.InsertionPoint(consumer.then_block) if consumer is not None else contextlib.nullcontext():
+            for p, acc in enumerate(results):
+                # (the verifier wants the accumulator's shape; warpgroup 1's rows lie past it, inside the region)
+                padded = view(_t(f"memref<64x{row_pitch}xf32, {space}>"),
+                              arith.AddIOp(at, F.cidx(p * 64 * row_pitch * 4)).result if p else at)
+                sD = memref.SubViewOp(_t(f"memref<64x{bn}xf32, strided<[{row_pitch}, 1]>, {space}>"), padded,
+                                      [], [], [], [0, 0], [64, bn], [1, 1]).result
+                nvgpu.WarpgroupMmaStoreOp(acc, sD)
+            if consumer is not None:
                 scf.YieldOp([])
-        else:
-            nvgpu.WarpgroupMmaStoreOp(result, sD)
         gpu.BarrierOp()
         if store is None:
             flat = view(_t(f"memref<{bm * bn}xf32, {space}>"), F.cidx(base))
