@@ -271,9 +271,10 @@ def mm90_try_wait_wrong_parity(ptx):
 
 
 def mm90_wgmma_wait_group_1(ptx):
-    # the K loop's `wgmma.wait_group 1` -> `2`: the group of the previous K step may still read its
-    # shared stage when this iteration's TMA refills that stage
-    return _sub(ptx, r"(wgmma\.wait_group\.sync\.aligned\s+)1;", r"\g<1>2;", count=1)
+    # the K loop's last `wgmma.wait_group 2` -> `3` (128x128 on one warpgroup: two 64-row accumulators,
+    # two groups per K step): a group of the previous K step may still read its shared stage when this
+    # iteration's TMA refills that stage
+    return _sub(ptx, r"(wgmma\.wait_group\.sync\.aligned\s+)2;", r"\g<1>3;", count=1)
 
 
 def mm90_tma_coords_swapped(ptx):
@@ -324,7 +325,7 @@ MUTATIONS = [
      r"mbarrier\.try_wait"),
     ("mm90-tma-coords-swapped", "matmul_sm90a", mm90_tma_coords_swapped, NUMERIC, None),
     # a TMA refills a stage that a committed wgmma group still reads (WAR through shared.busy)
-    ("mm90-wgmma.wait_group-1to2", "matmul_sm90a", mm90_wgmma_wait_group_1, "shared-race",
+    ("mm90-wgmma.wait_group-2to3", "matmul_sm90a", mm90_wgmma_wait_group_1, "shared-race",
      r"cp\.async\.bulk\.tensor"),
 ]
 
