@@ -95,7 +95,7 @@ def _stages(target, options):
     if target in ("sm_80", "sm_90a"):
         from .backends.nvidia.stages import stages
         return stages(target, int(options.get("num_warps", 4)), int(options.get("num_stages", 3)),
-                      bool(options.get("warp_specialize", False)))
+                      bool(options.get("warp_specialize", False)), bool(options.get("persistent", False)))
     raise TesseraError(f"unknown target '{target}' (known: {', '.join(TARGETS)})")
 
 

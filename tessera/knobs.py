@@ -66,6 +66,22 @@ def launcher() -> str | None:
     return v or None
 
 
+def persistent_ctas() -> int | None:
+    """TESSERA_PERSISTENT_CTAS=N: the CTAs a persistent kernel (`persistent=True`) is launched on (default:
+    the device's multiprocessor count; 132 in the PTX emulator)."""
+    v = os.environ.get("TESSERA_PERSISTENT_CTAS", "").strip()
+    if not v:
+        return None
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
+    if n < 1:
+        from .errors import LaunchError
+        raise LaunchError(f"TESSERA_PERSISTENT_CTAS must be a positive integer, got {v!r}")
+    return n
+
+
 def emu_arch() -> str:
     """TESSERA_EMU_ARCH=sm_80|sm_90a: the target TESSERA_BACKEND=emu compiles for (default sm_90a)."""
     return os.environ.get("TESSERA_EMU_ARCH", "").strip() or "sm_90a"

@@ -1,4 +1,5 @@
 // RUN: tessera-opt %s -p 'tessera-lower-tile-to-gpu{arch=sm_90a num_warps=4}' | FileCheck %s
+// RUN: tessera-opt %s -p 'tessera-lower-tile-to-gpu{arch=sm_90a num_warps=4 persistent=1}' | FileCheck %s --check-prefix=PERS
 
 // One program becomes one CTA of 128 threads. A 256-element tile is a vector<2xf32> fragment
 // per thread; the bounds-checked load/store become masked gather/scatter on a flat view of the
@@ -24,6 +25,23 @@
 // CHECK: vector.scatter {{.*}} : memref<?xf32>, vector<2xindex>, vector<2xi1>, vector<2xf32>
 // CHECK-NOT: tile.
 // CHECK-NOT: func.func
+// persistent=1: the caller's grid comes as three trailing index parameters; the body loops over the linear
+// program index from blockIdx.x in steps of gridDim.x, unravels it (x fastest) for program_id, and ends each
+// program with a barrier (the next one reuses shared memory).
+// PERS: gpu.func @scale(%{{.*}}: memref<?xf32, strided<[?], offset: ?>>, %{{.*}}: memref<?xf32, strided<[?], offset: ?>>, %{{.*}}: f32, %[[GX:.*]]: index, %[[GY:.*]]: index, %[[GZ:.*]]: index) kernel
+// PERS-SAME: tessera.persistent
+// PERS: %[[XY:.*]] = arith.muli %[[GX]], %[[GY]] : index
+// PERS-NEXT: %[[TOTAL:.*]] = arith.muli %[[XY]], %[[GZ]] : index
+// PERS-NEXT: %[[B:.*]] = gpu.block_id x
+// PERS-NEXT: %[[D:.*]] = gpu.grid_dim x
+// PERS-NEXT: scf.for %[[T:.*]] = %[[B]] to %[[TOTAL]] step %[[D]] {
+// PERS: %[[PX:.*]] = arith.remui %[[T]], %[[GX]] : index
+// PERS: arith.muli %[[PX]], %c256
+// PERS: vector.gather
+// PERS: vector.scatter
+// PERS-NEXT: gpu.barrier
+// PERS-NEXT: }
+// PERS-NEXT: gpu.return
 module {
   func.func @scale(%x: memref<?xf32, strided<[?], offset: ?>>, %out: memref<?xf32, strided<[?], offset: ?>>, %a: f32) attributes {tessera.kernel} {
     %pid = "tile.program_id"() {axis = 0 : i32} : () -> index

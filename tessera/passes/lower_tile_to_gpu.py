@@ -1,6 +1,8 @@
-"""tessera-lower-tile-to-gpu{arch=sm_80|sm_90a num_warps=4 num_stages=3 warp_specialize=0}: tile IR → gpu.module/gpu.func (SIMT).
+"""tessera-lower-tile-to-gpu{arch=sm_80|sm_90a num_warps=4 num_stages=3 warp_specialize=0 persistent=0}: tile IR → gpu.module/gpu.func (SIMT).
 
-One program becomes one CTA of num_warps·32 threads. Tiles become blocked fragments
+One program becomes one CTA of num_warps·32 threads (with persistent=1, one iteration of a loop over
+the programs of the caller's grid, which the kernel takes as three trailing index parameters:
+`backends/nvidia/tile_loop.py`). Tiles become blocked fragments
 (`tessera.backends.nvidia.fragments`): elementwise arith/math on tensors is retyped in place to
 vector ops; bounds-checked loads and stores become masked `vector.gather` / `vector.scatter` on a
 flat view of the global tensor, or 16-byte vector accesses per aligned in-bounds run on tensors of the
@@ -21,6 +23,7 @@ from mlir import ir
 from mlir.dialects import arith, gpu, memref, nvvm, scf, vector
 
 from ..backends.nvidia import fragments as F, mma_pipeline, mma_sync, reductions, wgmma
+from ..backends.nvidia.tile_loop import TileLoop
 from ..backends.nvidia.common import align as align_to, arg_number, elem_bytes
 from ..backends.nvidia.memory_lowering import MemoryLowering
 from ..ir import builders as tb
@@ -55,6 +58,8 @@ class _Kernel(MemoryLowering):
         self.scratch_views = []
         self.pitched = []       # (shared buffer view, cols, pitch): 2-D buffers with padded rows
         self.warp_specialize = False
+        self.persistent = False
+        self.tile_loop = None   # tile_loop.TileLoop of a persistent kernel
         self.consumer_regions = []   # (scf.if of a warp-specialised kernel, consumer threads): see _named_barriers
         self.gemm_loops = 0     # tensor-core K loops rewritten (wgmma or the cp.async pipeline)
         self._grouped = None
@@ -78,7 +83,8 @@ class _Kernel(MemoryLowering):
                     self.wgmma_loops.append(op)
                 return ir.WalkResult.ADVANCE
             self.f.walk(visit)
-        inputs = list(ft.inputs) + [ir.Type.parse("!llvm.ptr")] * (2 * len(self.wgmma_loops))
+        hidden = [ir.IndexType.get()] * (3 if self.persistent else 0)   # the caller's grid (runtime.persistent)
+        inputs = list(ft.inputs) + hidden + [ir.Type.parse("!llvm.ptr")] * (2 * len(self.wgmma_loops))
         ft = ir.FunctionType.get(inputs, [])
         with ir.InsertionPoint(self.gmod.regions[0].blocks[0]), self.f.location:
             g = gpu.GPUFuncOp(ir.TypeAttr.get(ft), sym_name=fname, kernel=True, known_block_size=[self.T, 1, 1])
@@ -90,11 +96,13 @@ class _Kernel(MemoryLowering):
         old = self.f.regions[0].blocks[0]
         for a, b in zip(old.arguments, blk.arguments):
             a.replace_all_uses_with(b)
+        body = []
         for op in list(old.operations):
             if op.name == "func.return":
                 op.erase()
                 continue
             op.move_before(ret)
+            body.append(op.operation)
         self.g, self.blk = g, blk
         first = blk.operations[0]
         with ir.InsertionPoint(first), self.f.location:
@@ -108,6 +116,10 @@ class _Kernel(MemoryLowering):
             self.smem = memref.ReinterpretCastOp(big, g0, [], [], [], ir.DenseI64ArrayAttr.get([0]),
                                                  ir.DenseI64ArrayAttr.get([SMEM_VIEW_BYTES]),
                                                  ir.DenseI64ArrayAttr.get([1])).result
+        if self.persistent and body:
+            n = len(ft.inputs) - len(hidden) - 2 * len(self.wgmma_loops)
+            self.tile_loop = TileLoop(self, list(blk.arguments)[n:n + 3])
+            self.tile_loop.wrap(body)
         return g
 
     def _publish_store(self, window):
@@ -260,12 +272,22 @@ class _Kernel(MemoryLowering):
             new.owner.attributes[REPLICATED] = ir.UnitAttr.get()
         self._replace(op, new)
 
+    def _block_id(self, axis):
+        if self.tile_loop is not None:
+            return self.tile_loop.program_ids()[axis]
+        return gpu.BlockIdOp([gpu.Dimension.x, gpu.Dimension.y, gpu.Dimension.z][axis]).result
+
+    def _grid_dim(self, axis):
+        if self.tile_loop is not None:
+            return self.tile_loop.grid[axis]
+        return gpu.GridDimOp([gpu.Dimension.x, gpu.Dimension.y, gpu.Dimension.z][axis]).result
+
     def op_program_id(self, op):
         axis = ir.IntegerAttr(op.attributes["axis"]).value
         if axis < 2 and self._grouped_ids() is not None:
             self._replace(op, self._grouped_ids()[axis])
             return
-        self._replace(op, gpu.BlockIdOp([gpu.Dimension.x, gpu.Dimension.y, gpu.Dimension.z][axis]).result)
+        self._replace(op, self._block_id(axis))
 
     def _grouped_ids(self):
         """(program_id(0), program_id(1)) in the L2-friendly grouped order of a GEMM kernel (a tensor-core
@@ -276,10 +298,10 @@ class _Kernel(MemoryLowering):
         if not self.gemm_loops or self.uses_program_axis2:
             return None
         if self._grouped is None:
-            with ir.InsertionPoint(self.layout.anchor), self.layout.anchor.location:
-                dx, dy = gpu.GridDimOp(gpu.Dimension.x).result, gpu.GridDimOp(gpu.Dimension.y).result
-                pid = arith.AddIOp(gpu.BlockIdOp(gpu.Dimension.x).result,
-                                   arith.MulIOp(gpu.BlockIdOp(gpu.Dimension.y).result, dx).result).result
+            anchor = self.tile_loop.anchor if self.tile_loop is not None else self.layout.anchor
+            with ir.InsertionPoint(anchor), anchor.location:
+                dx, dy = self._grid_dim(0), self._grid_dim(1)
+                pid = arith.AddIOp(self._block_id(0), arith.MulIOp(self._block_id(1), dx).result).result
                 width = arith.MulIOp(F.cidx(GROUP_M), dy).result
                 first_m = arith.MulIOp(arith.DivUIOp(pid, width).result, F.cidx(GROUP_M)).result
                 size_m = arith.MinUIOp(arith.SubIOp(dx, first_m).result, F.cidx(GROUP_M)).result
@@ -290,7 +312,7 @@ class _Kernel(MemoryLowering):
 
     def op_num_programs(self, op):
         axis = ir.IntegerAttr(op.attributes["axis"]).value
-        self._replace(op, gpu.GridDimOp([gpu.Dimension.x, gpu.Dimension.y, gpu.Dimension.z][axis]).result)
+        self._replace(op, self._grid_dim(axis))
 
     def op_barrier(self, op):
         gpu.BarrierOp()
@@ -439,7 +461,7 @@ def _operand_types(op):
     return types
 
 
-def run(module_op, arch="sm_90a", num_warps=None, num_stages="3", warp_specialize="0"):
+def run(module_op, arch="sm_90a", num_warps=None, num_stages="3", warp_specialize="0", persistent="0"):
     block = module_op.regions[0].blocks[0]
     kernels = [op for op in block.operations if op.operation.name == "func.func" and "tessera.kernel" in op.attributes]
     if not kernels:
@@ -458,6 +480,7 @@ def run(module_op, arch="sm_90a", num_warps=None, num_stages="3", warp_specializ
             ir.IntegerAttr(f.attributes["tessera.num_warps"]).value if "tessera.num_warps" in f.attributes else 4)
         kern = _Kernel(f.operation, gmod.operation, warps * 32, arch)
         kern.warp_specialize = str(warp_specialize).lower() in ("1", "true")
+        kern.persistent = str(persistent).lower() in ("1", "true")
         kern.build()
         kern.rewrite_wgmma_loops(int(num_stages))
         kern.rewrite_mma_loops(int(num_stages))

@@ -25,7 +25,7 @@ from .. import knobs
 from ..errors import CompilationError, LaunchError, OutOfResources, TesseraError
 from .tuning_db import TuningDB
 
-OPTIONS = ("num_warps", "num_stages", "num_ctas", "warp_specialize")   # launch / compile options (also the frontend's)
+OPTIONS = ("num_warps", "num_stages", "num_ctas", "warp_specialize", "persistent")   # launch / compile options (also the frontend's)
 MAX_THREADS = 1024
 
 

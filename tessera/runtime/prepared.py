@@ -11,8 +11,12 @@ from ..errors import LaunchError
 def launcher_for(cubin: bytes, name: str, meta: dict):
     """The GPU launcher for a kernel's cubin and metadata (native where it loads, else CuPy)."""
     from .native import make_launcher
-    return make_launcher(cubin, name, meta["args"], meta.get("shared_bytes", 0), meta.get("num_warps", 4),
-                         meta.get("tma", ()), tuple(meta.get("cluster", (1, 1, 1))), meta.get("static_smem", 0))
+    launcher = make_launcher(cubin, name, meta["args"], meta.get("shared_bytes", 0), meta.get("num_warps", 4),
+                             meta.get("tma", ()), tuple(meta.get("cluster", (1, 1, 1))), meta.get("static_smem", 0))
+    if meta.get("persistent"):
+        from .persistent import PersistentLauncher
+        launcher = PersistentLauncher(launcher)
+    return launcher
 
 
 def grid3(grid):

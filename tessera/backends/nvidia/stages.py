@@ -8,24 +8,30 @@ from mlir.dialects import gpu
 
 from ...errors import OutOfResources
 from . import PIPELINE_GPU, PIPELINE_GPU_SM90, PIPELINE_LLVM, TARGETS
+from ...runtime.persistent import HIDDEN
 from .ptxas import assemble
+from .tile_loop import PERSISTENT
 
 
-def stages(target_name: str, num_warps: int, num_stages: int = 3, warp_specialize: bool = False):
+def stages(target_name: str, num_warps: int, num_stages: int = 3, warp_specialize: bool = False,
+           persistent: bool = False):
     t = TARGETS[target_name]
     return [
-        ("gpu", lambda st: _gpu_stage(st, t, num_warps, num_stages, warp_specialize)),
+        ("gpu", lambda st: _gpu_stage(st, t, num_warps, num_stages, warp_specialize, persistent)),
         ("llvm", PIPELINE_LLVM.format(chip=t.chip)),
         ("ptx", _ptx_stage),
         ("cubin", lambda st: _cubin_stage(st, t)),
     ]
 
 
-def _gpu_stage(st, t, num_warps, num_stages, warp_specialize=False):
+def _gpu_stage(st, t, num_warps, num_stages, warp_specialize=False, persistent=False):
     pipeline = PIPELINE_GPU_SM90 if t.name == "sm_90a" else PIPELINE_GPU
     st.run_pipeline(pipeline.format(arch=t.name, num_warps=num_warps, num_stages=num_stages,
-                                    ws=int(bool(warp_specialize))))
+                                    ws=int(bool(warp_specialize)), persistent=int(bool(persistent))))
     fn = _kernel_func(st.module)
+    if PERSISTENT in fn.attributes:   # the caller's grid: trailing parameters every launcher fills
+        st.meta["persistent"] = True
+        st.meta["args"] = st.meta["args"] + HIDDEN
     st.meta["tma"] = [[ir.IntegerAttr(x).value for x in ir.ArrayAttr(e)]
                       for e in ir.ArrayAttr(fn.attributes["tessera.tma"])] if "tessera.tma" in fn.attributes else []
     shared = ir.IntegerAttr(fn.attributes["tessera.shared_bytes"]).value

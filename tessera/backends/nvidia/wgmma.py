@@ -362,6 +362,8 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
     else:
         loop.results[0].replace_all_uses_with(frag)
 
+    if kern.tile_loop is not None:   # the next program initialises the barriers again
+        kern.tile_loop.invalidate_barriers(bar, 2 * stages)
     old_yield = old_body.operations[len(old_body.operations) - 1]
     old_yield.operands[0] = old_body.arguments[1]  # drop the yield's use of the mma before erasing
     for dead in (mma, a_ld, b_ld, va, vb):

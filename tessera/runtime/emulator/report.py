@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 KINDS = ("global-out-of-bounds", "shared-out-of-bounds", "misaligned", "uninitialised-shared-read", "shared-race",
-         "global-race", "async-copy-incomplete", "mbarrier-deadlock", "divergent-barrier", "step-limit")
+         "global-race", "async-copy-incomplete", "mbarrier-deadlock", "mbarrier-reinit", "divergent-barrier", "step-limit")
 MAX_FINDINGS_PER_KIND = 20
 
 

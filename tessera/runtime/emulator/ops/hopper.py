@@ -108,6 +108,9 @@ def mbarrier(ins, M):
             st = _barriers(M)
             cnt = np.broadcast_to(np.asarray(count()), (M.n,))
             for key, lane in _keys(M, ins, addr, em):
+                if M.checks and key in st["bars"]:
+                    M.finding("mbarrier-reinit", ins, f"mbarrier.init of the live mbarrier at shared offset "
+                              f"{key % M.shared.stride} (PTX: undefined unless mbarrier.inval came first)", lane=lane)
                 st["bars"][key] = Barrier(int(cnt[lane]))
                 if M.checks:
                     M.shared.init[key:key + 8] = True
@@ -181,7 +184,13 @@ def mbarrier(ins, M):
             wr(res, em)
         return try_wait
     if kind == "inval":
-        return lambda em: None
+        addr = M.address(ops[0], ins)
+
+        def inval(em):
+            st = _barriers(M)
+            for key, _ in _keys(M, ins, addr, em):
+                st["bars"].pop(key, None)
+        return inval
     raise unsupported(ins)
 
 
