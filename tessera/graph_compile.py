@@ -76,7 +76,8 @@ def compile_function(fn, args, kwargs, target="cpu", params=None, pipeline=None)
         ck.plan_error = plan_error
         if target != "cpu" and plan is not None:  # every group's kernel for the GPU target (cubins)
             import tessera as ts
-            ck.kernels = [ts.compile(st.kernel, *st.examples, target=target, **st.constexprs) for st in plan.steps]
+            ck.kernels = [ts.compile(st.kernel, *st.examples, target=target, **st.launch_config(target)[1])
+                          for st in plan.steps]
             ck.asm["cubin"] = [k.asm["cubin"] for k in ck.kernels]
         ck.metadata["remarks"] = remarks
         if "remarks" in knobs.log():

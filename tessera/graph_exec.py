@@ -42,9 +42,17 @@ def _pow2(n):
 
 
 class Step:
-    def __init__(self, kernel, grid, args, constexprs, outs, label):
+    """One kernel launch of a plan. `grid`: a tuple, or a callable of the launch's constexprs;
+    `by_target`: target name -> constexprs that replace the defaults when the plan runs there."""
+
+    def __init__(self, kernel, grid, args, constexprs, outs, label, by_target=None):
         self.kernel, self.grid, self.args, self.constexprs = kernel, grid, args, constexprs
         self.outs, self.label = outs, label   # outs: [(slot, shape, numpy dtype)]
+        self.by_target = by_target or {}
+
+    def launch_config(self, target):
+        ce = {**self.constexprs, **self.by_target.get(target, {})}
+        return (self.grid(ce) if callable(self.grid) else self.grid), ce
 
 
 class _TmpValue:
@@ -453,12 +461,16 @@ class _Builder:
         ce = {f"D{i}": float(d) for i, d in enumerate(dists)}
         ce.update({f"C{i}": int(c) for i, c in enumerate(cidx)})
         ce.update(RESIDUAL=residual, SPARSE=sparse, BLOCK_R=32)
+        rows = _rows(shape)
         if "tessera.threshold" in op.attributes:
             ce["THRESH"] = float(ir.FloatAttr(op.attributes["tessera.threshold"]).value)
         o = self.out(op.results[0])
         args = [("rows", self.slot(target))] + [("rows", self.slot(s)) for s in srcs] + \
             [("full", self.slot(w)) for w in ws] + [("flat", coeff_slot), ("rows", o[0])]
-        self.plan.steps.append(Step(k, (-(-_rows(shape) // 32),), args, ce, [o], "fused_delta_gating"))
+        # sm_90a: 64-row blocks, so the gating GEMMs run on wgmma (one warpgroup's M); elsewhere 32 rows
+        # keep the mma.sync kernel at 134 registers (64 rows need 255 on sm_80)
+        self.plan.steps.append(Step(k, lambda c: (-(-rows // c["BLOCK_R"]),), args, ce, [o], "fused_delta_gating",
+                                    by_target={"sm_90a": {"BLOCK_R": 64}}))
 
     def coefficients(self, op, coeffs):
         sources = []
@@ -487,6 +499,16 @@ def build_plan(module) -> Plan:
     for st in b.plan.steps:
         st.examples = [b.example(a) for a in st.args]
     return b.plan
+
+
+def _launch_target(xp) -> str:
+    """The target a plan's kernels compile for: NumPy arrays run on the CPU backend (or the emulator's
+    target under TESSERA_BACKEND=emu), CuPy arrays on the device's."""
+    from . import knobs
+    if xp is np:
+        return knobs.emu_arch() if knobs.backend() == "emu" else "cpu"
+    from .runtime.cuda import device_arch
+    return device_arch()
 
 
 def run(plan: Plan, args, xp, profile=None):
@@ -524,17 +546,19 @@ def run(plan: Plan, args, xp, profile=None):
         return v
 
     import time
+    target = _launch_target(xp) if any(st.by_target for st in plan.steps) else None
     for st in plan.steps:
         for slot, shape, dtype in st.outs:
             values[slot] = xp.empty(shape, dtype=dtype)
         views = [view(a) for a in st.args]
+        grid, ce = st.launch_config(target)
         if profile is None:
-            st.kernel[st.grid](*views, **st.constexprs)
+            st.kernel[grid](*views, **ce)
             continue
-        st.kernel[st.grid](*views, **st.constexprs)  # compile / warm up outside the timing
+        st.kernel[grid](*views, **ce)  # compile / warm up outside the timing
         _sync(xp)
         t0 = time.perf_counter()
-        st.kernel[st.grid](*views, **st.constexprs)
+        st.kernel[grid](*views, **ce)
         _sync(xp)
         profile.append((st.label, st.kernel.__name__, time.perf_counter() - t0, sum(v.nbytes for v in views)))
     outs = [value(s) for s in plan.outputs]

@@ -89,6 +89,9 @@ def cases():
     for n, res, sp in ((1, False, False), (2, True, True), (4, False, False), (2, True, False), (3, False, True)):
         k, make, ce = _fused(n, res, sp)
         out.append((f"gdn.fused_delta_{n}{'_res' if res else ''}{'_sparse' if sp else ''}", k, (4,), make, ce))
+    # 64-row blocks, as the graph plan launches it on sm_90a: the gating GEMMs run on wgmma there
+    k, make, ce = _fused(2, True, True)
+    out.append(("gdn.fused_delta_2_res_sparse_r64", k, (2,), make, dict(ce, BLOCK_R=64)))
     return out + template_cases()
 
 

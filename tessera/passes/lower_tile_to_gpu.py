@@ -22,7 +22,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, gpu, memref, nvvm, scf, vector
 
-from ..backends.nvidia import fragments as F, mma_pipeline, mma_sync, reductions, wgmma
+from ..backends.nvidia import fragments as F, mma_pipeline, mma_sync, reductions, wgmma, wgmma_tile
 from ..backends.nvidia.tile_loop import TileLoop
 from ..backends.nvidia.common import align as align_to, arg_number, elem_bytes
 from ..backends.nvidia.memory_lowering import MemoryLowering
@@ -378,6 +378,9 @@ class _Kernel(MemoryLowering):
         (m, kk), (_, n) = list(ta.shape), list(tb_.shape)
         ae, be = ta.element_type, tb_.element_type
         f32 = ir.F32Type.get()
+        if wgmma_tile.applies(self, ae, be, m, n, kk):
+            self._replace(op, wgmma_tile.lower(self, a, b, acc, m, n, kk, ae))
+            return
         if mma_sync.applies(ae, be, m, n, kk):
             loads = [v.owner if not isinstance(v.owner, ir.Block) and v.owner.name == "tile.load" and
                      isinstance(v.type, ir.RankedTensorType) else None for v in (a, b)]

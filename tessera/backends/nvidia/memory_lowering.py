@@ -8,7 +8,7 @@ from mlir import ir
 from mlir.dialects import arith, gpu, memref, nvvm, scf
 
 from ...ir import builders as tb
-from . import cp_async, fragments as F, mma_sync
+from . import cp_async, fragments as F, mma_sync, wgmma_tile
 from .common import align, arg_number, elem_bytes
 
 
@@ -62,7 +62,8 @@ class MemoryLowering:
                    for t in list(ir.ArrayAttr(mma.attributes["tessera.operand_types"]))[:2]]
         (m, kk), (_, n) = list(ta.shape), list(tb_.shape)
         return len(shape) == 2 and mma_sync.applies(ta.element_type, tb_.element_type, m, n, kk) \
-            and mma_sync.warp_tiled(self, m, n)
+            and mma_sync.warp_tiled(self, m, n) and not wgmma_tile.applies(self, ta.element_type, tb_.element_type,
+                                                                          m, n, kk)
 
 
     def op_alloc_shared(self, op):

@@ -7,7 +7,8 @@ linear program index t, ending each program with a CTA barrier (the next program
 `program_id(axis)` is then t unravelled over the caller's grid (x fastest, as CUDA orders blocks) and
 `num_programs(axis)` the caller's grid. Loops and barriers of the body stay inside: a K pipeline runs
 its prologue, loop and epilogue per program, and a wgmma pipeline invalidates its mbarriers at the end
-of each program before the next one initialises them again (`invalidate_barriers`).
+of each program, after a `fence.proxy.async` (its epilogue's shared stores and the next program's TMA
+writes touch the same bytes), before the next one initialises them again (`invalidate_barriers`).
 """
 from __future__ import annotations
 
@@ -34,10 +35,10 @@ class TileLoop:
             self.loop = scf.ForOp(gpu.BlockIdOp(gpu.Dimension.x).result, total, gpu.GridDimOp(gpu.Dimension.x).result)
         with ir.InsertionPoint(self.loop.body), first.location:
             self.anchor = arith.ConstantOp(ir.IndexType.get(), 0).operation
-            end = gpu.BarrierOp()   # the next program reuses shared memory
+            self.end = gpu.BarrierOp()   # the next program reuses shared memory
             scf.YieldOp([])
         for op in body:
-            op.move_before(end)
+            op.move_before(self.end)
         self.kern.g.attributes[PERSISTENT] = ir.UnitAttr.get()
 
     def program_ids(self):
@@ -53,7 +54,11 @@ class TileLoop:
 
     def invalidate_barriers(self, barriers, count):
         """At the end of the program: thread 0 invalidates the `count` mbarriers of the group (a later
-        program's mbarrier.init must not meet a live barrier)."""
+        program's mbarrier.init must not meet a live barrier). Before the program's last barrier, every
+        thread fences its shared stores (the epilogue's) against the async proxy: the next program's TMA
+        writes the same bytes."""
+        with ir.InsertionPoint(self.end), self.anchor.location:
+            nvvm.FenceProxyOp(nvvm.ProxyKind.async_shared, space=nvvm.SharedSpace.shared_cta)
         with ir.InsertionPoint(self.loop.body.operations[len(self.loop.body.operations) - 1]), self.anchor.location:
             is0 = arith.CmpIOp(arith.CmpIPredicate.eq, self.kern.tid, F.cidx(0)).result
             once = scf.IfOp(is0, [], has_else=False)

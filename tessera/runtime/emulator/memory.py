@@ -142,6 +142,9 @@ class SharedMemory:
             self.writer = np.full(total, -1, np.int32)
             self.reader = np.full(total, -1, np.int32)
             self.stamp = np.zeros(total, np.int64)
+            # the thread whose st.shared (generic proxy) wrote a byte with no fence.proxy.async since, else -1:
+            # the async proxy (wgmma, TMA) may not see such a write (fence_proxy_async, ops/hopper.py)
+            self.unfenced = np.full(total, -1, np.int32)
 
     # -- addressing ------------------------------------------------------------------------
     def resolve(self, ins, offs, nbytes, em, write):
@@ -301,6 +304,7 @@ class SharedMemory:
             count_shared(M, ins, act, offs, size)
         if self.checks:
             self.check_write(ins, idx, flat, size)
+            self.unfenced[self._bytes(flat, size)] = self._tids(idx, size)
         if idx is not None:
             words = words[idx]
         self.scatter(flat, nbytes, words)

@@ -30,7 +30,7 @@ TABLE.update({
     "cvt": convert.cvt, "cvta": convert.cvta, "mov": convert.mov, "selp": convert.selp, "setp": convert.setp,
     "ld": memory.ld, "st": memory.st, "prefetch": _nop,
     "shfl": warp.shfl, "ldmatrix": warp.ldmatrix, "mma": warp.mma, "bar": _nop, "barrier": _nop,
-    "cp": async_copy.cp, "mbarrier": hopper.mbarrier, "fence": _nop, "membar": _nop,
+    "cp": async_copy.cp, "mbarrier": hopper.mbarrier, "fence": hopper.fence, "membar": _nop,
     "wgmma": wgmma.compile, "setmaxnreg": hopper.setmaxnreg,
 })
 

@@ -194,6 +194,22 @@ def mbarrier(ins, M):
     raise unsupported(ins)
 
 
+def fence(ins, M):
+    """`fence.proxy.async[.shared::cta]`: the executing threads' earlier st.shared writes become visible to
+    the async proxy (wgmma operands, TMA). Other fences order nothing the emulator reorders."""
+    if "proxy" not in ins.mods or not any(m.startswith("async") for m in ins.mods) or not M.checks:
+        return lambda em: None
+
+    def run(em):
+        sh = M.shared
+        lanes = np.arange(M.n) if em is None else np.nonzero(em)[0]
+        for cta in np.unique(M.cta_of[lanes]):
+            tids = M.tid[lanes[M.cta_of[lanes] == cta]]
+            part = sh.unfenced[int(cta) * sh.stride:(int(cta) + 1) * sh.stride]
+            part[np.isin(part, tids)] = -1
+    return run
+
+
 def _swizzle128(lin):
     return lin ^ (((lin >> 7) & 7) << 4)
 
@@ -254,6 +270,9 @@ def tma_load(ins, M):
                 if sh.pending[rng].any():
                     M.finding("async-copy-incomplete", ins, "TMA overwrites shared bytes an earlier async copy "
                               "has not delivered", lane=lane)
+                if (sh.unfenced[rng] >= 0).any():
+                    M.finding("shared-race", ins, "WAW across proxies: TMA overwrites shared bytes a thread stored "
+                              "(st.shared) with no fence.proxy.async since", lane=lane)
                 sh.init[rng] = True
                 sh.pending[rng] = True
             sh.data[c + s0:c + s0 + nbytes] = flat_tile

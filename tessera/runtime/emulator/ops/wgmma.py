@@ -91,6 +91,10 @@ def _read_operand(M, ins, cta, desc, rows, k_major, who, elem="bf16"):
         if (sh.writer[ix] >= 0).any():
             M.finding("shared-race", ins, f"RAW: wgmma operand {who} reads shared bytes a thread stored since the "
                       "last barrier", lane=lane)
+        if (sh.unfenced[ix] >= 0).any():
+            M.finding("shared-race", ins, f"RAW across proxies: wgmma operand {who} reads shared bytes thread "
+                      f"{int(sh.unfenced[ix][np.argmax(sh.unfenced[ix] >= 0)])} stored (st.shared) with no "
+                      "fence.proxy.async since", lane=lane)
     bits = sh.data[flat].astype(np.uint16) | (sh.data[flat + 1].astype(np.uint16) << np.uint16(8))
     to_f32 = V.bf16_to_f32 if elem == "bf16" else V.f16_bits_to_f32
     return to_f32(bits).astype(np.float64), ix
