@@ -234,6 +234,10 @@ def cases():
         _case("GDN fused_delta_4 (32x64/prog)", gdn_k, tr_fused_delta_4, gdn_ce, gdn_make, gdn_make, (4,),
               lambda *a: dict(zip(gdn_names, a), R=a[0].shape[0], stride_r=_el(a[0])[0], stride_w=_el(a[5])[0]),
               out=10, per=32 * 64, tce=dict(gdn_tce, BLOCK_R=32, D=64)),
+        # the block the graph plan launches on sm_90a: the gating GEMMs on wgmma (Triton's tl.dot too)
+        _case("GDN fused_delta_4 (64x64/prog)", gdn_k, tr_fused_delta_4, dict(gdn_ce, BLOCK_R=64), gdn_make, gdn_make,
+              (2,), lambda *a: dict(zip(gdn_names, a), R=a[0].shape[0], stride_r=_el(a[0])[0], stride_w=_el(a[5])[0]),
+              out=10, per=64 * 64, tce=dict(gdn_tce, BLOCK_R=64, D=64)),
     ]
 
 

@@ -20,6 +20,7 @@ Op summary (generic syntax only: IRDL ops have no custom assembly):
   tile.mma(a, b, [acc])                          -> tensor<MxNxf32>
   tile.reduce(x) {kind, axis}                    -> tensor | scalar
   tile.broadcast(x)                              -> tensor
+  tile.convert_layout(x) {layout}                -> tensor (same type; NVIDIA: leave the mma layout)
   tile.arange {start, end}                       -> tensor<Nxi32>
 """
 
@@ -113,6 +114,14 @@ irdl.dialect @tile {
     irdl.operands(x: %x)
     irdl.results(r: %res)
   }
+  irdl.operation @convert_layout {
+    %x = irdl.base "!builtin.tensor"
+    %layout = irdl.base "#builtin.string"
+    %res = irdl.base "!builtin.tensor"
+    irdl.operands(x: %x)
+    irdl.attributes {"layout" = %layout}
+    irdl.results(r: %res)
+  }
   irdl.operation @arange {
     %start = irdl.base "#builtin.integer"
     %end = irdl.base "#builtin.integer"
@@ -125,4 +134,4 @@ irdl.dialect @tile {
 
 # ops in the order of the docstring; the lit suite has one round-trip test per entry.
 TILE_OPS = ["program_id", "num_programs", "view", "load", "store", "alloc_shared", "cp_async",
-            "cp_commit_group", "cp_wait_group", "barrier", "mma", "reduce", "broadcast", "arange"]
+            "cp_commit_group", "cp_wait_group", "barrier", "mma", "reduce", "broadcast", "convert_layout", "arange"]

@@ -286,6 +286,14 @@ def _broadcast(op):
         _fail(f"cannot broadcast shape {list(xs)} to {list(rs)}")
 
 
+def _convert_layout(op):
+    if op.results[0].type != op.operands[0].type:
+        _fail(f"result type {op.results[0].type} must be the operand's, {op.operands[0].type}")
+    layout = op.attributes["layout"]
+    if not isinstance(layout, ir.StringAttr) or layout.value != "blocked":
+        _fail(f"layout must be \"blocked\" (the layout tiles have unless an mma produced them), got {layout}")
+
+
 def _arange(op):
     start, end = _int_attr(op, "start"), _int_attr(op, "end")
     if end <= start:
@@ -301,6 +309,7 @@ _CHECKS = {
     "tile.load": _load, "tile.store": _store, "tile.alloc_shared": _alloc_shared,
     "tile.cp_async": _cp_async, "tile.cp_wait_group": _cp_wait_group, "tile.mma": _mma,
     "tile.reduce": _reduce, "tile.broadcast": _broadcast, "tile.arange": _arange,
+    "tile.convert_layout": _convert_layout,
 }
 
 

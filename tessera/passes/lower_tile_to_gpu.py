@@ -185,8 +185,12 @@ class _Kernel(MemoryLowering):
         return v
 
     # -- the rewrite -------------------------------------------------------------------------------
-    def frag_type(self, t):
+    def frag_type(self, t, op=None):
+        """The lowered type of a tile: its blocked fragment, or for an op tessera-place-layout-conversions
+        kept in the mma layout, its accumulator registers."""
         tt = ir.RankedTensorType(t)
+        if op is not None and _MMA_GRID in op.attributes:
+            return ir.VectorType.get([mma_pipeline.acc_count(list(tt.shape), _grid(op))], tt.element_type)
         return ir.VectorType.get([self.layout.frag_len(list(tt.shape))], tt.element_type)
 
     def run(self):
@@ -218,7 +222,7 @@ class _Kernel(MemoryLowering):
                     for r in op.results:
                         if _is_tensor(r.type):
                             single = single and F.numel(ir.RankedTensorType(r.type).shape) == 1
-                            r.set_type(self.frag_type(r.type))
+                            r.set_type(self.frag_type(r.type, op))
                             tile_op = True
                     if tile_op and single:
                         op.attributes[REPLICATED] = ir.UnitAttr.get()
@@ -266,7 +270,7 @@ class _Kernel(MemoryLowering):
             if any(u.owner.name != "tensor.reshape" for u in op.results[0].uses):
                 raise error_at(op.location, "this tile constant is not supported by the GPU lowering yet")
             return
-        vt = self.frag_type(tt)
+        vt = self.frag_type(tt, op)
         new = arith.ConstantOp(vt, ir.DenseElementsAttr.get_splat(vt, attr.get_splat_value())).result
         if F.numel(tt.shape) == 1:
             new.owner.attributes[REPLICATED] = ir.UnitAttr.get()
@@ -310,6 +314,11 @@ class _Kernel(MemoryLowering):
                                  arith.DivUIOp(within, size_m).result)
         return self._grouped
 
+    def op_convert_layout(self, op):
+        """mma layout → blocked: the accumulators through one padded shared-memory exchange."""
+        shape = list(ir.RankedTensorType(op.results[0].type).shape)
+        self._replace(op, mma_pipeline.convert_to_blocked(self, op.operands[0], shape, _grid(op)))
+
     def op_num_programs(self, op):
         axis = ir.IntegerAttr(op.attributes["axis"]).value
         self._replace(op, self._grid_dim(axis))
@@ -333,6 +342,9 @@ class _Kernel(MemoryLowering):
         rt = ir.RankedTensorType(op.results[0].type)
         shape = list(rt.shape)
         k = self.layout.frag_len(shape)
+        if _MMA_GRID in op.attributes:   # a scalar for an op kept in the mma layout
+            self._replace(op, F.splat(x, ir.VectorType(self.frag_type(rt, op)).shape[0]))
+            return
         if not isinstance(x.type, ir.VectorType) or _replicated(x):
             if "tessera.operand_types" in op.attributes:
                 del op.attributes["tessera.operand_types"]
@@ -378,13 +390,13 @@ class _Kernel(MemoryLowering):
         (m, kk), (_, n) = list(ta.shape), list(tb_.shape)
         ae, be = ta.element_type, tb_.element_type
         f32 = ir.F32Type.get()
-        if wgmma_tile.applies(self, ae, be, m, n, kk):
+        if wgmma_tile.applies(self.arch, self.T, self.warp_specialize, ae, be, m, n, kk):
             self._replace(op, wgmma_tile.lower(self, a, b, acc, m, n, kk, ae))
             return
         if mma_sync.applies(ae, be, m, n, kk):
             loads = [v.owner if not isinstance(v.owner, ir.Block) and v.owner.name == "tile.load" and
                      isinstance(v.type, ir.RankedTensorType) else None for v in (a, b)]
-            self._replace(op, mma_sync.lower(self, a, b, acc, m, n, kk, ae, loads))
+            self._replace(op, mma_sync.lower(self, a, b, acc, m, n, kk, ae, loads, keep_mma=_MMA_GRID in op.attributes))
             for ld in loads:
                 if ld is not None:
                     ld.erase()
@@ -443,6 +455,11 @@ class _Kernel(MemoryLowering):
 # a one-element tile that every thread holds (not only the owner of element 0): made from a scalar, or
 # elementwise from such tiles; broadcasting it needs no exchange through shared memory
 REPLICATED = "tessera.replicated"
+_MMA_GRID = "tessera.mma_grid"   # tessera-place-layout-conversions: the op's tile stays in the mma layout
+
+
+def _grid(op):
+    return [ir.IntegerAttr(x).value for x in ir.ArrayAttr(op.attributes[_MMA_GRID])]
 
 
 def _replicated(v) -> bool:

@@ -8,7 +8,7 @@ from mlir import ir
 from mlir.dialects import arith, gpu, memref, nvvm, scf
 
 from ...ir import builders as tb
-from . import cp_async, fragments as F, mma_sync, wgmma_tile
+from . import cp_async, fragments as F, mma_pipeline, mma_sync, wgmma_tile
 from .common import align, arg_number, elem_bytes
 
 
@@ -62,8 +62,8 @@ class MemoryLowering:
                    for t in list(ir.ArrayAttr(mma.attributes["tessera.operand_types"]))[:2]]
         (m, kk), (_, n) = list(ta.shape), list(tb_.shape)
         return len(shape) == 2 and mma_sync.applies(ta.element_type, tb_.element_type, m, n, kk) \
-            and mma_sync.warp_tiled(self, m, n) and not wgmma_tile.applies(self, ta.element_type, tb_.element_type,
-                                                                          m, n, kk)
+            and mma_sync.warp_tiled(self, m, n) and not wgmma_tile.applies(
+                self.arch, self.T, self.warp_specialize, ta.element_type, tb_.element_type, m, n, kk)
 
 
     def op_alloc_shared(self, op):
@@ -221,6 +221,12 @@ class MemoryLowering:
 
     def op_store(self, op):
         dst, value, mask = tb.operands(op)
+        if "tessera.layout" in op.attributes:   # a tile in the mma layout, stored from registers
+            shape, _ = tb.window_shape_elem(dst.type)
+            grid = [ir.IntegerAttr(x).value for x in ir.ArrayAttr(op.attributes["tessera.mma_grid"])]
+            mma_pipeline.store_from_registers(self, op, value, list(shape), grid)
+            op.erase()
+            return
         if not tb.is_window(dst.type):
             shape = [F.numel(list(ir.MemRefType(dst.type).shape))]
             k = self.layout.frag_len(shape)

@@ -43,7 +43,7 @@ from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm, scf, vector
 from ...ir import builders as tb
 from ...passes import k_loops
 from . import fragments as F
-from .common import arg_number, next_slot
+from .common import arg_number, elem_bytes, next_slot
 from .operand_tiles import CHUNK, GlobalTile, swizzled_chunk
 from .wgmma import _clone_slice
 
@@ -137,7 +137,7 @@ def rewrite(kern, loop, stages, grid):
 
     n_acc = mt * nt * 4
     with ir.InsertionPoint(loop), loop.location:
-        clamp = _direct_store(loop) is not None
+        clamp = STORED in loop.attributes
         A.prepare(kern, old_body, clamp)
         B.prepare(kern, old_body, clamp)
         for s in range(stages - 1):
@@ -277,23 +277,6 @@ def to_blocked(kern, accs, wn, WM, WN, M, N, used=None):
     return frag
 
 
-def _direct_store(loop):
-    """The loop result's only use when it is an unmasked tile.store of the whole f32 tile to a 2-D
-    (nothing squeezed) global window."""
-    uses = list(loop.results[0].uses)
-    if len(uses) != 1:
-        return None
-    op = uses[0].owner
-    if op.name != "tile.store" or tb.operands(op)[2] is not None or op.operands[1] != loop.results[0]:
-        return None
-    w = op.operands[0]
-    if not tb.is_window(w.type) or str(tb.window_shape_elem(w.type)[1]) != "f32" or len(tb.window_shape_elem(w.type)[0]) != 2:
-        return None
-    if any(bool(x) for x in ir.DenseI64ArrayAttr(w.owner.attributes["squeeze"])) or len(list(w.owner.operands)) != 3:
-        return None
-    return op
-
-
 def acc_coords(kern, wn, WM, WN):
     """Per accumulator scalar q: (row, col) index values within the tile."""
     lane, warp = _lane_parts(kern)
@@ -311,18 +294,50 @@ def acc_coords(kern, wn, WM, WN):
     return out
 
 
+STORED = "tessera.stored_from_registers"   # set by tessera-place-layout-conversions: the result reaches only stores
+
+
+def acc_count(shape, grid):
+    """Accumulator scalars per thread of an M×N tile in the mma layout of warp grid (wm, wn)."""
+    (M, N), (wm, wn) = shape, grid
+    return (M // wm // 16) * (N // wn // 8) * 4
+
+
 def _epilogue(kern, loop, results, wm, wn, WM, WN):
-    store = _direct_store(loop)
-    if store is None:
-        with ir.InsertionPoint.after(results[0].owner), loop.location:
-            frag = to_blocked(kern, results, wn, WM, WN, WM * wm, WN * wn)
-        loop.results[0].replace_all_uses_with(frag)
-        return
+    """The loop's result: the accumulators packed in one vector (the mma layout) when
+    tessera-place-layout-conversions kept it there, else the blocked fragment."""
+    with ir.InsertionPoint.after(results[0].owner), loop.location:
+        if "tessera.layout" in loop.attributes:
+            value = vector.FromElementsOp(ir.VectorType.get([len(results)], ir.F32Type.get()), results).result
+        else:
+            value = to_blocked(kern, results, wn, WM, WN, WM * wm, WN * wn)
+    loop.results[0].replace_all_uses_with(value)
+
+
+def convert_to_blocked(kern, packed, shape, grid):
+    """`tile.convert_layout`: an f32 tile in the mma layout (packed accumulators) → the blocked fragment."""
+    (M, N), (wm, wn) = shape, grid
+    accs = [vector.ExtractOp(packed, [], [q]).result for q in range(ir.VectorType(packed.type).shape[0])]
+    return to_blocked(kern, accs, wn, M // wm, N // wn, M, N, wm * wn * 32)
+
+
+def store_from_registers(kern, store, packed, shape, grid):
+    """A whole-tile store of a tile in the mma layout: each thread writes its pairs of adjacent elements
+    (a quad covers 8 contiguous elements of a row), as 2-element vector stores when the window lies inside
+    an aligned tensor, else element by element under the bounds."""
+    (M, N), (wm, wn) = shape, grid
+    WM, WN = M // wm, N // wn
+    et = ir.VectorType(packed.type).element_type
+    esize = elem_bytes(et)
+    vals = [vector.ExtractOp(packed, [], [q]).result for q in range(ir.VectorType(packed.type).shape[0])]
     window = store.operands[0]
     base, r0, c0 = list(window.owner.operands)
-    with ir.InsertionPoint(store), store.location:
+    used = wm * wn * 32
+    guard = None
+    if used < kern.T:   # the warps beyond the grid hold no part of the tile
+        guard = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.ult, kern.tid, F.cidx(used)).result, [], has_else=False)
+    with ir.InsertionPoint(guard.then_block) if guard is not None else contextlib.nullcontext():
         flat, off0, sizes, strides = F.flat_global(base)
-        M, N = WM * wm, WN * wn
         coords = acc_coords(kern, wn, WM, WN)
         corner = arith.AddIOp(off0, arith.AddIOp(arith.MulIOp(r0, strides[0]).result,
                                                  arith.MulIOp(c0, strides[1]).result).result).result
@@ -336,8 +351,8 @@ def _epilogue(kern, loop, results, wm, wn, WM, WN):
             with ir.InsertionPoint(br.then_block):
                 for q, (r, c) in enumerate(coords):
                     at = arith.AddIOp(corner, arith.AddIOp(arith.MulIOp(r, strides[0]).result, c).result).result
-                    pair = vector.FromElementsOp(ir.VectorType.get([2], ir.F32Type.get()), results[2 * q:2 * q + 2]).result
-                    vector.StoreOp(pair, flat, [at], alignment=8)
+                    pair = vector.FromElementsOp(ir.VectorType.get([2], et), vals[2 * q:2 * q + 2]).result
+                    vector.StoreOp(pair, flat, [at], alignment=2 * esize)
                 scf.YieldOp([])
         with ir.InsertionPoint(br.else_block) if fast is not None else contextlib.nullcontext():
             for q, (r, c) in enumerate(coords):
@@ -350,9 +365,10 @@ def _epilogue(kern, loop, results, wm, wn, WM, WN):
                     with ir.InsertionPoint(one.then_block):
                         at = arith.AddIOp(off0, arith.AddIOp(arith.MulIOp(gr, strides[0]).result,
                                                              arith.MulIOp(gc, strides[1]).result).result).result
-                        memref.StoreOp(results[2 * q + h], flat, [at])
+                        memref.StoreOp(vals[2 * q + h], flat, [at])
                         scf.YieldOp([])
             if fast is not None:
                 scf.YieldOp([])
-        kern._publish_store(window)
-    store.erase()
+        if guard is not None:
+            scf.YieldOp([])
+    kern._publish_store(window)

@@ -48,12 +48,14 @@ def warp_tiled(kern, m, n):
     return P.warp_grid(m, n, kern.T // 32, use_all=False) if n % 16 == 0 else None
 
 
-def lower(kern, a, b, acc, m, n, k, elem, loads=(None, None)):
+def lower(kern, a, b, acc, m, n, k, elem, loads=(None, None), keep_mma=False):
     """C = A @ B (+ acc) for fragments a (m×k), b (k×n); returns the f32 m×n fragment. `loads`: for an
-    operand still unlowered (a tile.load the warp-tiled path copies from global memory itself), its op."""
+    operand still unlowered (a tile.load the warp-tiled path copies from global memory itself), its op.
+    keep_mma (tessera-place-layout-conversions kept the result in the mma layout; warp-tiled, no acc): the
+    accumulators packed in one vector instead."""
     grid = warp_tiled(kern, m, n)
     if grid is not None:
-        return _lower_warp_tiled(kern, a, b, acc, m, n, k, elem, grid, loads)
+        return _lower_warp_tiled(kern, a, b, acc, m, n, k, elem, grid, loads, keep_mma)
     f32 = ir.F32Type.get()
     esz = elem_bytes(elem)
     off_b = align(m * k * esz)
@@ -124,7 +126,7 @@ def _view1d(kern, byte_off, n, elem):
     return v
 
 
-def _lower_warp_tiled(kern, a, b, acc, m, n, k, elem, grid, loads):
+def _lower_warp_tiled(kern, a, b, acc, m, n, k, elem, grid, loads, keep_mma=False):
     """Operands from registers go to rows padded by 16 bytes; operands still in global memory (`loads`)
     are copied there by cp.async into the swizzled layout (16-byte chunks, no registers)."""
     specs = []
@@ -172,6 +174,8 @@ def _lower_warp_tiled(kern, a, b, acc, m, n, k, elem, grid, loads):
             scf.YieldOp(accs)
     if busy is not None:
         accs = list(busy.results)
+    if keep_mma:
+        return vector.FromElementsOp(ir.VectorType.get([len(accs)], f32), accs).result
     out = P.to_blocked(kern, accs, wn, WM, WN, m, n, used)
     if acc is not None:
         out = arith.AddFOp(out, acc).result

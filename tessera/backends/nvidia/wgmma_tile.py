@@ -23,9 +23,9 @@ from .wgmma import PAD
 REGION = "_wgmma_tile_region"
 
 
-def applies(kern, ae, be, m, n, k) -> bool:
-    groups = kern.T // 128
-    return kern.arch == "sm_90a" and not kern.warp_specialize and kern.T % 128 == 0 and groups in (1, 2) \
+def applies(arch, threads, warp_specialize, ae, be, m, n, k) -> bool:
+    groups = threads // 128
+    return arch == "sm_90a" and not warp_specialize and threads % 128 == 0 and groups in (1, 2) \
         and str(ae) == str(be) and str(ae) in ("f16", "bf16") and m % (64 * groups) == 0 \
         and n % 8 == 0 and 8 <= n <= 256 and k % 64 == 0 and (m // groups) * n <= 16384
 
