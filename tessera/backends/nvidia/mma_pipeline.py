@@ -40,7 +40,6 @@ import contextlib
 from mlir import ir
 from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm, scf, vector
 
-from ...ir import builders as tb
 from ...passes import k_loops
 from . import fragments as F
 from .common import arg_number, elem_bytes, next_slot
