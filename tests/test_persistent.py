@@ -142,3 +142,22 @@ def test_launch_shape_and_prepared_handles(monkeypatch):
     monkeypatch.setenv("TESSERA_PERSISTENT_CTAS", "zero")
     with pytest.raises(ts.LaunchError):
         pl.launch((1, 1, 1), ())
+
+
+@needs_ptxas
+def test_artifact_keeps_the_persistent_launch(tmp_path, two_ctas):
+    """A saved persistent kernel records it in its manifest (with the hidden grid parameters in the ABI), and
+    its PTX runs from the manifest alone as every launcher runs it (here the emulator's)."""
+    import json
+    from tessera.runtime.emulator.launch import run_ptx
+    x = np.arange(4000, dtype=np.float32).astype(bf16)
+    o = np.zeros_like(x)
+    ck = ts.compile(scale, x, o, 2.0, target="sm_90a", persistent=True, BLOCK=1024)
+    ck.save(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    meta = manifest["metadata"]
+    assert meta["persistent"] and [a.get("hidden") for a in meta["args"][-3:]] == [True] * 3
+    ptx = (tmp_path / f"{manifest['kernel']}.ptx").read_text()
+    rep = run_ptx(ptx, manifest["kernel"], meta, "sm_90a", (4,), [x, o, 2.0])
+    assert rep.grid == (2, 1, 1) and not rep.findings
+    np.testing.assert_array_equal(o.astype(np.float32), 2 * x.astype(np.float32))

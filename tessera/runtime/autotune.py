@@ -8,7 +8,7 @@ stored in the tuning database (`tuning_db`), and the fastest config runs the lau
 launches — in this process or another — with the same key reuse the stored choice.
 
 A space entry is a constexpr parameter of the kernel, a launch option (`num_warps`, `num_stages`,
-`num_ctas`), or any other name, which the kernel reads as `tile.context().NAME`. The grid may be a
+`num_ctas`, `warp_specialize`, `persistent`), or any other name, which the kernel reads as `tile.context().NAME`. The grid may be a
 callable of the launch's meta-parameters (`lambda meta: (cdiv(meta["B"], meta["BLOCK_B"]),)`).
 Timing re-runs the kernel, so a kernel that updates an argument in place names it in
 `restore_value` to have it restored between runs. MLIR-free: compiling goes through the kernel."""
