@@ -250,9 +250,24 @@ def compute(kern, a, b, et, wn, WM, WN, K, accs):
 def to_blocked(kern, accs, wn, WM, WN, M, N, used=None):
     """The M×N accumulators (mma layout) as a blocked f32 fragment, through shared memory with rows
     N + 8 words apart (a warp's v2 stores of 8 rows hit disjoint banks when N is a multiple of 32).
+    When the blocked runs are 8 f32 (two 16-byte chunks), rows hold a multiple of 16 chunks and each thread's
+    runs sit in one column, 16-byte chunk c of a row is stored at c ^ ((c / 8) % 2): the 8 threads of a
+    quarter-warp, which read chunks 2t (then 2t + 1) of one row, then hit 8 distinct bank groups instead of
+    4 (a 2-way conflict on every read otherwise); a thread's swizzled column is computed once.
     `used`: the threads that hold accumulators when fewer than all do."""
     f32 = ir.F32Type.get()
     pitch = N + 8
+    lay = kern.layout
+    k = lay.frag_len([M, N])
+    v = lay.vector_width(k) if N % lay.vector_width(k) == 0 else 1
+    swizzle = v == 8 and N % 64 == 0 and (kern.T * v) % N == 0 and M * N == k * kern.T
+
+    def place(col):
+        """The stored column of column `col` (a multiple of 4 in a 16-byte chunk, or of 2 in it)."""
+        if not swizzle:
+            return col
+        flip = arith.AndIOp(arith.ShRUIOp(col, F.cidx(5)).result, F.cidx(1)).result    # (col / 4 / 8) % 2
+        return arith.XOrIOp(col, arith.ShLIOp(flip, F.cidx(2)).result).result
     buf = kern.scratch(M * pitch, f32)
     gpu.BarrierOp()
     guard = None
@@ -261,17 +276,26 @@ def to_blocked(kern, accs, wn, WM, WN, M, N, used=None):
     with ir.InsertionPoint(guard.then_block) if guard is not None else contextlib.nullcontext():
         for q, (r, c) in enumerate(acc_coords(kern, wn, WM, WN)):
             pair = vector.FromElementsOp(ir.VectorType.get([2], f32), accs[2 * q:2 * q + 2]).result
-            vector.StoreOp(pair, buf, [arith.AddIOp(arith.MulIOp(r, F.cidx(pitch)).result, c).result], alignment=8)
+            vector.StoreOp(pair, buf, [arith.AddIOp(arith.MulIOp(r, F.cidx(pitch)).result, place(c)).result],
+                           alignment=8)
         if guard is not None:
             scf.YieldOp([])
     gpu.BarrierOp()
-    lay = kern.layout
-    k = lay.frag_len([M, N])
-    lanes = lay.lanes(k)
-    padded = arith.AddIOp(lanes, arith.MulIOp(arith.DivUIOp(lanes, F.splat(F.cidx(N), k)).result,
-                                              F.splat(F.cidx(8), k)).result).result
-    v = lay.vector_width(k) if N % lay.vector_width(k) == 0 else 1
-    frag = F.load_runs(buf, padded, lay.valid([M, N]), F.vsplat_const(0.0, f32, k), k, f32, v)
+    if swizzle:   # slot j of run r: row row0 + r·(T·8 / N), column col0 + j % 8, its chunk swizzled
+        first = arith.MulIOp(kern.tid, F.cidx(8)).result
+        row0, col0 = arith.DivUIOp(first, F.cidx(N)).result, arith.RemUIOp(first, F.cidx(N)).result
+        base = arith.MulIOp(row0, F.cidx(pitch)).result
+        halves = [arith.AddIOp(base, place(arith.AddIOp(col0, F.cidx(4 * h)).result)).result for h in range(2)]
+        step = kern.T * 8 // N * pitch
+        at = vector.FromElementsOp(ir.VectorType.get([k], ir.IndexType.get()),
+                                   [arith.AddIOp(halves[(j % 8) // 4], F.cidx((j // 8) * step + j % 4)).result
+                                    for j in range(k)]).result
+        frag = F.load_runs(buf, at, None, F.vsplat_const(0.0, f32, k), k, f32, 4)
+    else:
+        lanes = lay.lanes(k)
+        padded = arith.AddIOp(lanes, arith.MulIOp(arith.DivUIOp(lanes, F.splat(F.cidx(N), k)).result,
+                                                  F.splat(F.cidx(8), k)).result).result
+        frag = F.load_runs(buf, padded, lay.valid([M, N]), F.vsplat_const(0.0, f32, k), k, f32, v)
     gpu.BarrierOp()
     return frag
 
