@@ -24,10 +24,14 @@ bool = bool_  # noqa: A001 - `ts.bool` as the issue and seeds spell it
 __version__ = "0.1.0"
 
 
+TARGET_ALIASES = {"sm_90": "sm_90a"}   # Hopper's name without the `a`: tessera's sm_90 code is sm_90a's
+
+
 def compile(fn, *example_args, target="cpu", params=None, pipeline=None, **kwargs):  # noqa: A001 - DESIGN §4
     """Compile a @ts.kernel (or trace a @ts.function) for `target` ("cpu", "sm_80", "sm_90a")
     from example arguments; `params` binds @ts.function parameters as constants, `pipeline`
     replaces the default graph pipeline (prune + fuse)."""
+    target = TARGET_ALIASES.get(target, target)
     if isinstance(fn, KernelFunction):
         from .frontend.kernel import compile_kernel
         return compile_kernel(fn, *example_args, target=target, **kwargs)

@@ -71,6 +71,8 @@ class CompiledKernel:
             raise TesseraError("this compiled kernel has no kernel to check arguments against")
         try:
             values, runtime_args = self._kernel.bind_compiled(self, args, kwargs)
+            from .frontend.kernel import _check_outputs
+            _check_outputs(self, runtime_args)
             if grid is not None:
                 from .frontend.kernel import _grid3
                 grid = _grid3(self._kernel.resolve_grid(grid, self, values))
@@ -86,6 +88,25 @@ class CompiledKernel:
 
     def __repr__(self):
         return f"<CompiledKernel {self.name} target={self.target} stages={list(self.asm)}>"
+
+
+def _written_args(module):
+    """The kernel arguments a tile.store writes (indices into the runtime arguments): launchers refuse
+    read-only arrays there (runtime.prepared.check_writable)."""
+    from mlir import ir
+    out = set()
+
+    def visit(op):
+        if op.name == "tile.store":
+            dst = op.operands[0]
+            view = dst.owner
+            if not isinstance(view, ir.Block) and view.name == "tile.view":
+                base = view.operands[0]
+                if isinstance(base.owner, ir.Block):
+                    out.add(ir.BlockArgument(base).arg_number)
+        return ir.WalkResult.ADVANCE
+    module.operation.walk(visit)
+    return sorted(out)
 
 
 def _stages(target, options):
@@ -207,7 +228,8 @@ def compile_spec(kernel, spec, target, key) -> CompiledKernel:
         timings["tile"] = time.perf_counter() - t0
         _report(info.name, "tile", timings["tile"])
         _dump(info.name, key, "tile", asm["tile"])
-        meta = {"name": info.name, "target": target, "args": spec.arg_abi(), "spec_dims": sorted(spec.spec_dims),
+        meta = {"name": info.name, "target": target, "args": spec.arg_abi(), "writes": _written_args(module),
+                "spec_dims": sorted(spec.spec_dims),
                 "num_warps": spec.options.get("num_warps", 4), "compile_seconds": timings,
                 "compiler": COMPILER_ID, "cluster": _cluster(spec.options, target, info)}
         state = StageState(module, asm, meta)

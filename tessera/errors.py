@@ -67,8 +67,9 @@ class BackendUnavailable(TesseraError):
     """A backend (GPU, ptxas, the MLIR wheels) is missing; the message says how to fix it."""
 
 
-class LaunchError(TesseraError):
-    """Bad launch: wrong grid, wrong number or kind of arguments."""
+class LaunchError(LocatedError):
+    """Bad launch: wrong grid, wrong number or kind of arguments, a read-only output. Located at the
+    launching line where the launch went through the kernel (`kernel[grid](...)`, `prepare`)."""
 
 
 class EmulatorError(TesseraError):

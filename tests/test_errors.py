@@ -138,3 +138,47 @@ def test_no_internal_traceback_by_default(tmp_path):
     assert r.returncode != 0
     assert f"{script}:7:" in r.stderr and "undefined name 'nope'" in r.stderr
     assert "codegen" not in r.stderr and "mlir" not in r.stderr.lower()
+
+
+@ts.kernel
+def huge_shared(out: tile.Tensor["N", ts.f32], SIZE: ts.constexpr = 16):
+    buf = tile.alloc_shared([SIZE], ts.f32)  # ERR-HUGE-SHARED
+    tile.store(buf, tile.zeros([SIZE], ts.f32))
+    tile.store(out[0:SIZE], tile.load(buf))
+
+
+def test_huge_shared_buffer_on_the_cpu_is_out_of_resources():
+    """Shared buffers live on the CPU backend's stack: a huge one used to kill the process."""
+    out = np.zeros(4, np.float32)
+    with pytest.raises(ts.OutOfResources, match="the CPU backend's budget is 1048576 bytes") as ei:
+        huge_shared[(1,)](out, SIZE=1 << 28)
+    assert ei.value.line == _line_of("ERR-HUGE-SHARED") and ei.value.required == 1 << 30
+    huge_shared[(1,)](out, SIZE=1 << 16)   # 256 KiB: within the CPU budget
+    assert not out.any()
+
+
+def test_read_only_output_is_refused_at_the_launch():
+    """A kernel that stores to a read-only NumPy array used to write it anyway."""
+    x = np.ones(16, np.float32)
+    y = np.zeros(16, np.float32)
+    y.flags.writeable = False
+    with pytest.raises(ts.LaunchError, match="argument 'y' is a read-only array") as ei:
+        two_args[(1,)](x, y)  # READ-ONLY-LAUNCH
+    assert ei.value.line == _line_of("READ-ONLY-LAUNCH") and ei.value.filename == HERE
+    assert not y.any()
+    ck = ts.compile(two_args, x, np.zeros(16, np.float32))
+    assert ck.metadata["writes"] == [1]
+    with pytest.raises(ts.LaunchError, match="read-only"):
+        ck.prepare(x, y, grid=(1,))
+    x.flags.writeable = False     # read-only inputs are fine
+    two_args[(1,)](x, np.zeros(16, np.float32))
+
+
+def test_sm_90_is_sm_90a():
+    from tessera.backends.nvidia.ptxas import find_ptxas
+    try:
+        find_ptxas()
+    except ts.BackendUnavailable:
+        pytest.skip("ptxas not found")
+    ck = ts.compile(two_args, np.zeros(16, np.float32), np.zeros(16, np.float32), target="sm_90")
+    assert ck.target == "sm_90a"

@@ -93,6 +93,14 @@ def _call_error(msg, cls=CompilationError):
     return cls(msg, file, line, col)
 
 
+def _check_outputs(ck, runtime_args):
+    from ..runtime.prepared import read_only_output
+    name = read_only_output(ck.metadata, runtime_args)
+    if name is not None:
+        raise _call_error(f"argument '{name}' is a read-only array and the kernel stores to it; pass a writable "
+                          "array (e.g. a copy)", LaunchError)
+
+
 def _is_cuda_array(a):
     if type(a).__module__.startswith("torch"):  # hasattr(__cuda_array_interface__) raises for some tensors
         return bool(getattr(a, "is_cuda", False))
@@ -180,6 +188,7 @@ class KernelFunction:
                                      runtime_args)
 
     def prepare_compiled(self, ck, grid, runtime_args):
+        _check_outputs(ck, runtime_args)
         return ck.prepare_runtime(None if grid is None else _grid3(grid), runtime_args)
 
     # -- parameters ------------------------------------------------------------------------
@@ -373,6 +382,7 @@ class KernelFunction:
         return grid(meta)
 
     def _launch(self, ck, grid, runtime_args):
+        _check_outputs(ck, runtime_args)
         grid = _grid3(grid)
         if 0 in grid:
             return

@@ -19,7 +19,12 @@ from mlir import ir
 from mlir.dialects import arith, func, linalg, memref, scf, tensor
 
 from ..ir import builders as tb
+from ..errors import OutOfResources
 from ..ir.locations import error_at
+
+# tile.alloc_shared buffers of one program live on the stack of the thread that runs it: above this a
+# kernel gets an OutOfResources at its allocation (every NVIDIA target allows less)
+CPU_SHARED_BUDGET = 1 << 20
 
 name = "tessera-lower-tile-to-cpu"
 
@@ -128,6 +133,7 @@ class _Lowering:
     def __init__(self, f):
         self.f = f
         self.entry = f.regions[0].blocks[0]
+        self.shared_bytes = 0
 
     def run(self):
         extra = [self.entry.add_argument(ir.IndexType.get(), self.f.location) for _ in range(6)]
@@ -166,6 +172,16 @@ class _Lowering:
 
     def op_alloc_shared(self, op):
         t = ir.MemRefType(op.results[0].type)
+        n = 1
+        for d in t.shape:
+            n *= d
+        self.shared_bytes += n * max(1, (getattr(t.element_type, "width", 32) + 7) // 8)
+        if self.shared_bytes > CPU_SHARED_BUDGET:
+            raise error_at(op.location, f"shared memory: the kernel allocates {self.shared_bytes} bytes of shared "
+                           f"buffers; the CPU backend's budget is {CPU_SHARED_BUDGET} bytes (they live on the "
+                           "stack; sm_90a allows 232448, sm_80 166912)", OutOfResources,
+                           required=self.shared_bytes, budget=CPU_SHARED_BUDGET, resource="shared memory",
+                           suggestion="smaller shared buffers")
         plain = ir.MemRefType.get(list(t.shape), t.element_type)
         with ir.InsertionPoint.at_block_begin(self.entry):
             buf = memref.AllocaOp(plain, [], []).result

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from ..errors import LaunchError
 
 
@@ -17,6 +19,23 @@ def launcher_for(cubin: bytes, name: str, meta: dict):
         from .persistent import PersistentLauncher
         launcher = PersistentLauncher(launcher)
     return launcher
+
+
+def read_only_output(meta, args):
+    """The name of the first argument the kernel writes that is a read-only NumPy array, else None."""
+    abi = meta.get("args", ())
+    for i in meta.get("writes", ()):
+        a = args[i] if i < len(args) else None
+        if isinstance(a, np.ndarray) and not a.flags.writeable:
+            return abi[i]["name"] if i < len(abi) else f"#{i}"
+    return None
+
+
+def check_writable(meta, args):
+    name = read_only_output(meta, args)
+    if name is not None:
+        raise LaunchError(f"argument '{name}' is a read-only array and the kernel stores to it; pass a writable "
+                          "array (e.g. a copy)")
 
 
 def grid3(grid):

@@ -20,7 +20,7 @@ import numpy as np
 from ...errors import EmulatorError, LaunchError, SanitizerError
 from ..native import codes_for, flat_values, tma_encode_inputs
 from ..persistent import launch_shape, resident_ctas
-from ..prepared import grid3
+from ..prepared import check_writable, grid3
 from .machine import Machine
 from .memory import GlobalMemory
 from .ops.hopper import TmaDescriptor
@@ -119,6 +119,7 @@ def run_ptx(ptx, name, metadata, arch, grid, args, *, checks=True, max_steps=20_
     kernel metadata of a compiled kernel or an AOT manifest) on runtime arguments `args`."""
     kernel = parsed(ptx, name)
     abi = metadata["args"]
+    check_writable(metadata, args)
     if metadata.get("persistent") and 0 not in grid3(grid):   # the caller's grid becomes trailing arguments
         grid, args = launch_shape(grid3(grid), args, resident_ctas(emulated=True))
     if len(args) != len(abi):
