@@ -305,3 +305,25 @@ def test_a_compiled_autotuned_kernel_launches_with_its_config(cache_dir):
         ck[(2,)](x, out, BLOCK=64)
     with pytest.raises(ts.CompilationError, match="compiled with num_warps=4, not 8"):
         ck[(7,)](x, out, num_warps=8)
+
+
+@ts.kernel
+def reads_launch_options(out: tile.Tensor["N", ts.f32]):
+    ctx = tile.context()
+    code = ctx.num_warps * 100 + ctx.num_stages * 10 + ctx.num_ctas
+    tile.store(out[0:2], tile.zeros([2], ts.f32) + tile.cast(code, ts.f32))
+
+
+def test_context_reads_the_launch_options(cache_dir):
+    """DESIGN §4: `ctx.num_warps` / `ctx.num_stages` (and the other launch options) are the values the
+    variant is compiled for, as compile-time constants; unset ones take the launch defaults."""
+    out = np.zeros(2, np.float32)
+    reads_launch_options[(1,)](out, num_warps=8, num_stages=2)
+    assert out[0] == 821
+    reads_launch_options[(1,)](out)
+    assert out[0] == 431
+    with pytest.raises(ts.CompilationError, match="launch options"):
+        @ts.kernel
+        def unknown(out: tile.Tensor["N", ts.f32]):
+            tile.store(out[0:2], tile.zeros([2], ts.f32) + tile.context().num_threads)
+        unknown[(1,)](out)

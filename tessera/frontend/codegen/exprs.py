@@ -13,6 +13,9 @@ _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv", 
            ast.LShift: "lshift", ast.RShift: "rshift"}
 _CMPOPS = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq", ast.NotEq: "ne"}
 
+# the launch options tile.context() reads, with the values a launch that does not set them compiles for
+LAUNCH_OPTION_DEFAULTS = {"num_warps": 4, "num_stages": 3, "num_ctas": 1, "warp_specialize": False, "persistent": False}
+
 
 class Exprs:
     def expr(self, node):
@@ -253,5 +256,7 @@ class Exprs:
         if attr in self.dim_owner:
             t, i = self.dim_owner[attr]
             return self.tensor_dim(t, i)
+        if attr in LAUNCH_OPTION_DEFAULTS:   # the launch options this variant is compiled for (DESIGN §4)
+            return self.spec.options.get(attr, LAUNCH_OPTION_DEFAULTS[attr])
         self.error(node, f"tile.context() has no '{attr}': known dims {sorted(self.dim_owner)}, "
-                         f"constexprs {sorted(self.constexprs)}")
+                         f"constexprs {sorted(self.constexprs)}, launch options {sorted(LAUNCH_OPTION_DEFAULTS)}")
