@@ -13,7 +13,7 @@ from . import tile, ops  # noqa: F401
 from .frontend.function import function, GraphFunction  # noqa: F401
 from .graph import (subtract, add, multiply, divide, maximum, minimum, exp, log, sqrt, sigmoid, tanh,  # noqa: F401
                     cast, reshape, transpose, concatenate, stack, sum, mean, zeros_like, ones_like, gemm,
-                    graph_constant, expand_dims)
+                    graph_constant, expand_dims, zeros, ones, arange, diag, softmax)
 
 from .runtime.recompile import explain_recompiles  # noqa: F401
 

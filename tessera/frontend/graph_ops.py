@@ -261,7 +261,7 @@ def _stack(xs, axis=0):
     return _concatenate([_reshape(x, x.shape[:ax] + (1,) + x.shape[ax:]) for x in xs], ax)
 
 
-@impl("ops.softmax", "ops.softmax_safe")
+@impl("ops.softmax", "ops.softmax_safe", "ts.softmax")
 def _softmax(x, axis=-1):
     x = cast(x, dt.f32) if x.dtype.bits < 32 else x
     return GraphTensor(_create("ts.softmax", ttype(x.shape, x.dtype), [x.v], {"axis": ir.IntegerAttr.get(
@@ -458,3 +458,46 @@ def trace_function(gf, sig):
         f.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(types, [o.v.type for o in outs]))
         module.operation.verify()
         return Traced(tr, module, layout, "tuple" if isinstance(out, (tuple, list)) else "single")
+
+
+def _shape_arg(shape, name):
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
+        raise _err(f"ts.{name}: the shape must be positive ints known when tracing, got {list(shape)}")
+    return shape
+
+
+@impl("ts.zeros")
+def _zeros(shape, dtype=dt.f32):
+    return const(0, _shape_arg(shape, "zeros"), dtype)
+
+
+@impl("ts.ones")
+def _ones(shape, dtype=dt.f32):
+    return const(1, _shape_arg(shape, "ones"), dtype)
+
+
+@impl("ts.arange")
+def _arange(start, stop=None, step=1, dtype=dt.i32):
+    """NumPy's arange of trace-time numbers, as a graph constant of `dtype` (default i32)."""
+    if stop is None:
+        start, stop = 0, start
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (start, stop, step)) or step == 0:
+        raise _err(f"ts.arange: start, stop and step must be numbers known when tracing, step != 0; got "
+                   f"{start!r}, {stop!r}, {step!r}")
+    values = np.arange(start, stop, step)
+    if values.size == 0:
+        raise _err(f"ts.arange({start}, {stop}, {step}) is empty")
+    return cast(from_numpy(values.astype(np.float64 if dtype.is_float else np.int64)), dtype)
+
+
+@impl("ts.diag")
+def _diag(x):
+    """NumPy's diag: a vector → the square matrix with it on the diagonal; a square matrix → its diagonal."""
+    if x.shape is None or x.ndim not in (1, 2) or (x.ndim == 2 and x.shape[0] != x.shape[1]):
+        raise _err(f"ts.diag takes a vector or a square matrix, got shape {list(x.shape or ())}")
+    n = x.shape[0]
+    eye = cast(from_numpy(np.eye(n, dtype=np.float32)), x.dtype)
+    if x.ndim == 1:
+        return IMPLS["ts.multiply"](_reshape(x, (1, n)), eye)
+    return IMPLS["ts.sum"](IMPLS["ts.multiply"](x, eye), axis=1)
