@@ -44,6 +44,8 @@ class CompiledFunction:
         except TesseraError as e:
             from .frontend.kernel import _reraise
             _reraise(e)
+        for i in self.traced.scalar_results:   # 0-d results
+            outs[i] = outs[i].reshape(())
         if torch_in:  # results come back as the caller's kind of array
             import torch
             outs = [torch.as_tensor(o, device="cuda") for o in outs]

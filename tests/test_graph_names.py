@@ -47,3 +47,47 @@ def test_bad_arguments_are_located(body, needle):
         return body(x)
     with pytest.raises(ts.CompilationError, match=needle):
         bad(np.zeros(4, np.float32))
+
+
+@ts.function
+def adaptive_delta_loss(predictions: ts.Tensor["B", "S", "V", ts.bf16], targets: ts.Tensor["B", "S", "V", ts.bf16],
+                        delta_contributions: list[ts.Tensor]) -> ts.Tensor[(), ts.f32]:
+    # seed 000's adaptive_delta_loss, its first two terms as written
+    main_loss = ts.ops.cross_entropy_loss(predictions, targets)
+    delta_sparsity_loss = 0.0
+    for delta_contrib in delta_contributions:
+        delta_norm = ts.ops.l2_norm(delta_contrib)
+        delta_sparsity_loss += ts.ops.l1_regularization(delta_norm)
+    return main_loss + 0.01 * delta_sparsity_loss
+
+
+def test_losses_and_global_norm():
+    """cross_entropy_loss over probability targets, l2_norm with no axis (the whole tensor) and
+    l1_regularization: 1-element results (graph reductions keep a dim); Tensor[(), ts.f32] is accepted."""
+    import ml_dtypes
+    bf16 = ml_dtypes.bfloat16
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal((2, 3, 5)).astype(bf16)
+    t = np.eye(5, dtype=np.float32)[rng.integers(0, 5, (2, 3))].astype(bf16)
+    ds = [rng.standard_normal((2, 3, 4)).astype(bf16) for _ in range(2)]
+    got = adaptive_delta_loss(p, t, ds)
+    pf = p.astype(np.float32)
+    z = pf - pf.max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    want = -(t.astype(np.float32) * logp).sum(-1).mean() + 0.01 * sum(np.linalg.norm(d.astype(np.float32)) for d in ds)
+    assert got.shape == (1,)
+    np.testing.assert_allclose(got, [want], rtol=1e-4)
+    assert tuple(ts.Tensor[(), ts.f32].dims) == () and tuple(ts.Tensor[("B", "D"), ts.f32].dims) == ("B", "D")
+
+
+@ts.function
+def scalar_results(x: ts.Tensor["N", "M", ts.f32]):
+    return x[1, 2], ts.ops.l2_norm(x), 3.0
+
+
+def test_scalar_results_are_0d():
+    """An element (one int per dim) and a Python number come back as 0-d arrays."""
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    a, n, c = scalar_results(x)
+    assert a.shape == () and float(a) == 6.0 and c.shape == () and float(c) == 3.0
+    np.testing.assert_allclose(n, [np.linalg.norm(x)], rtol=1e-6)

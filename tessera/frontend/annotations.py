@@ -33,6 +33,8 @@ class _TensorMeta(type):
                 dims.append(x)
             elif x is Ellipsis:
                 dims.append(None)
+            elif isinstance(x, tuple) and all(isinstance(d, (str, int)) for d in x):
+                dims.extend(x)      # Tensor[(), ts.f32] (0-d), Tensor[("B", "D"), ts.f32]: the dims as a tuple
             else:
                 raise TypeError(f"Tensor[...] takes dim names, ints and one dtype, got {x!r}")
         return TensorSpec(dims, dtype)
@@ -40,7 +42,8 @@ class _TensorMeta(type):
 
 class Tensor(metaclass=_TensorMeta):
     """`Tensor["M", "N", ts.f32]`: a global-memory tensor parameter (any strides). A bare
-    `Tensor` annotation accepts any rank and dtype."""
+    `Tensor` annotation accepts any rank and dtype; `Tensor[(), ts.f32]` is a 0-d tensor (the dims may be
+    given as one tuple)."""
 
 
 class constexpr:

@@ -212,6 +212,7 @@ def _reduce(kind):
 
 IMPLS["ts.sum"] = _reduce("sum")
 IMPLS["ts.mean"] = _reduce("mean")
+_max = _reduce("max")
 
 
 @impl("ts.transpose")
@@ -269,7 +270,12 @@ def _softmax(x, axis=-1):
 
 
 @impl("ops.l2_norm")
-def _l2_norm(x, axis=-1, keepdims=False):
+def _l2_norm(x, axis=None, keepdims=False):
+    """‖x‖₂ along `axis`; with no axis over every element (NumPy's norm of the flattened array), as a
+    1-element tensor (graph reductions keep a dim; keepdims gives the input's rank of ones)."""
+    if axis is None:
+        r = _l2_norm(_flat(x), axis=-1)
+        return _reshape(r, (1,) * x.ndim) if keepdims else r
     ax = _axis(axis, x.ndim)
     shape = tuple((1 if i == ax else s) for i, s in enumerate(x.shape)) if keepdims else \
         tuple(s for i, s in enumerate(x.shape) if i != ax)
@@ -410,8 +416,9 @@ def index(x: GraphTensor, idx):
 class Traced:
     """A traced graph: the module (its text is `.asm["ts"]`), argument and result layout."""
 
-    def __init__(self, tracer, module, arg_layout, result_layout):
+    def __init__(self, tracer, module, arg_layout, result_layout, scalar_results=()):
         self.tracer, self.module, self.arg_layout, self.result_layout = tracer, module, arg_layout, result_layout
+        self.scalar_results = tuple(scalar_results)   # results returned as 0-d arrays (traced as 1-element tensors)
         self.asm = module.operation.get_asm(enable_debug_info=True)
 
 
@@ -450,14 +457,20 @@ def trace_function(gf, sig):
                     kwargs[name] = v
             out = gf.fn(**kwargs)
             outs = list(out) if isinstance(out, (tuple, list)) else [out]
-            for o in outs:
-                if not isinstance(o, GraphTensor) or o.shape is None:
-                    raise CompilationError(f"{gf.__name__} must return tensors, got {o!r}", *user_frame())
+            scalars = []
+            for i, o in enumerate(outs):
+                if isinstance(o, (int, float)) and not isinstance(o, bool):   # a Python number: an f32 0-d result
+                    o = const(float(o), None, dt.f32)
+                if isinstance(o, GraphTensor) and o.shape is None:   # a scalar: a 0-d result, traced as 1 element
+                    outs[i] = IMPLS["ts.add"](const(0, (1,), o.dtype), o)
+                    scalars.append(i)
+                elif not isinstance(o, GraphTensor):
+                    raise CompilationError(f"{gf.__name__} must return tensors or scalars, got {o!r}", *user_frame())
             with tr.loc():
                 func.ReturnOp([o.v for o in outs])
         f.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(types, [o.v.type for o in outs]))
         module.operation.verify()
-        return Traced(tr, module, layout, "tuple" if isinstance(out, (tuple, list)) else "single")
+        return Traced(tr, module, layout, "tuple" if isinstance(out, (tuple, list)) else "single", scalars)
 
 
 def _shape_arg(shape, name):
@@ -501,3 +514,34 @@ def _diag(x):
     if x.ndim == 1:
         return IMPLS["ts.multiply"](_reshape(x, (1, n)), eye)
     return IMPLS["ts.sum"](IMPLS["ts.multiply"](x, eye), axis=1)
+
+
+@impl("ops.cross_entropy_loss")
+def _cross_entropy_loss(logits, targets, axis=-1):
+    """mean over every position of −Σ_classes targets · log_softmax(logits), in f32, as a 1-element tensor;
+    `targets` are class probabilities (one-hot or soft) of the logits' shape, as the seeds pass them."""
+    if logits.shape is None or targets.shape != logits.shape:
+        raise _err(f"ts.ops.cross_entropy_loss takes targets of the logits' shape (probabilities or one-hot), "
+                   f"got {list(logits.shape or ())} and {list(targets.shape or ())}")
+    lf = cast(logits, dt.f32) if logits.dtype != dt.f32 else logits
+    tf = cast(targets, dt.f32) if targets.dtype != dt.f32 else targets
+    z = IMPLS["ts.subtract"](lf, _max(lf, axis=axis, keepdims=True))
+    lse = IMPLS["ts.log"](IMPLS["ts.sum"](IMPLS["ts.exp"](z), axis=axis, keepdims=True))
+    per = IMPLS["ts.sum"](IMPLS["ts.multiply"](tf, IMPLS["ts.subtract"](z, lse)), axis=axis)
+    return IMPLS["ts.multiply"](IMPLS["ts.mean"](_flat(per), axis=-1) if per.shape is not None else per, -1.0)
+
+
+@impl("ops.l1_regularization")
+def _l1_regularization(x, weight=1.0):
+    """weight · Σ|x|: a 1-element tensor (for a scalar x, the scalar weight · |x|)."""
+    a = IMPLS["ts.maximum"](x, IMPLS["ts.multiply"](x, -1.0))
+    s = IMPLS["ts.sum"](_flat(a), axis=-1) if a.shape is not None else a
+    return IMPLS["ts.multiply"](s, float(weight)) if weight != 1.0 else s
+
+
+def _flat(x):
+    """x as one row (1, n): a whole-tensor reduction over its last axis is a 1-element tensor."""
+    n = 1
+    for d in x.shape:
+        n *= d
+    return _reshape(x, (1, n))
