@@ -63,7 +63,8 @@ def compile_function(fn, args, kwargs, target="cpu", params=None, pipeline=None)
         asm = {"ts": traced.asm}
         with traced.tracer.ctx, ir.Location.unknown():
             module = ir.Module.parse(traced.asm)
-            run_pipeline(module, pipeline or GRAPH_PIPELINE)
+            config = getattr(fn, "config", None)
+            run_pipeline(module, pipeline or (config.pipeline() if config is not None else GRAPH_PIPELINE))
             asm["ts.opt"] = module.operation.get_asm(enable_debug_info=True)
             remarks = [ir.StringAttr(a).value for a in ir.ArrayAttr(module.operation.attributes["tessera.remarks"])] \
                 if "tessera.remarks" in module.operation.attributes else []

@@ -190,8 +190,9 @@ def _is_array(v):
 
 
 class GraphFunction:
-    def __init__(self, fn):
+    def __init__(self, fn, input_shapes=None, config=None):
         self.fn = fn
+        self.input_shapes, self.config = input_shapes, config   # function_options
         self.__name__ = fn.__name__
         self.__doc__ = fn.__doc__
         self._traced = {}
@@ -204,6 +205,13 @@ class GraphFunction:
         if dsl.TRACING:  # called from another @ts.function: inline
             return self.fn(*args, **kwargs)
         from ..graph_compile import compile_function
+        if self.input_shapes:
+            from .function_options import check_input_shapes
+            try:
+                check_input_shapes(self.fn, self.input_shapes, args, kwargs)
+            except TesseraError as e:
+                from .kernel import _reraise
+                _reraise(e)
         sig = Signature(self.fn, args, kwargs, None)
         key = sig.key()
         ck = self._compiled.get(key)
@@ -223,9 +231,18 @@ class GraphFunction:
 
 
 def function(fn=None, **options):
-    if fn is None:
-        return lambda f: GraphFunction(f)
-    return GraphFunction(fn)
+    """`@ts.function`, `@ts.function(input_shapes=..., compilation_config=...)` (function_options)."""
+    where = user_frame()
+
+    def make(f):
+        from .function_options import check_options
+        try:
+            shapes, config = check_options(f, options, where)
+        except TesseraError as e:
+            from .kernel import _reraise
+            _reraise(e)
+        return GraphFunction(f, shapes, config)
+    return make if fn is None else make(fn)
 
 
 def dtype_of_array(a):
