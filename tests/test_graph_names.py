@@ -91,3 +91,25 @@ def test_scalar_results_are_0d():
     a, n, c = scalar_results(x)
     assert a.shape == () and float(a) == 6.0 and c.shape == () and float(c) == 3.0
     np.testing.assert_allclose(n, [np.linalg.norm(x)], rtol=1e-6)
+
+
+@ts.function
+def delta_mask(x: ts.Tensor["L", "L", ts.f32]):
+    # seed 000's create_delta_mask, with max_distance 2 and 4 layers, plus an .add on a float tensor
+    num_layers, max_distance = 4, 2
+    mask = ts.zeros([num_layers, num_layers], dtype=ts.bool)
+    for i in range(num_layers):
+        for j in range(i + 1, min(i + max_distance + 1, num_layers)):
+            mask = mask.at[i, j].set(True)
+    return ts.cast(mask, ts.f32) + x.at[0, :].add(10.0)
+
+
+def test_at_set_and_add():
+    x = np.arange(16, dtype=np.float32).reshape(4, 4)
+    want = np.zeros((4, 4), np.float32)
+    for i in range(4):
+        for j in range(i + 1, min(i + 3, 4)):
+            want[i, j] = 1
+    y = x.copy()
+    y[0, :] += 10
+    np.testing.assert_allclose(delta_mask(x), want + y)

@@ -81,6 +81,12 @@ class GraphTensor:
         from . import graph_ops
         return graph_ops.index(self, idx)
 
+    @property
+    def at(self):
+        """JAX's functional update: `mask = mask.at[i, j].set(True)` (seed 000), `x.at[0, :].add(1.0)`."""
+        from . import graph_ops
+        return graph_ops.AtIndexer(self)
+
     def _compare(self, other):
         raise CompilationError("traced tensors cannot be compared in Python: control flow must use Python values "
                                "(use ts.maximum/minimum or a mask for data-dependent choices)", *user_frame())

@@ -545,3 +545,48 @@ def _flat(x):
     for d in x.shape:
         n *= d
     return _reshape(x, (1, n))
+
+
+class AtIndexer:
+    """`x.at[idx]`: `.set(v)` / `.add(v)` give a new tensor with the elements `idx` selects (ints and slices
+    known when tracing, NumPy basic indexing) replaced by / increased by `v` (a number or a traced scalar).
+    Traced as a blend with a 0/1 constant of x's shape, computed in f32 and cast back to x's dtype."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __getitem__(self, idx):
+        return _AtUpdate(self.x, idx if isinstance(idx, tuple) else (idx,))
+
+
+class _AtUpdate:
+    def __init__(self, x, idx):
+        self.x, self.idx = x, idx
+
+    def _mask(self):
+        if self.x.shape is None:
+            raise _err("x.at[...] needs a tensor, not a scalar")
+        if not all(isinstance(i, (int, slice)) and not isinstance(i, bool) for i in self.idx):
+            raise _err(f"x.at[...] takes ints and slices known when tracing, got {self.idx!r}")
+        m = np.zeros(self.x.shape, np.float32)
+        try:
+            m[self.idx] = 1.0
+        except IndexError as e:
+            raise _err(f"x.at[{self.idx}]: {e}") from None
+        return from_numpy(m)
+
+    def _blend(self, v, keep_old):
+        m = self._mask()
+        xf = cast(self.x, dt.f32) if self.x.dtype != dt.f32 else self.x
+        vf = float(v) if isinstance(v, (bool, int, float)) else (cast(v, dt.f32) if v.dtype != dt.f32 else v)
+        if keep_old:      # add: x + v·m
+            out = IMPLS["ts.add"](xf, IMPLS["ts.multiply"](m, vf))
+        else:             # set: x·(1 − m) + v·m
+            out = IMPLS["ts.add"](IMPLS["ts.multiply"](xf, IMPLS["ts.subtract"](1.0, m)), IMPLS["ts.multiply"](m, vf))
+        return cast(out, self.x.dtype)
+
+    def set(self, v):
+        return self._blend(v, False)
+
+    def add(self, v):
+        return self._blend(v, True)
