@@ -10,7 +10,7 @@ from .errors import (TesseraError, CompilationError, ShapeError, DTypeError, Out
 from .frontend.annotations import Tensor, constexpr  # noqa: F401
 from .frontend.kernel import kernel, KernelFunction  # noqa: F401
 from . import tile, ops  # noqa: F401
-from .frontend.function import function, GraphFunction  # noqa: F401
+from .frontend.function import function, GraphFunction, is_training, training  # noqa: F401
 from .frontend.function_options import CompilationConfig  # noqa: F401
 from .graph import (subtract, add, multiply, divide, maximum, minimum, exp, log, sqrt, sigmoid, tanh,  # noqa: F401
                     cast, reshape, transpose, concatenate, stack, sum, mean, zeros_like, ones_like, gemm,

@@ -113,3 +113,28 @@ def test_at_set_and_add():
     y = x.copy()
     y[0, :] += 10
     np.testing.assert_allclose(delta_mask(x), want + y)
+
+
+@ts.function
+def stable_gating(gating_input: ts.Tensor["B", "S", "G", ts.f32], gating_dropout: float = 0.5):
+    # seed 001's stable_gating_computation, as written (temperature 1)
+    gate_probs = ts.ops.softmax_safe(gating_input)
+    if ts.is_training():
+        gate_probs = ts.ops.dropout(gate_probs, p=gating_dropout)
+    return gate_probs
+
+
+def test_is_training_chooses_the_graph():
+    x = np.random.default_rng(5).standard_normal((2, 8, 16)).astype(np.float32)
+    e = np.exp(x - x.max(-1, keepdims=True))
+    probs = e / e.sum(-1, keepdims=True)
+    assert not ts.is_training()
+    np.testing.assert_allclose(stable_gating(x), probs, rtol=1e-5, atol=1e-6)
+    with ts.training():
+        assert ts.is_training()
+        dropped = stable_gating(x)
+    assert not ts.is_training()
+    kept = dropped != 0
+    assert 0.3 < 1 - kept.mean() < 0.7
+    np.testing.assert_allclose(dropped[kept], probs[kept] / 0.5, rtol=1e-5)
+    np.testing.assert_allclose(stable_gating(x), probs, rtol=1e-5, atol=1e-6)   # eval again: the eval graph

@@ -7,9 +7,11 @@ records the user's file:line as its location. `ts.compile(fn, *examples, params=
 parameters as constants; the result's `.asm["ts"]` is the graph as written."""
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import sys
+import threading
 
 import numpy as np
 
@@ -163,6 +165,7 @@ class Signature:
                 out.append((name, kind, a.shape, str(a.dtype), a.tobytes() if a.size < 1 << 16 else id(v)))
             else:
                 out.append((name, kind, repr(v)))
+        out.append(("(training)", "mode", is_training()))   # the body may branch on ts.is_training()
         return tuple(out)
 
     def descriptor(self):
@@ -234,6 +237,27 @@ class GraphFunction:
         if key not in self._traced:
             self._traced[key] = trace_function(self, sig)
         return self._traced[key]
+
+
+_MODE = threading.local()
+
+
+def is_training() -> bool:
+    """`ts.is_training()`: whether @ts.function bodies are traced in training mode (`with ts.training():`);
+    a Python bool at trace time, so `if ts.is_training():` chooses what the graph contains, and the mode is
+    part of the traced graph's key."""
+    return getattr(_MODE, "training", False)
+
+
+@contextlib.contextmanager
+def training(mode: bool = True):
+    """`with ts.training():` traces and runs @ts.function calls in training mode (per thread)."""
+    before = is_training()
+    _MODE.training = bool(mode)
+    try:
+        yield
+    finally:
+        _MODE.training = before
 
 
 def function(fn=None, **options):
