@@ -9,7 +9,7 @@ from .errors import (TesseraError, CompilationError, ShapeError, DTypeError, Out
                      BackendUnavailable, LaunchError, EmulatorError, SanitizerError)
 from .frontend.annotations import Tensor, constexpr  # noqa: F401
 from .frontend.kernel import kernel, KernelFunction  # noqa: F401
-from . import tile, ops  # noqa: F401
+from . import tile, ops, memory  # noqa: F401
 from .frontend.function import function, GraphFunction, is_training, training  # noqa: F401
 from .frontend.function_options import CompilationConfig  # noqa: F401
 from .graph import (subtract, add, multiply, divide, maximum, minimum, exp, log, sqrt, sigmoid, tanh,  # noqa: F401

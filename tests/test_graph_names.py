@@ -138,3 +138,51 @@ def test_is_training_chooses_the_graph():
     assert 0.3 < 1 - kept.mean() < 0.7
     np.testing.assert_allclose(dropped[kept], probs[kept] / 0.5, rtol=1e-5)
     np.testing.assert_allclose(stable_gating(x), probs, rtol=1e-5, atol=1e-6)   # eval again: the eval graph
+
+
+from tessera.gdn import delta_connection  # noqa: E402
+
+
+@ts.function
+def optimized_delta_memory_access(layer_activations: list[ts.Tensor], gate_parameters: list[ts.Tensor]) -> ts.Tensor:
+    # seed 001's function, as written
+    with ts.memory.prefetch_scope():
+        for i in range(len(layer_activations) - 1):
+            ts.memory.prefetch(layer_activations[i + 1], device="gpu", overlap="compute")
+    TILE_SIZE = 128
+    results = []
+    for i in range(0, layer_activations[0].shape[1], TILE_SIZE):
+        tile_results = []
+        for layer_idx, (layer_act, gate_param) in enumerate(zip(layer_activations, gate_parameters)):
+            act_tile = layer_act[:, i:i + TILE_SIZE, :]
+            if layer_idx > 0:
+                prev_tile = layer_activations[layer_idx - 1][:, i:i + TILE_SIZE, :]
+                delta_tile = delta_connection(prev_tile, act_tile, gate_param, 1)
+                tile_results.append(delta_tile)
+        if tile_results:
+            tile_output = ts.sum(ts.stack(tile_results), axis=0)
+            results.append(tile_output)
+    return ts.concatenate(results, axis=1)
+
+
+def test_memory_hints_in_the_seed_function():
+    """ts.memory.prefetch_scope / prefetch: checked hints (the arrays are already where the kernels run)."""
+    import ml_dtypes
+    from tessera.gdn import reference as ref
+    bf16 = ml_dtypes.bfloat16
+    rng = np.random.default_rng(2)
+    acts = [rng.standard_normal((2, 256, 16)).astype(bf16) for _ in range(3)]
+    gates = [(rng.standard_normal((16, 16)) * 0.2).astype(bf16) for _ in range(3)]
+    got = optimized_delta_memory_access(acts, gates)
+    tiles = [sum(ref.delta_connection(acts[j - 1][:, i:i + 128], acts[j][:, i:i + 128], gates[j], 1)
+                 for j in (1, 2)) for i in (0, 128)]
+    np.testing.assert_allclose(np.asarray(got, np.float32), np.concatenate(tiles, axis=1), rtol=2e-2, atol=2e-2)
+    with pytest.raises(ts.CompilationError, match="a hint for @ts.function bodies"):
+        ts.memory.prefetch(acts[0])
+
+    @ts.function
+    def bad(x: ts.Tensor["N", ts.f32]):
+        ts.memory.prefetch(x, device="tpu")
+        return x
+    with pytest.raises(ts.CompilationError, match="device must be one of"):
+        bad(np.zeros(4, np.float32))
