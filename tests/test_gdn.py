@@ -194,3 +194,15 @@ def test_component_compiles_for_sm90a(name):
     args, _ = CASES[name](np.random.default_rng(7))
     ck = ts.compile(getattr(gdn, name), *args, target="sm_90a")
     assert ck.kernels and all(k.asm["cubin"][:4] == b"\x7fELF" for k in ck.kernels)
+
+
+def test_compressed_delta_storage_beyond_32():
+    """Any hidden size (issue 11: it was limited to D ≤ 32): D = 48 and 64, V's rows as masked 64-wide tiles."""
+    r = np.random.default_rng(13)
+    for D in (48, 64):
+        d = r.standard_normal((2, 40, D)).astype(np.float32)
+        (c,), (k,) = gdn.compressed_delta_storage([d], compression_ratio=0.125)
+        assert k == D // 8
+        want, sigma = ref.compressed_delta_reconstruction(d, 0.125)
+        np.testing.assert_allclose(c["sigma"], sigma, rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(gdn.reconstruct_compressed_delta(c, k), want, rtol=1e-3, atol=1e-3)

@@ -2,8 +2,9 @@
 
 The SVD is a compiled one-sided Jacobi kernel (column rotations until the columns are orthogonal:
 A·V = U·Σ), then a kernel that picks the top-k columns by norm (selection, descending) and writes
-U[:, :k], σ[:k] and Vᵀ[:k, :]. One program does a whole [B·S, D] matrix (D ≤ 32 here), which suits
-the small hidden sizes of the tests; the driver is eager since the rank is chosen from the shape."""
+U[:, :k], σ[:k] and Vᵀ[:k, :]. One program does a whole [B·S, D] matrix; a row of V is one tile of
+BN ≥ D elements (the next power of two, masked past D), so any hidden size works, at O(D²) column
+rotations per sweep; the driver is eager since the rank is chosen from the shape."""
 from __future__ import annotations
 
 import numpy as np
@@ -94,16 +95,15 @@ def compressed_delta_storage(delta_activations, compression_ratio=0.1):
     compressed, ranks = [], []
     for delta in delta_activations:
         B, S, D = delta.shape
-        if D > 32:
-            raise ts.TesseraError("compressed_delta_storage: the Jacobi SVD kernel handles D ≤ 32")
+        bn = max(32, 1 << (D - 1).bit_length())   # V's rows as one masked tile: any hidden size
         a = as_f32_matrix(delta)
         xp = np if isinstance(a, np.ndarray) else __import__("cupy")
         a = xp.array(a, copy=True)  # the SVD works in place; an f32 input would otherwise be overwritten
         v = xp.empty((D, D), np.float32)
-        jacobi_svd[(1,)](a, v)
+        jacobi_svd[(1,)](a, v, BN=bn)
         k = max(1, int(D * compression_ratio))
         u, s, vt = xp.empty((B * S, k), np.float32), xp.empty(k, np.float32), xp.empty((k, D), np.float32)
-        svd_top_k[(1,)](a, v, xp.empty(D, np.float32), u, s, vt)
+        svd_top_k[(1,)](a, v, xp.empty(D, np.float32), u, s, vt, BN=bn)
         compressed.append({"U": u, "sigma": s, "Vt": vt, "original_shape": [B, S, D]})
         ranks.append(k)
     return compressed, ranks
