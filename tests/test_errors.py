@@ -182,3 +182,25 @@ def test_sm_90_is_sm_90a():
         pytest.skip("ptxas not found")
     ck = ts.compile(two_args, np.zeros(16, np.float32), np.zeros(16, np.float32), target="sm_90")
     assert ck.target == "sm_90a"
+
+
+@ts.kernel
+def negative_zeros(x: tile.Tensor["N", ts.f32]):
+    tile.store(x[0:4], tile.zeros([-4], ts.f32))  # ERR-NEG-ZEROS
+
+
+def test_bad_launch_options_grids_and_shapes_are_located():
+    """Found by a first probe of bad inputs (issue 11): each used to pass silently or escape raw."""
+    x = np.zeros(16, np.float32)
+    with pytest.raises(ts.LaunchError, match="the grid function raised ZeroDivisionError") as ei:
+        two_args[lambda m: 1 // 0](x, x.copy())  # GRID-RAISES
+    assert ei.value.line == _line_of("GRID-RAISES")
+    for opts, needle in ((dict(num_warps=0), "num_warps must be an int from 1 to 32"),
+                         (dict(num_warps=64), "num_warps must be an int from 1 to 32"),
+                         (dict(num_stages=-1), "num_stages must be an int >= 1"),
+                         (dict(persistent=1), "persistent must be True or False")):
+        with pytest.raises(ts.CompilationError, match=needle):
+            two_args[(1,)](x, x.copy(), **opts)
+    with pytest.raises(ts.CompilationError, match=r"tile shape sizes must be positive, got \[-4\]") as ei:
+        negative_zeros[(1,)](x)
+    assert ei.value.line == _line_of("ERR-NEG-ZEROS")

@@ -93,6 +93,22 @@ def _call_error(msg, cls=CompilationError):
     return cls(msg, file, line, col)
 
 
+def _check_launch_options(options):
+    """num_warps: 1 to 32 (a CTA has at most 1024 threads); num_stages: at least 1; the flags: bools."""
+    def bad(name, want):
+        raise _call_error(f"{name} must be {want}, got {options[name]!r}")
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+    if "num_warps" in options and not (is_int(options["num_warps"]) and 1 <= options["num_warps"] <= 32):
+        bad("num_warps", "an int from 1 to 32 (at most 1024 threads per program)")
+    if "num_stages" in options and not (is_int(options["num_stages"]) and options["num_stages"] >= 1):
+        bad("num_stages", "an int >= 1")
+    for flag in ("warp_specialize", "persistent"):
+        if flag in options and not isinstance(options[flag], bool):
+            bad(flag, "True or False")
+
+
 def _check_outputs(ck, runtime_args):
     from ..runtime.prepared import read_only_output
     name = read_only_output(ck.metadata, runtime_args)
@@ -230,6 +246,7 @@ class KernelFunction:
     # -- launch ----------------------------------------------------------------------------
     def bind(self, args, kwargs):
         options = {k: kwargs.pop(k) for k in list(kwargs) if k in _OPTIONS and k not in {p.name for p in self.params}}
+        _check_launch_options(options)
         names = [p.name for p in self.params]
         if len(args) > len(names):
             raise _call_error(f"{self.__name__}() takes {len(names)} arguments, got {len(args)}")
@@ -379,7 +396,12 @@ class KernelFunction:
         m = ck.metadata
         meta = Meta({**self.named_dims(values), **values, "num_warps": m.get("num_warps", 4),
                      **m.get("options", {}), **m.get("constexprs", {})})
-        return grid(meta)
+        try:
+            return grid(meta)
+        except TesseraError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the user's grid function failed: say so at the launch
+            raise _call_error(f"the grid function raised {type(e).__name__}: {e}", LaunchError) from None
 
     def _launch(self, ck, grid, runtime_args):
         _check_outputs(ck, runtime_args)

@@ -339,7 +339,10 @@ class Calls:
 
     def _shape_arg(self, shape, node):
         shape = shape if isinstance(shape, (list, tuple)) else [shape]
-        return tuple(self.static_int(s, node, "a static tile shape") for s in shape)
+        out = tuple(self.static_int(s, node, "a static tile shape") for s in shape)
+        if any(s <= 0 for s in out):
+            self.error(node, f"tile shape sizes must be positive, got {list(out)}")
+        return out
 
     def b_tile_zeros(self, node, args, kwargs):
         a = _bind(node, self, "tile.zeros", [("shape", _REQ), ("dtype", dt.f32)], args, kwargs)
