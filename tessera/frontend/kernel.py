@@ -110,11 +110,10 @@ def _check_launch_options(options):
 
 
 def _check_outputs(ck, runtime_args):
-    from ..runtime.prepared import read_only_output
+    from ..runtime.prepared import read_only_message, read_only_output
     name = read_only_output(ck.metadata, runtime_args)
     if name is not None:
-        raise _call_error(f"argument '{name}' is a read-only array and the kernel stores to it; pass a writable "
-                          "array (e.g. a copy)", LaunchError)
+        raise _call_error(read_only_message(name), LaunchError)
 
 
 def _is_cuda_array(a):

@@ -31,11 +31,14 @@ def read_only_output(meta, args):
     return None
 
 
+def read_only_message(name):
+    return f"argument '{name}' is a read-only array and the kernel stores to it; pass a writable array (e.g. a copy)"
+
+
 def check_writable(meta, args):
     name = read_only_output(meta, args)
     if name is not None:
-        raise LaunchError(f"argument '{name}' is a read-only array and the kernel stores to it; pass a writable "
-                          "array (e.g. a copy)")
+        raise LaunchError(read_only_message(name))
 
 
 def grid3(grid):

@@ -140,6 +140,24 @@ def _copy_out(kern, sflat, store, bm, bn, threads=None):
                     arg_number(base) in kern.aligned_args)
 
 
+def store_accumulators(kern, accs, base, group, rows, pitch, bn):
+    """A warpgroup's 64×bn accumulators (one per 64 of its `rows`) → shared memory at byte `base`, f32 rows
+    `pitch` words apart, warpgroup `group` (None: one warpgroup) `rows` rows down."""
+    space = "#gpu.address_space<workgroup>"
+    at = F.cidx(base)
+    if group is not None and rows != 64:
+        # the store's lowering places a thread's rows by its warp index (16·warp, not modulo the
+        # warpgroup), i.e. warpgroup g already 64·g rows down: shift by the rest of its g·rows
+        at = arith.AddIOp(at, arith.MulIOp(group, F.cidx((rows - 64) * pitch * 4)).result).result
+    for p, acc in enumerate(accs):
+        # (the verifier wants the accumulator's shape; warpgroup 1's rows lie past it, inside the region)
+        padded = memref.ViewOp(_t(f"memref<64x{pitch}xf32, {space}>"), kern.smem,
+                               arith.AddIOp(at, F.cidx(p * 64 * pitch * 4)).result if p else at, []).result
+        sD = memref.SubViewOp(_t(f"memref<64x{bn}xf32, strided<[{pitch}, 1]>, {space}>"), padded,
+                              [], [], [], [0, 0], [64, bn], [1, 1]).result
+        nvgpu.WarpgroupMmaStoreOp(acc, sD)
+
+
 def rewrite(kern, loop, desc_a, desc_b, stages):
     mma, a_ld, b_ld, va, vb = pattern(loop)
     et = ir.MemRefType(va.operands[0].type).element_type
@@ -325,23 +343,12 @@ def rewrite(kern, loop, desc_a, desc_b, stages):
     with ir.InsertionPoint.after(after), loop.location:
         gpu.BarrierOp()   # every warpgroup's last group has read its slot before the epilogue overwrites the slots
         row_pitch = pitch if store is not None else bn   # rows PAD words apart for the direct copy
-        at = F.cidx(base)
-        if group is not None and rows != 64:
-            # the store's lowering places a thread's rows by its warp index (16·warp, not modulo the
-            # warpgroup), i.e. warpgroup g already 64·g rows down: shift by the rest of its g·rows
-            at = arith.AddIOp(at, arith.MulIOp(group, F.cidx((rows - 64) * row_pitch * 4)).result).result
         consumer = None
         if ws and not split:    # the producer's (empty) accumulator stays out of the tile
             consumer = scf.IfOp(arith.CmpIOp(arith.CmpIPredicate.ult, kern.tid, F.cidx(groups * 128)).result, [],
                                 has_else=False)
         with ir.InsertionPoint(consumer.then_block) if consumer is not None else contextlib.nullcontext():
-            for p, acc in enumerate(results):
-                # (the verifier wants the accumulator's shape; warpgroup 1's rows lie past it, inside the region)
-                padded = view(_t(f"memref<64x{row_pitch}xf32, {space}>"),
-                              arith.AddIOp(at, F.cidx(p * 64 * row_pitch * 4)).result if p else at)
-                sD = memref.SubViewOp(_t(f"memref<64x{bn}xf32, strided<[{row_pitch}, 1]>, {space}>"), padded,
-                                      [], [], [], [0, 0], [64, bn], [1, 1]).result
-                nvgpu.WarpgroupMmaStoreOp(acc, sD)
+            store_accumulators(kern, results, base, group, rows, row_pitch, bn)
             if consumer is not None:
                 scf.YieldOp([])
         gpu.BarrierOp()

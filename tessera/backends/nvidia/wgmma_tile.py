@@ -18,7 +18,7 @@ from mlir import ir
 from mlir.dialects import arith, builtin, gpu, llvm, memref, nvgpu, nvvm
 
 from . import fragments as F
-from .wgmma import PAD
+from .wgmma import PAD, store_accumulators
 
 REGION = "_wgmma_tile_region"
 
@@ -116,16 +116,7 @@ def lower(kern, a, b, acc, m, n, k, elem):
         accs.append(cur)
     nvvm.WgmmaWaitGroupSyncOp(0)
     gpu.BarrierOp()   # every warpgroup is done reading the operands the accumulators now overwrite
-    at = F.cidx(base)
-    if group is not None and rows != 64:
-        # nvgpu's store places a thread's rows by its warp index (warpgroup g already 64·g rows down)
-        at = arith.AddIOp(at, arith.MulIOp(group, F.cidx((rows - 64) * pitch * 4)).result).result
-    for p, cur in enumerate(accs):
-        padded = view(f"memref<64x{pitch}xf32, {space}>",
-                      arith.AddIOp(at, F.cidx(p * 64 * pitch * 4)).result if p else at)
-        sD = memref.SubViewOp(_t(f"memref<64x{n}xf32, strided<[{pitch}, 1]>, {space}>"), padded,
-                              [], [], [], [0, 0], [64, n], [1, 1]).result
-        nvgpu.WarpgroupMmaStoreOp(cur, sD)
+    store_accumulators(kern, accs, base, group, rows, pitch, n)
     gpu.BarrierOp()
     lay = kern.layout
     kk = lay.frag_len([m, n])
