@@ -46,9 +46,9 @@ class DTypeError(CompilationError):
     """Operands or arguments have dtypes that cannot be combined."""
 
 
-class ShapeError(TesseraError):
-    """Named dims disagree between arguments at launch (or an argument's rank is wrong).
-    Tile shapes that do not fit inside a kernel body are CompilationErrors: they have a line."""
+class ShapeError(LocatedError):
+    """Named dims disagree between arguments at launch (or an argument's rank is wrong), located at the
+    launching line. Tile shapes that do not fit inside a kernel body are CompilationErrors."""
 
 
 class OutOfResources(LocatedError):

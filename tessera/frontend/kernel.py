@@ -31,8 +31,10 @@ class Param:
 class BoundParam:
     """A parameter with what one launch gave it (what codegen reads)."""
 
-    def __init__(self, name, kind, dtype=None, dims=(), abi_dtype=None, tma_ok=False, whole_chunks=False, small=False):
+    def __init__(self, name, kind, dtype=None, dims=(), abi_dtype=None, tma_ok=False, whole_chunks=False, small=False,
+                 length=None):
         self.name, self.kind, self.dtype, self.dims, self.abi_dtype = name, kind, dtype, tuple(dims), abi_dtype
+        self.length = length  # tensor lists: the number of tensors (a compile-time constant, `len(xs)`)
         self.small = small  # 32-bit index arithmetic suffices (runtime.cuda.small_tensor / small_int): with every
         # tensor and integer argument small, NVIDIA kernels are specialised on it (tessera-narrow-index)
         self.tma_ok = tma_ok  # stride class: unit inner stride, 16-byte aligned strides (and base): TMA on
@@ -65,6 +67,12 @@ class Specialisation:
                 if narrow:
                     spec["index32"] = True
                 out.append(spec)
+            elif p.kind == "tensor_list":
+                spec = {"name": p.name, "kind": "tensor_list", "dtype": p.dtype.name, "rank": len(p.dims),
+                        "length": p.length}
+                if narrow:
+                    spec["index32"] = True
+                out.append(spec)
             elif p.kind == "scalar":
                 spec = {"name": p.name, "kind": "scalar", "dtype": getattr(p.dtype, "name", p.dtype), "abi": p.abi_dtype.name}
                 if narrow and _int_scalar(p):
@@ -76,8 +84,17 @@ class Specialisation:
 def index32(bound) -> bool:
     """Every tensor and integer argument of a launch is small: the NVIDIA kernel computes per-thread
     indices in 32 bits (tessera-narrow-index)."""
-    args = [b for b in bound if b.kind == "tensor" or _int_scalar(b)]
-    return bool(args) and all(b.small for b in args) and any(b.kind == "tensor" for b in args)
+    args = [b for b in bound if b.kind in ("tensor", "tensor_list") or _int_scalar(b)]
+    return bool(args) and all(b.small for b in args) and any(b.kind in ("tensor", "tensor_list") for b in args)
+
+
+def _list_of_tensors(ann) -> bool:
+    """`list[tile.Tensor]`, `list[tile.Tensor["B", "S", "D", ts.bf16]]` (also `tuple[...]`, `list`)."""
+    origin = getattr(ann, "__origin__", None)
+    if origin not in (list, tuple):
+        return False
+    args = getattr(ann, "__args__", ())
+    return len(args) >= 1 and (args[0] is Tensor or isinstance(args[0], TensorSpec))
 
 
 def _int_scalar(b) -> bool:
@@ -220,6 +237,10 @@ class KernelFunction:
                 out.append(Param(name, "tensor", spec=ann, default=p.default))
             elif ann is Tensor:
                 out.append(Param(name, "tensor", spec=None, default=p.default))
+            elif _list_of_tensors(ann):
+                elem = ann.__args__[0] if getattr(ann, "__args__", None) else None
+                out.append(Param(name, "tensor_list", spec=elem if isinstance(elem, TensorSpec) else None,
+                                 default=p.default))
             elif ann in (int, float, bool) or isinstance(ann, dt.DType):
                 out.append(Param(name, "scalar", scalar=ann, default=p.default))
             else:
@@ -276,45 +297,20 @@ class KernelFunction:
                     kind = "scalar"
                 elif isinstance(v, np.ndarray) or _is_cuda_array(v):
                     kind = "tensor"
+                elif isinstance(v, (list, tuple)) and v and all(isinstance(x, np.ndarray) or _is_cuda_array(x) for x in v):
+                    kind = "tensor_list"
                 else:
                     kind = "constexpr"
             if kind == "constexpr":
                 constexprs[p.name] = v.value if isinstance(v, constexpr) else v
                 continue
+            if kind == "tensor_list":
+                bound.append(self._bind_list(p, v, target, dim_values, dim_src))
+                runtime_args.append(list(v))
+                continue
             if kind == "tensor":
-                if not (isinstance(v, np.ndarray) or _is_cuda_array(v)):
-                    raise _call_error(f"argument '{p.name}' must be an array, got {type(v).__name__}")
-                if not isinstance(v, np.ndarray):
-                    from ..runtime.cuda import as_device_array
-                    v = as_device_array(v)  # torch tensors & co. become CuPy views (dtype, strides)
-                spec = p.spec
-                if str(v.dtype) in ("uint16", "int16") and not isinstance(v, np.ndarray) and spec is not None \
-                        and spec.dtype is dt.bf16:
-                    adt = dt.bf16  # CuPy has no bfloat16: 16-bit integer GPU arrays hold bf16 bit patterns
-                else:
-                    try:
-                        adt = dt.from_numpy(v.dtype)
-                    except KeyError:
-                        raise _call_error(f"argument '{p.name}' has unsupported dtype {v.dtype}", DTypeError) from None
-                if spec is not None and spec.dtype is not None and spec.dtype is not adt:
-                    raise _call_error(f"argument '{p.name}' has dtype {adt.name}, the kernel declares {spec.dtype.name}", DTypeError)
-                if spec is not None and spec.dims and len(spec.dims) != v.ndim:
-                    raise ShapeError(f"argument '{p.name}' has {v.ndim} dims {tuple(v.shape)}, the kernel declares {len(spec.dims)} {list(spec.dims)}")
-                dims = []
-                for i, size in enumerate(v.shape):
-                    d = spec.dims[i] if spec is not None and spec.dims else None
-                    if isinstance(d, int):
-                        if d != size:
-                            raise ShapeError(f"argument '{p.name}' dim {i} is {size}, the kernel declares {d}")
-                        dims.append(d)
-                        continue
-                    if d is None:
-                        d = f"{p.name}.shape[{i}]"
-                    if d in dim_values and dim_values[d] != size:
-                        raise ShapeError(f"dim '{d}' is {dim_values[d]} in argument '{dim_src[d]}' but {size} in argument '{p.name}'")
-                    dim_values.setdefault(d, int(size))
-                    dim_src.setdefault(d, p.name)
-                    dims.append(d)
+                v = _array_arg(p.name, v)
+                adt, dims = _tensor_dims(p.name, p.spec, v, dim_values, dim_src)
                 tma_ok = target != "cpu" and _tma_ok(v)
                 bound.append(BoundParam(p.name, "tensor", adt, dims, tma_ok=tma_ok,
                                         whole_chunks=tma_ok and whole_chunk_rows(v.shape, v.itemsize),
@@ -341,14 +337,45 @@ class KernelFunction:
                                             small=ann.is_int and ann is not dt.bool_ and small_int(v)))
                 runtime_args.append(v)
         base_key = (self._source_key, target, sorted((k, repr(v)) for k, v in constexprs.items()),
-                    [(b.name, b.kind, getattr(b.dtype, "name", b.dtype), b.dims, b.tma_ok, b.whole_chunks)
+                    [(b.name, b.kind, getattr(b.dtype, "name", b.dtype), b.dims, b.tma_ok, b.whole_chunks, b.length)
                      for b in bound], index32(bound),
                     sorted(options.items()))
         return bound, constexprs, dim_values, base_key, runtime_args
 
+    def _bind_list(self, p, v, target, dim_values, dim_src):
+        """A `list[tile.Tensor]` argument: arrays of one dtype and rank; named dims (annotated, or
+        `xs[*].shape[i]`) agree across the elements and with the other arguments."""
+        if not isinstance(v, (list, tuple)):
+            raise _call_error(f"argument '{p.name}' must be a list of arrays, got {type(v).__name__}")
+        if not v:
+            raise _call_error(f"argument '{p.name}' is an empty list: a kernel over a list of tensors needs at "
+                              "least one (its dtype and rank come from the elements)")
+        spec = p.spec
+        dtype, dims, small = None, None, True
+        for i, x in enumerate(v):
+            name = f"{p.name}[{i}]"
+            x = _array_arg(name, x)
+            elem_spec = spec if spec is not None else _ANY_TENSOR
+            adt, xdims = _tensor_dims(name, elem_spec, x, dim_values, dim_src,
+                                      default_dim=lambda k: f"{p.name}[*].shape[{k}]")
+            if dtype is not None and adt is not dtype:
+                raise _call_error(f"argument '{name}' has dtype {adt.name}, '{p.name}[0]' has {dtype.name}: "
+                                  "the tensors of a list have one dtype", DTypeError)
+            if dims is not None and len(xdims) != len(dims):
+                raise _call_error(f"argument '{name}' has rank {len(xdims)}, '{p.name}[0]' has rank {len(dims)}: "
+                                  "the tensors of a list have one rank", ShapeError)
+            dtype, dims = adt, xdims
+            small = small and target != "cpu" and small_tensor(x.shape, x.strides, x.itemsize)
+        return BoundParam(p.name, "tensor_list", dtype, dims, small=small, length=len(v))
+
     def target_for(self, values):
         forced = knobs.backend()
-        arrays = [values[p.name] for p in self.params if isinstance(values.get(p.name), np.ndarray) or _is_cuda_array(values.get(p.name))]
+        arrays = []
+        for p in self.params:
+            v = values.get(p.name)
+            for a in (v if isinstance(v, (list, tuple)) else [v]):
+                if isinstance(a, np.ndarray) or _is_cuda_array(a):
+                    arrays.append(a)
         kinds = {"cuda" if _is_cuda_array(a) else "cpu" for a in arrays}
         if len(kinds) > 1:
             raise _call_error(f"{self.__name__}: NumPy and GPU arrays mixed in one launch")
@@ -381,7 +408,10 @@ class KernelFunction:
     def named_dims(self, values):
         out = {}
         for p in self.params:
-            shape = getattr(values.get(p.name), "shape", None)
+            v = values.get(p.name)
+            if p.kind == "tensor_list" and isinstance(v, (list, tuple)) and v:
+                v = v[0]
+            shape = getattr(v, "shape", None)
             if p.spec is not None and p.spec.dims and shape is not None:
                 out.update({d: int(n) for d, n in zip(p.spec.dims, shape) if isinstance(d, str)})
         return out
@@ -505,6 +535,53 @@ class KernelFunction:
             descriptor["index"] = {"bits": 32 if index32(bound) else 64}
         file, line, _ = user_frame()
         recompile.record(self, self.__name__, descriptor, (file, line), from_disk)
+
+
+_ANY_TENSOR = TensorSpec((), None)
+
+
+def _array_arg(name, v):
+    """An array argument as the launchers see it (torch tensors & co. as CuPy-like device views)."""
+    if not (isinstance(v, np.ndarray) or _is_cuda_array(v)):
+        raise _call_error(f"argument '{name}' must be an array, got {type(v).__name__}")
+    if not isinstance(v, np.ndarray):
+        from ..runtime.cuda import as_device_array
+        v = as_device_array(v)
+    return v
+
+
+def _tensor_dims(name, spec, v, dim_values, dim_src, default_dim=None):
+    """(dtype, dims) of an array argument against its annotation, binding its named dims."""
+    if str(v.dtype) in ("uint16", "int16") and not isinstance(v, np.ndarray) and spec is not None \
+            and spec.dtype is dt.bf16:
+        adt = dt.bf16  # CuPy has no bfloat16: 16-bit integer GPU arrays hold bf16 bit patterns
+    else:
+        try:
+            adt = dt.from_numpy(v.dtype)
+        except KeyError:
+            raise _call_error(f"argument '{name}' has unsupported dtype {v.dtype}", DTypeError) from None
+    if spec is not None and spec.dtype is not None and spec.dtype is not adt:
+        raise _call_error(f"argument '{name}' has dtype {adt.name}, the kernel declares {spec.dtype.name}", DTypeError)
+    if spec is not None and spec.dims and len(spec.dims) != v.ndim:
+        raise _call_error(f"argument '{name}' has {v.ndim} dims {tuple(v.shape)}, the kernel declares "
+                          f"{len(spec.dims)} {list(spec.dims)}", ShapeError)
+    dims = []
+    for i, size in enumerate(v.shape):
+        d = spec.dims[i] if spec is not None and spec.dims else None
+        if isinstance(d, int):
+            if d != size:
+                raise _call_error(f"argument '{name}' dim {i} is {size}, the kernel declares {d}", ShapeError)
+            dims.append(d)
+            continue
+        if d is None:
+            d = default_dim(i) if default_dim else f"{name}.shape[{i}]"
+        if d in dim_values and dim_values[d] != size:
+            raise _call_error(f"dim '{d}' is {dim_values[d]} in argument '{dim_src[d]}' but {size} in argument "
+                              f"'{name}'", ShapeError)
+        dim_values.setdefault(d, int(size))
+        dim_src.setdefault(d, name)
+        dims.append(d)
+    return adt, dims
 
 
 def _dtype_name(b):

@@ -89,6 +89,11 @@ def store(dst, value, mask=None, loc=None):
     _create("tile.store", [], ops, {"operandSegmentSizes": seg}, loc)
 
 
+def list_get(table, index, result_type, loc=None):
+    """Element `index` of a list of global tensors (its table: address, sizes, strides per row)."""
+    return _create("tile.list_get", [result_type], [table, index], {}, loc).result
+
+
 def alloc_shared(shape, elem, swizzle: str | None = None, loc=None):
     return _create("tile.alloc_shared", [shared_type(shape, elem)], [],
                    {"swizzle": ir.StringAttr.get(swizzle or "none")}, loc).result

@@ -22,6 +22,7 @@ Op summary (generic syntax only: IRDL ops have no custom assembly):
   tile.broadcast(x)                              -> tensor
   tile.convert_layout(x) {layout}                -> tensor (same type; NVIDIA: leave the mma layout)
   tile.arange {start, end}                       -> tensor<Nxi32>
+  tile.list_get(table, i)                        -> memref (element i of a list of global tensors)
 """
 
 TILE_IRDL = r"""
@@ -129,9 +130,17 @@ irdl.dialect @tile {
     irdl.attributes {"start" = %start, "end" = %end}
     irdl.results(r: %res)
   }
+  irdl.operation @list_get {
+    %table = irdl.base "!builtin.memref"
+    %idx = irdl.is index
+    %res = irdl.base "!builtin.memref"
+    irdl.operands(table: %table, index: %idx)
+    irdl.results(tensor: %res)
+  }
 }
 """
 
 # ops in the order of the docstring; the lit suite has one round-trip test per entry.
 TILE_OPS = ["program_id", "num_programs", "view", "load", "store", "alloc_shared", "cp_async",
-            "cp_commit_group", "cp_wait_group", "barrier", "mma", "reduce", "broadcast", "convert_layout", "arange"]
+            "cp_commit_group", "cp_wait_group", "barrier", "mma", "reduce", "broadcast", "convert_layout", "arange",
+            "list_get"]

@@ -304,12 +304,25 @@ def _arange(op):
         _fail(f"result must be tensor<{end - start}xi32>, got {rt}")
 
 
+def _list_get(op):
+    """A list of rank-r global tensors is a table memref<N x (1 + 2r) x i64>: per element its address,
+    r sizes and r strides (elements); the result is a global tensor of rank r."""
+    tt, rt = op.operands[0].type, op.results[0].type
+    if not isinstance(tt, ir.MemRefType) or tt.rank != 2 or tt.element_type != ir.IntegerType.get_signless(64):
+        _fail(f"the table must be a rank-2 memref of i64, got {tt}")
+    if not isinstance(rt, ir.MemRefType) or rt.rank < 1 or rt.memory_space is not None:
+        _fail(f"the result must be a global memref of rank >= 1, got {rt}")
+    cols = tt.shape[1]
+    if cols != ir.ShapedType.get_dynamic_size() and cols != 1 + 2 * rt.rank:
+        _fail(f"a table of rank-{rt.rank} tensors has {1 + 2 * rt.rank} columns (address, sizes, strides), got {cols}")
+
+
 _CHECKS = {
     "tile.program_id": _axis_op, "tile.num_programs": _axis_op, "tile.view": _view,
     "tile.load": _load, "tile.store": _store, "tile.alloc_shared": _alloc_shared,
     "tile.cp_async": _cp_async, "tile.cp_wait_group": _cp_wait_group, "tile.mma": _mma,
     "tile.reduce": _reduce, "tile.broadcast": _broadcast, "tile.arange": _arange,
-    "tile.convert_layout": _convert_layout,
+    "tile.convert_layout": _convert_layout, "tile.list_get": _list_get,
 }
 
 

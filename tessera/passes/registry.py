@@ -12,7 +12,7 @@ from lark import Lark, Transformer, LarkError
 from ..errors import TesseraError
 from . import (lower_tile_to_cpu, lower_deallocations, widen_i1_memrefs, lower_tile_to_gpu, use_tma, use_wgmma, pipeline_mma,
                fuse_delta_connections, prune_sparse_deltas, optimize_gating_networks, lower_graph_to_tile,
-               expand_fp8, narrow_index, tma_shared_address, place_layout_conversions)
+               expand_fp8, narrow_index, tma_shared_address, place_layout_conversions, lower_tensor_lists)
 
 # name → module with `name`, `run(module_op, **options)` and a docstring
 PASSES = {m.name: m for m in [
@@ -31,6 +31,7 @@ PASSES = {m.name: m for m in [
     narrow_index,
     tma_shared_address,
     place_layout_conversions,
+    lower_tensor_lists,
 ]}
 
 _GRAMMAR = r"""

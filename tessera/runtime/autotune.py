@@ -124,7 +124,10 @@ class Autotuner:
                                        "constexpr parameters, launch options and context names can be tuned", *where)
         dims = {d for p in self.kernel.params if p.spec is not None for d in (p.spec.dims or ()) if isinstance(d, str)}
         self.key = list(key or ())
-        unknown = [k for k in self.key if k not in dims and k not in params and k not in self.space]
+        # "num_layers" (the seeds' key): the length of the kernel's first list[tile.Tensor] parameter
+        self._lists = [p.name for p in self.kernel.params if p.kind == "tensor_list"]
+        unknown = [k for k in self.key if k not in dims and k not in params and k not in self.space
+                   and not (k == "num_layers" and self._lists)]
         if unknown:
             raise CompilationError(f"autotune key {unknown} names no dim or parameter of '{self.__name__}' "
                                    f"(dims {sorted(dims)}, parameters {sorted(params)})", *where)
@@ -172,6 +175,8 @@ class Autotuner:
         for k in self.key:
             if k in dim_values:
                 out[k] = dim_values[k]
+            elif k == "num_layers" and k not in values:
+                out[k] = len(values[self._lists[0]])
             else:
                 v = values.get(k)
                 out[k] = list(v.shape) if hasattr(v, "shape") and hasattr(v, "dtype") and getattr(v, "ndim", 0) else \

@@ -146,6 +146,7 @@ def check_specialisation(spec, value, d=None):
 
 
 def keep_by_arg(abi, args, index):
+    """The device array of a tensor argument (the one a TMA descriptor describes)."""
     if abi[index]["kind"] != "tensor":
         raise LaunchError(f"TMA descriptor for a non-tensor argument {abi[index]['name']}")
     return as_device_array(args[index])
@@ -167,14 +168,24 @@ class CudaLauncher:
         if self.tma:
             from .tma import DescriptorCache
             self.descriptors = DescriptorCache()
+        from .tensor_list import TableCache
+        self.tables = TableCache(lambda host: cp.asarray(host))
+
+    def _list_table(self, spec, a):
+        arrays = [as_device_array(x) for x in a] if isinstance(a, (list, tuple)) else a
+        return arrays, self.tables.get(spec, arrays)
 
     def pack(self, args):
         packed, keep = [], []
         for spec, a in zip(self.abi, args):
-            if spec["kind"] == "tensor":
-                d = as_device_array(a)
+            if spec["kind"] == "tensor_list":   # the table of element descriptors (runtime.tensor_list)
+                arrays, a = self._list_table(spec, a)
+                keep += arrays
+            if spec["kind"] in ("tensor", "tensor_list"):
+                d = as_device_array(a) if spec["kind"] == "tensor" else a
                 keep.append(d)
-                check_specialisation(spec, a, d)
+                if spec["kind"] == "tensor":
+                    check_specialisation(spec, a, d)
                 item = d.itemsize
                 if any(s % item for s in d.strides):
                     raise LaunchError(f"argument '{spec['name']}': strides must be whole elements")

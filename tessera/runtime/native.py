@@ -54,8 +54,8 @@ def codes_for(abi, num_tma: int = 0) -> str:
     one u64 per TMA descriptor (the ABI documented in cuda.py)."""
     out = []
     for spec in abi:
-        if spec["kind"] == "tensor":
-            r = int(spec["rank"])
+        if spec["kind"] in ("tensor", "tensor_list"):   # a list is passed as its rank-2 table
+            r = int(spec["rank"]) if spec["kind"] == "tensor" else 2
             out.append("QQq" + "q" * (2 * r))
         else:
             if spec["abi"] not in SCALAR_CODES:
@@ -64,14 +64,23 @@ def codes_for(abi, num_tma: int = 0) -> str:
     return "".join(out) + "Q" * num_tma
 
 
-def flat_values(abi, args, as_device_array=None):
+def flat_values(abi, args, as_device_array=None, tables=None):
     """One value per kernel parameter for the user arguments (as CudaLauncher.pack lays them out,
     before conversion), and the device arrays seen. The PTX emulator passes its own
-    `as_device_array` (arrays in its fake device memory), so it runs this same packing."""
+    `as_device_array` (arrays in its fake device memory) and `tables` (a runtime.tensor_list.TableCache
+    writing there), so it runs this same packing."""
     as_device_array = as_device_array or _cuda.as_device_array
     vals, keep = [], []
     for spec, a in zip(abi, args):
-        if spec["kind"] == "tensor":
+        if spec["kind"] == "tensor_list":   # the table of element descriptors (runtime.tensor_list)
+            if not isinstance(a, (list, tuple)):
+                raise LaunchError(f"argument '{spec['name']}' must be a list of arrays, got {type(a).__name__}")
+            arrays = [as_device_array(x) for x in a]
+            keep += arrays
+            d = tables.get(spec, arrays)
+            keep.append(d)
+            vals += (d.data.ptr, d.data.ptr, 0, *d.shape, *(s // d.itemsize for s in d.strides))
+        elif spec["kind"] == "tensor":
             d = as_device_array(a)
             keep.append(d)
             item = d.itemsize
@@ -120,6 +129,8 @@ class NativeLauncher:
         self.block = (int(num_warps) * 32, 1, 1)
         self.cluster = tuple(int(c) for c in cluster) + (1,) * (3 - len(tuple(cluster)))
         self._descriptors = {}  # (ptr, shape, strides, dtype, box) -> DeviceBuffer
+        from .tensor_list import TableCache
+        self._tables = TableCache(lambda host: m.DeviceBuffer(host.tobytes()))
         try:
             self.kernel = m.Kernel(bytes(cubin), name, self.codes, self.shared, self.block, self.cluster,
                                    static_bytes=int(static_bytes))
@@ -132,15 +143,10 @@ class NativeLauncher:
         """The flat parameter values of one launch and the device arrays to keep alive."""
         if len(args) != len(self.abi):
             raise LaunchError(f"kernel '{self.name}' takes {len(self.abi)} arguments, got {len(args)}")
-        vals, keep = flat_values(self.abi, args)
+        vals, keep = flat_values(self.abi, args, tables=self._tables)
         for arg, box_rows, box_cols in self.tma:  # TMA descriptors follow the user arguments
-            vals.append(self._descriptor(keep[self._tensor_slot(arg)], arg, box_rows, box_cols))
+            vals.append(self._descriptor(_cuda.keep_by_arg(self.abi, args, arg), arg, box_rows, box_cols))
         return vals, keep
-
-    def _tensor_slot(self, arg):
-        if self.abi[arg]["kind"] != "tensor":
-            raise LaunchError(f"TMA descriptor for a non-tensor argument {self.abi[arg]['name']}")
-        return sum(1 for s in self.abi[:arg] if s["kind"] == "tensor")
 
     def _descriptor(self, d, arg, box_rows, box_cols) -> int:
         key = (int(d.data.ptr), tuple(d.shape), tuple(d.strides), str(d.dtype), box_rows, box_cols)

@@ -3,6 +3,7 @@
 # Ordered stage table after the frontend's "tile" stage. One pipeline string per stage; tessera and
 # upstream passes mix freely (parsed by tessera.passes.registry).
 PIPELINE_LLVM = ",".join([
+    "tessera-lower-tensor-lists",
     "tessera-lower-tile-to-cpu",
     "canonicalize",
     "convert-elementwise-to-linalg",

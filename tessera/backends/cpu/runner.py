@@ -43,7 +43,11 @@ class CpuRunner:
     def _pack(self, args):
         keep, ptrs = [], []
         for spec, a in zip(self.abi, args):
-            if spec["kind"] == "tensor":
+            if spec["kind"] == "tensor_list":   # its table, in host memory (runtime.tensor_list)
+                from ...runtime.tensor_list import table
+                keep.append(a)
+                a = table(spec, a)
+            if spec["kind"] in ("tensor", "tensor_list"):
                 d = memref_descriptor(a)
                 p = ctypes.pointer(d)
                 keep += [a, d, p]

@@ -6,7 +6,7 @@ stage's artifact. `{arch}`, `{chip}` and `{num_warps}` are filled from the targe
 """
 from .targets import TARGETS, Target  # noqa: F401
 
-PIPELINE_GPU = ("tessera-pipeline-mma,tessera-place-layout-conversions{{arch={arch} num_warps={num_warps} warp_specialize={ws}}},"
+PIPELINE_GPU = ("tessera-lower-tensor-lists,tessera-pipeline-mma,tessera-place-layout-conversions{{arch={arch} num_warps={num_warps} warp_specialize={ws}}},"
                 "tessera-lower-tile-to-gpu{{arch={arch} num_warps={num_warps} num_stages={num_stages} "
                 "warp_specialize={ws} persistent={persistent}}},"
                 "arith-emulate-unsupported-floats{{source-types=f8E4M3FN target-type=f32}},tessera-expand-fp8,"

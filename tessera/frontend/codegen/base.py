@@ -25,7 +25,8 @@ class Val:
     """A runtime value of the kernel being compiled.
 
     kind: "scalar" | "tile" (ranked tensor) | "tensor" (global memref parameter) |
-          "view" (a window on a global tensor, materialised at its use) | "shared" (smem buffer)
+          "view" (a window on a global tensor, materialised at its use) | "shared" (smem buffer) |
+          "list" (a list[tile.Tensor] parameter: v is its table, shape and dtype its elements')
     """
     kind: str
     v: object = None               # ir.Value (None for views)
@@ -33,6 +34,7 @@ class Val:
     shape: tuple = ()               # tile/shared/view: static ints; tensor: dim names or ints
     dims: frozenset = frozenset()   # named dims a scalar derives from (for specialisation)
     name: str = ""                  # parameter name of a tensor
+    length: int = 0                 # lists only: the number of tensors (compile-time)
     # views only
     base: "Val" = None
     offsets: list = field(default_factory=list)   # per base dim: int | Val(scalar)

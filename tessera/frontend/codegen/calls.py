@@ -57,6 +57,11 @@ class Calls:
         return handler(node, args, kwargs)
 
     def call_python(self, fn, args, kwargs, node):
+        lists = [a for a in args if isinstance(a, Val) and a.kind == "list"]
+        if lists and fn is _py.len and len(args) == 1:
+            return lists[0].length   # a compile-time constant (DESIGN §4)
+        if lists and fn in (enumerate, zip, list, tuple, reversed):   # Python over the list's tensors
+            args = [self.list_elements(a, node) if isinstance(a, Val) and a.kind == "list" else a for a in args]
         runtime = any(isinstance(a, Val) for a in list(args) + list(kwargs.values()))
         if not runtime:
             try:

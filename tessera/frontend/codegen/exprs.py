@@ -48,6 +48,9 @@ class Exprs:
         base = self.expr(node.value)
         attr = node.attr
         if isinstance(base, Val):
+            if base.kind == "list" and attr != "dtype":
+                self.error(node, f"a list of tensors has no attribute '{attr}': use len({base.name}) or "
+                                 f"{base.name}[i].{attr}")
             if attr == "shape":
                 if base.kind == "tensor":
                     return ShapeProxy(self, base)
@@ -150,6 +153,10 @@ class Exprs:
         if isinstance(base, Val) and base.kind in ("tensor", "view"):
             elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
             return self.make_view(base, elts, node)
+        if isinstance(base, Val) and base.kind == "list":
+            if isinstance(node.slice, (ast.Slice, ast.Tuple)):
+                self.error(node, f"a list of tensors is indexed by one integer: {base.name}[i]")
+            return self.list_element(base, self.expr(node.slice), node)
         if isinstance(base, Val):
             self.error(node, f"indexing a {base.kind} is not supported; index global tensors to make views")
         idx = self.expr(node.slice)

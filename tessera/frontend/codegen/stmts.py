@@ -250,6 +250,8 @@ class Stmts:
                     return "static", [self.static_int(a, it, "tile.static_range bounds must be static") for a in args]
                 return "runtime", args
         seq = self.expr(it)
+        if isinstance(seq, Val) and seq.kind == "list":   # `for x in xs`: unrolled over the list's tensors
+            return "python", self.list_elements(seq, it)
         if isinstance(seq, Val):
             self.error(it, "cannot iterate over a runtime value; use range(...) or tile.range(...)")
         try:

@@ -26,6 +26,7 @@ from .memory import GlobalMemory
 from .ops.hopper import TmaDescriptor
 from .ptx import parse_ptx
 from .report import EmulationReport
+from ..tensor_list import TableCache, check_elements
 
 _CODE_SIZE = {"Q": 8, "q": 8, "i": 4, "I": 4, "h": 2, "b": 1, "f": 4, "d": 8, "e": 2, "B": 2}
 _PARSED = {}
@@ -128,17 +129,24 @@ def run_ptx(ptx, name, metadata, arch, grid, args, *, checks=True, max_steps=20_
 
     tensors = []
     emu_args = []
-    for spec, a in zip(abi, args):
-        if spec["kind"] != "tensor":
-            emu_args.append(a)
-            continue
+    def place(spec, a, name):
         if not isinstance(a, np.ndarray):
-            raise LaunchError(f"argument '{spec['name']}': the emulator runs kernels on NumPy arrays, got "
+            raise LaunchError(f"argument '{name}': the emulator runs kernels on NumPy arrays, got "
                               f"{type(a).__name__}")
-        ea = _place(gmem, a, spec["name"])
+        ea = _place(gmem, a, name)
         tensors.append((spec, ea))
-        emu_args.append(ea)
-    vals, keep = flat_values(abi, emu_args, as_device_array=lambda a: a)
+        return ea
+
+    for spec, a in zip(abi, args):
+        if spec["kind"] == "tensor":
+            emu_args.append(place(spec, a, spec["name"]))
+        elif spec["kind"] == "tensor_list":
+            check_elements(spec, a)
+            emu_args.append([place(spec, x, f"{spec['name']}[{i}]") for i, x in enumerate(a)])
+        else:
+            emu_args.append(a)
+    tables = TableCache(lambda host: _place(gmem, host, "tensor list table"))
+    vals, keep = flat_values(abi, emu_args, as_device_array=lambda a: a, tables=tables)
     tmaps = {}
     tma = [tuple(int(x) for x in t) for t in metadata.get("tma", ())]
     for arg, box_rows, box_cols in tma:
