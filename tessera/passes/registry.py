@@ -12,7 +12,8 @@ from lark import Lark, Transformer, LarkError
 from ..errors import TesseraError
 from . import (lower_tile_to_cpu, lower_deallocations, widen_i1_memrefs, lower_tile_to_gpu, use_tma, use_wgmma, pipeline_mma,
                fuse_delta_connections, prune_sparse_deltas, optimize_gating_networks, lower_graph_to_tile,
-               expand_fp8, narrow_index, tma_shared_address, place_layout_conversions, lower_tensor_lists)
+               expand_fp8, narrow_index, tma_shared_address, place_layout_conversions, lower_tensor_lists,
+               cpu_bf16_runtime)
 
 # name → module with `name`, `run(module_op, **options)` and a docstring
 PASSES = {m.name: m for m in [
@@ -32,6 +33,7 @@ PASSES = {m.name: m for m in [
     tma_shared_address,
     place_layout_conversions,
     lower_tensor_lists,
+    cpu_bf16_runtime,
 ]}
 
 _GRAMMAR = r"""

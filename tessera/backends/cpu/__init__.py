@@ -30,6 +30,7 @@ PIPELINE_LLVM = ",".join([
     "convert-func-to-llvm",
     "convert-cf-to-llvm",
     "reconcile-unrealized-casts",
+    "tessera-cpu-bf16-runtime",
 ])
 
 STAGES = [

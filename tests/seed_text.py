@@ -1,0 +1,84 @@
+"""Cutting the seeds' kernels and functions out of the seed documents (issue 11, Deliver 4).
+
+The seeds are read from ../shared/seeds/ when this checkout sits beside it, else from the byte-identical
+copies in tests/seeds/ (a fresh clone elsewhere). A definition is cut from its first decorator line at
+column 0 to the last indented line of its body; the only edits are the documented ones: `.global(` →
+`.global_(` (a Python keyword) and the imports seed 000 omits (`import tessera as ts`, `from tessera import
+tile, Tensor`).
+"""
+from __future__ import annotations
+
+import ast
+import pathlib
+import re
+
+HERE = pathlib.Path(__file__).resolve().parent
+SEED_FILES = {"000": "000_0c39bc2fbab5e9e6.txt", "001": "001_1ef32cb57a1ada4e.txt"}
+PRELUDE = "import tessera as ts\nfrom tessera import tile, Tensor\n"
+
+
+def seed_path(seed: str) -> pathlib.Path:
+    shared = HERE.parent.parent / "shared" / "seeds" / SEED_FILES[seed]
+    return shared if shared.exists() else HERE / "seeds" / SEED_FILES[seed]
+
+
+def _code_lines(text):
+    """The lines inside ```python fences, with their line numbers in the seed file."""
+    inside = False
+    for no, line in enumerate(text.splitlines(), 1):
+        if line.startswith("```"):
+            inside = line.strip() == "```python" if not inside else False
+            continue
+        if inside:
+            yield no, line
+
+
+def definitions(seed: str) -> dict[str, tuple[int, str]]:
+    """{name: (first line in the seed file, source)} of every top-level decorated def in the seed's code."""
+    lines = list(_code_lines(seed_path(seed).read_text()))
+    out, i = {}, 0
+    while i < len(lines):
+        no, line = lines[i]
+        if not line.startswith("@ts."):
+            i += 1
+            continue
+        j = i
+        while j < len(lines) and (lines[j][1].startswith("@") or not lines[j][1].startswith("def ")):
+            j += 1
+        if j >= len(lines):
+            break
+        k = j + 1
+        while k < len(lines) and (not lines[k][1].strip() or lines[k][1][0] in " \t)" or lines[k][1].startswith("#")):
+            k += 1
+        src = "\n".join(l for _, l in lines[i:k]).rstrip() + "\n"
+        name = re.match(r"def\s+(\w+)", lines[j][1]).group(1)
+        out[name] = (no, src)
+        i = k
+    return out
+
+
+def source(seed: str, name: str) -> str:
+    """The definition's text with the documented edits, padded with blank lines so that line numbers in
+    errors are the seed file's."""
+    no, src = definitions(seed)[name]
+    src = src.replace(".global(", ".global_(")
+    return "\n" * (no - 1 - PRELUDE.count("\n")) + PRELUDE + src
+
+
+def load(seed: str, name: str, env: dict | None = None):
+    """Compile the seed's definition in a fresh module namespace (`env` adds names it refers to)."""
+    import tessera as ts  # noqa: F401
+    filename = str(seed_path(seed))
+    code = compile(source(seed, name), filename, "exec")
+    ns = {"__name__": f"seed{seed}_{name}", "__file__": filename}
+    ns.update(env or {})
+    exec(code, ns)  # noqa: S102 - the seed's own text
+    return ns[name]
+
+
+def parses(seed: str, name: str) -> bool:
+    try:
+        ast.parse(source(seed, name))
+        return True
+    except SyntaxError:
+        return False
