@@ -9,6 +9,7 @@ tile, Tensor`).
 from __future__ import annotations
 
 import ast
+import linecache
 import pathlib
 import re
 
@@ -57,19 +58,26 @@ def definitions(seed: str) -> dict[str, tuple[int, str]]:
     return out
 
 
-def source(seed: str, name: str) -> str:
-    """The definition's text with the documented edits, padded with blank lines so that line numbers in
-    errors are the seed file's."""
+def source(seed: str, name: str, fixes=()) -> str:
+    """The definition's text with the documented edits (and a test's stated `fixes`, (old, new) pairs),
+    padded with blank lines so that line numbers in errors are the seed file's."""
     no, src = definitions(seed)[name]
     src = src.replace(".global(", ".global_(")
+    for old, new in fixes:
+        if old not in src:
+            raise AssertionError(f"the fix {old!r} no longer applies to {name}")
+        src = src.replace(old, new)
     return "\n" * (no - 1 - PRELUDE.count("\n")) + PRELUDE + src
 
 
-def load(seed: str, name: str, env: dict | None = None):
+def load(seed: str, name: str, env: dict | None = None, fixes=()):
     """Compile the seed's definition in a fresh module namespace (`env` adds names it refers to)."""
     import tessera as ts  # noqa: F401
     filename = str(seed_path(seed))
-    code = compile(source(seed, name), filename, "exec")
+    text = source(seed, name, fixes)
+    # tessera reads a kernel's source through linecache: it must see the edited text, at the seed's lines
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    code = compile(text, filename, "exec")
     ns = {"__name__": f"seed{seed}_{name}", "__file__": filename}
     ns.update(env or {})
     exec(code, ns)  # noqa: S102 - the seed's own text

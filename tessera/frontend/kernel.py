@@ -21,6 +21,9 @@ def _index_dtype():
     return INDEX
 
 
+CONTEXT = "__context__"   # bound values: launch keywords the body reads from tile.context() (not parameters)
+
+
 class Param:
     """One parameter of a kernel: tensor, runtime scalar or constexpr."""
 
@@ -271,7 +274,11 @@ class KernelFunction:
         if len(args) > len(names):
             raise _call_error(f"{self.__name__}() takes {len(names)} arguments, got {len(args)}")
         values = dict(zip(names, args))
+        context = {}
         for k, v in kwargs.items():
+            if k not in names and k in self.info.context_names():
+                context[k] = v   # a constexpr the body reads as tile.context().NAME (DESIGN §4)
+                continue
             if k not in names:
                 raise _call_error(f"{self.__name__}() got an unexpected keyword argument '{k}'")
             if k in values:
@@ -282,12 +289,14 @@ class KernelFunction:
                 if p.default is inspect.Parameter.empty:
                     raise _call_error(f"{self.__name__}() missing argument '{p.name}'")
                 values[p.name] = p.default
+        if context:
+            values[CONTEXT] = context
         return values, options
 
     def specialise(self, values, options, target, extra_constexprs=None):
         """`extra_constexprs`: tuning parameters that are not kernel parameters (the seeds read
         them as `tile.context().BLOCK_B`)."""
-        bound, constexprs, dim_values, dim_src = [], dict(extra_constexprs or {}), {}, {}
+        bound, constexprs, dim_values, dim_src = [], {**values.get(CONTEXT, {}), **(extra_constexprs or {})}, {}, {}
         runtime_args = []
         for p in self.params:
             v = values[p.name]
@@ -423,7 +432,8 @@ class KernelFunction:
             return grid
         from ..runtime.autotune import Meta
         m = ck.metadata
-        meta = Meta({**self.named_dims(values), **values, "num_warps": m.get("num_warps", 4),
+        plain = {k: v for k, v in values.items() if k != CONTEXT}
+        meta = Meta({**self.named_dims(values), **plain, **values.get(CONTEXT, {}), "num_warps": m.get("num_warps", 4),
                      **m.get("options", {}), **m.get("constexprs", {})})
         try:
             return grid(meta)

@@ -48,3 +48,11 @@ class KernelSource:
             if isinstance(v, (bool, int, float, str, tuple, dtypes.DType)) or v is None:
                 deps.append((n, repr(v)))
         return tuple(deps)
+
+    def context_names(self) -> frozenset:
+        """Attribute names the body reads (`ctx.BLOCK_SIZE`): launch keywords naming one are context constexprs."""
+        names = getattr(self, "_context_names", None)
+        if names is None:
+            names = self._context_names = frozenset(n.attr for n in ast.walk(self.tree) if isinstance(n, ast.Attribute)
+                                                    and n.attr.isidentifier() and not n.attr.startswith("_"))
+        return names

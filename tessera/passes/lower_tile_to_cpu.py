@@ -223,7 +223,11 @@ class _Lowering:
             _loop_nest(shape, body)
         else:
             shape = list(ir.MemRefType(dst.type).shape)
-            _loop_nest(shape, lambda lanes: memref.StoreOp(_elem(value, lanes), dst, lanes))
+            if mask is None:
+                _loop_nest(shape, lambda lanes: memref.StoreOp(_elem(value, lanes), dst, lanes))
+            else:
+                _loop_nest(shape, lambda lanes: _if(_elem(mask, lanes),
+                                                    lambda: memref.StoreOp(_elem(value, lanes), dst, lanes)))
         op.erase()
 
     def op_cp_async(self, op):

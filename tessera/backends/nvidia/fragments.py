@@ -137,12 +137,12 @@ class Layout:
         pad = arith.MulIOp(arith.DivUIOp(lanes, splat(cidx(cols), k)).result, splat(cidx(pitch - cols), k)).result
         return arith.AddIOp(lanes, pad).result, (v if cols % v == 0 else 1)
 
-    def to_shared(self, buf, shape, value, k, row_pitch=None):
+    def to_shared(self, buf, shape, value, k, row_pitch=None, mask=None):
         """Store a fragment into a flat shared buffer in the tile's row-major order (rows `pitch` apart
         with row_pitch = (cols, pitch)): one vector store per run (conflict-free: a warp writes
-        contiguous 8- or 16-byte pieces), masked at the padding."""
+        contiguous 8- or 16-byte pieces), masked at the padding (and by `mask`, a fragment of the tile)."""
         at, v = self.shared_offsets(k, row_pitch)
-        store_runs(buf, at, self.valid(shape), value, k, v)
+        store_runs(buf, at, and_masks(self.valid(shape), mask), value, k, v)
 
     def from_shared(self, buf, shape, passthru, k, elem, row_pitch=None):
         """The fragment of a tile stored in a flat shared buffer as to_shared stores it (vector loads per run)."""
@@ -229,6 +229,29 @@ def gather(flat, offsets, mask, passthru, k, elem):
 
 def scatter(flat, offsets, mask, value, k):
     vector.ScatterOp(None, flat, [cidx(0)], offsets, mask if mask is not None else full_mask(k), value)
+
+
+def _is_bool(t) -> bool:
+    return isinstance(t, ir.IntegerType) and t.width == 1
+
+
+def load_scalar(base, idx, elem):
+    """One element. Booleans go as a one-lane gather: memref-to-llvm aborts on an i1 memref.load, while
+    gathers lower per element to byte accesses (NumPy's bool)."""
+    if not _is_bool(elem):
+        return memref.LoadOp(base, idx).result
+    zero = vector.BroadcastOp(ir.VectorType.get([1], ir.IndexType.get()), cidx(0)).result
+    none = vsplat_const(0, elem, 1)
+    return vector.ExtractOp(vector.GatherOp(ir.VectorType.get([1], elem), base, idx, zero, full_mask(1), none).result,
+                            [], [0]).result
+
+
+def store_scalar(value, base, idx):
+    if not _is_bool(value.type):
+        memref.StoreOp(value, base, idx)
+        return
+    zero = vector.BroadcastOp(ir.VectorType.get([1], ir.IndexType.get()), cidx(0)).result
+    vector.ScatterOp(None, base, idx, zero, full_mask(1), vector.BroadcastOp(ir.VectorType.get([1], value.type), value).result)
 
 
 def _slice(v, start, size):

@@ -198,7 +198,7 @@ class MemoryLowering:
                 inb = arith.AndIOp(inb, mask).result
             ifop = scf.IfOp(inb, [et], has_else=True)
             with ir.InsertionPoint(ifop.then_block):
-                scf.YieldOp([memref.LoadOp(base, idx).result])
+                scf.YieldOp([F.load_scalar(base, idx, et)])
             with ir.InsertionPoint(ifop.else_block):
                 scf.YieldOp([other if other is not None else F.cidx(0) if isinstance(et, ir.IndexType) else
                              arith.ConstantOp(et, F._scalar_attr(0, et)).result])
@@ -231,7 +231,7 @@ class MemoryLowering:
             shape = [F.numel(list(ir.MemRefType(dst.type).shape))]
             k = self.layout.frag_len(shape)
             gpu.BarrierOp()
-            self.layout.to_shared(dst, shape, value, k, self._row_pitch(dst))
+            self.layout.to_shared(dst, shape, value, k, self._row_pitch(dst), mask)
             gpu.BarrierOp()
             op.erase()
             return
@@ -244,7 +244,7 @@ class MemoryLowering:
                 cond = arith.AndIOp(cond, mask).result
             ifop = scf.IfOp(cond, [], has_else=False)
             with ir.InsertionPoint(ifop.then_block):
-                memref.StoreOp(value, base, idx)
+                F.store_scalar(value, base, idx)
                 scf.YieldOp([])
             self._publish_store(dst)
             op.erase()

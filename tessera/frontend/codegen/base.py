@@ -26,7 +26,8 @@ class Val:
 
     kind: "scalar" | "tile" (ranked tensor) | "tensor" (global memref parameter) |
           "view" (a window on a global tensor, materialised at its use) | "shared" (smem buffer) |
-          "list" (a list[tile.Tensor] parameter: v is its table, shape and dtype its elements')
+          "list" (a list[tile.Tensor] parameter: v is its table, shape and dtype its elements') |
+          "sview" (an indexed shared buffer, `buf[:, j]`: base and offsets, seed_ops.index_spec)
     """
     kind: str
     v: object = None               # ir.Value (None for views)

@@ -122,7 +122,10 @@ class Calls:
 
     def b_tile_async_load_block(self, node, args, kwargs):
         a = _bind(node, self, "tile.async_load_block", [("src", _REQ), ("stages", 1)], args, kwargs)
-        return self.load_view(self._view_arg(a["src"], node, "tile.async_load_block"), None, None, node)
+        src = a["src"]
+        if isinstance(src, Val) and src.kind == "tensor":   # the program's block (seed_ops.program_block)
+            return self.load_view(self.program_block(src, node, "tile.async_load_block"), None, None, node)
+        return self.load_view(self._view_arg(src, node, "tile.async_load_block"), None, None, node)
 
     def b_tile_async_wait(self, node, args, kwargs):
         tb.cp_wait_group(0, self.loc(node))
@@ -130,6 +133,8 @@ class Calls:
     def b_tile_load_scalar(self, node, args, kwargs):
         a = _bind(node, self, "tile.load_scalar", [("src", _REQ)], args, kwargs)
         v = self._view_arg(a["src"], node, "tile.load_scalar")
+        if v.shape and all(n == 1 for n in v.shape):   # a one-element tensor or view: its element
+            v = self.window(v, [0] * len(v.shape), [1] * len(v.shape), node, squeeze_first=len(v.shape))
         if v.shape:
             self.error(node, f"tile.load_scalar needs a single element (index every dim), got a view of shape {list(v.shape)}")
         return self.load_view(v, None, None, node)
@@ -150,6 +155,9 @@ class Calls:
         if not args:
             self.error(node, "tile.load_block(t, i0, ..., n0, ...) needs a tensor")
         t, rest = args[0], list(args[1:])
+        if not rest and isinstance(t, Val) and t.kind == "tensor":   # the program's block (seed_ops.program_block)
+            return self.load_view(self.program_block(t, node, "tile.load_block"), kwargs.get("mask"),
+                                  kwargs.get("other"), node)
         if len(rest) % 2:
             self.error(node, "tile.load_block(t, i0, i1, n0, n1): give as many block sizes as start indices")
         k = len(rest) // 2
@@ -162,6 +170,9 @@ class Calls:
         if len(args) < 2:
             self.error(node, "tile.store_block(t, value, i0, ...) needs a tensor and a value")
         t, value, starts = args[0], args[1], list(args[2:])
+        if not starts and isinstance(t, Val) and t.kind == "tensor":   # the program's block
+            self.store_view(self.program_block(t, node, "tile.store_block"), value, kwargs.get("mask"), node)
+            return
         t = self._view_arg(t, node, "tile.store_block")
         value = self.to_val(value)
         vshape = value.shape if value.kind == "tile" else ()

@@ -73,6 +73,8 @@ class Elementwise:
         if isinstance(x, Val):
             if x.kind == "shared":
                 return self.read_shared(x)
+            if x.kind == "sview":
+                return self.read_sview(x, self.current_node())
             if x.kind in ("tensor", "view"):
                 self.error(None, f"a {'global tensor' if x.kind == 'tensor' else 'view'} cannot be used as a value here: load it first with tile.load(...)")
             return x
@@ -327,13 +329,16 @@ class Elementwise:
             return self.cast(x, INDEX)
         return self.const(self.static_int(x, node), INDEX)
 
-    def reshape_tile(self, x: Val, shape) -> Val:
-        """Insert or drop unit dims (same number of elements)."""
+    def reshape_tile(self, x: Val, shape, any_shape=False) -> Val:
+        """Insert or drop unit dims (same number of elements); `any_shape`: any row-major reshape of the same
+        size (the blocked GPU layout depends on the element count alone)."""
         shape = tuple(shape)
         if x.shape == shape:
             return x
         src = [d for d in x.shape if d != 1]
         dst = [d for d in shape if d != 1]
+        if any_shape:
+            src, dst = [math.prod(x.shape)], [math.prod(shape)]
         if src != dst:
             self.error(None, f"cannot reshape a tile of shape {list(x.shape)} to {list(shape)}")
         rt = ir.RankedTensorType.get(list(shape), mlir_type(x.dtype))

@@ -157,6 +157,8 @@ class Exprs:
             if isinstance(node.slice, (ast.Slice, ast.Tuple)):
                 self.error(node, f"a list of tensors is indexed by one integer: {base.name}[i]")
             return self.list_element(base, self.expr(node.slice), node)
+        if isinstance(base, Val) and base.kind in ("tile", "shared"):
+            return self.subscript_tile(base, node)
         if isinstance(base, Val):
             self.error(node, f"indexing a {base.kind} is not supported; index global tensors to make views")
         idx = self.expr(node.slice)

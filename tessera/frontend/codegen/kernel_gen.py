@@ -12,10 +12,11 @@ from .base import Base, INDEX, Val, NeedSpecialisation, mlir_type
 from .calls import Calls
 from .elementwise import Elementwise
 from .exprs import Exprs
+from .seed_ops import SeedOps
 from .stmts import Stmts
 
 
-class KernelGen(Base, Elementwise, Exprs, Stmts, Calls):
+class KernelGen(Base, Elementwise, Exprs, Stmts, Calls, SeedOps):
     def __init__(self, info, spec):
         """info: the parsed function (KernelSource); spec: the Specialisation to compile."""
         super().__init__(info.filename, info.line_offset, info.col_offset, info.source_lines)

@@ -285,6 +285,10 @@ class Stmts:
             flag = f"__loop{self.loop_id}_"
             self.scope[flag + "brk"] = self.const(False, dt.bool_)
         body_names = assigned_names(node.body)
+        escaping = [n for n in body_names if n != node.target.id and n not in self.scope and self._read_after(n, node)]
+        if escaping:   # first assigned in the loop, read after it: carried, from zeros of the type the body gives
+            for n, v in self._body_types(node, lb, ub, step, flag, escaping).items():
+                self.scope[n] = self.splat_const(0, v.dtype, v.shape) if v.kind == "tile" else self.const(0, v.dtype)
         carried = []
         for n in body_names + ([flag + "brk"] if flag else []):
             if n == node.target.id or n in carried:
@@ -304,13 +308,7 @@ class Stmts:
                 for n, v, ba in zip(carried, init, loop.inner_iter_args):
                     self.scope[n] = Val(v.kind, ba, v.dtype, v.shape)
                 self.scope[node.target.id] = Val("scalar", loop.induction_variable, INDEX)
-                if flag:
-                    self.scope[flag + "cont"] = False
-                    body = node.body
-                    active = self.unary_math("not", self.scope[flag + "brk"], node)
-                    self.runtime_if(active, lambda: self.block(body), None, body, [])
-                else:
-                    self.block(node.body)
+                self._loop_body(node, flag)
                 outs = []
                 for n, v in zip(carried, init):
                     cur = self.scope[n]
@@ -329,6 +327,42 @@ class Stmts:
             self.scope[n] = Val(v.kind, r, v.dtype, v.shape)
         if flag:
             self.scope.pop(flag + "brk", None)
+
+    def _loop_body(self, node, flag):
+        if flag:
+            self.scope[flag + "cont"] = False
+            body = node.body
+            active = self.unary_math("not", self.scope[flag + "brk"], node)
+            self.runtime_if(active, lambda: self.block(body), None, body, [])
+        else:
+            self.block(node.body)
+
+    def _read_after(self, name, loop) -> bool:
+        end = getattr(loop, "end_lineno", loop.lineno)
+        return any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) and n.lineno > end
+                   for n in ast.walk(self.info.tree))
+
+    def _body_types(self, node, lb, ub, step, flag, names) -> dict:
+        """What the loop body assigns to `names` (scalars and tiles): the body generated once into a scratch
+        loop that is then erased (Python semantics: after the loop a name holds the last iteration's value)."""
+        scope, loop_id = dict(self.scope), self.loop_id
+        scratch = scf.ForOp(lb.v, ub.v, step.v, [])
+        found = {}
+        self.loops.append(flag)
+        try:
+            with ir.InsertionPoint(scratch.body):
+                self.scope[node.target.id] = Val("scalar", scratch.induction_variable, INDEX)
+                self._loop_body(node, flag)
+                for n in names:
+                    v = self.scope.get(n)
+                    if isinstance(v, Val) and v.kind in _CARRYABLE:
+                        found[n] = Val(v.kind, None, v.dtype, v.shape)
+                scf.YieldOp([])
+        finally:
+            self.loops.pop()
+            self.scope, self.loop_id = scope, loop_id
+            scratch.operation.erase()
+        return found
 
     def stmt_While(self, node):
         self.error(node, "while loops are not supported in kernels: use for ... in range(...) with break")
