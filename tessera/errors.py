@@ -42,6 +42,11 @@ class CompilationError(LocatedError):
     undefined name, dtype mismatch, wrong argument count, ...)."""
 
 
+class GraphBreak(CompilationError):
+    """A @ts.function body that cannot be one graph (Python branches on a tensor's value, returns a dict, calls
+    an eager-only op). A call runs such a body eagerly (tessera.frontend.eager); `ts.compile` of it raises this."""
+
+
 class DTypeError(CompilationError):
     """Operands or arguments have dtypes that cannot be combined."""
 

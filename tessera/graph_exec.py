@@ -109,7 +109,13 @@ class _Builder:
         if s is None:
             o = op_of(v)
             if o is not None and o.name == "arith.constant" and _is_tensor(v.type):
-                arr = np.array(ir.DenseElementsAttr(o.attributes["value"]))
+                attr = ir.DenseElementsAttr(o.attributes["value"])
+                if attr.is_splat:   # (np.array cannot read bf16 / f8 splats)
+                    splat = attr.get_splat_value()
+                    value = splat.value if hasattr(splat, "value") else float(splat)
+                    arr = np.full(_shape(v.type), value, np.float64 if isinstance(value, float) else np.int64)
+                else:
+                    arr = np.array(attr)
                 s = self.constant_slot(arr.astype(_dtype(v.type).to_numpy()))
                 self.slots[v.get_name()] = s
                 return s
@@ -191,7 +197,7 @@ class _Builder:
                     names[key] = repr(float(s.value)) if isinstance(s, ir.FloatAttr) else repr(int(s.value))
                     return names[key]
             vs = _shape(v.type)
-            n = f"in{len(inputs)}"
+            n = f"in{len(inputs) + len(scalars)}"   # unique across tensor and scalar inputs
             if vs == shape:
                 inputs.append((n, "full"))
                 args.append(("rows", self.slot(v)))

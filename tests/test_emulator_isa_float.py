@@ -191,6 +191,20 @@ def test_setp_ordered_vs_unordered():
     assert out[10, 2] == 0 and out[11, 2] == 1              # ne(NaN, NaN) false (ordered), neu true
 
 
+def test_setp_bf16_compares_values():
+    """setp on .bf16 compares the bf16 values (it once read them as a .b16 bit type, 'uf16')."""
+    va, vb = [1.0, -2.0, NAN, 0.5, -0.0], [2.0, -3.0, 1.0, 0.5, 0.0]
+    a = np.array(va, ml_dtypes.bfloat16).view(np.uint16)
+    b = np.array(vb, ml_dtypes.bfloat16).view(np.uint16)
+    body = ("  setp.lt.bf16 %p1, %h1, %h2;\n  selp.u32 %r10, 1, 0, %p1;\n"
+            "  setp.gtu.bf16 %p2, %h1, %h2;\n  selp.u32 %r11, 1, 0, %p2;\n"
+            "  setp.eq.bf16 %p3, %h1, %h2;\n  selp.u32 %r12, 1, 0, %p3;")
+    out = lanewise(body, [a, b], np.uint32, 3)
+    assert out[0, :5].tolist() == [1, 0, 0, 0, 0]     # lt: -2 < -3 false, NaN unordered false
+    assert out[1, :5].tolist() == [0, 1, 1, 0, 0]     # gtu: NaN true
+    assert out[2, :5].tolist() == [0, 0, 0, 1, 1]     # eq: -0 == 0
+
+
 def test_cvt_sat_f32():
     vals = [NAN, 1.5, -0.5, 0.25, np.inf, -np.inf, 1.0, 0.0, 0.999999940, 1e-30, -NAN]
     x = np.array(vals, np.float32)

@@ -20,7 +20,10 @@ class Builtin:
             impl = graph_ops.IMPLS.get(self.name)
             if impl is None:
                 raise TesseraError(f"`{self.name}` is not supported in @ts.function bodies yet")
-            return impl(*args, **kwargs)
+            return impl(*graph_ops.constants(args), **graph_ops.constants(kwargs))
+        if EAGER:
+            from . import eager   # a body running op by op (graph break)
+            return eager.run(self.name, args, kwargs)
         raise TesseraError(f"`{self.name}` can only be used inside a @ts.kernel (or @ts.function) body")
 
     def __repr__(self):
@@ -40,6 +43,7 @@ class Namespace:
 
 REGISTRY: dict[int, Builtin] = {}
 TRACING: list = []  # the active graph tracers (a stack; non-empty while a @ts.function is traced)
+EAGER: list = []    # the @ts.functions running eagerly (tessera.frontend.eager)
 
 
 def builtin(name: str, **attrs) -> Builtin:

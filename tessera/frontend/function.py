@@ -16,7 +16,7 @@ import threading
 import numpy as np
 
 from .. import dtypes as dt
-from ..errors import TesseraError, CompilationError
+from ..errors import TesseraError, CompilationError, GraphBreak
 from . import dsl
 
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,14 +90,14 @@ class GraphTensor:
         return graph_ops.AtIndexer(self)
 
     def _compare(self, other):
-        raise CompilationError("traced tensors cannot be compared in Python: control flow must use Python values "
-                               "(use ts.maximum/minimum or a mask for data-dependent choices)", *user_frame())
+        raise GraphBreak("traced tensors cannot be compared in Python: a graph's control flow uses Python values "
+                         "(use ts.maximum/minimum or a mask for data-dependent choices)", *user_frame())
 
     __lt__ = __le__ = __gt__ = __ge__ = _compare
 
     def __bool__(self):
-        raise CompilationError("a traced tensor has no truth value: Python control flow must use Python values",
-                               *user_frame())
+        raise GraphBreak("a traced tensor has no truth value: a graph's control flow uses Python values",
+                         *user_frame())
 
 
 class Tracer:
@@ -165,7 +165,7 @@ class Signature:
                 out.append((name, kind, a.shape, str(a.dtype), a.tobytes() if a.size < 1 << 16 else id(v)))
             else:
                 out.append((name, kind, repr(v)))
-        out.append(("(training)", "mode", is_training()))   # the body may branch on ts.is_training()
+        out.append(("(training)", "mode", is_training(), training_progress()))   # the body may branch on them
         return tuple(out)
 
     def descriptor(self):
@@ -183,6 +183,21 @@ class Signature:
             if kind in ("const", "bound"):
                 d["param"][name] = repr(v) if kind == "const" else f"bound {np.asarray(v).shape}"
         return d
+
+    def nested_arrays(self):
+        """The name of an argument that holds arrays inside a dict or object (not a graph input), or None."""
+        def holds(v, depth=0):
+            if _is_array(v):
+                return depth > 0
+            if isinstance(v, dict):
+                return any(holds(x, depth + 1) for x in v.values())
+            if isinstance(v, (list, tuple)):
+                return any(holds(x, depth + 1) for x in v)
+            return False
+        for name, kind, v in self.items:
+            if kind == "const" and holds(v):
+                return name
+        return None
 
     def runtime_arrays(self):
         arrays = []
@@ -206,13 +221,24 @@ class GraphFunction:
         self.__doc__ = fn.__doc__
         self._traced = {}
         self._compiled = {}
+        self._eager = {}   # signature key → why the body runs eagerly (a graph break)
+        self.parameters = Parameters()   # ts.ops.learnable_scale_parameter() values, by name
 
     def __repr__(self):
         return f"<tessera function {self.__name__}>"
 
+    def _key(self, sig):
+        """A traced graph bakes in the parameters' values: setting one retraces."""
+        return sig.key() + (("(parameters)", "version", self.parameters.version),)
+
     def __call__(self, *args, **kwargs):
-        if dsl.TRACING:  # called from another @ts.function: inline
-            return self.fn(*args, **kwargs)
+        if dsl.TRACING:  # called from another @ts.function: inline (arrays become constants of the graph)
+            from .graph_ops import constants
+            return self.fn(*constants(args), **constants(kwargs))
+        if dsl.EAGER:    # called from a body running eagerly: on its concrete tensors
+            from . import eager
+            if eager.holds_eager((args, kwargs)):
+                return eager.wrap(self(*eager.unwrap(list(args)), **eager.unwrap(dict(kwargs))))
         from ..graph_compile import compile_function
         if self.input_shapes:
             from .function_options import check_input_shapes
@@ -222,10 +248,21 @@ class GraphFunction:
                 from .kernel import _reraise
                 _reraise(e)
         sig = Signature(self.fn, args, kwargs, None)
-        key = sig.key()
+        key = self._key(sig)
         ck = self._compiled.get(key)
+        if ck is None and key in self._eager:
+            from . import eager
+            return eager.call(self, args, kwargs, self._eager[key])
         if ck is None:
-            ck = self._compiled[key] = compile_function(self, args, kwargs)
+            try:
+                nested = sig.nested_arrays()
+                if nested:
+                    raise GraphBreak(f"argument '{nested}' holds arrays inside another object", *user_frame())
+                ck = self._compiled[key] = compile_function(self, args, kwargs)
+            except GraphBreak as e:   # the body needs Python values: run it op by op (tessera.frontend.eager)
+                from . import eager
+                self._eager[key] = e.msg
+                return eager.call(self, args, kwargs, e.msg)
             from ..runtime import recompile
             recompile.record(self, self.__name__, sig.descriptor(), user_frame()[:2], False)
         return ck(*args, **kwargs)
@@ -233,10 +270,34 @@ class GraphFunction:
     def trace(self, args, kwargs=None, params=None):
         from .graph_ops import trace_function
         sig = Signature(self.fn, args, kwargs or {}, params)
-        key = sig.key()
+        key = self._key(sig)
         if key not in self._traced:
             self._traced[key] = trace_function(self, sig)
         return self._traced[key]
+
+
+class Parameters(dict):
+    """A function's learnable parameters (`ts.ops.learnable_scale_parameter()`), f32 arrays by name. Created
+    with their initial value the first time a trace asks for them; `fn.parameters[name] = value` sets one
+    (same shape) and makes the next call retrace with it."""
+
+    def __init__(self):
+        super().__init__()
+        self.version = 0
+
+    def create(self, name, value):
+        if name not in self:
+            super().__setitem__(name, np.asarray(value, np.float32))
+        return self[name]
+
+    def __setitem__(self, name, value):
+        if name not in self:
+            raise KeyError(f"no parameter '{name}' (the function has {sorted(self)})")
+        v = np.asarray(value, np.float32)
+        if v.shape != self[name].shape:
+            raise ValueError(f"parameter '{name}' has shape {self[name].shape}, got {v.shape}")
+        super().__setitem__(name, v)
+        self.version += 1
 
 
 _MODE = threading.local()
@@ -249,15 +310,27 @@ def is_training() -> bool:
     return getattr(_MODE, "training", False)
 
 
+def training_progress() -> float:
+    """`ts.ops.get_training_progress()`: the fraction of training done (0.0 to 1.0) that `with
+    ts.training(progress=p):` sets (0.0 otherwise); a Python float at trace time, part of the key."""
+    return getattr(_MODE, "progress", 0.0)
+
+
 @contextlib.contextmanager
-def training(mode: bool = True):
-    """`with ts.training():` traces and runs @ts.function calls in training mode (per thread)."""
-    before = is_training()
+def training(mode: bool = True, progress: float | None = None):
+    """`with ts.training():` traces and runs @ts.function calls in training mode (per thread); `progress`
+    (0.0 to 1.0) is what ts.ops.get_training_progress() returns inside."""
+    if progress is not None and not (isinstance(progress, (int, float)) and not isinstance(progress, bool)
+                                     and 0.0 <= progress <= 1.0):
+        raise CompilationError(f"ts.training(progress=...) takes a number from 0.0 to 1.0, got {progress!r}",
+                               *user_frame())
+    before, before_progress = is_training(), training_progress()
     _MODE.training = bool(mode)
+    _MODE.progress = float(progress) if progress is not None else before_progress
     try:
         yield
     finally:
-        _MODE.training = before
+        _MODE.training, _MODE.progress = before, before_progress
 
 
 def function(fn=None, **options):

@@ -9,7 +9,7 @@ from mlir import ir
 from mlir.dialects import arith, func, math as mmath, tensor
 
 from .. import dtypes as dt
-from ..errors import CompilationError
+from ..errors import CompilationError, GraphBreak
 from . import dsl
 from .function import GraphTensor, user_frame
 
@@ -70,6 +70,18 @@ def from_numpy(a):
             return GraphTensor(arith.TruncFOp(t, c).result, a.shape, d)
         return GraphTensor(arith.ConstantOp(t, ir.DenseElementsAttr.get(np.ascontiguousarray(data), type=t)).result,
                            a.shape, d)
+
+
+def constants(obj):
+    """Arrays among a traced call's arguments (a closure's weights, an object's attribute) as graph constants:
+    their values are baked into the graph, as JAX bakes closed-over arrays."""
+    if isinstance(obj, np.ndarray):
+        return from_numpy(obj)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(constants(x) for x in obj)
+    if isinstance(obj, dict):
+        return {k: constants(v) for k, v in obj.items()}
+    return obj
 
 
 def cast(x: GraphTensor, d):
@@ -200,6 +212,12 @@ def _reduce(kind):
                 raise _err(f"ts.{kind} of a list reduces over the list (axis=0), got axis={axis}")
             x, axis = _stack(list(x), 0), 0
         axes = list(range(x.ndim)) if axis is None else [_axis(a, x.ndim) for a in (axis if isinstance(axis, (list, tuple)) else [axis])]
+        if len(set(axes)) == x.ndim and not keepdims and x.ndim:   # over every element: a 1-element tensor,
+            return f(_flat(x), -1)                                   # as ts.ops.l2_norm(x) (graph reductions keep a dim)
+        if len(set(axes)) > 1:   # one axis at a time, the last first (a mean of equal-sized means is the mean)
+            for a in sorted(set(axes), reverse=True):
+                x = f(x, a, keepdims)
+            return x
         shape = tuple((1 if i in axes else s) for i, s in enumerate(x.shape)) if keepdims else \
             tuple(s for i, s in enumerate(x.shape) if i not in axes)
         d = x.dtype if x.dtype.is_float and x.dtype.bits >= 32 or not x.dtype.is_float else dt.f32
@@ -315,6 +333,37 @@ def _delta_connection(x_source, x_target, gate_params, layer_distance):
                        x_target.shape, dt.f32)
 
 
+@impl("ops.get_training_progress")
+def _get_training_progress():
+    from .function import training_progress
+    return training_progress()
+
+
+@impl("ops.learnable_scale_parameter")
+def _learnable_scale_parameter(init=1.0, shape=(), name=None):
+    """A learnable scale of the function being traced (`fn.parameters[name]`, created at `init`); the k-th
+    unnamed one of a body is `scale<k>`. Its current value is part of the graph."""
+    tr = _tracer()
+    gf = getattr(tr, "function", None)
+    if gf is None:
+        raise _err("ts.ops.learnable_scale_parameter() is a parameter of a @ts.function: call it inside one")
+    if name is None:
+        tr.unnamed_parameters = getattr(tr, "unnamed_parameters", 0) + 1
+        name = f"scale{tr.unnamed_parameters - 1}"
+    if not isinstance(name, str) or not name.isidentifier():
+        raise _err(f"ts.ops.learnable_scale_parameter: name must be an identifier, got {name!r}")
+    try:
+        value = gf.parameters.create(name, np.full(tuple(shape), init, np.float32))
+    except (TypeError, ValueError) as e:
+        raise _err(f"ts.ops.learnable_scale_parameter: {e}") from None
+    return from_numpy(value) if value.shape else const(float(value), None, dt.f32)
+
+
+@impl("ops.svd")
+def _svd(*args, **kwargs):
+    raise GraphBreak("ts.ops.svd runs eagerly (compiled Jacobi kernels driven from Python)", *user_frame())
+
+
 @impl("ops.embedding")
 def _embedding(ids, table):
     if table.ndim != 2 or ids.dtype.is_float:
@@ -394,6 +443,9 @@ def _slice(x, idx):
         else:
             raise _err(f"unsupported index {i!r} (ints, slices and ... only)")
     shape = tuple(s for s, q in zip(sizes, squeeze) if not q)
+    if x.ndim == 1 and shape:   # a range of a vector: sliced as one row (the executor's slices are 2- to 4-d)
+        row = _slice(_reshape(x, (1, x.shape[0])), (slice(0, 1), idx[0]))
+        return _reshape(row, shape)
     return GraphTensor(_create("ts.slice", ttype(shape, x.dtype), [x.v], {
         "offsets": ir.DenseI64ArrayAttr.get(offsets), "sizes": ir.DenseI64ArrayAttr.get(sizes),
         "squeeze": ir.DenseI64ArrayAttr.get(squeeze)}), shape, x.dtype)
@@ -425,6 +477,7 @@ class Traced:
 def trace_function(gf, sig):
     from .function import Tracer, dtype_of_array
     tr = Tracer(gf.__name__)
+    tr.function = gf
     with tr:
         module = ir.Module.create()
         types, layout = [], []
@@ -458,14 +511,21 @@ def trace_function(gf, sig):
             out = gf.fn(**kwargs)
             outs = list(out) if isinstance(out, (tuple, list)) else [out]
             scalars = []
+            zero_d = _zero_d_returns(gf.fn, len(outs))
             for i, o in enumerate(outs):
-                if isinstance(o, (int, float)) and not isinstance(o, bool):   # a Python number: an f32 0-d result
+                if zero_d[i] and isinstance(o, GraphTensor) and o.shape == (1,):   # annotated Tensor[(), ...]
+                    scalars.append(i)
+                    continue
+                if isinstance(o, bool):   # a Python bool (seed 000's checkpointing policy): a bool 0-d result
+                    o = const(o, None, dt.bool_)
+                elif isinstance(o, (int, float)):   # a Python number: an f32 0-d result
                     o = const(float(o), None, dt.f32)
                 if isinstance(o, GraphTensor) and o.shape is None:   # a scalar: a 0-d result, traced as 1 element
                     outs[i] = IMPLS["ts.add"](const(0, (1,), o.dtype), o)
                     scalars.append(i)
                 elif not isinstance(o, GraphTensor):
-                    raise CompilationError(f"{gf.__name__} must return tensors or scalars, got {o!r}", *user_frame())
+                    raise GraphBreak(f"{gf.__name__} returns {type(o).__name__} values, which a graph cannot "
+                                     "(tensors and scalars)", *user_frame())
             with tr.loc():
                 func.ReturnOp([o.v for o in outs])
         f.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(types, [o.v.type for o in outs]))
@@ -537,6 +597,19 @@ def _l1_regularization(x, weight=1.0):
     a = IMPLS["ts.maximum"](x, IMPLS["ts.multiply"](x, -1.0))
     s = IMPLS["ts.sum"](_flat(a), axis=-1) if a.shape is not None else a
     return IMPLS["ts.multiply"](s, float(weight)) if weight != 1.0 else s
+
+
+def _zero_d_returns(fn, n):
+    """Per result: whether the return annotation declares a 0-d tensor (`-> Tensor[(), ts.f32]`)."""
+    from .annotations import TensorSpec
+    ann = getattr(fn, "__annotations__", {}).get("return")
+    if isinstance(ann, str):
+        try:
+            ann = eval(ann, fn.__globals__)  # noqa: S307 - the user's own annotation
+        except Exception:  # noqa: BLE001 - an annotation we cannot evaluate says nothing
+            ann = None
+    items = list(getattr(ann, "__args__", ())) if getattr(ann, "__origin__", None) is tuple else [ann]
+    return [isinstance(a, TensorSpec) and a.dims == () for a in items] + [False] * max(0, n - len(items))
 
 
 def _flat(x):

@@ -89,6 +89,22 @@ def reconstruct(u, sigma, vt):
     return ts.gemm(u * sigma, vt)
 
 
+def svd(matrix):
+    """The thin SVD of an [M, N] matrix (any float dtype; computed in f32) by the two kernels above:
+    (U [M, k], σ [k] descending, Vᵀ [k, N]) with k = min(M, N) (ts.ops.svd)."""
+    M, N = matrix.shape
+    bn = max(32, 1 << (N - 1).bit_length())
+    a = as_f32_matrix(matrix)
+    xp = np if isinstance(a, np.ndarray) else __import__("cupy")
+    a = xp.array(a, copy=True)
+    v = xp.empty((N, N), np.float32)
+    jacobi_svd[(1,)](a, v, BN=bn)
+    k = min(M, N)
+    u, s, vt = xp.empty((M, k), np.float32), xp.empty(k, np.float32), xp.empty((k, N), np.float32)
+    svd_top_k[(1,)](a, v, xp.empty(N, np.float32), u, s, vt, BN=bn)
+    return u, s, vt
+
+
 def compressed_delta_storage(delta_activations, compression_ratio=0.1):
     """For each [B, S, D] delta: ({U [B·S, k], sigma [k], Vt [k, D], original_shape}, k) with
     k = max(1, int(D · compression_ratio)) — the seed's list of dicts and list of ranks."""

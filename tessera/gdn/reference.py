@@ -47,6 +47,8 @@ def safe_delta_computation(src, tgt, scale, epsilon=1e-8):
 
 def stable_gating_computation(x, temperature=1.0, gating_dropout=0.1, training=False, seed=0):
     z = _f32(x) / temperature
+    if np.asarray(x).dtype.name == "bfloat16":   # ts.divide(bf16, float): NumPy's rules (NEP 50), as in the
+        z = _bf16_round(_f32(x) / _bf16_round(np.float32(temperature)))   # seed: bf16(x / bf16(T))
     e = np.exp(z - z.max(-1, keepdims=True))
     p = e / e.sum(-1, keepdims=True)
     return dropout(p, gating_dropout, seed) if training else p

@@ -1,5 +1,4 @@
-"""tessera-lower-tensor-lists: element i of a list of global tensors becomes a memref descriptor built
-from row i of the list's table.
+"""tessera-lower-tensor-lists: element i of a tensor list → the memref descriptor in row i of its table.
 
 A `list[tile.Tensor]` kernel parameter is one rank-2 `memref<N x (1 + 2r) x i64>` argument (DESIGN §4):
 row i holds element i's address, its r sizes and its r strides in elements, as every launcher writes

@@ -201,7 +201,7 @@ def setp(ins, M):
     cmp_ = mods[0]
     t = V.instruction_types(mods)[-1]
     combine = next((m for m in mods[1:] if m in _BOOL), None)
-    if t[0] == "b":
+    if t[0] == "b" and t[1:].isdigit():   # b16/b32/b64 compare as unsigned (bf16 is a float)
         t = "u" + t[1:]
     a, b = M.reader(ins.operands[1], t, ins), M.reader(ins.operands[2], t, ins)
     c = M.reader(ins.operands[3], "pred", ins) if combine else None
