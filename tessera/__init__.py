@@ -44,3 +44,12 @@ def compile(fn, *example_args, target="cpu", params=None, pipeline=None, **kwarg
         from .graph_compile import compile_function
         return compile_function(fn, example_args, kwargs, target=target, params=params, pipeline=pipeline)
     raise TesseraError(f"ts.compile expects a @ts.kernel or @ts.function, got {fn!r}")
+
+
+def __getattr__(name):
+    """An unknown `tessera` name is a located error (still an AttributeError: hasattr works)."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    from tessera.errors import UnknownName
+    from tessera.frontend.function import user_frame
+    raise UnknownName(f"module 'tessera' has no name '{name}'", *user_frame())

@@ -68,8 +68,12 @@ class OutOfResources(LocatedError):
         super().__init__(msg, filename, line, col)
 
 
-class BackendUnavailable(TesseraError):
+class BackendUnavailable(LocatedError):
     """A backend (GPU, ptxas, the MLIR wheels) is missing; the message says how to fix it."""
+
+
+class UnknownName(CompilationError, AttributeError):
+    """`ts.X` / `ts.ops.X` / `tile.X` names nothing tessera has (an AttributeError too, so hasattr works)."""
 
 
 class LaunchError(LocatedError):

@@ -28,3 +28,12 @@ l1_regularization = _b("ops.l1_regularization")
 get_training_progress = _b("ops.get_training_progress")
 learnable_scale_parameter = _b("ops.learnable_scale_parameter")
 svd = _b("ops.svd")
+
+
+def __getattr__(name):
+    """An unknown `ops` name is a located error (still an AttributeError: hasattr works)."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    from tessera.errors import UnknownName
+    from tessera.frontend.function import user_frame
+    raise UnknownName(f"module 'tessera.ops' has no name '{name}'", *user_frame())

@@ -55,3 +55,12 @@ accumulate = _b("tile.accumulate")
 apply_gating = _b("tile.apply_gating")
 fused_gating_accumulate = _b("tile.fused_gating_accumulate")
 compute_attention_score = _b("tile.compute_attention_score")
+
+
+def __getattr__(name):
+    """An unknown `tile` name is a located error (still an AttributeError: hasattr works)."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    from tessera.errors import UnknownName
+    from tessera.frontend.function import user_frame
+    raise UnknownName(f"module 'tessera.tile' has no name '{name}'", *user_frame())

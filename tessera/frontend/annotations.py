@@ -28,7 +28,13 @@ class _TensorMeta(type):
         dims, dtype = [], None
         for x in items:
             if isinstance(x, _dt.DType):
+                if dtype is not None:
+                    _bad(f"Tensor[...] takes one dtype, got {dtype.name} and {x.name}")
                 dtype = x
+            elif isinstance(x, str) and _is_dtype_name(x):
+                _bad(f"Tensor[...]: '{x}' is a dim name here; write the dtype as ts.{_dtype_spelling(x)}")
+            elif isinstance(x, bool) or (isinstance(x, int) and x < 0):
+                _bad(f"Tensor[...] dims are names or non-negative ints, got {x!r}")
             elif isinstance(x, (str, int)):
                 dims.append(x)
             elif x is Ellipsis:
@@ -36,8 +42,26 @@ class _TensorMeta(type):
             elif isinstance(x, tuple) and all(isinstance(d, (str, int)) for d in x):
                 dims.extend(x)      # Tensor[(), ts.f32] (0-d), Tensor[("B", "D"), ts.f32]: the dims as a tuple
             else:
-                raise TypeError(f"Tensor[...] takes dim names, ints and one dtype, got {x!r}")
+                _bad(f"Tensor[...] takes dim names, ints and one dtype, got {x!r}")
         return TensorSpec(dims, dtype)
+
+
+def _bad(msg):
+    from ..errors import CompilationError
+    from .function import user_frame
+    raise CompilationError(msg, *user_frame())
+
+
+def _is_dtype_name(s):
+    return _dtype_spelling(s) is not None
+
+
+def _dtype_spelling(s):
+    """The ts name of a dtype spelt as a string ('float32', 'f32', 'bfloat16'), else None."""
+    for d in _dt.ALL:
+        if s in (d.name, d._np):
+            return d.name
+    return None
 
 
 class Tensor(metaclass=_TensorMeta):

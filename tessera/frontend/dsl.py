@@ -24,7 +24,10 @@ class Builtin:
         if EAGER:
             from . import eager   # a body running op by op (graph break)
             return eager.run(self.name, args, kwargs)
-        raise TesseraError(f"`{self.name}` can only be used inside a @ts.kernel (or @ts.function) body")
+        from ..errors import CompilationError
+        from .function import user_frame
+        raise CompilationError(f"`{self.name}` can only be used inside a @ts.kernel (or @ts.function) body",
+                               *user_frame())
 
     def __repr__(self):
         return f"<tessera builtin {self.name}>"

@@ -16,7 +16,7 @@ import threading
 import numpy as np
 
 from .. import dtypes as dt
-from ..errors import TesseraError, CompilationError, GraphBreak
+from ..errors import TesseraError, CompilationError, DTypeError, GraphBreak
 from . import dsl
 
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -98,6 +98,11 @@ class GraphTensor:
     def __bool__(self):
         raise GraphBreak("a traced tensor has no truth value: a graph's control flow uses Python values",
                          *user_frame())
+
+    def __float__(self):
+        raise GraphBreak("float() of a traced tensor needs its value: a graph uses Python numbers", *user_frame())
+
+    __int__ = __index__ = __float__
 
 
 class Tracer:
@@ -263,6 +268,10 @@ class GraphFunction:
                 from . import eager
                 self._eager[key] = e.msg
                 return eager.call(self, args, kwargs, e.msg)
+            except RecursionError:
+                from .kernel import _reraise
+                _reraise(CompilationError(f"{self.__name__} calls itself without end while being traced (a graph "
+                                          "function cannot recurse on tensor values)", *user_frame()))
             from ..runtime import recompile
             recompile.record(self, self.__name__, sig.descriptor(), user_frame()[:2], False)
         return ck(*args, **kwargs)
@@ -292,10 +301,13 @@ class Parameters(dict):
 
     def __setitem__(self, name, value):
         if name not in self:
-            raise KeyError(f"no parameter '{name}' (the function has {sorted(self)})")
-        v = np.asarray(value, np.float32)
+            raise CompilationError(f"no parameter '{name}' (the function has {sorted(self)})", *user_frame())
+        try:
+            v = np.asarray(value, np.float32)
+        except (TypeError, ValueError) as e:
+            raise CompilationError(f"parameter '{name}': {e}", *user_frame()) from None
         if v.shape != self[name].shape:
-            raise ValueError(f"parameter '{name}' has shape {self[name].shape}, got {v.shape}")
+            raise CompilationError(f"parameter '{name}' has shape {self[name].shape}, got {v.shape}", *user_frame())
         super().__setitem__(name, v)
         self.version += 1
 
@@ -316,7 +328,6 @@ def training_progress() -> float:
     return getattr(_MODE, "progress", 0.0)
 
 
-@contextlib.contextmanager
 def training(mode: bool = True, progress: float | None = None):
     """`with ts.training():` traces and runs @ts.function calls in training mode (per thread); `progress`
     (0.0 to 1.0) is what ts.ops.get_training_progress() returns inside."""
@@ -324,6 +335,11 @@ def training(mode: bool = True, progress: float | None = None):
                                      and 0.0 <= progress <= 1.0):
         raise CompilationError(f"ts.training(progress=...) takes a number from 0.0 to 1.0, got {progress!r}",
                                *user_frame())
+    return _training(mode, progress)
+
+
+@contextlib.contextmanager
+def _training(mode, progress):
     before, before_progress = is_training(), training_progress()
     _MODE.training = bool(mode)
     _MODE.progress = float(progress) if progress is not None else before_progress
@@ -359,4 +375,4 @@ def dtype_of_array(a):
     try:
         return dt.from_numpy(a.dtype)
     except KeyError:
-        raise TesseraError(f"unsupported dtype {a.dtype}") from None
+        raise DTypeError(f"unsupported dtype {a.dtype}", *user_frame()) from None

@@ -85,6 +85,7 @@ def check_options(fn, options, where):
 
 def check_input_shapes(fn, shapes, args, kwargs):
     """ShapeError when a call's arrays disagree with `input_shapes`."""
+    from .function import user_frame
     bound = inspect.signature(fn).bind_partial(*args, **kwargs).arguments
     seen = {}
     for name, dims in shapes.items():
@@ -93,11 +94,13 @@ def check_input_shapes(fn, shapes, args, kwargs):
         if shape is None:
             continue
         if len(shape) != len(dims):
-            raise ShapeError(f"argument '{name}' has {len(shape)} dims, input_shapes gives {len(dims)} ({list(dims)})")
+            raise ShapeError(f"argument '{name}' has {len(shape)} dims, input_shapes gives {len(dims)} ({list(dims)})",
+                             *user_frame())
         for d, n in zip(dims, shape):
             if isinstance(d, int) and d != n:
-                raise ShapeError(f"argument '{name}' has size {n} where input_shapes gives {d}")
+                raise ShapeError(f"argument '{name}' has size {n} where input_shapes gives {d}", *user_frame())
             if isinstance(d, str):
                 if d in seen and seen[d][1] != n:
-                    raise ShapeError(f"dim '{d}' is {seen[d][1]} in argument '{seen[d][0]}' but {n} in argument '{name}'")
+                    raise ShapeError(f"dim '{d}' is {seen[d][1]} in argument '{seen[d][0]}' but {n} in argument '{name}'",
+                                     *user_frame())
                 seen.setdefault(d, (name, n))

@@ -59,8 +59,14 @@ def const(v, shape, d):
 
 
 def from_numpy(a):
+    if isinstance(a, GraphTensor):
+        return a
     a = np.asarray(a)
-    d = dt.from_numpy(a.dtype)
+    try:
+        d = dt.from_numpy(a.dtype)
+    except KeyError:
+        from ..errors import DTypeError
+        raise DTypeError(f"an array of dtype {a.dtype} cannot be a graph constant", *user_frame()) from None
     t = ttype(a.shape, d)
     data = a.astype(np.float32) if d in (dt.bf16, dt.f16) else a
     with _tracer().loc():
@@ -259,6 +265,12 @@ def _reshape(x, shape):
 @impl("ts.concatenate")
 def _concatenate(xs, axis=0):
     xs = list(xs)
+    if not xs or not all(isinstance(x, GraphTensor) and x.shape is not None for x in xs):
+        raise _err("ts.concatenate / ts.stack take a non-empty list of tensors")
+    ax0 = _axis(axis, xs[0].ndim)
+    for x in xs[1:]:
+        if x.ndim != xs[0].ndim or any(a != b for i, (a, b) in enumerate(zip(x.shape, xs[0].shape)) if i != ax0):
+            raise _err(f"ts.concatenate: shapes {list(xs[0].shape)} and {list(x.shape)} differ outside axis {axis}")
     d = xs[0].dtype
     for x in xs[1:]:
         d = dt.promote(d, x.dtype)
@@ -276,6 +288,10 @@ def _concatenate(xs, axis=0):
 @impl("ts.stack")
 def _stack(xs, axis=0):
     xs = list(xs)
+    if not xs or not all(isinstance(x, GraphTensor) and x.shape is not None for x in xs):
+        raise _err("ts.stack takes a non-empty list of tensors")
+    if any(x.shape != xs[0].shape for x in xs):
+        raise _err(f"ts.stack: the tensors' shapes differ ({[list(x.shape) for x in xs]})")
     ax = _axis(axis, xs[0].ndim + 1)
     return _concatenate([_reshape(x, x.shape[:ax] + (1,) + x.shape[ax:]) for x in xs], ax)
 

@@ -202,7 +202,7 @@ class KernelFunction:
         return f"<tessera kernel {self.__name__}>"
 
     def __call__(self, *args, **kwargs):
-        raise TesseraError(f"launch a kernel with a grid: {self.__name__}[grid](*args)")
+        raise _call_error(f"launch a kernel with a grid: {self.__name__}[grid](*args)")
 
     def __getitem__(self, grid):
         return GridLauncher(self, grid)
@@ -246,8 +246,14 @@ class KernelFunction:
                                  default=p.default))
             elif ann in (int, float, bool) or isinstance(ann, dt.DType):
                 out.append(Param(name, "scalar", scalar=ann, default=p.default))
-            else:
+            elif ann is np.ndarray:
+                out.append(Param(name, "tensor", spec=None, default=p.default))
+            elif ann in (inspect.Parameter.empty, None, object) or repr(ann) == "typing.Any":
                 out.append(Param(name, "auto", default=p.default))
+            else:
+                raise CompilationError(f"parameter '{name}': unsupported annotation {ann!r} (tile.Tensor[...], "
+                                       "list[tile.Tensor], ts.constexpr, int, float, bool or a ts dtype)",
+                                       self.info.filename, self.info.line_offset + 1)
         return out
 
     def _annotation(self, ann):
@@ -258,13 +264,19 @@ class KernelFunction:
         env = {**self.info.globals, **self.info.closure}
         try:
             return eval(ann, env)  # noqa: S307 - the user's own annotation expression
-        except Exception:  # noqa: BLE001 - unresolvable names: recognise the common spellings
+        except TesseraError as e:
+            if getattr(e, "filename", None) not in (None, "<string>"):
+                raise
+            raise CompilationError(f"cannot evaluate the annotation {ann!r}: {getattr(e, 'msg', e)}",
+                                   self.info.filename, self.info.line_offset + 1) from None
+        except Exception as e:  # noqa: BLE001 - unresolvable names: recognise the common spellings
             tail = ann.replace(" ", "")
             if tail.endswith("constexpr"):
                 return constexpr
             if tail in ("int", "float", "bool"):
                 return {"int": int, "float": float, "bool": bool}[tail]
-            return inspect.Parameter.empty
+            raise CompilationError(f"cannot evaluate the annotation {ann!r}: {type(e).__name__}: {e}",
+                                   self.info.filename, self.info.line_offset + 1) from None
 
     # -- launch ----------------------------------------------------------------------------
     def bind(self, args, kwargs):
@@ -335,6 +347,10 @@ class KernelFunction:
                 elif ann is float or (isinstance(ann, dt.DType) and ann.is_float):
                     if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool):
                         raise _call_error(f"argument '{p.name}' must be a float, got {type(v).__name__}", DTypeError)
+                elif ann is bool or ann is dt.bool_:
+                    if not isinstance(v, (bool, np.bool_)):
+                        raise _call_error(f"argument '{p.name}' must be a bool, got {type(v).__name__}", DTypeError)
+                _check_scalar_range(p.name, v, dt.i64 if ann is int else ann)
                 if ann is int:
                     bound.append(BoundParam(p.name, "scalar", "index", abi_dtype=dt.i64, small=small_int(v)))
                 elif ann is float:
@@ -550,6 +566,15 @@ class KernelFunction:
 _ANY_TENSOR = TensorSpec((), None)
 
 
+def _check_scalar_range(name, v, d):
+    """An integer argument must fit the type it is passed as (ctypes and the launchers would wrap it)."""
+    if not isinstance(d, dt.DType) or not d.is_int or d is dt.bool_ or not isinstance(v, (int, np.integer)):
+        return
+    lo, hi = -(1 << (d.bits - 1)), (1 << (d.bits - 1)) - 1
+    if not lo <= int(v) <= hi:
+        raise _call_error(f"argument '{name}' is {v}, which does not fit {d.name} ({lo} to {hi})", DTypeError)
+
+
 def _array_arg(name, v):
     """An array argument as the launchers see it (torch tensors & co. as CuPy-like device views)."""
     if not (isinstance(v, np.ndarray) or _is_cuda_array(v)):
@@ -557,6 +582,9 @@ def _array_arg(name, v):
     if not isinstance(v, np.ndarray):
         from ..runtime.cuda import as_device_array
         v = as_device_array(v)
+    if any(s % v.itemsize for s in v.strides):
+        raise _call_error(f"argument '{name}' has strides {tuple(v.strides)} bytes, not whole {v.itemsize}-byte "
+                          "elements: pass np.ascontiguousarray(...) of it", LaunchError)
     return v
 
 
@@ -620,7 +648,7 @@ def compile_kernel(kfn: KernelFunction, *example_args, target="cpu", **kwargs):
         values, options = kfn.bind(example_args, dict(kwargs))
         from ..compiler import TARGETS
         if target not in TARGETS:
-            raise BackendUnavailable(f"unknown target '{target}' (known: {', '.join(TARGETS)})")
+            raise _call_error(f"unknown target '{target}' (known: {', '.join(TARGETS)})", BackendUnavailable)
         ck, _ = kfn.compile_for(values, options, target)
         return ck
     except TesseraError as e:
@@ -631,7 +659,7 @@ def compile_autotuned(tuner, example_args, target, kwargs):
     from ..compiler import TARGETS
     try:
         if target not in TARGETS:
-            raise BackendUnavailable(f"unknown target '{target}' (known: {', '.join(TARGETS)})")
+            raise _call_error(f"unknown target '{target}' (known: {', '.join(TARGETS)})", BackendUnavailable)
         return tuner.compile(example_args, target, dict(kwargs))
     except TesseraError as e:
         _reraise(e)

@@ -150,7 +150,8 @@ class Autotuner:
         return f"<tessera autotuned kernel {self.__name__} ({len(self.configs)} configs)>"
 
     def __call__(self, *args, **kwargs):
-        raise TesseraError(f"launch a kernel with a grid: {self.__name__}[grid](*args)")
+        from ..frontend.kernel import _call_error
+        raise _call_error(f"launch a kernel with a grid: {self.__name__}[grid](*args)")
 
     def __getitem__(self, grid):
         from ..frontend.kernel import GridLauncher

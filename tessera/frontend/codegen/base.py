@@ -10,6 +10,8 @@ from ... import dtypes as dt
 from ...errors import CompilationError
 
 INDEX = dt.DType("index", "index", 64, "i", "int64")
+MAX_TILE_ELEMENTS = 1 << 24   # a tile (views, tile.zeros, shared buffers) beyond this is a mistake, not a kernel
+MAX_UNROLL = 1 << 14          # iterations of an unrolled loop (tile.static_range, `for x in <sequence>`)
 
 
 class NeedSpecialisation(Exception):
@@ -117,6 +119,14 @@ class Base:
         if src is not None:
             src = " " * self.col_offset + src
         raise cls(msg, self.filename, line, col, src)
+
+    def check_tile_size(self, shape, node, what):
+        n = 1
+        for d in shape:
+            n *= int(d)
+        if n > MAX_TILE_ELEMENTS:
+            self.error(node, f"{what} of shape {list(shape)} has {n} elements, more than a kernel can hold "
+                             f"({MAX_TILE_ELEMENTS}); use smaller blocks and a loop")
 
     def current_node(self):
         return self._node_stack[-1] if self._node_stack else None

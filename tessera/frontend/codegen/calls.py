@@ -198,6 +198,7 @@ class Calls:
             else:
                 sz[d] = sizes[j] if j < len(sizes) else sz[d]
         shape = tuple(s for s, q in zip(sz, sq) if not q)
+        self.check_tile_size(shape, node, "a block")
         return Val("view", None, root.dtype, shape, base=root, offsets=offsets, sizes=sz, squeeze=sq)
 
     def b_tile_alloc_shared(self, node, args, kwargs):
@@ -208,6 +209,7 @@ class Calls:
             self.error(node, f"tile.alloc_shared: dtype must be a ts dtype, got {a['dtype']!r}")
         if any(s <= 0 for s in shape):
             self.error(node, f"tile.alloc_shared: sizes must be positive, got {shape}")
+        self.check_tile_size(shape, node, "a shared buffer")
         v = tb.alloc_shared(shape, mlir_type(a["dtype"]), a["swizzle"], self.loc(node))
         return Val("shared", v, a["dtype"], tuple(shape))
 
@@ -358,17 +360,24 @@ class Calls:
         out = tuple(self.static_int(s, node, "a static tile shape") for s in shape)
         if any(s <= 0 for s in out):
             self.error(node, f"tile shape sizes must be positive, got {list(out)}")
+        self.check_tile_size(out, node, "a tile")
         return out
 
     def b_tile_zeros(self, node, args, kwargs):
         a = _bind(node, self, "tile.zeros", [("shape", _REQ), ("dtype", dt.f32)], args, kwargs)
-        return self.splat_const(0, a["dtype"], self._shape_arg(a["shape"], node))
+        return self.splat_const(0, self._dtype_arg(a["dtype"], node, "tile.zeros"), self._shape_arg(a["shape"], node))
+
+    def _dtype_arg(self, d, node, what):
+        if not isinstance(d, dt.DType):
+            self.error(node, f"{what}: dtype must be a ts dtype (ts.f32, ts.bf16, ...), got {d!r}")
+        return d
 
     def b_tile_full(self, node, args, kwargs):
         a = _bind(node, self, "tile.full", [("shape", _REQ), ("value", _REQ), ("dtype", None)], args, kwargs)
         shape = self._shape_arg(a["shape"], node)
         v = a["value"]
         d = a["dtype"] or (v.dtype if isinstance(v, Val) else (dt.f32 if isinstance(v, float) else dt.i32))
+        d = self._dtype_arg(d, node, "tile.full")
         if not isinstance(v, Val):
             return self.splat_const(v, d, shape)
         return self.broadcast_to(self.cast(v, d), shape)
@@ -381,6 +390,7 @@ class Calls:
         s, e = self.static_int(start, node, "static arange bounds"), self.static_int(end, node, "static arange bounds")
         if e <= s:
             self.error(node, f"tile.arange({s}, {e}) is empty")
+        self.check_tile_size((e - s,), node, "tile.arange")
         return Val("tile", tb.arange(s, e, self.loc(node)), dt.i32, (e - s,))
 
     # -- ts.ops ------------------------------------------------------------------------------

@@ -45,7 +45,17 @@ def broadcast_shapes(a, b):
 
 class Elementwise:
     # -- constants -------------------------------------------------------------------------
+    def check_fits(self, value, dtype: dt.DType):
+        """A Python int constant must fit its integer type (no silent wrap-around, as NumPy 2 refuses too)."""
+        if dtype.is_float or dtype is dt.bool_ or isinstance(value, (bool, float)):
+            return
+        bits = 64 if dtype is INDEX else dtype.bits
+        lo, hi = (-(1 << (bits - 1)), (1 << bits) - 1) if bits > 1 else (0, 1)   # signless: either reading
+        if not lo <= int(value) <= hi:
+            self.error(None, f"the constant {value} does not fit {dtype.name} ({lo} to {hi})")
+
     def const(self, value, dtype: dt.DType) -> Val:
+        self.check_fits(value, dtype)
         t = mlir_type(dtype)
         if dtype.is_float:
             attr = ir.FloatAttr.get(t, float(value))
@@ -54,6 +64,7 @@ class Elementwise:
         return Val("scalar", arith.ConstantOp(t, attr).result, dtype)
 
     def splat_const(self, value, dtype, shape) -> Val:
+        self.check_fits(value, dtype)
         t = mlir_type(dtype)
         attr = ir.FloatAttr.get(t, float(value)) if dtype.is_float else ir.IntegerAttr.get(t, int(value))
         tt = ir.RankedTensorType.get(list(shape), t)
@@ -75,6 +86,8 @@ class Elementwise:
                 return self.read_shared(x)
             if x.kind == "sview":
                 return self.read_sview(x, self.current_node())
+            if x.kind == "list":
+                self.error(None, f"a list of tensors cannot be used as a value: index it ({x.name}[i]) and load")
             if x.kind in ("tensor", "view"):
                 self.error(None, f"a {'global tensor' if x.kind == 'tensor' else 'view'} cannot be used as a value here: load it first with tile.load(...)")
             return x

@@ -217,6 +217,7 @@ class Exprs:
             if sizes[d] is None:
                 sizes[d] = self.static_dim(root, d, node)
         shape = tuple(s for s, q in zip(sizes, squeeze) if not q)
+        self.check_tile_size(shape, node, "a view")
         return Val("view", None, root.dtype, shape, base=root, offsets=offsets, sizes=sizes, squeeze=squeeze)
 
     def slice_size(self, e: ast.Slice, lo):

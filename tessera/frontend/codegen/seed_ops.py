@@ -64,6 +64,7 @@ class SeedOps:
             if sizes[d] is None:
                 sizes[d] = self.static_dim(t, d, node)
         shape = tuple(s for s, q in zip(sizes, squeeze) if not q)
+        self.check_tile_size(shape, node, f"the program's block of '{t.name}'")
         return Val("view", None, t.dtype, shape, base=t, offsets=offsets, sizes=sizes, squeeze=squeeze)
 
     def _index(self):

@@ -8,7 +8,7 @@ from mlir.dialects import arith, scf
 
 from ... import dtypes as dt
 from ..dsl import Builtin
-from .base import INDEX, Val, mlir_type
+from .base import INDEX, MAX_UNROLL, Val, mlir_type
 
 _CARRYABLE = ("scalar", "tile")
 
@@ -260,6 +260,9 @@ class Stmts:
             self.error(it, f"cannot iterate over {type(seq).__name__}")
 
     def unrolled(self, node, values):
+        if len(values) > MAX_UNROLL:
+            self.error(node.iter, f"an unrolled loop of {len(values)} iterations (at most {MAX_UNROLL}): use "
+                                  "tile.range(...) for a runtime loop")
         if _exits(node.body):
             self.error(node, "'break'/'continue' in an unrolled loop are not supported")
         self.loops.append(None)
