@@ -28,6 +28,7 @@ l1_regularization = _b("ops.l1_regularization")
 get_training_progress = _b("ops.get_training_progress")
 learnable_scale_parameter = _b("ops.learnable_scale_parameter")
 svd = _b("ops.svd")
+transformer_layer = _b("ops.transformer_layer")
 
 
 def __getattr__(name):

@@ -187,3 +187,25 @@ def test_memory_hints_in_the_seed_function():
         return x
     with pytest.raises(ts.CompilationError, match="device must be one of"):
         bad(np.zeros(4, np.float32))
+
+
+def test_transformer_layer():
+    """ts.ops.transformer_layer(x, layer_params, num_heads): the seed-002 decoder layer (one block shared with
+    tessera.gdn.model), against its NumPy reference; a bad params dict is a located error."""
+    from tessera.gdn import model_reference as mr
+    rng = np.random.default_rng(4)
+    D = 16
+    p = {k: (rng.standard_normal((D, D)) / 4).astype(np.float32) for k in ("wq", "wk", "wv", "wo")}
+    p["mlp_up"] = (rng.standard_normal((D, 32)) / 4).astype(np.float32)
+    p["mlp_down"] = (rng.standard_normal((32, D)) / 6).astype(np.float32)
+    p["input_layernorm"] = (1 + rng.standard_normal(D) / 10).astype(np.float32)
+    p["post_attention_layernorm"] = np.ones(D, np.float32)
+
+    @ts.function
+    def layer(x, params: dict):
+        return ts.ops.transformer_layer(x, params, num_heads=2)
+    x = rng.standard_normal((2, 5, D)).astype(np.float32)
+    np.testing.assert_allclose(layer(x, p), mr.transformer_layer(x, p, 2), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ts.CompilationError, match="layer_params is a dict") as e:
+        layer(x, {"wq": p["wq"]})
+    assert e.value.filename == __file__

@@ -147,7 +147,7 @@ class _Slot:
         self.i = i
 
     def __repr__(self):
-        return f"$%d" % self.i
+        return "$%d" % self.i
 
 
 def _rebuild(obj, values):

@@ -380,6 +380,22 @@ def _svd(*args, **kwargs):
     raise GraphBreak("ts.ops.svd runs eagerly (compiled Jacobi kernels driven from Python)", *user_frame())
 
 
+@impl("ops.transformer_layer")
+def _transformer_layer(x, layer_params=None, num_heads=1, eps=1e-6):
+    """The seed-002 decoder layer on [B, S, D] (tessera.gdn.model.transformer_block: pre-norm causal attention
+    with `num_heads` heads, then a SiLU MLP): `layer_params` is a dict of input_layernorm, wq, wk, wv, wo,
+    post_attention_layernorm, mlp_up, mlp_down (tensors or arrays)."""
+    from ..gdn.model import TRANSFORMER_PARAMS, causal_mask, transformer_block
+    if not isinstance(x, GraphTensor) or x.shape is None or x.ndim != 3:
+        raise _err(f"ts.ops.transformer_layer takes a [B, S, D] tensor, got {getattr(x, 'shape', x)!r}")
+    if not isinstance(layer_params, dict) or set(TRANSFORMER_PARAMS) - set(layer_params):
+        raise _err("ts.ops.transformer_layer(x, layer_params): layer_params is a dict with "
+                   f"{', '.join(TRANSFORMER_PARAMS)}")
+    if not isinstance(num_heads, int) or num_heads < 1 or x.shape[-1] % num_heads:
+        raise _err(f"ts.ops.transformer_layer: num_heads must divide the hidden size {x.shape[-1]}, got {num_heads!r}")
+    return transformer_block(x, constants(layer_params), num_heads, float(eps), causal_mask(x.shape[1]))
+
+
 @impl("ops.embedding")
 def _embedding(ids, table):
     if table.ndim != 2 or ids.dtype.is_float:

@@ -96,6 +96,20 @@ def attention(x, wq, wk, wv, wo, mask, heads: int):
     return linear(ts.reshape(ctx, (B, S, D)), wo)
 
 
+TRANSFORMER_PARAMS = ("input_layernorm", "wq", "wk", "wv", "wo", "post_attention_layernorm", "mlp_up", "mlp_down")
+
+
+def transformer_block(x, p, heads: int, eps: float, mask):
+    """The seed-002 decoder layer (pre-norm): x + attention(rms_norm(x)), then + mlp_down(silu(mlp_up(
+    rms_norm(x)))); `p` has the TRANSFORMER_PARAMS keys. Also `ts.ops.transformer_layer`."""
+    x = x + attention(rms_norm(x, p["input_layernorm"], eps), p["wq"], p["wk"], p["wv"], p["wo"], mask, heads)
+    return x + linear(silu(linear(rms_norm(x, p["post_attention_layernorm"], eps), p["mlp_up"])), p["mlp_down"])
+
+
+def causal_mask(S):
+    return ts.graph_constant(np.triu(np.full((S, S), -1e9, np.float32), 1))
+
+
 @ts.function
 def delta_network(source_hidden, target_hidden, layer_distance: int, p):
     """Seed 002 DeltaNetwork: project the delta, gate it with a SiLU MLP of (src + tgt)/2 scaled by
@@ -125,17 +139,13 @@ def causal_lm_forward(input_ids, params: list, config: GDNConfig):
     c = config
     P = dict(zip(param_names(c), params))
     B, S = input_ids.shape
-    mask = ts.graph_constant(np.triu(np.full((S, S), -1e9, np.float32), 1))
+    mask = causal_mask(S)
     hidden = ts.ops.embedding(input_ids, P["embed_tokens"])
     layer_outputs = []
     for layer in range(c.num_hidden_layers):
         p = f"layers.{layer}."
-        residual = hidden
-        h = rms_norm(hidden, P[p + "input_layernorm"], c.rms_eps)
-        hidden = residual + attention(h, P[p + "wq"], P[p + "wk"], P[p + "wv"], P[p + "wo"], mask, c.num_attention_heads)
-        residual = hidden
-        h = rms_norm(hidden, P[p + "post_attention_layernorm"], c.rms_eps)
-        hidden = residual + linear(silu(linear(h, P[p + "mlp_up"])), P[p + "mlp_down"])
+        hidden = transformer_block(hidden, {k: P[p + k] for k in TRANSFORMER_PARAMS}, c.num_attention_heads,
+                                   c.rms_eps, mask)
         n = min(len(layer_outputs), layer, c.max_delta_distance)
         if n:
             contributions = []

@@ -29,6 +29,12 @@ def _attention(x, wq, wk, wv, wo, heads):
     return (p @ v).transpose(0, 2, 1, 3).reshape(B, S, D) @ wo
 
 
+def transformer_layer(x, p, heads=1, eps=1e-6):
+    """ts.ops.transformer_layer (the seed-002 decoder layer) in NumPy."""
+    x = x + _attention(_rms(x, p["input_layernorm"], eps), p["wq"], p["wk"], p["wv"], p["wo"], heads)
+    return x + _silu(_rms(x, p["post_attention_layernorm"], eps) @ p["mlp_up"]) @ p["mlp_down"]
+
+
 def _delta_network(src, tgt, d, p):
     dt = (tgt - src) @ p["delta_proj_w"] + p["delta_proj_b"]
     g = 1 / (1 + np.exp(-(_silu((src + tgt) / 2.0 @ p["gate1_w"] + p["gate1_b"]) @ p["gate2_w"] + p["gate2_b"])))
@@ -41,9 +47,8 @@ def causal_lm_forward(input_ids, params, c):
     outs = []
     for layer in range(c.num_hidden_layers):
         p = f"layers.{layer}."
-        hidden = hidden + _attention(_rms(hidden, P[p + "input_layernorm"], c.rms_eps), P[p + "wq"], P[p + "wk"],
-                                     P[p + "wv"], P[p + "wo"], c.num_attention_heads)
-        hidden = hidden + _silu(_rms(hidden, P[p + "post_attention_layernorm"], c.rms_eps) @ P[p + "mlp_up"]) @ P[p + "mlp_down"]
+        hidden = transformer_layer(hidden, {k: v for k, v in ((k[len(p):], v) for k, v in P.items() if k.startswith(p))},
+                                   c.num_attention_heads, c.rms_eps)
         n = min(len(outs), layer, c.max_delta_distance)
         if n:
             contribs = []

@@ -10,7 +10,7 @@ from ... import dtypes as dt
 from ...errors import CompilationError
 
 INDEX = dt.DType("index", "index", 64, "i", "int64")
-MAX_TILE_ELEMENTS = 1 << 24   # a tile (views, tile.zeros, shared buffers) beyond this is a mistake, not a kernel
+MAX_TILE_ELEMENTS = 1 << 28   # a tile or view beyond this is a mistake, not a kernel (shared buffers: the budgets)
 MAX_UNROLL = 1 << 14          # iterations of an unrolled loop (tile.static_range, `for x in <sequence>`)
 
 

@@ -209,7 +209,6 @@ class Calls:
             self.error(node, f"tile.alloc_shared: dtype must be a ts dtype, got {a['dtype']!r}")
         if any(s <= 0 for s in shape):
             self.error(node, f"tile.alloc_shared: sizes must be positive, got {shape}")
-        self.check_tile_size(shape, node, "a shared buffer")
         v = tb.alloc_shared(shape, mlir_type(a["dtype"]), a["swizzle"], self.loc(node))
         return Val("shared", v, a["dtype"], tuple(shape))
 
@@ -484,7 +483,6 @@ class Calls:
         if x.kind != "tile" or len(x.shape) != 2:
             self.error(node, ".T needs a 2-d tile")
         from mlir.dialects import linalg
-        rt = ir.RankedTensorType.get([x.shape[1], x.shape[0]], mlir_type(x.dtype))
         init = _tensor.EmptyOp([x.shape[1], x.shape[0]], mlir_type(x.dtype)).result
         r = linalg.transpose(x.v, outs=[init], permutation=[1, 0])
         return Val("tile", r, x.dtype, (x.shape[1], x.shape[0]))

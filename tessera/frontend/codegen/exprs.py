@@ -6,7 +6,7 @@ import ast
 from ... import dtypes as dt
 from ..annotations import constexpr
 from ..dsl import Builtin, Namespace
-from .base import INDEX, Val, ShapeProxy, KernelContext
+from .base import Val, ShapeProxy, KernelContext
 
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv", ast.FloorDiv: "floordiv",
            ast.Mod: "mod", ast.Pow: "pow", ast.BitAnd: "and", ast.BitOr: "or", ast.BitXor: "xor",

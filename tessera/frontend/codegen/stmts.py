@@ -4,11 +4,11 @@ from __future__ import annotations
 import ast
 
 from mlir import ir
-from mlir.dialects import arith, scf
+from mlir.dialects import scf
 
 from ... import dtypes as dt
 from ..dsl import Builtin
-from .base import INDEX, MAX_UNROLL, Val, mlir_type
+from .base import INDEX, MAX_UNROLL, Val
 
 _CARRYABLE = ("scalar", "tile")
 
