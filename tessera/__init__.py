@@ -46,10 +46,5 @@ def compile(fn, *example_args, target="cpu", params=None, pipeline=None, **kwarg
     raise TesseraError(f"ts.compile expects a @ts.kernel or @ts.function, got {fn!r}")
 
 
-def __getattr__(name):
-    """An unknown `tessera` name is a located error (still an AttributeError: hasattr works)."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    from tessera.errors import UnknownName
-    from tessera.frontend.function import user_frame
-    raise UnknownName(f"module 'tessera' has no name '{name}'", *user_frame())
+from .frontend.dsl import module_getattr as _module_getattr  # noqa: E402
+__getattr__ = _module_getattr("tessera")

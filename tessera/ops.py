@@ -2,7 +2,7 @@
 (and on tensors inside @ts.function bodies)."""
 from __future__ import annotations
 
-from .frontend.dsl import builtin as _b
+from .frontend.dsl import builtin as _b, module_getattr as _module_getattr
 
 exp = _b("ops.exp")
 log = _b("ops.log")
@@ -31,10 +31,4 @@ svd = _b("ops.svd")
 transformer_layer = _b("ops.transformer_layer")
 
 
-def __getattr__(name):
-    """An unknown `ops` name is a located error (still an AttributeError: hasattr works)."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    from tessera.errors import UnknownName
-    from tessera.frontend.function import user_frame
-    raise UnknownName(f"module 'tessera.ops' has no name '{name}'", *user_frame())
+__getattr__ = _module_getattr("tessera.ops")

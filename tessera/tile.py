@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .frontend.annotations import Tensor, constexpr  # noqa: F401
-from .frontend.dsl import builtin as _b, Namespace as _Ns
+from .frontend.dsl import builtin as _b, Namespace as _Ns, module_getattr as _module_getattr
 
 program_id = _b("tile.program_id")
 num_programs = _b("tile.num_programs")
@@ -57,10 +57,4 @@ fused_gating_accumulate = _b("tile.fused_gating_accumulate")
 compute_attention_score = _b("tile.compute_attention_score")
 
 
-def __getattr__(name):
-    """An unknown `tile` name is a located error (still an AttributeError: hasattr works)."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    from tessera.errors import UnknownName
-    from tessera.frontend.function import user_frame
-    raise UnknownName(f"module 'tessera.tile' has no name '{name}'", *user_frame())
+__getattr__ = _module_getattr("tessera.tile")

@@ -49,6 +49,35 @@ TRACING: list = []  # the active graph tracers (a stack; non-empty while a @ts.f
 EAGER: list = []    # the @ts.functions running eagerly (tessera.frontend.eager)
 
 
+def tree_map(fn, obj):
+    """`fn` applied to every leaf of nested lists, tuples and dicts (the structure is kept)."""
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(tree_map(fn, x) for x in obj)
+    if isinstance(obj, dict):
+        return {k: tree_map(fn, v) for k, v in obj.items()}
+    return fn(obj)
+
+
+def tree_any(pred, obj) -> bool:
+    if isinstance(obj, (list, tuple)):
+        return any(tree_any(pred, x) for x in obj)
+    if isinstance(obj, dict):
+        return any(tree_any(pred, x) for x in obj.values())
+    return pred(obj)
+
+
+def module_getattr(module: str):
+    """A module `__getattr__`: an unknown `ts.X` / `ts.ops.X` / `tile.X` is a located UnknownName (still an
+    AttributeError, so hasattr works)."""
+    def __getattr__(name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        from ..errors import UnknownName
+        from .function import user_frame
+        raise UnknownName(f"module '{module}' has no name '{name}'", *user_frame())
+    return __getattr__
+
+
 def builtin(name: str, **attrs) -> Builtin:
     b = Builtin(name, **attrs)
     REGISTRY[id(b)] = b

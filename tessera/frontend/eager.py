@@ -214,36 +214,16 @@ def run(name, args, kwargs):
 
 
 def wrap(out):
-    if is_array(out):
-        return EagerTensor(out)
-    if isinstance(out, (list, tuple)):
-        return type(out)(wrap(x) for x in out)
-    if isinstance(out, dict):
-        return {k: wrap(v) for k, v in out.items()}
-    return out
+    return dsl.tree_map(lambda x: EagerTensor(x) if is_array(x) else x, out)
 
 
 def holds_eager(obj) -> bool:
-    if isinstance(obj, EagerTensor):
-        return True
-    if isinstance(obj, (list, tuple)):
-        return any(holds_eager(x) for x in obj)
-    if isinstance(obj, dict):
-        return any(holds_eager(x) for x in obj.values())
-    return False
+    return dsl.tree_any(lambda x: isinstance(x, EagerTensor), obj)
 
 
 def unwrap(out):
-    """Results for the caller: arrays (0-d for one-element scalars), in the body's own structure."""
-    if isinstance(out, EagerTensor):
-        return out.a
-    if isinstance(out, (list, tuple)):
-        return type(out)(unwrap(x) for x in out)
-    if isinstance(out, dict):
-        return {k: unwrap(v) for k, v in out.items()}
-    if isinstance(out, bool):
-        return np.bool_(out)
-    return out
+    """Results for the caller: arrays, Python bools as NumPy bools, in the body's own structure."""
+    return dsl.tree_map(lambda x: x.a if isinstance(x, EagerTensor) else np.bool_(x) if isinstance(x, bool) else x, out)
 
 
 def call(gf, args, kwargs, reason):

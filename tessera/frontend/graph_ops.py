@@ -81,13 +81,7 @@ def from_numpy(a):
 def constants(obj):
     """Arrays among a traced call's arguments (a closure's weights, an object's attribute) as graph constants:
     their values are baked into the graph, as JAX bakes closed-over arrays."""
-    if isinstance(obj, np.ndarray):
-        return from_numpy(obj)
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(constants(x) for x in obj)
-    if isinstance(obj, dict):
-        return {k: constants(v) for k, v in obj.items()}
-    return obj
+    return dsl.tree_map(lambda x: from_numpy(x) if isinstance(x, np.ndarray) else x, obj)
 
 
 def cast(x: GraphTensor, d):
