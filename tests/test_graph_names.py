@@ -209,3 +209,17 @@ def test_transformer_layer():
     with pytest.raises(ts.CompilationError, match="layer_params is a dict") as e:
         layer(x, {"wq": p["wq"]})
     assert e.value.filename == __file__
+
+
+def test_closed_over_arrays_are_constants_and_tracked():
+    """Arrays a body reaches without passing them (a closure, an object's attribute) are baked into the graph;
+    changing one in place traces again instead of running the stale graph."""
+    w = np.full((4, 4), 0.5, np.float32)
+
+    @ts.function
+    def project(x):
+        return ts.gemm(x, w)
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_allclose(project(x), x @ w)
+    w[...] = 2.0
+    np.testing.assert_allclose(project(x), x @ w)

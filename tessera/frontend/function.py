@@ -255,6 +255,9 @@ class GraphFunction:
         sig = Signature(self.fn, args, kwargs, None)
         key = self._key(sig)
         ck = self._compiled.get(key)
+        if ck is not None and not ck.traced.still_valid():   # a baked-in array changed in place: trace again
+            ck = None
+            self._traced.pop(key, None)
         if ck is None and key in self._eager:
             from . import eager
             return eager.call(self, args, kwargs, self._eager[key])
@@ -280,7 +283,7 @@ class GraphFunction:
         from .graph_ops import trace_function
         sig = Signature(self.fn, args, kwargs or {}, params)
         key = self._key(sig)
-        if key not in self._traced:
+        if key not in self._traced or not self._traced[key].still_valid():
             self._traced[key] = trace_function(self, sig)
         return self._traced[key]
 

@@ -81,7 +81,19 @@ def from_numpy(a):
 def constants(obj):
     """Arrays among a traced call's arguments (a closure's weights, an object's attribute) as graph constants:
     their values are baked into the graph, as JAX bakes closed-over arrays."""
-    return dsl.tree_map(lambda x: from_numpy(x) if isinstance(x, np.ndarray) else x, obj)
+    def bake(x):
+        if not isinstance(x, np.ndarray):
+            return x
+        baked = getattr(_tracer(), "baked", None)
+        if baked is not None:   # the graph is valid while these arrays keep their contents (Traced.still_valid)
+            baked.append((x, _digest(x)))
+        return from_numpy(x)
+    return dsl.tree_map(bake, obj)
+
+
+def _digest(a):
+    import hashlib
+    return hashlib.blake2b(np.ascontiguousarray(a).view(np.uint8).data, digest_size=16).digest()
 
 
 def cast(x: GraphTensor, d):
@@ -496,14 +508,20 @@ class Traced:
 
     def __init__(self, tracer, module, arg_layout, result_layout, scalar_results=()):
         self.tracer, self.module, self.arg_layout, self.result_layout = tracer, module, arg_layout, result_layout
+        self.baked = list(getattr(tracer, "baked", ()))   # (array, digest) of the arrays baked in as constants
         self.scalar_results = tuple(scalar_results)   # results returned as 0-d arrays (traced as 1-element tensors)
         self.asm = module.operation.get_asm(enable_debug_info=True)
+
+    def still_valid(self) -> bool:
+        """The arrays baked in as constants still hold what they held when traced (else: trace again)."""
+        return all(_digest(a) == d for a, d in self.baked)
 
 
 def trace_function(gf, sig):
     from .function import Tracer, dtype_of_array
     tr = Tracer(gf.__name__)
     tr.function = gf
+    tr.baked = []
     with tr:
         module = ir.Module.create()
         types, layout = [], []
