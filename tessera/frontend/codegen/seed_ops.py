@@ -15,7 +15,8 @@ import ast
 
 from ... import dtypes as dt
 from ...ir import builders as tb
-from .base import Val
+from .base import INDEX, Val
+from .calls import _bind, _REQ
 
 
 def _user_name(d) -> bool:
@@ -49,7 +50,7 @@ class SeedOps:
             if size is None and k == lead[-1]:
                 size = self.constexprs.get("BLOCK_SIZE")
             found = found or size is not None
-            pid = Val("scalar", tb.program_id(k, self.loc(node)), self._index())
+            pid = Val("scalar", tb.program_id(k, self.loc(node)), INDEX)
             if size is None:
                 offsets[k], sizes[k], squeeze[k] = pid, 1, True
             else:
@@ -66,10 +67,6 @@ class SeedOps:
         shape = tuple(s for s, q in zip(sizes, squeeze) if not q)
         self.check_tile_size(shape, node, f"the program's block of '{t.name}'")
         return Val("view", None, t.dtype, shape, base=t, offsets=offsets, sizes=sizes, squeeze=squeeze)
-
-    def _index(self):
-        from .base import INDEX
-        return INDEX
 
     def b_tile_async_store_block(self, node, args, kwargs):
         return self.b_tile_store_block(node, args, kwargs)
@@ -127,13 +124,11 @@ class SeedOps:
         return v
 
     def b_tile_apply_gating(self, node, args, kwargs):
-        from .calls import _bind, _REQ
         a = _bind(node, self, "tile.apply_gating", [("delta", _REQ), ("gate_params", _REQ), ("layer_distance", None),
                                                      ("gate_weight", None)], args, kwargs)
         return self.gate(a["delta"], a["gate_params"], a["layer_distance"], a["gate_weight"], node, "tile.apply_gating")
 
     def b_tile_fused_gating_accumulate(self, node, args, kwargs):
-        from .calls import _bind, _REQ
         a = _bind(node, self, "tile.fused_gating_accumulate",
                   [("delta", _REQ), ("gate_params", _REQ), ("gate_weight", None), ("layer_distance", None),
                    ("accumulator", _REQ)], args, kwargs)
@@ -146,7 +141,6 @@ class SeedOps:
     def b_tile_compute_attention_score(self, node, args, kwargs):
         """Row r: ((q @ W)[r] · (k @ W)[r]) / sqrt(A): the score of each position against the same position
         of another layer (the seeds' per-layer selection), f32 of the blocks' leading shape."""
-        from .calls import _bind, _REQ
         a = _bind(node, self, "tile.compute_attention_score", [("query", _REQ), ("key", _REQ), ("params", _REQ),
                                                                ("scale", None)], args, kwargs)
         q = self.matmul_rows(a["query"], a["params"], node, "tile.compute_attention_score")
@@ -249,14 +243,12 @@ class SeedOps:
         return self.extract(self.read_shared(v.base), v.offsets, node)
 
     def b_tile_load_shared(self, node, args, kwargs):
-        from .calls import _bind, _REQ
         src = _bind(node, self, "tile.load_shared", [("src", _REQ)], args, kwargs)["src"]
         if not isinstance(src, Val) or src.kind not in ("shared", "sview", "tile"):
             self.error(node, "tile.load_shared reads a shared buffer (or an indexed part of one)")
         return self.to_val(src)
 
     def b_tile_store_shared(self, node, args, kwargs):
-        from .calls import _bind, _REQ
         a = _bind(node, self, "tile.store_shared", [("dst", _REQ), ("value", _REQ)], args, kwargs)
         dst = a["dst"]
         if isinstance(dst, Val) and dst.kind == "shared":

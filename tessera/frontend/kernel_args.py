@@ -1,0 +1,150 @@
+"""Checking and classifying the arguments of a kernel launch (tessera.frontend.kernel): arrays, lists of
+arrays, scalars, launch options and grids, with errors located at the launching line."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes as dt
+from ..errors import CompilationError, ShapeError, DTypeError, LaunchError
+from ..runtime.cuda import aligned_stride_class
+from ..runtime.prepared import grid3
+from .annotations import TensorSpec, Tensor
+
+
+def index32(bound) -> bool:
+    """Every tensor and integer argument of a launch is small: the NVIDIA kernel computes per-thread
+    indices in 32 bits (tessera-narrow-index)."""
+    args = [b for b in bound if b.kind in ("tensor", "tensor_list") or _int_scalar(b)]
+    return bool(args) and all(b.small for b in args) and any(b.kind in ("tensor", "tensor_list") for b in args)
+
+
+def _list_of_tensors(ann) -> bool:
+    """`list[tile.Tensor]`, `list[tile.Tensor["B", "S", "D", ts.bf16]]` (also `tuple[...]`, `list`)."""
+    origin = getattr(ann, "__origin__", None)
+    if origin not in (list, tuple):
+        return False
+    args = getattr(ann, "__args__", ())
+    return len(args) >= 1 and (args[0] is Tensor or isinstance(args[0], TensorSpec))
+
+
+def _int_scalar(b) -> bool:
+    return b.kind == "scalar" and (b.dtype == "index" or (isinstance(b.dtype, dt.DType) and b.dtype.is_int
+                                                         and b.dtype is not dt.bool_))
+
+
+def _call_error(msg, cls=CompilationError):
+    """An error about a launch, located at the user's launching line."""
+    from .function import user_frame
+    file, line, col = user_frame()
+    file = None if file == "<unknown>" else file
+    return cls(msg, file, line, col)
+
+
+def _check_launch_options(options):
+    """num_warps: 1 to 32 (a CTA has at most 1024 threads); num_stages: at least 1; the flags: bools."""
+    def bad(name, want):
+        raise _call_error(f"{name} must be {want}, got {options[name]!r}")
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+    if "num_warps" in options and not (is_int(options["num_warps"]) and 1 <= options["num_warps"] <= 32):
+        bad("num_warps", "an int from 1 to 32 (at most 1024 threads per program)")
+    if "num_stages" in options and not (is_int(options["num_stages"]) and options["num_stages"] >= 1):
+        bad("num_stages", "an int >= 1")
+    for flag in ("warp_specialize", "persistent"):
+        if flag in options and not isinstance(options[flag], bool):
+            bad(flag, "True or False")
+
+
+def _check_outputs(ck, runtime_args):
+    from ..runtime.prepared import read_only_message, read_only_output
+    name = read_only_output(ck.metadata, runtime_args)
+    if name is not None:
+        raise _call_error(read_only_message(name), LaunchError)
+
+
+def _is_cuda_array(a):
+    if type(a).__module__.startswith("torch"):  # hasattr(__cuda_array_interface__) raises for some tensors
+        return bool(getattr(a, "is_cuda", False))
+    return hasattr(a, "__cuda_array_interface__") or (hasattr(a, "__dlpack_device__") and not isinstance(a, np.ndarray)
+                                                       and a.__dlpack_device__()[0] == 2)
+
+
+def _tma_ok(a) -> bool:
+    """The aligned stride class (runtime.cuda.aligned_stride_class) of an argument: a view into the middle
+    of an array is not, on the device as in NumPy (whose allocations are 16-byte aligned)."""
+    if isinstance(a, np.ndarray):
+        ptr = a.ctypes.data if a.size else 0
+    else:
+        ptr = a.data.ptr if hasattr(a, "data") and hasattr(a.data, "ptr") else 0
+    return aligned_stride_class(a.shape, a.strides, a.itemsize, ptr)
+
+
+def _grid3(grid):
+    try:
+        return grid3(grid)
+    except LaunchError as e:
+        raise _call_error(str(e)) from None
+
+
+_ANY_TENSOR = TensorSpec((), None)
+
+
+def _check_scalar_range(name, v, d):
+    """An integer argument must fit the type it is passed as (ctypes and the launchers would wrap it)."""
+    if not isinstance(d, dt.DType) or not d.is_int or d is dt.bool_ or not isinstance(v, (int, np.integer)):
+        return
+    lo, hi = -(1 << (d.bits - 1)), (1 << (d.bits - 1)) - 1
+    if not lo <= int(v) <= hi:
+        raise _call_error(f"argument '{name}' is {v}, which does not fit {d.name} ({lo} to {hi})", DTypeError)
+
+
+def _array_arg(name, v):
+    """An array argument as the launchers see it (torch tensors & co. as CuPy-like device views)."""
+    if not (isinstance(v, np.ndarray) or _is_cuda_array(v)):
+        raise _call_error(f"argument '{name}' must be an array, got {type(v).__name__}")
+    if not isinstance(v, np.ndarray):
+        from ..runtime.cuda import as_device_array
+        v = as_device_array(v)
+    if any(s % v.itemsize for s in v.strides):
+        raise _call_error(f"argument '{name}' has strides {tuple(v.strides)} bytes, not whole {v.itemsize}-byte "
+                          "elements: pass np.ascontiguousarray(...) of it", LaunchError)
+    return v
+
+
+def _tensor_dims(name, spec, v, dim_values, dim_src, default_dim=None):
+    """(dtype, dims) of an array argument against its annotation, binding its named dims."""
+    if str(v.dtype) in ("uint16", "int16") and not isinstance(v, np.ndarray) and spec is not None \
+            and spec.dtype is dt.bf16:
+        adt = dt.bf16  # CuPy has no bfloat16: 16-bit integer GPU arrays hold bf16 bit patterns
+    else:
+        try:
+            adt = dt.from_numpy(v.dtype)
+        except KeyError:
+            raise _call_error(f"argument '{name}' has unsupported dtype {v.dtype}", DTypeError) from None
+    if spec is not None and spec.dtype is not None and spec.dtype is not adt:
+        raise _call_error(f"argument '{name}' has dtype {adt.name}, the kernel declares {spec.dtype.name}", DTypeError)
+    if spec is not None and spec.dims and len(spec.dims) != v.ndim:
+        raise _call_error(f"argument '{name}' has {v.ndim} dims {tuple(v.shape)}, the kernel declares "
+                          f"{len(spec.dims)} {list(spec.dims)}", ShapeError)
+    dims = []
+    for i, size in enumerate(v.shape):
+        d = spec.dims[i] if spec is not None and spec.dims else None
+        if isinstance(d, int):
+            if d != size:
+                raise _call_error(f"argument '{name}' dim {i} is {size}, the kernel declares {d}", ShapeError)
+            dims.append(d)
+            continue
+        if d is None:
+            d = default_dim(i) if default_dim else f"{name}.shape[{i}]"
+        if d in dim_values and dim_values[d] != size:
+            raise _call_error(f"dim '{d}' is {dim_values[d]} in argument '{dim_src[d]}' but {size} in argument "
+                              f"'{name}'", ShapeError)
+        dim_values.setdefault(d, int(size))
+        dim_src.setdefault(d, name)
+        dims.append(d)
+    return adt, dims
+
+
+def _dtype_name(b):
+    return b.dtype.name if isinstance(b.dtype, dt.DType) else "int"  # runtime ints are `index`
