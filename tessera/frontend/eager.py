@@ -170,7 +170,8 @@ def _static_key(obj):
     return (type(obj).__name__, repr(obj))
 
 
-_OPS: dict = {}
+_OPS: dict = {}   # (op, static structure) -> one-op GraphFunction; the oldest go past _MAX_OPS
+_MAX_OPS = 512
 
 
 def _apply(name, args, kwargs):
@@ -208,6 +209,8 @@ def run(name, args, kwargs):
         exec(compile(src, __file__, "exec"), scope)  # noqa: S102 - errors skip it: it is "in" tessera
         one_op = scope["one_op"]   # named parameters: graph functions bind their arguments by name
         one_op.__name__ = name.replace(".", "_").strip("()")
+        if len(_OPS) >= _MAX_OPS:   # Python scalars are part of the key: bound what varying ones compile
+            _OPS.pop(next(iter(_OPS)))
         fn = _OPS[key] = GraphFunction(one_op)
     out = fn(*tensors)
     return wrap(out)

@@ -89,6 +89,18 @@ def store(dst, value, mask=None, loc=None):
     _create("tile.store", [], ops, {"operandSegmentSizes": seg}, loc)
 
 
+def ops_named(root, *names):
+    """The ops under `root` with one of these names, in walk order (collected first: passes rewrite them)."""
+    found = []
+
+    def visit(op):
+        if op.name in names:
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+    root.walk(visit)
+    return found
+
+
 def list_get(table, index, result_type, loc=None):
     """Element `index` of a list of global tensors (its table: address, sizes, strides per row)."""
     return _create("tile.list_get", [result_type], [table, index], {}, loc).result

@@ -13,6 +13,8 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, memref, scf
 
+from ..ir.builders import ops_named
+
 name = "tessera-lower-deallocations"
 
 
@@ -57,13 +59,6 @@ def _lower(op):
 
 
 def run(module_op):
-    found = []
-
-    def visit(op):
-        if op.name == "bufferization.dealloc":
-            found.append(op)
-        return ir.WalkResult.ADVANCE
-    module_op.walk(visit)
-    for op in found:
+    for op in ops_named(module_op, "bufferization.dealloc"):
         with ir.InsertionPoint(op), op.location:
             _lower(op)

@@ -17,6 +17,8 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, llvm, memref
 
+from ..ir.builders import ops_named
+
 name = "tessera-lower-tensor-lists"
 
 
@@ -44,12 +46,5 @@ def _lower(op):
 
 
 def run(module_op):
-    found = []
-
-    def visit(op):
-        if op.name == "tile.list_get":
-            found.append(op)
-        return ir.WalkResult.ADVANCE
-    module_op.walk(visit)
-    for op in found:
+    for op in ops_named(module_op, "tile.list_get"):
         _lower(op)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, gpu, memref, nvvm, scf, vector
 
-from ..backends.nvidia import fragments as F, mma_pipeline, mma_sync, reductions, wgmma, wgmma_tile
+from ..backends.nvidia import fragments as F, runs, mma_pipeline, mma_sync, reductions, wgmma, wgmma_tile
 from ..backends.nvidia.tile_loop import TileLoop
 from ..backends.nvidia.common import align as align_to, arg_number, elem_bytes
 from ..backends.nvidia.memory_lowering import MemoryLowering
@@ -365,7 +365,7 @@ class _Kernel(MemoryLowering):
         vw = self.layout.vector_width(k)
         if vw > 1 and xs[-1] == shape[-1] and shape[-1] % vw == 0:
             # the last dim is not broadcast: each run reads contiguous, aligned scratch (vector loads)
-            v = F.load_runs(buf, lin, self.layout.valid(shape), zero, k, rt.element_type, vw)
+            v = runs.load_runs(buf, lin, self.layout.valid(shape), zero, k, rt.element_type, vw)
         else:
             v = F.gather(buf, lin, self.layout.valid(shape), zero, k, rt.element_type)
         gpu.BarrierOp()

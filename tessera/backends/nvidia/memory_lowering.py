@@ -8,7 +8,7 @@ from mlir import ir
 from mlir.dialects import arith, gpu, memref, nvvm, scf
 
 from ...ir import builders as tb
-from . import cp_async, fragments as F, mma_pipeline, mma_sync, wgmma_tile
+from . import cp_async, fragments as F, runs, mma_pipeline, mma_sync, wgmma_tile
 from .common import align, arg_number, elem_bytes
 
 
@@ -164,7 +164,7 @@ class MemoryLowering:
         # the last dim a whole number of 16-byte chunks, a run at most one chunk, starting on a multiple of
         # v: every run is wholly inside the tensor or wholly outside it
         whole = known and arg_number(base) in self.whole_chunk_args and 16 % (v * elem_bytes(et)) == 0
-        geom = F.RunGeometry(idx, sizes, self.layout.lanes(k), F.numel(shape) if valid is not None else None,
+        geom = runs.RunGeometry(idx, sizes, self.layout.lanes(k), F.numel(shape) if valid is not None else None,
                              known, inside, whole_runs=whole)
         return flat, lin, F.and_masks(mask, valid), geom
 
@@ -215,7 +215,7 @@ class MemoryLowering:
         else:
             passthru = F.splat(other, k)
         if self._runs_ok(src, list(shape)):
-            self._replace(op, F.load_runs(flat, lin, m, passthru, k, et, self.layout.vector_width(k), geom))
+            self._replace(op, runs.load_runs(flat, lin, m, passthru, k, et, self.layout.vector_width(k), geom))
         else:
             self._replace(op, F.gather(flat, lin, m, passthru, k, et))
 
@@ -256,7 +256,7 @@ class MemoryLowering:
             return
         flat, lin, m, geom = self._window(dst, list(shape))
         if self._runs_ok(dst, list(shape)):
-            F.store_runs(flat, lin, F.and_masks(m, mask), value, k, self.layout.vector_width(k),
+            runs.store_runs(flat, lin, F.and_masks(m, mask), value, k, self.layout.vector_width(k),
                          geom if mask is None else None)
         else:
             F.scatter(flat, lin, F.and_masks(m, mask), value, k)

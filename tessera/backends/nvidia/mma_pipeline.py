@@ -41,7 +41,7 @@ from mlir import ir
 from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm, scf, vector
 
 from ...passes import k_loops
-from . import fragments as F
+from . import fragments as F, runs
 from .common import arg_number, elem_bytes, next_slot
 from .operand_tiles import CHUNK, GlobalTile, swizzled_chunk
 from .wgmma import _clone_slice
@@ -290,12 +290,12 @@ def to_blocked(kern, accs, wn, WM, WN, M, N, used=None):
         at = vector.FromElementsOp(ir.VectorType.get([k], ir.IndexType.get()),
                                    [arith.AddIOp(halves[(j % 8) // 4], F.cidx((j // 8) * step + j % 4)).result
                                     for j in range(k)]).result
-        frag = F.load_runs(buf, at, None, F.vsplat_const(0.0, f32, k), k, f32, 4)
+        frag = runs.load_runs(buf, at, None, F.vsplat_const(0.0, f32, k), k, f32, 4)
     else:
         lanes = lay.lanes(k)
         padded = arith.AddIOp(lanes, arith.MulIOp(arith.DivUIOp(lanes, F.splat(F.cidx(N), k)).result,
                                                   F.splat(F.cidx(8), k)).result).result
-        frag = F.load_runs(buf, padded, lay.valid([M, N]), F.vsplat_const(0.0, f32, k), k, f32, v)
+        frag = runs.load_runs(buf, padded, lay.valid([M, N]), F.vsplat_const(0.0, f32, k), k, f32, v)
     gpu.BarrierOp()
     return frag
 

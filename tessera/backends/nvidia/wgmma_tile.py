@@ -17,7 +17,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, builtin, gpu, llvm, memref, nvgpu, nvvm
 
-from . import fragments as F
+from . import fragments as F, runs
 from .wgmma import PAD, store_accumulators
 
 REGION = "_wgmma_tile_region"
@@ -64,7 +64,7 @@ def _swizzled_store(kern, buf, frag, rows, cols, box_rows, boxes_per_row_block):
                                     arith.AddIOp(arith.MulIOp(chunk, s(8)).result,
                                                  arith.RemUIOp(c, s(8)).result).result).result).result
     v = lay.vector_width(k)
-    F.store_runs(buf, off, lay.valid([rows, cols]), frag, k, v if v <= 8 and cols % v == 0 else 1)
+    runs.store_runs(buf, off, lay.valid([rows, cols]), frag, k, v if v <= 8 and cols % v == 0 else 1)
 
 
 def lower(kern, a, b, acc, m, n, k, elem):
