@@ -81,6 +81,10 @@ class LaunchError(LocatedError):
     launching line where the launch went through the kernel (`kernel[grid](...)`, `prepare`)."""
 
 
+class PipelineError(TesseraError):
+    """A pass pipeline string that cannot be parsed, names an unknown pass or gives a pass a bad option."""
+
+
 class EmulatorError(TesseraError):
     """The PTX emulator cannot run this PTX: an opcode or form it does not implement (named with
     its PTX line), a malformed statement, or an argument that does not fit the kernel's ABI."""

@@ -85,3 +85,9 @@ def persistent_ctas() -> int | None:
 def emu_arch() -> str:
     """TESSERA_EMU_ARCH=sm_80|sm_90a: the target TESSERA_BACKEND=emu compiles for (default sm_90a)."""
     return os.environ.get("TESSERA_EMU_ARCH", "").strip() or "sm_90a"
+
+
+def opt_guard() -> bool:
+    """TESSERA_OPT_GUARD=0: tessera-opt runs passes in its own process instead of a guarded child
+    (for a debugger; an MLIR abort then kills tessera-opt)."""
+    return os.environ.get("TESSERA_OPT_GUARD", "1") != "0"

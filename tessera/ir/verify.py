@@ -75,6 +75,8 @@ def _is_elem(t) -> bool:
 
 def _tile_type(shape, elem):
     """The type a value of this shape has: a ranked tensor, or the bare element for rank 0."""
+    if not _is_elem(elem) and not isinstance(elem, ir.IndexType):
+        _fail(f"element type {elem} is not an integer or float type")
     return ir.RankedTensorType.get(list(shape), elem) if shape else elem
 
 
@@ -346,7 +348,7 @@ def verify_tile(module_op) -> bool:
             except _Invalid as e:
                 op.location.emit_error(f"'{op.name}' op {e}")
                 ok = False
-            except (IndexError, KeyError, ValueError, TypeError) as e:  # IR that IRDL did not verify
+            except (IndexError, KeyError, ValueError, TypeError, ir.MLIRError) as e:  # IR that IRDL did not verify
                 op.location.emit_error(f"'{op.name}' op is malformed ({type(e).__name__}: {e})")
                 ok = False
         return ok

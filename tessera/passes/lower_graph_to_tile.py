@@ -21,6 +21,9 @@ def run(module_op):
 
     class _M:  # build_plan wants .body
         body = module_op.regions[0].blocks[0]
+    if not any(op.operation.name == "func.func" and "tessera.function" in op.operation.attributes
+               for op in _M.body.operations):
+        return  # no graph function: nothing to lower
     plan = build_plan(_M)
     names = []
     for st in plan.steps:

@@ -27,6 +27,7 @@ from ..backends.nvidia.tile_loop import TileLoop
 from ..backends.nvidia.common import align as align_to, arg_number, elem_bytes
 from ..backends.nvidia.memory_lowering import MemoryLowering
 from ..ir import builders as tb
+from . import options
 from ..ir.locations import error_at
 
 name = "tessera-lower-tile-to-gpu"
@@ -481,7 +482,11 @@ def _operand_types(op):
     return types
 
 
-def run(module_op, arch="sm_90a", num_warps=None, num_stages="3", warp_specialize="0", persistent="0"):
+OPTIONS = {"arch": options.ARCH, "num_warps": options.NUM_WARPS, "num_stages": options.NUM_STAGES,
+           "warp_specialize": options.FLAG, "persistent": options.FLAG}
+
+
+def run(module_op, arch="sm_90a", num_warps=None, num_stages=3, warp_specialize=False, persistent=False):
     block = module_op.regions[0].blocks[0]
     kernels = [op for op in block.operations if op.operation.name == "func.func" and "tessera.kernel" in op.attributes]
     if not kernels:

@@ -23,7 +23,7 @@ from mlir import ir
 
 from ..backends.nvidia import mma_pipeline as P, mma_sync, wgmma_tile
 from ..ir import builders as tb
-from . import k_loops
+from . import k_loops, options
 
 name = "tessera-place-layout-conversions"
 
@@ -128,7 +128,10 @@ def _mark(op, grid):
     op.attributes[GRID] = _i64s(grid)
 
 
-def run(module_op, arch="sm_80", num_warps="4", warp_specialize="0"):
+OPTIONS = {"arch": options.ARCH, "num_warps": options.NUM_WARPS, "warp_specialize": options.FLAG}
+
+
+def run(module_op, arch="sm_80", num_warps=4, warp_specialize=False):
     warps = int(num_warps)
     ws = str(warp_specialize).lower() in ("1", "true")
     for f in module_op.regions[0].blocks[0].operations:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from mlir import ir
 
 from .graph_match import erase_dead, match_term, op_of, strip_casts
+from . import options
 
 name = "tessera-prune-sparse-deltas"
 
@@ -57,7 +58,10 @@ def _describe(v):
     return str(o.location)
 
 
-def run(module_op, threshold="0.01"):
+OPTIONS = {"threshold": options.Option(float, "magnitude below which a delta is pruned", lo=0.0)}
+
+
+def run(module_op, threshold=0.01):
     thr = float(threshold)
     remarks = []
     for f in module_op.regions[0].blocks[0].operations:

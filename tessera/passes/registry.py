@@ -5,11 +5,8 @@ A pipeline string mixes tessera passes (Python, from PASSES) and upstream MLIR p
 consecutive upstream passes are handed to MLIR's own parser as one piece."""
 from __future__ import annotations
 
-import inspect
-
-from lark import Lark, Transformer, LarkError
-
-from ..errors import TesseraError
+from ..errors import PipelineError
+from . import options
 from . import (lower_tile_to_cpu, lower_deallocations, widen_i1_memrefs, lower_tile_to_gpu, use_tma, use_wgmma, pipeline_mma,
                fuse_delta_connections, prune_sparse_deltas, optimize_gating_networks, lower_graph_to_tile,
                expand_fp8, narrow_index, tma_shared_address, place_layout_conversions, lower_tensor_lists,
@@ -36,25 +33,12 @@ PASSES = {m.name: m for m in [
     cpu_bf16_runtime,
 ]}
 
-_GRAMMAR = r"""
-pipeline: element ("," element)*
-element: NAME options? nested?
-nested: "(" pipeline? ")"
-options: OPTS
-OPTS: /\{([^{}]|\{[^{}]*\})*\}/
-NAME: /[A-Za-z_][A-Za-z0-9_\-\.]*/
-%import common.WS
-%ignore WS
-"""
-_PARSER = Lark(_GRAMMAR, start="pipeline", parser="lalr")
-
-
-class PipelineError(TesseraError):
-    """A pass pipeline string that cannot be parsed or names an unknown pass."""
+MAX_PIPELINE_DEPTH = 32  # nested pipelines deeper than this are refused, not recursed into
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
 class Element:
-    def __init__(self, name, options, nested):
+    def __init__(self, name, options=None, nested=None):
         self.name, self.options, self.nested = name, options, nested
 
     def text(self):
@@ -64,32 +48,69 @@ class Element:
         return s
 
 
-class _Build(Transformer):
-    def pipeline(self, items):
-        return list(items)
-
-    def element(self, items):
-        name = str(items[0])
-        options = nested = None
-        for it in items[1:]:
-            if isinstance(it, tuple) and it[0] == "opts":
-                options = it[1]
-            elif isinstance(it, tuple) and it[0] == "nested":
-                nested = it[1]
-        return Element(name, options, nested)
-
-    def options(self, items):
-        return ("opts", str(items[0]))
-
-    def nested(self, items):
-        return ("nested", items[0] if items else [])
-
-
 def parse_pipeline(text: str) -> list[Element]:
-    try:
-        elems = _Build().transform(_PARSER.parse(text.strip()))
-    except LarkError as e:
-        raise PipelineError(f"cannot parse pass pipeline '{text}': {str(e).splitlines()[0]}") from None
+    """`a{opts},b(c,d(e))` → Elements. Iterative (an explicit stack), so no input can exhaust
+    Python's recursion limit; nesting is capped at MAX_PIPELINE_DEPTH."""
+    src = text.strip()
+
+    def fail(why, at):
+        shown = src if len(src) <= 120 else f"...{src[max(0, at - 40):at + 40]}..."
+        raise PipelineError(f"cannot parse pass pipeline '{shown}': {why} at column {at + 1}")
+
+    stack: list[list[Element]] = [[]]
+    i, n, expect_element = 0, len(src), True
+    while True:
+        while i < n and src[i].isspace():
+            i += 1
+        if expect_element:
+            j = i
+            while j < n and src[j] in _NAME_CHARS:
+                j += 1
+            if j == i or not (src[i].isalpha() or src[i] == "_"):
+                if i < n and src[i] == ")" and stack[-1] == [] and len(stack) > 1:  # an empty nested pipeline
+                    expect_element = False
+                    continue
+                fail("expected a pass name", i)
+            elem = Element(src[i:j])
+            i = j
+            if i < n and src[i] == "{":
+                depth, j = 0, i
+                while j < n:
+                    depth += {"{": 1, "}": -1}.get(src[j], 0)
+                    if depth == 0:
+                        break
+                    if depth > 2:
+                        fail("option values nest braces too deeply", j)
+                    j += 1
+                if j >= n:
+                    fail("unterminated '{'", i)
+                elem.options = src[i:j + 1]
+                i = j + 1
+            stack[-1].append(elem)
+            while i < n and src[i].isspace():
+                i += 1
+            if i < n and src[i] == "(":
+                if len(stack) > MAX_PIPELINE_DEPTH:
+                    fail(f"pipelines nest deeper than {MAX_PIPELINE_DEPTH} levels", i)
+                elem.nested = []
+                stack.append(elem.nested)
+                i += 1
+                continue
+            expect_element = False
+            continue
+        if i >= n:
+            if len(stack) > 1:
+                fail("missing ')'", i)
+            break
+        if src[i] == ",":
+            expect_element = True
+            i += 1
+        elif src[i] == ")" and len(stack) > 1:
+            stack.pop()
+            i += 1
+        else:
+            fail(f"unexpected '{src[i]}'", i)
+    elems = stack[0]
     if len(elems) == 1 and elems[0].name == "builtin.module" and elems[0].nested is not None:
         elems = elems[0].nested
     return elems
@@ -99,34 +120,50 @@ def _parse_options(opts: str | None) -> dict:
     if not opts:
         return {}
     out = {}
-    for part in opts.strip("{}").split():
-        if "=" not in part:
-            out[part] = True
-            continue
-        k, v = part.split("=", 1)
-        out[k] = v
+    for part in opts[1:-1].split():
+        k, _, v = part.partition("=")
+        out[k] = v if "=" in part else True
     return out
 
 
-def _check_no_tessera(elems, where):
-    for e in elems:
+def _check_upstream(elems, where=None):
+    """Tessera passes only at the top; the options of upstream passes that abort on bad values
+    (options.UPSTREAM) checked here, before MLIR parses them. Iterative: nesting is bounded already."""
+    todo = [(e, where) for e in elems]
+    while todo:
+        e, parent = todo.pop()
         if e.name in PASSES:
-            raise PipelineError(f"tessera pass '{e.name}' must run on the module, not nested in '{where}'")
-        if e.nested:
-            _check_no_tessera(e.nested, e.name)
+            if parent is not None:
+                raise PipelineError(f"tessera pass '{e.name}' must run on the module, not nested in '{parent}'")
+        else:
+            for k, v in _parse_options(e.options).items():
+                spec = options.UPSTREAM.get(e.name, {}).get(k)
+                if spec is not None:
+                    _check_value(e.name, k, v, spec)
+        todo.extend((n, e.name) for n in e.nested or ())
+
+
+def _check_value(pass_name, key, value, spec):
+    try:
+        return spec.parse(value)
+    except (ValueError, OverflowError):
+        shown = "(no value)" if value is True else f"'{value}'"
+        raise PipelineError(f"pass '{pass_name}': option {key}={shown} is not accepted: "
+                            f"{key} takes {spec.accepted()}") from None
 
 
 def tessera_pass(entry, options: dict):
-    """The callable a PassManager runs for a tessera pass, with options validated here (an unknown
-    option is our error, not an abort inside MLIR)."""
-    sig = inspect.signature(entry.run)
-    known = [p for p in list(sig.parameters)[1:]]
-    for k in options:
-        if k not in known:
-            raise PipelineError(f"pass '{entry.name}' has no option '{k}' (options: {', '.join(known) or 'none'})")
+    """The callable a PassManager runs for a tessera pass, its options parsed and range-checked here
+    against the pass's OPTIONS (a bad value is our error, not a ValueError or an abort inside the pass)."""
+    spec = getattr(entry, "OPTIONS", {})
+    typed = {}
+    for k, v in options.items():
+        if k not in spec:
+            raise PipelineError(f"pass '{entry.name}' has no option '{k}' (options: {', '.join(spec) or 'none'})")
+        typed[k] = _check_value(entry.name, k, v, spec[k])
 
     def run(op):
-        entry.run(op, **options)
+        entry.run(op, **typed)
     return run
 
 
@@ -155,6 +192,7 @@ def build_pass_manager(text: str, *, print_after_all=None):
             pm.add(chunk)
         upstream.clear()
 
+    _check_upstream(elems)
     for e in elems:
         if e.name in PASSES:
             flush()
@@ -165,8 +203,6 @@ def build_pass_manager(text: str, *, print_after_all=None):
             if print_after_all:
                 _add_printer(pm, e.name, print_after_all)
         else:
-            if e.nested:
-                _check_no_tessera(e.nested, e.name)
             upstream.append(e)
     flush()
     return pm

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from mlir import ir
 
-from . import k_loops
+from . import k_loops, options
 
 name = "tessera-use-wgmma"
 
@@ -40,7 +40,10 @@ def _matches(loop, warpgroups) -> bool:
         str(ir.RankedTensorType(b_ld.results[0].type).element_type)
 
 
-def run(module_op, num_warps="4", warp_specialize="0"):
+OPTIONS = {"num_warps": options.NUM_WARPS, "warp_specialize": options.FLAG}
+
+
+def run(module_op, num_warps=4, warp_specialize=False):
     """With warp_specialize, one of the num_warps / 4 warpgroups is the TMA producer: the consumers are
     the others (num_warps 8 or 12)."""
     ws = str(warp_specialize).lower() in ("1", "true")

@@ -19,6 +19,8 @@ import traceback
 
 from .. import knobs
 from ..errors import LocatedError, TesseraError
+from .opt_guard import run_guarded
+from .opt_screen import custom_syntax_op, screen
 
 SPLIT_MARKER = "// -----"
 _EXPECT_RE = re.compile(r"expected-(error|warning|remark|note)(-re)? *(@([+-][0-9]+|above|below|unknown))? *"
@@ -60,6 +62,16 @@ def _file_loc(loc):
     except Exception:  # noqa: BLE001 - an odd location is reported without a position
         pass
     return None
+
+
+def _window(text, col, width=80):
+    """The part of a long source line around column `col`, and the column within it."""
+    if len(text) <= 2 * width:
+        return text, col
+    lo = max(col - 1 - width, 0)
+    part = text[lo:col - 1 + width]
+    prefix = "..." if lo else ""
+    return prefix + part + ("..." if col - 1 + width < len(text) else ""), col - lo + len(prefix)
 
 
 def _mlir_string(s: str) -> str:
@@ -115,6 +127,7 @@ class _Chunk:
         self.live = False  # print diagnostics as they come (off while parsing and when verifying)
         self.printed = 0
         self.keep = []  # Python objects owning the IR
+        self.progress = None  # called with each stage done ("verified", then pass labels) in a guarded child
 
     # -- diagnostics --------------------------------------------------------------------------
     def on_diag(self, d):
@@ -147,18 +160,24 @@ class _Chunk:
         head = f"{f}:{line}:{col}: {sev}: {msg}"
         if f != self.name or not 1 <= line <= len(self.lines) or not self.lines[line - 1].strip():
             return head
-        return f"{head}\n{self.lines[line - 1]}\n{' ' * max(col - 1, 0)}^"
+        text, col = _window(self.lines[line - 1], col)
+        return f"{head}\n{text}\n{' ' * max(col - 1, 0)}^"
 
     def has_error(self):
         return any(sev == "error" for sev, _, _ in self.diags)
 
     # -- stages -------------------------------------------------------------------------------
     def parse(self, ir):
+        findings = screen(self.text)
+        for line, col, msg in findings:
+            self.add("error", (self.name, line, col), msg)
+        if findings:
+            return None
         try:
             op = ir.Operation.parse(self.text, source_name=self.name)
         except ir.MLIRError:
             if not (len(self.diags) == 1 and self.diags[0][2].startswith(_MULTI_OP)):
-                return None
+                return self.parse_failed()
             # several (or no) top-level ops: parse into an implicit module as mlir-opt does, then
             # re-parse its printed form so that locations name the file instead of "-"
             del self.diags[:]
@@ -168,7 +187,7 @@ class _Chunk:
                 op = ir.Operation.parse(asm.replace('loc("-":', f"loc({_mlir_string(self.name)}:"),
                                         source_name=self.name)
             except ir.MLIRError:
-                return None
+                return self.parse_failed()
         self.keep.append(op)
         if op.operation.name != "builtin.module":
             module = ir.Module.create(loc=ir.Location.file(self.name, 0, 0))
@@ -177,6 +196,33 @@ class _Chunk:
             return module.operation
         return op.operation
 
+    def mark(self, stage):
+        if self.progress:
+            self.progress(stage)
+
+    def running_label(self, pipeline, done):
+        """What was running when a guarded child died, from the stages it reported."""
+        if "verified" not in done:
+            return None
+        from ..passes import PASSES, parse_pipeline
+        labels = [e.name if e.name in PASSES else e.text() for e in parse_pipeline(pipeline)] if pipeline else []
+        ran = len(done) - 1
+        return f"pass '{labels[ran]}'" if ran < len(labels) else "printing the output"
+
+    def parse_failed(self):
+        """MLIR's parser fails without a word on the custom form of an op of a dialect defined in
+        IRDL (tile, ts): say so, at the op."""
+        if not self.has_error():
+            found = custom_syntax_op(self.text)
+            if found:
+                line, col, op = found
+                self.add("error", (self.name, line, col),
+                         f"custom assembly of '{op}' cannot be parsed: tile and ts ops are written in the "
+                         f'generic form, e.g. %r = "{op}"(%a) {{attrs}} : (operand types) -> result type')
+            else:
+                self.add("error", None, "cannot parse the input (MLIR's parser gave no reason)")
+        return None
+
     def run_pipeline(self, ir, module, pipeline):
         from ..passes import PASSES, build_pass_manager, parse_pipeline
         labels = [e.name if e.name in PASSES else e.text() for e in parse_pipeline(pipeline)]
@@ -184,6 +230,7 @@ class _Chunk:
 
         def after(label, op):
             done.append(label)
+            self.mark(label)
             if self.opts.print_ir_after_all:
                 if self.live:
                     self.flush()
@@ -232,6 +279,7 @@ class _Chunk:
                     self.flush()
                 if module is None or not verify_tile(module) or self.has_error():
                     return None
+                self.mark("verified")
                 if pipeline and not self.run_pipeline(ir, module, pipeline):
                     return None
                 out = self.asm(module)
@@ -321,7 +369,12 @@ def _run(argv):
     outs, ok = [], True
     for start, chunk_text in chunks:
         chunk = _Chunk(opts, name, "\n" * (start - 1) + chunk_text)  # keep the file's line numbers
-        out = chunk.process(pipeline)
+        if knobs.opt_guard():
+            out = run_guarded(chunk, pipeline)
+            if not opts.verify_diagnostics:
+                chunk.flush()
+        else:
+            out = chunk.process(pipeline)
         if out is not None:
             outs.append(out)
         ok &= chunk.check_expected() if opts.verify_diagnostics else out is not None
