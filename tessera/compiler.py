@@ -288,7 +288,17 @@ def load_cached(kernel, key, target):
     if hit is None:
         return None
     files, meta = hit
-    asm = {name.split(".", 1)[1]: (data if name.endswith(".cubin") else data.decode()) for name, data in files.items()}
+    # the key matched, so only an entry forged to match gets here; a miss all the same, never a crash
+    if meta.get("name") != kernel.info.name or meta.get("target") != target or \
+            not all(name.startswith("kernel.") for name in files):
+        cache.evict(key, "foreign")
+        return None
+    try:
+        asm = {name.split(".", 1)[1]: (data if name.endswith(".cubin") else data.decode())
+               for name, data in files.items()}
+    except UnicodeDecodeError:
+        cache.evict(key)
+        return None
     if target != "cpu":
         if "cubin" not in asm:
             return None

@@ -43,7 +43,7 @@ def backend() -> str | None:
 
 
 def log() -> set[str]:
-    """TESSERA_LOG=stages,recompile,...: what to report on stderr."""
+    """TESSERA_LOG=stages,recompile,cache,...: what to report on stderr."""
     return {x.strip() for x in os.environ.get("TESSERA_LOG", "").split(",") if x.strip()}
 
 

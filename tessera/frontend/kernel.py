@@ -434,7 +434,7 @@ class KernelFunction:
         base = cache.key_of(base_key, COMPILER_ID)
         spec_dims = self._spec_dims.get(base)
         if spec_dims is None:
-            spec_dims = frozenset(cache.read_index(base) or ())
+            spec_dims = frozenset(cache.read_index(base, valid=dim_values) or ())  # naming other dims: corrupt
         for _ in range(16):
             key = cache.key_of(base, sorted((d, dim_values.get(d)) for d in spec_dims))
             ck = self._compiled.get(key)

@@ -7,10 +7,15 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import tempfile
+import uuid
+from pathlib import Path
 
 from .. import knobs
+from ..runtime import cache
 
 _LOADED = {}
+_PRIVATE = None
 
 
 def load(name: str, source: str):
@@ -19,18 +24,49 @@ def load(name: str, source: str):
     key = (name, digest)
     if key in _LOADED:
         return _LOADED[key]
-    d = knobs.cache_dir() / "generated"
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / f"{name}_{digest}.py"
-    if not path.exists():
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(source)
-        os.replace(tmp, path)
+    path = _written(f"{name}_{digest}.py", source)
     spec = importlib.util.spec_from_file_location(f"tessera_generated_{name}_{digest}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     _LOADED[key] = getattr(mod, name)
     return _LOADED[key]
+
+
+def _written(filename: str, source: str) -> Path:
+    """A file holding exactly `source`: the one under the cache directory, rewritten when it is
+    missing or differs (a different file there is quarantined), else one in a private temporary
+    directory when the cache directory cannot hold it."""
+    d = knobs.cache_dir() / "generated"
+    if cache.ensure_dir(d):
+        path = d / filename
+        try:
+            if path.read_text() == source:
+                return path
+        except (OSError, ValueError):
+            pass
+        if not os.path.lexists(path) or cache.quarantine(path, "not-a-file" if path.is_dir() else "checksum"):
+            if _replace(path, source):
+                return path
+    global _PRIVATE
+    if _PRIVATE is None:  # the generated code still needs a file: tracebacks and the frontend read it
+        _PRIVATE = Path(tempfile.mkdtemp(prefix="tessera-generated-"))
+    path = _PRIVATE / filename
+    if not path.exists():
+        path.write_text(source)
+    return path
+
+
+def _replace(path: Path, source: str) -> bool:
+    tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex}")
+    try:
+        tmp.write_text(source)
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        return False
+    finally:
+        if os.path.lexists(tmp):
+            cache.remove(tmp)
 
 
 HEADER = "import tessera as ts\nfrom tessera import tile\n\n\n"

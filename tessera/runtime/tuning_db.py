@@ -6,11 +6,13 @@ like the compile cache. MLIR-free."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
 
 from .. import knobs
+from . import cache
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS timings (
@@ -26,6 +28,7 @@ CREATE TABLE IF NOT EXISTS timings (
     created  REAL NOT NULL,
     PRIMARY KEY (kernel, key, device, compiler, config)
 )"""
+COLUMNS = ["kernel", "name", "key", "device", "compiler", "config", "ms", "status", "reason", "created"]
 
 
 def path() -> Path:
@@ -36,16 +39,74 @@ def _canon(obj) -> str:
     return json.dumps(obj, sort_keys=True, default=str)
 
 
+# SQLITE_CORRUPT, SQLITE_NOTADB: the file is damaged, unlike "locked" or "cannot open", which are not
+_DAMAGED = (11, 26)
+_DAMAGED_MSG = ("malformed", "not a database")
+
+
 class TuningDB:
     def __init__(self, file: Path | None = None):
         self.file = Path(file) if file is not None else path()
 
     def _connect(self):
-        self.file.parent.mkdir(parents=True, exist_ok=True)
+        if not cache.under(self.file, knobs.cache_dir()):
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+        elif not cache.ensure_dir(self.file.parent):
+            raise sqlite3.OperationalError("the cache directory cannot be used")
         con = sqlite3.connect(self.file, timeout=30.0)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute(SCHEMA)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute(SCHEMA)
+        except BaseException:
+            con.close()
+            raise
         return con
+
+    def damaged(self) -> str | None:
+        """Why the file cannot be used as the database ("not-a-file", "corrupt-db", "bad-schema"), else None."""
+        if not os.path.lexists(self.file):
+            return None
+        if not self.file.is_file():
+            return "not-a-file"
+        try:
+            con = sqlite3.connect(f"file:{self.file}?mode=ro", uri=True, timeout=30.0)
+            try:
+                ok = con.execute("PRAGMA quick_check").fetchone()
+                columns = [r[1] for r in con.execute("PRAGMA table_info(timings)")]
+            finally:
+                con.close()
+        except sqlite3.DatabaseError as e:
+            code = getattr(e, "sqlite_errorcode", None)  # Python >= 3.11; the message before that
+            damaged = code in _DAMAGED if code is not None else any(m in str(e) for m in _DAMAGED_MSG)
+            return "corrupt-db" if damaged else None
+        if not ok or ok[0] != "ok":
+            return "corrupt-db"
+        return None if columns in (COLUMNS, []) else "bad-schema"
+
+    def heal(self) -> bool:
+        """Quarantine a damaged database (with its journal) so the next use starts an empty one."""
+        problem = self.damaged()
+        if problem is None:
+            return False
+        for suffix in ("", "-wal", "-shm"):
+            p = self.file.with_name(self.file.name + suffix)
+            cache.quarantine(p, problem)
+        return True
+
+    def _use(self, fn, default):
+        """fn(connection); a damaged database is quarantined and started afresh, and one that cannot
+        be used at all (unwritable, locked past the timeout) only means nothing is remembered."""
+        for _ in range(2):
+            try:
+                con = self._connect()
+                try:
+                    return fn(con)
+                finally:
+                    con.close()
+            except (sqlite3.Error, OSError):
+                if not self.heal():
+                    return default
+        return default
 
     def record(self, kernel, name, key, device, compiler, config, ms=None, status="ok", reason=None):
         self.record_many(kernel, name, key, device, compiler, [(config, ms, status, reason)])
@@ -55,26 +116,28 @@ class TuningDB:
         if not knobs.cache_enabled():  # TESSERA_CACHE=0: nothing on disk (the tuner still remembers in memory)
             return
         now = time.time()
-        con = self._connect()
-        try:
+
+        def write(con):
             with con:
                 con.executemany("INSERT OR REPLACE INTO timings VALUES (?,?,?,?,?,?,?,?,?,?)",
                                 [(kernel, name, _canon(key), device, compiler, _canon(config), ms, status, reason, now)
                                  for config, ms, status, reason in results])
-        finally:
-            con.close()
+        self._use(write, None)
 
     def results(self, kernel, key, device, compiler):
         """[(config dict, ms, status, reason)] for one tuning problem, fastest first."""
-        if not knobs.cache_enabled() or not self.file.exists():
+        if not knobs.cache_enabled() or not os.path.lexists(self.file):
             return []
-        con = self._connect()
-        try:
-            rows = con.execute("SELECT config, ms, status, reason FROM timings WHERE kernel=? AND key=? AND device=? "
-                               "AND compiler=? ORDER BY status != 'ok', ms", (kernel, _canon(key), device, compiler)).fetchall()
-        finally:
-            con.close()
-        return [(json.loads(c), ms, st, r) for c, ms, st, r in rows]
+        rows = self._use(lambda con: con.execute(
+            "SELECT config, ms, status, reason FROM timings WHERE kernel=? AND key=? AND device=? "
+            "AND compiler=? ORDER BY status != 'ok', ms", (kernel, _canon(key), device, compiler)).fetchall(), [])
+        out = []
+        for c, ms, st, r in rows:
+            try:
+                out.append((json.loads(c), ms, st, r))
+            except (TypeError, ValueError):  # a row no tuner wrote: ignored, the config is timed again
+                continue
+        return out
 
     def best(self, kernel, key, device, compiler, space_configs):
         """The fastest timed config that is still in the space, or None (not tuned yet)."""
@@ -85,22 +148,18 @@ class TuningDB:
         return None
 
     def rows(self):
-        if not self.file.exists():
+        if not os.path.lexists(self.file):
             return []
-        con = self._connect()
-        try:
-            return con.execute("SELECT name, key, device, compiler, config, ms, status, reason FROM timings "
-                               "ORDER BY name, key, status != 'ok', ms").fetchall()
-        finally:
-            con.close()
+        return self._use(lambda con: con.execute(
+            "SELECT name, key, device, compiler, config, ms, status, reason FROM timings "
+            "ORDER BY name, key, status != 'ok', ms").fetchall(), [])
 
     def clear(self) -> int:
         """Remove every row (a DELETE, not an unlink: other processes may have the database open)."""
-        if not self.file.exists():
+        if not os.path.lexists(self.file):
             return 0
-        con = self._connect()
-        try:
+
+        def delete(con):
             with con:
                 return con.execute("DELETE FROM timings").rowcount
-        finally:
-            con.close()
+        return self._use(delete, 0)

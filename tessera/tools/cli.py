@@ -1,5 +1,5 @@
 """`tessera` command line: `tessera aot --suite NAME --out DIR [--target sm_90a]`, `tessera emulate DIR`,
-`tessera cache list|info [KEY]|clear`."""
+`tessera cache list|info [KEY]|verify [--dry-run]|clear`."""
 from __future__ import annotations
 
 import argparse
@@ -96,6 +96,11 @@ def cache_cmd(args):
         print(f"cache directory : {cache.root()}")
         print(f"compiled kernels: {len(entries)} ({_size(sum(e['size'] for e in entries))})")
         print(f"autotune db     : {db.file} ({len(db.rows())} result(s))")
+    elif args.action == "verify":
+        from ..runtime.cache_verify import format_report, verify
+        rep = verify(dry_run=args.dry_run)
+        print(format_report(rep))
+        return 0 if rep.healthy else 1
     elif args.action == "clear":
         n = cache.clear()
         m = db.clear()
@@ -111,9 +116,10 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--target", default="sm_90a", choices=["sm_80", "sm_90a"])
     p.add_argument("--seed", type=int, default=0)
-    c = sub.add_parser("cache", help="inspect or clear the compile cache and the autotune database")
-    c.add_argument("action", choices=["list", "info", "clear"])
+    c = sub.add_parser("cache", help="inspect, verify (and repair) or clear the compile cache and the autotune database")
+    c.add_argument("action", choices=["list", "info", "verify", "clear"])
     c.add_argument("key", nargs="?", help="for info: a cache key (or a unique prefix)")
+    c.add_argument("--dry-run", action="store_true", help="for verify: report what is wrong, change nothing")
     e = sub.add_parser("emulate", help="run an AOT folder's PTX in the PTX emulator with its checks (no GPU)")
     e.add_argument("folder")
     e.add_argument("--json", help="write the per-case results here")
