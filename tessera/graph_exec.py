@@ -501,7 +501,10 @@ def build_plan(module) -> Plan:
              and "tessera.function" in op.operation.attributes)
     b = _Builder(f.regions[0].blocks[0])
     for op in f.regions[0].blocks[0].operations:
-        b.op(op.operation)
+        try:
+            b.op(op.operation)
+        except (TypeError, ValueError, KeyError, IndexError) as e:  # attributes IRDL does not constrain
+            raise error_at(op.location, f"'{op.operation.name}' op is malformed ({type(e).__name__}: {e})") from None
     for st in b.plan.steps:
         st.examples = [b.example(a) for a in st.args]
     return b.plan

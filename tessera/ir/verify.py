@@ -97,9 +97,12 @@ def _int_attr(op, key):
 def _i64_array(op, key):
     if key not in op.attributes:
         _fail(f"requires attribute '{key}'")
-    a = op.attributes[key]
+    try:
+        a = op.attributes[key]
+    except TypeError:  # the bindings cannot even represent it (e.g. array<bf16: ...>)
+        a = None
     if not isinstance(a, ir.DenseI64ArrayAttr):
-        _fail(f"attribute '{key}' must be an array<i64: ...>, got {a}")
+        _fail(f"attribute '{key}' must be an array<i64: ...>, got {a or 'another kind of array'}")
     return list(a)
 
 
@@ -326,10 +329,13 @@ _CHECKS = {
     "tile.reduce": _reduce, "tile.broadcast": _broadcast, "tile.arange": _arange,
     "tile.convert_layout": _convert_layout, "tile.list_get": _list_get,
 }
+from .verify_ts import TS_CHECKS  # noqa: E402 - it uses the helpers above
+_CHECKS.update(TS_CHECKS)
 
 
 def verify_tile(module_op) -> bool:
-    """Check every tile op under `module_op`; emit an error per violation; True if all pass."""
+    """Check every tile op (and the attributes of every ts op) under `module_op`; emit an error per
+    violation; True if all pass."""
     root = getattr(module_op, "operation", module_op)
     ops = []
 

@@ -69,4 +69,8 @@ UPSTREAM = {
         "O": Option(int, "the LLVM optimisation level", lo=0, hi=3),
         "triple": Option(str, "the target triple", choices=("nvptx64-nvidia-cuda", "nvptx-nvidia-cuda")),
     },
+    "gpu-module-to-binary": {
+        "format": Option(str, "the output format", choices=("offloading", "assembly", "binary", "fatbinary",
+                                                            "llvm", "isa", "bin", "fatbin")),
+    },
 }

@@ -6,7 +6,7 @@ consecutive upstream passes are handed to MLIR's own parser as one piece."""
 from __future__ import annotations
 
 from ..errors import PipelineError
-from . import options
+from . import options, preconditions
 from . import (lower_tile_to_cpu, lower_deallocations, widen_i1_memrefs, lower_tile_to_gpu, use_tma, use_wgmma, pipeline_mma,
                fuse_delta_connections, prune_sparse_deltas, optimize_gating_networks, lower_graph_to_tile,
                expand_fp8, narrow_index, tma_shared_address, place_layout_conversions, lower_tensor_lists,
@@ -184,12 +184,20 @@ def build_pass_manager(text: str, *, print_after_all=None):
         except Exception as e:  # noqa: BLE001 - MLIR's parse error text is the useful part
             raise PipelineError(f"bad upstream pass pipeline '{chunk}': {str(e).strip()}") from None
         del sub
-        if print_after_all:
-            for e in upstream:
-                pm.add(e.text())
+        run = []  # consecutive upstream passes handed to MLIR as one piece
+        for e in upstream:
+            checks = preconditions.needed(e)
+            if run and (print_after_all or checks):
+                pm.add(",".join(run))
+                run = []
+            for check in checks:
+                compat.add_python_pass(pm, check, "check-before-" + e.name)
+            run.append(e.text())
+            if print_after_all:
+                pm.add(run.pop())
                 _add_printer(pm, e.text(), print_after_all)
-        else:
-            pm.add(chunk)
+        if run:
+            pm.add(",".join(run))
         upstream.clear()
 
     _check_upstream(elems)

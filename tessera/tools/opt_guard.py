@@ -17,7 +17,7 @@ import signal
 import sys
 import tempfile
 
-_CRASH_MARKERS = ("LLVM ERROR:", "Assertion `", "PLEASE submit a bug report", "Stack dump:")
+_CRASH_MARKERS = ("LLVM ERROR:", "Assertion `", "Assertion '", "PLEASE submit a bug report", "Stack dump:")
 
 
 def run_guarded(chunk, pipeline):
@@ -89,7 +89,7 @@ def _crash_message(status, crash, where):
     if llvm:
         return f"LLVM cannot compile this program ({stage}): {llvm}"
     why = next((ln.strip() for ln in crash.splitlines()
-                if "Assertion `" in ln or ln.startswith("tessera-opt child:")), "")
+                if "Assertion `" in ln or "Assertion '" in ln or ln.startswith("tessera-opt child:")), "")
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
