@@ -23,6 +23,7 @@ from .opt_guard import run_guarded
 from .opt_screen import custom_syntax_op, screen
 
 SPLIT_MARKER = "// -----"
+_TRACE_HINT = "TESSERA_DEBUG=1 shows the traceback"
 _EXPECT_RE = re.compile(r"expected-(error|warning|remark|note)(-re)? *(@([+-][0-9]+|above|below|unknown))? *"
                         r"\{\{(.*)\}\}\s*$")
 _SEE_OP = "see current operation:"  # the note the Python bindings add to verifier errors
@@ -255,7 +256,7 @@ class _Chunk:
             if knobs.debug():
                 raise
             self.add("error", None, f"internal error in pass '{current()}': {type(e).__name__}: {e} "
-                                    "(set TESSERA_DEBUG=1 for the traceback)")
+                                    f"(a bug in tessera: please report it with this input; {_TRACE_HINT})")
             return False
         return not self.has_error()
 
@@ -402,7 +403,8 @@ def main(argv=None) -> int:
     except Exception as e:  # noqa: BLE001 - no traceback for users unless TESSERA_DEBUG=1
         if knobs.debug():
             raise
-        print(f"tessera-opt: internal error: {type(e).__name__}: {e} (set TESSERA_DEBUG=1 for the traceback)",
+        print(f"tessera-opt: internal error: {type(e).__name__}: {e} (a bug in tessera: please report it; "
+              f"{_TRACE_HINT})",
               file=sys.stderr)
         return 1
 
