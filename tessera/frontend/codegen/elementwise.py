@@ -260,20 +260,10 @@ class Elementwise:
         return self._wrap(a, cls(a.v, b.v).result, d, dims)
 
     def constant_int(self, x):
-        """The integer a value is known to hold at compile time (a constant, or a broadcast of one), else None."""
+        """The integer a value is known to hold at compile time, else None."""
         if not is_runtime(x):
             return x if isinstance(x, int) else None
-        op = x.v.owner
-        while not isinstance(op, ir.Block) and op.name == "tile.broadcast":
-            op = op.operands[0].owner
-        if isinstance(op, ir.Block) or op.name != "arith.constant":
-            return None
-        attr = op.attributes["value"]
-        if isinstance(attr, ir.IntegerAttr):
-            return attr.value
-        if isinstance(attr, ir.DenseIntElementsAttr) and attr.is_splat:
-            return ir.IntegerAttr(attr.get_splat_value()).value
-        return None
+        return tb.known_int(x.v)
 
     def _wrap(self, like: Val, v, d, dims=frozenset()):
         return Val(like.kind, v, d, like.shape, dims if like.kind == "scalar" else frozenset())
