@@ -25,6 +25,10 @@ _QUOTIENTS = ("arith.floordivsi", "arith.divsi", "arith.ceildivsi")
 _REMAINDERS = ("arith.remsi",)
 
 
+def _elem(t):
+    return t.element_type if isinstance(t, ir.RankedTensorType) else t
+
+
 def _width(et) -> int:
     return 64 if isinstance(et, ir.IndexType) else ir.IntegerType(et).width
 
@@ -60,8 +64,7 @@ def guard(root, record=None):
     for op in faulting_ops(root):
         a, b = op.operands[0], op.operands[1]
         res = op.results[0]
-        et = b.type.element_type if isinstance(b.type, ir.RankedTensorType) else b.type
-        int_min = -(1 << (_width(et) - 1))
+        int_min = -(1 << (_width(_elem(b.type)) - 1))
         quotient = op.name in _QUOTIENTS
         with ir.InsertionPoint(op), op.location:
             zero = _eq(b, 0)
@@ -81,9 +84,9 @@ def guard(root, record=None):
         res.replace_all_uses_except(fixed.result, fixed.operation)
 
 
-def describe(kind: str, op_name: str, type_text: str) -> str:
-    """What a recorded fault was, for the error the CPU runner raises."""
+def describe(kind: str, op) -> str:
+    """What a recorded fault of division `op` was, for the error the CPU runner raises."""
     if kind == "overflow":
-        bits = 64 if type_text == "index" else int(type_text.lstrip("i"))
-        return f"integer overflow: {-(1 << (bits - 1))} // -1 does not fit {'i64' if type_text == 'index' else type_text}"
-    return "integer division by zero" if op_name in _QUOTIENTS else "integer modulo by zero"
+        bits = _width(_elem(op.operands[0].type))
+        return f"integer overflow: {-(1 << (bits - 1))} // -1 does not fit i{bits}"
+    return "integer division by zero" if op.name in _QUOTIENTS else "integer modulo by zero"

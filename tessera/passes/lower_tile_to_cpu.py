@@ -163,10 +163,8 @@ class _FaultFlag:
     def __call__(self, cond, kind, op):
         if self.arg is None:
             self.arg = self.lowering.add_argument(ir.MemRefType.get([1], ir.IntegerType.get_signless(64)))
-        vt = op.operands[0].type
-        vt = vt.element_type if isinstance(vt, ir.RankedTensorType) else vt
         self.sites.append(ir.ArrayAttr.get([ir.StringAttr.get(str(op.location)),
-                                            ir.StringAttr.get(int_division.describe(kind, op.name, str(vt)))]))
+                                            ir.StringAttr.get(int_division.describe(kind, op))]))
         hit = _any(cond) if isinstance(cond.type, ir.RankedTensorType) else cond
         i64 = ir.IntegerType.get_signless(64)
         old = memref.LoadOp(self.arg, [_idx(0)]).result

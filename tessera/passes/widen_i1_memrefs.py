@@ -9,6 +9,7 @@ Runs after bufferization and `convert-linalg-to-loops`, before `finalize-memref-
 """
 from __future__ import annotations
 
+import numpy as np
 from mlir import ir
 from mlir.dialects import arith
 
@@ -86,11 +87,11 @@ def _widen_global(g):
     g.attributes["type"] = ir.TypeAttr.get(w)
     if "initial_value" not in g.attributes or not isinstance(g.attributes["initial_value"], ir.DenseElementsAttr):
         return
-    import numpy as np
     init = ir.DenseIntElementsAttr(g.attributes["initial_value"])
     tt = ir.RankedTensorType.get(list(w.shape), w.element_type)
     if init.is_splat:
-        new = ir.DenseElementsAttr.get_splat(tt, ir.IntegerAttr.get(w.element_type, int(bool(init.get_splat_value().value))))
+        bit = int(bool(ir.IntegerAttr(init.get_splat_value()).value))
+        new = ir.DenseElementsAttr.get_splat(tt, ir.IntegerAttr.get(w.element_type, bit))
     else:
         new = ir.DenseElementsAttr.get(np.array([int(bool(v)) for v in init], np.int8).reshape(list(w.shape)), type=tt)
     g.attributes["initial_value"] = new

@@ -40,7 +40,8 @@ def _fault_sites(module):
     attrs = module.operation.attributes
     if "tessera.int_faults" not in attrs:
         return []
-    return [tuple(ir.StringAttr(x).value for x in ir.ArrayAttr(site)) for site in ir.ArrayAttr(attrs["tessera.int_faults"])]
+    sites = ir.ArrayAttr(attrs["tessera.int_faults"])
+    return [tuple(ir.StringAttr(x).value for x in ir.ArrayAttr(site)) for site in sites]
 
 
 class CpuRunner:
@@ -63,7 +64,8 @@ class CpuRunner:
         loc, what = self.faults[code - 1]
         file, line, col = source_position(loc)
         raise LaunchError(f"{what} in kernel '{self.name}' at run time: the launch ran to its end with the GPU's "
-                          "results (x // 0 == -1, x % 0 == x, INT_MIN // -1 == INT_MIN) in its outputs", file, line, col)
+                          "results (x // 0 == -1, x % 0 == x, INT_MIN // -1 == INT_MIN) in its outputs",
+                          file, line, col)
 
     def _pack(self, args):
         keep, ptrs = [], []
