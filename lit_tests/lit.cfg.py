@@ -19,7 +19,7 @@ _repo = os.path.dirname(config.test_source_root)
 _bins = [os.path.dirname(sys.executable), os.path.join(_repo, ".venv", "bin")]
 _path = os.pathsep.join(_bins + [os.environ.get("PATH", "")])
 config.environment["PATH"] = _path
-for var in ("TESSERA_DEBUG", "HOME", "LANG", "LC_ALL"):
+for var in ("TESSERA_DEBUG", "HOME", "LANG", "LC_ALL", "PYTHONPATH"):   # PYTHONPATH: a worktree tests its own tessera
     if var in os.environ:
         config.environment[var] = os.environ[var]
 config.environment["PYTHONIOENCODING"] = "utf-8"

@@ -74,8 +74,8 @@ class CompiledKernel:
             from .frontend.kernel import _check_outputs
             _check_outputs(self, runtime_args)
             if grid is not None:
-                from .frontend.kernel import _grid3
-                grid = _grid3(self._kernel.resolve_grid(grid, self, values))
+                from .frontend.kernel import _check_grid
+                grid = _check_grid(self._kernel.resolve_grid(grid, self, values), self.target)
             return self.prepare_runtime(grid, runtime_args)
         except TesseraError as e:
             from .frontend.kernel import _reraise
@@ -91,8 +91,9 @@ class CompiledKernel:
 
 
 def _written_args(module):
-    """The kernel arguments a tile.store writes (indices into the runtime arguments): launchers refuse
-    read-only arrays there (runtime.prepared.check_writable)."""
+    """The kernel arguments a tile.store writes (indices into the runtime arguments; a list of tensors
+    when it writes any element, `outs[i]`): launchers refuse read-only arrays there
+    (runtime.prepared.check_writable)."""
     from mlir import ir
     out = set()
 
@@ -102,6 +103,8 @@ def _written_args(module):
             view = dst.owner
             if not isinstance(view, ir.Block) and view.name == "tile.view":
                 base = view.operands[0]
+                if not isinstance(base.owner, ir.Block) and base.owner.name == "tile.list_get":
+                    base = base.owner.operands[0]
                 if isinstance(base.owner, ir.Block):
                     out.add(ir.BlockArgument(base).arg_number)
         return ir.WalkResult.ADVANCE

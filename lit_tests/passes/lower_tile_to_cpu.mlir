@@ -145,3 +145,68 @@ func.func @scalar_copy(%x: !g, %y: !g, %n: index) attributes {tessera.kernel} {
 func.func @helper(%a: f32) -> f32 {
   return %a : f32
 }
+
+// -----
+// Integer division: a divisor that may be 0 (or -1) is replaced by 1 there, selects give x // 0 == -1
+// and x % 0 == x, and each way to fault (by zero; INT_MIN // -1) stores its 1-based code into the fault
+// flag, a trailing memref<1xi64> argument, unless an earlier one is there. The codes' locations are the
+// module attribute tessera.int_faults. A constant divisor other than 0 and -1 is left alone.
+// Shared buffers past 64 KiB are heap allocations.
+!g = memref<?xi32, strided<[?], offset: ?>>
+!w = !tile.window<array<i64: 8>, i32>
+!s = memref<128x256xf32, #gpu.address_space<workgroup>>
+
+// CHECK: module attributes {tessera.int_faults = [
+// CHECK-SAME: ["loc(\22{{.*}}lower_tile_to_cpu.mlir\22:[[LDIV:[0-9]+]]:{{[0-9]+}})", "integer division by zero"],
+// CHECK-SAME: ["loc(\22{{.*}}lower_tile_to_cpu.mlir\22:[[LDIV]]:{{[0-9]+}})", "integer overflow: -2147483648 // -1 does not fit i32"],
+// CHECK-SAME: ["loc(\22{{.*}}lower_tile_to_cpu.mlir\22:{{[0-9]+}}:{{[0-9]+}})", "integer modulo by zero"]]}
+// CHECK-LABEL: func.func private @divide(
+// CHECK-SAME: %[[N:[^:]*]]: index, %[[PX:[^:]*]]: index, {{.*}}, %[[FLAG:[^:]*]]: memref<1xi64>)
+// CHECK-NEXT: memref.alloc() : memref<128x256xf32>
+// CHECK: %[[A:.*]] = tensor.generate
+// CHECK: %[[B:.*]] = tensor.generate
+// CHECK: %[[ZERO:.*]] = arith.cmpi eq, %[[B]], %{{.*}} : tensor<8xi32>
+// CHECK: %[[M1:.*]] = arith.cmpi eq, %[[B]], %{{.*}} : tensor<8xi32>
+// CHECK: %[[AMIN:.*]] = arith.cmpi eq, %[[A]], %{{.*}} : tensor<8xi32>
+// CHECK: %[[OVF:.*]] = arith.andi %[[AMIN]], %[[M1]] : tensor<8xi1>
+// CHECK: %[[BAD:.*]] = arith.ori %[[ZERO]], %[[OVF]] : tensor<8xi1>
+// CHECK: arith.extui %[[ZERO]] : tensor<8xi1> to tensor<8xi8>
+// CHECK: linalg.reduce
+// CHECK: arith.maxui
+// CHECK: %[[OLD:.*]] = memref.load %[[FLAG]]
+// CHECK: %[[FIRST:.*]] = arith.andi %{{.*}}, %{{.*}} : i1
+// CHECK: %[[CODE:.*]] = arith.select %[[FIRST]], %c1_i64, %[[OLD]] : i64
+// CHECK: memref.store %[[CODE]], %[[FLAG]]
+// CHECK: arith.select %{{.*}}, %c2_i64, %{{.*}} : i64
+// CHECK: %[[SAFE:.*]] = arith.select %[[BAD]], %{{.*}}, %[[B]] : tensor<8xi1>, tensor<8xi32>
+// CHECK: %[[Q:.*]] = arith.floordivsi %[[A]], %[[SAFE]] : tensor<8xi32>
+// CHECK: %[[QF:.*]] = arith.select %[[ZERO]], %{{.*}}, %[[Q]] : tensor<8xi1>, tensor<8xi32>
+// CHECK: arith.floordivsi %[[QF]], %{{.*}} : tensor<8xi32>
+// CHECK: %[[RZ:.*]] = arith.cmpi eq, %[[PX]], %{{.*}} : index
+// CHECK: arith.select %{{.*}}, %c3_i64, %{{.*}} : i64
+// CHECK: %[[RS:.*]] = arith.select %{{.*}}, %{{.*}}, %[[PX]] : index
+// CHECK: %[[R:.*]] = arith.remsi %[[N]], %[[RS]] : index
+// CHECK: arith.select %[[RZ]], %[[N]], %[[R]] : index
+// The grid wrapper passes the flag through, after the grid.
+// CHECK-LABEL: func.func @divide_grid(
+// CHECK-SAME: %{{[^:]*}}: index, %{{[^:]*}}: index, %{{[^:]*}}: index, %[[F:[^:]*]]: memref<1xi64>) attributes {llvm.emit_c_interface}
+// CHECK: func.call @divide({{.*}}, %[[F]])
+func.func @divide(%x: !g, %y: !g, %n: index) attributes {tessera.kernel} {
+  %c0 = arith.constant 0 : index
+  %buf = "tile.alloc_shared"() {swizzle = "none"} : () -> !s
+  %wx = "tile.view"(%x, %c0) {sizes = array<i64: 8>, squeeze = array<i64: 0>} : (!g, index) -> !w
+  %wy = "tile.view"(%y, %c0) {sizes = array<i64: 8>, squeeze = array<i64: 0>} : (!g, index) -> !w
+  %a = "tile.load"(%wx) {operandSegmentSizes = array<i32: 1, 0, 0>} : (!w) -> tensor<8xi32>
+  %b = "tile.load"(%wy) {operandSegmentSizes = array<i32: 1, 0, 0>} : (!w) -> tensor<8xi32>
+  %q = arith.floordivsi %a, %b : tensor<8xi32>
+  %c4 = arith.constant 4 : i32
+  %four = "tile.broadcast"(%c4) : (i32) -> tensor<8xi32>
+  %q4 = arith.floordivsi %q, %four : tensor<8xi32>
+  %pid = "tile.program_id"() {axis = 0 : i32} : () -> index
+  %r = arith.remsi %n, %pid : index
+  %rt = "tile.broadcast"(%r) : (index) -> tensor<8xindex>
+  %ri = arith.index_cast %rt : tensor<8xindex> to tensor<8xi32>
+  %s = arith.addi %q4, %ri : tensor<8xi32>
+  "tile.store"(%wy, %s) {operandSegmentSizes = array<i32: 1, 1, 0>} : (!w, tensor<8xi32>) -> ()
+  return
+}

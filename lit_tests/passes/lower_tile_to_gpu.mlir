@@ -1,5 +1,6 @@
-// RUN: tessera-opt %s -p 'tessera-lower-tile-to-gpu{arch=sm_90a num_warps=4}' | FileCheck %s
-// RUN: tessera-opt %s -p 'tessera-lower-tile-to-gpu{arch=sm_90a num_warps=4 persistent=1}' | FileCheck %s --check-prefix=PERS
+// RUN: tessera-opt %s --split-input-file -p 'tessera-lower-tile-to-gpu{arch=sm_90a num_warps=4}' | FileCheck %s
+// RUN: tessera-opt %s --split-input-file -p 'tessera-lower-tile-to-gpu{arch=sm_90a num_warps=4 persistent=1}' | FileCheck %s --check-prefix=PERS
+// RUN: tessera-opt %s --split-input-file -p 'tessera-lower-tile-to-gpu{arch=sm_80 num_warps=4}' | FileCheck %s --check-prefix=DIV
 
 // One program becomes one CTA of 128 threads. A 256-element tile is a vector<2xf32> fragment
 // per thread; the bounds-checked load/store become masked gather/scatter on a flat view of the
@@ -56,6 +57,39 @@ module {
     %z = arith.subf %y, %mb : tensor<256xf32>
     %w = "tile.view"(%out, %off) {sizes = array<i64: 256>, squeeze = array<i64: 0>} : (memref<?xf32, strided<[?], offset: ?>>, index) -> !tile.window<array<i64: 256>, f32>
     "tile.store"(%w, %z) {operandSegmentSizes = array<i32: 1, 1, 0>} : (!tile.window<array<i64: 256>, f32>, tensor<256xf32>) -> ()
+    return
+  }
+}
+
+// -----
+// Integer division (tessera.backends.int_division): where the divisor is 0 (or -1 with INT_MIN, or -1
+// for a remainder) it is replaced by 1, and selects give PTX's results, x // 0 == -1 and x % 0 == x,
+// instead of LLVM's undefined ones. The fragments divide as vectors.
+// DIV-LABEL: gpu.func @divide(
+// DIV: %[[B:.*]] = vector.gather
+// DIV: %[[A:.*]] = vector.broadcast %{{.*}} : i32 to vector<2xi32>
+// DIV: %[[Z:.*]] = arith.cmpi eq, %[[B]], %{{.*}} : vector<2xi32>
+// DIV: %[[M1:.*]] = arith.cmpi eq, %[[B]], %{{.*}} : vector<2xi32>
+// DIV: %[[AMIN:.*]] = arith.cmpi eq, %[[A]], %{{.*}} : vector<2xi32>
+// DIV: %[[OVF:.*]] = arith.andi %[[AMIN]], %[[M1]] : vector<2xi1>
+// DIV: %[[BAD:.*]] = arith.ori %[[Z]], %[[OVF]] : vector<2xi1>
+// DIV: %[[SAFE:.*]] = arith.select %[[BAD]], %{{.*}}, %[[B]] : vector<2xi1>, vector<2xi32>
+// DIV: %[[Q:.*]] = arith.floordivsi %[[A]], %[[SAFE]] : vector<2xi32>
+// DIV: %[[QF:.*]] = arith.select %[[Z]], %{{.*}}, %[[Q]] : vector<2xi1>, vector<2xi32>
+// DIV: %[[RZ:.*]] = arith.cmpi eq, %[[A]], %{{.*}} : vector<2xi32>
+// DIV: %[[RSAFE:.*]] = arith.select %{{.*}}, %{{.*}}, %[[A]] : vector<2xi1>, vector<2xi32>
+// DIV: %[[R:.*]] = arith.remsi %[[QF]], %[[RSAFE]] : vector<2xi32>
+// DIV: arith.select %[[RZ]], %[[QF]], %[[R]] : vector<2xi1>, vector<2xi32>
+// DIV: vector.scatter
+module {
+  func.func @divide(%x: memref<?xi32, strided<[?], offset: ?>>, %n: i32) attributes {tessera.kernel} {
+    %c0 = arith.constant 0 : index
+    %v = "tile.view"(%x, %c0) {sizes = array<i64: 256>, squeeze = array<i64: 0>} : (memref<?xi32, strided<[?], offset: ?>>, index) -> !tile.window<array<i64: 256>, i32>
+    %t = "tile.load"(%v) {operandSegmentSizes = array<i32: 1, 0, 0>} : (!tile.window<array<i64: 256>, i32>) -> tensor<256xi32>
+    %nb = "tile.broadcast"(%n) : (i32) -> tensor<256xi32>
+    %q = arith.floordivsi %nb, %t : tensor<256xi32>
+    %r = arith.remsi %q, %nb : tensor<256xi32>
+    "tile.store"(%v, %r) {operandSegmentSizes = array<i32: 1, 1, 0>} : (!tile.window<array<i64: 256>, i32>, tensor<256xi32>) -> ()
     return
   }
 }

@@ -72,6 +72,10 @@ class EagerTensor:
         return run("(index)", (self, idx), {})
 
     @property
+    def T(self):
+        return run("ts.transpose", (self,), {})
+
+    @property
     def at(self):
         return _At(self)
 

@@ -84,6 +84,12 @@ class GraphTensor:
         return graph_ops.index(self, idx)
 
     @property
+    def T(self):
+        """NumPy's `.T`: the axes reversed (ts.transpose with no permutation)."""
+        from . import graph_ops
+        return graph_ops.IMPLS["ts.transpose"](self)
+
+    @property
     def at(self):
         """JAX's functional update: `mask = mask.at[i, j].set(True)` (seed 000), `x.at[0, :].add(1.0)`."""
         from . import graph_ops

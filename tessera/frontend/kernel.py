@@ -11,7 +11,7 @@ from ..runtime.cuda import small_int, small_tensor, whole_chunk_rows
 from .annotations import TensorSpec, Tensor, constexpr
 from .source import KernelSource
 from .kernel_args import (index32, _list_of_tensors, _int_scalar, _call_error, _check_launch_options,  # noqa: F401
-                          _check_outputs, _is_cuda_array, _tma_ok, _grid3, _ANY_TENSOR, _check_scalar_range,
+                          _check_outputs, _is_cuda_array, _tma_ok, _check_grid, _ANY_TENSOR, _check_scalar_range,
                           _array_arg, _tensor_dims, _dtype_name)
 
 from ..runtime.autotune import OPTIONS as _OPTIONS  # noqa: E402
@@ -150,7 +150,7 @@ class KernelFunction:
 
     def prepare_compiled(self, ck, grid, runtime_args):
         _check_outputs(ck, runtime_args)
-        return ck.prepare_runtime(None if grid is None else _grid3(grid), runtime_args)
+        return ck.prepare_runtime(None if grid is None else _check_grid(grid, ck.target), runtime_args)
 
     # -- parameters ------------------------------------------------------------------------
     def _classify(self):
@@ -386,7 +386,7 @@ class KernelFunction:
 
     def _launch(self, ck, grid, runtime_args):
         _check_outputs(ck, runtime_args)
-        grid = _grid3(grid)
+        grid = _check_grid(grid, ck.target)
         if 0 in grid:
             return
         cluster = ck.metadata.get("cluster", (1, 1, 1))

@@ -7,7 +7,7 @@ import numpy as np
 from .. import dtypes as dt
 from ..errors import CompilationError, ShapeError, DTypeError, LaunchError
 from ..runtime.cuda import aligned_stride_class
-from ..runtime.prepared import grid3
+from ..runtime.prepared import check_grid, grid3, grid_limits, out_of_range
 from .annotations import TensorSpec, Tensor
 
 
@@ -80,23 +80,25 @@ def _tma_ok(a) -> bool:
     return aligned_stride_class(a.shape, a.strides, a.itemsize, ptr)
 
 
-def _grid3(grid):
-    try:
-        return grid3(grid)
-    except LaunchError as e:
-        raise _call_error(str(e)) from None
-
-
 _ANY_TENSOR = TensorSpec((), None)
 
 
 def _check_scalar_range(name, v, d):
-    """An integer argument must fit the type it is passed as (ctypes and the launchers would wrap it)."""
+    """An integer argument must fit the type it is passed as (ctypes and the launchers would wrap it); the
+    launchers check again (runtime.prepared.check_scalar), this check locates the error at the launch."""
     if not isinstance(d, dt.DType) or not d.is_int or d is dt.bool_ or not isinstance(v, (int, np.integer)):
         return
-    lo, hi = -(1 << (d.bits - 1)), (1 << (d.bits - 1)) - 1
-    if not lo <= int(v) <= hi:
-        raise _call_error(f"argument '{name}' is {v}, which does not fit {d.name} ({lo} to {hi})", DTypeError)
+    msg = out_of_range(name, v, d.bits, d.name)
+    if msg is not None:
+        raise _call_error(msg, LaunchError)
+
+
+def _check_grid(grid, target):
+    """The grid as 3 ints within the target's limits, errors located at the launch."""
+    try:
+        return check_grid(grid3(grid), grid_limits(target))
+    except LaunchError as e:
+        raise _call_error(str(e), LaunchError) from None
 
 
 def _array_arg(name, v):

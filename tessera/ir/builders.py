@@ -101,6 +101,21 @@ def ops_named(root, *names):
     return found
 
 
+def known_int(v):
+    """The integer value `v` always holds (an arith.constant, or a tile.broadcast of one), else None."""
+    op = v.owner
+    while not isinstance(op, ir.Block) and op.name == "tile.broadcast":
+        op = op.operands[0].owner
+    if isinstance(op, ir.Block) or op.name != "arith.constant":
+        return None
+    attr = op.attributes["value"]
+    if isinstance(attr, ir.IntegerAttr):
+        return attr.value
+    if isinstance(attr, ir.DenseIntElementsAttr) and attr.is_splat:
+        return ir.IntegerAttr(attr.get_splat_value()).value
+    return None
+
+
 def list_get(table, index, result_type, loc=None):
     """Element `index` of a list of global tensors (its table: address, sizes, strides per row)."""
     return _create("tile.list_get", [result_type], [table, index], {}, loc).result

@@ -3,13 +3,19 @@
 What it does, per `func.func` marked `tessera.kernel`:
   * appends six index arguments (program id x/y/z, number of programs x/y/z) and replaces
     `tile.program_id` / `tile.num_programs` with them;
+  * guards signed integer division and remainder (`tessera.backends.int_division`: no SIGFPE, the
+    documented results) and, when a kernel has any that may fault, appends a `memref<1xi64>` fault
+    flag: the first program to divide by zero (or INT_MIN // -1) stores the fault's code, 1-based into
+    the module attribute `tessera.int_faults` ([location, description] per code), which the runner
+    turns into a LaunchError at that line after the launch;
   * bounds-checked loads become `tensor.generate` (out-of-bounds lanes give `other`, default 0),
     stores and async copies become `scf.for` nests with an in-bounds (and mask) `scf.if`;
-  * shared buffers become `memref.alloca` at function entry; async-copy groups and barriers vanish
-    (programs run one after another on the CPU);
+  * shared buffers become `memref.alloca` at function entry while a kernel's total stays within
+    CPU_STACK_SHARED, `memref.alloc` (freed by the ownership-based deallocation that follows) beyond it;
+    async-copy groups and barriers vanish (programs run one after another on the CPU);
   * `tile.mma` → `linalg.matmul` into an f32 accumulator, `tile.reduce` → `linalg.reduce`,
     `tile.broadcast` / `tile.arange` → `tensor.splat` / `tensor.generate`;
-  * adds `@<name>_grid(args..., gx, gy, gz)` (C interface) that runs every program of the grid.
+  * adds `@<name>_grid(args..., gx, gy, gz[, fault flag])` (C interface) that runs every program of the grid.
 Assumes: IR produced by the tessera frontend or of the same form (views defined by `tile.view`,
 static tile shapes). Leaves tensor-level IR; bufferization and LLVM lowering follow in the stage.
 """
@@ -19,12 +25,16 @@ from mlir import ir
 from mlir.dialects import arith, func, linalg, memref, scf, tensor
 
 from ..ir import builders as tb
+from ..backends import int_division
 from ..errors import OutOfResources
 from ..ir.locations import error_at
 
-# tile.alloc_shared buffers of one program live on the stack of the thread that runs it: above this a
-# kernel gets an OutOfResources at its allocation (every NVIDIA target allows less)
+# A program's tile.alloc_shared buffers: above this total a kernel gets an OutOfResources at its allocation
+# (every NVIDIA target allows less), since on the CPU it is a mistake, not a kernel
 CPU_SHARED_BUDGET = 1 << 20
+# ... and past this much they go to the heap: the stack of the thread that launches a kernel may be small
+# (a 1 MiB buffer overflowed a 512 KiB thread stack: a segfault)
+CPU_STACK_SHARED = 64 << 10
 
 name = "tessera-lower-tile-to-cpu"
 
@@ -129,18 +139,57 @@ def _elem(value, lanes):
     return value
 
 
+def _any(cond):
+    """An i1 tile reduced to one i1: is any lane true (in bytes: i1 buffers are a pitfall, see widen-i1)."""
+    t = ir.RankedTensorType(cond.type)
+    i8 = ir.IntegerType.get_signless(8)
+    wide = arith.ExtUIOp(ir.RankedTensorType.get(list(t.shape), i8), cond).result
+    init = linalg.fill(_zero(i8), outs=[tensor.EmptyOp([], i8).result])
+    red = linalg.ReduceOp([ir.RankedTensorType.get([], i8)], [wide], [init],
+                          ir.DenseI64ArrayAttr.get(list(range(len(t.shape)))))
+    blk = red.regions[0].blocks.append(i8, i8)
+    with ir.InsertionPoint(blk):
+        linalg.YieldOp([arith.MaxUIOp(*blk.arguments).result])
+    return arith.CmpIOp(arith.CmpIPredicate.ne, tensor.ExtractOp(red.results[0], []).result, _zero(i8)).result
+
+
+class _FaultFlag:
+    """`int_division.guard`'s record callback: the kernel's fault flag argument (added at the first
+    fault site) keeps the code of the first fault, so the error names the first division that failed."""
+
+    def __init__(self, lowering, sites):
+        self.lowering, self.sites, self.arg = lowering, sites, None
+
+    def __call__(self, cond, kind, op):
+        if self.arg is None:
+            self.arg = self.lowering.add_argument(ir.MemRefType.get([1], ir.IntegerType.get_signless(64)))
+        self.sites.append(ir.ArrayAttr.get([ir.StringAttr.get(str(op.location)),
+                                            ir.StringAttr.get(int_division.describe(kind, op))]))
+        hit = _any(cond) if isinstance(cond.type, ir.RankedTensorType) else cond
+        i64 = ir.IntegerType.get_signless(64)
+        old = memref.LoadOp(self.arg, [_idx(0)]).result
+        first = arith.AndIOp(hit, arith.CmpIOp(arith.CmpIPredicate.eq, old, _zero(i64)).result).result
+        code = arith.ConstantOp(i64, ir.IntegerAttr.get(i64, len(self.sites))).result
+        memref.StoreOp(arith.SelectOp(first, code, old).result, self.arg, [_idx(0)])
+
+
 class _Lowering:
-    def __init__(self, f):
+    def __init__(self, f, fault_sites):
         self.f = f
         self.entry = f.regions[0].blocks[0]
         self.shared_bytes = 0
+        self.faults = _FaultFlag(self, fault_sites)
+
+    def add_argument(self, t):
+        arg = self.entry.add_argument(t, self.f.location)
+        ft = ir.FunctionType(ir.TypeAttr(self.f.attributes["function_type"]).value)
+        self.f.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(list(ft.inputs) + [t], []))
+        return arg
 
     def run(self):
-        extra = [self.entry.add_argument(ir.IndexType.get(), self.f.location) for _ in range(6)]
-        ft = ir.FunctionType(ir.TypeAttr(self.f.attributes["function_type"]).value)
-        self.f.attributes["function_type"] = ir.TypeAttr.get(
-            ir.FunctionType.get(list(ft.inputs) + [ir.IndexType.get()] * 6, []))
+        extra = [self.add_argument(ir.IndexType.get()) for _ in range(6)]
         self.pids, self.nprogs = extra[:3], extra[3:]
+        int_division.guard(self.f, self.faults)
         ops = []
 
         def collect(op):
@@ -178,13 +227,14 @@ class _Lowering:
         self.shared_bytes += n * max(1, (getattr(t.element_type, "width", 32) + 7) // 8)
         if self.shared_bytes > CPU_SHARED_BUDGET:
             raise error_at(op.location, f"shared memory: the kernel allocates {self.shared_bytes} bytes of shared "
-                           f"buffers; the CPU backend's budget is {CPU_SHARED_BUDGET} bytes (they live on the "
-                           "stack; sm_90a allows 232448, sm_80 166912)", OutOfResources,
+                           f"buffers; the CPU backend's budget is {CPU_SHARED_BUDGET} bytes (sm_90a allows 232448, "
+                           "sm_80 166912)", OutOfResources,
                            required=self.shared_bytes, budget=CPU_SHARED_BUDGET, resource="shared memory",
                            suggestion="smaller shared buffers")
         plain = ir.MemRefType.get(list(t.shape), t.element_type)
         with ir.InsertionPoint.at_block_begin(self.entry):
-            buf = memref.AllocaOp(plain, [], []).result
+            on_stack = self.shared_bytes <= CPU_STACK_SHARED
+            buf = (memref.AllocaOp if on_stack else memref.AllocOp)(plain, [], []).result
         self._replace(op, buf)
 
     def op_load(self, op):
@@ -315,17 +365,20 @@ class _Lowering:
         self._replace(op, _generate(rt, elem))
 
 
-def _add_grid_wrapper(module, f):
+def _add_grid_wrapper(module, f, flag_type=None):
     name = ir.StringAttr(f.attributes["sym_name"]).value
     ft = ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value)
-    user_inputs = list(ft.inputs)[:-6]
+    flag = [flag_type] if flag_type is not None else []
+    user_inputs = list(ft.inputs)[:-6 - len(flag)]
     idx = ir.IndexType.get()
     with ir.InsertionPoint(module.regions[0].blocks[0]), f.location:
-        w = func.FuncOp(name + "_grid", (user_inputs + [idx] * 3, []))
+        w = func.FuncOp(name + "_grid", (user_inputs + [idx] * 3 + flag, []))
         w.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
         blk = w.add_entry_block()
     with ir.InsertionPoint(blk), f.location:
         args = list(blk.arguments)
+        flag = args[len(args) - len(flag):]
+        args = args[:len(args) - len(flag)]
         g = args[-3:]
         lz = scf.ForOp(_idx(0), g[2], _idx(1))
         with ir.InsertionPoint(lz.body):
@@ -334,7 +387,8 @@ def _add_grid_wrapper(module, f):
                 lx = scf.ForOp(_idx(0), g[0], _idx(1))
                 with ir.InsertionPoint(lx.body):
                     func.CallOp([], ir.FlatSymbolRefAttr.get(name),
-                                args[:-3] + [lx.induction_variable, ly.induction_variable, lz.induction_variable] + g)
+                                args[:-3] + [lx.induction_variable, ly.induction_variable, lz.induction_variable] + g
+                                + flag)
                     scf.YieldOp([])
                 scf.YieldOp([])
             scf.YieldOp([])
@@ -347,6 +401,8 @@ def run(module_op):
     for op in module.regions[0].blocks[0].operations:
         if op.operation.name == "func.func" and "tessera.kernel" in op.attributes:
             kernels.append(op)
+    sites = list(ir.ArrayAttr(module.attributes["tessera.int_faults"])) if "tessera.int_faults" in module.attributes \
+        else []
     for f in kernels:
         if not f.regions[0].blocks:
             continue  # a declaration: nothing to lower
@@ -354,7 +410,11 @@ def run(module_op):
         if len(ft.results):
             raise error_at(f.location, "kernels return nothing: store results into an output tensor")
         with f.location:
-            _Lowering(f.operation).run()
+            lowering = _Lowering(f.operation, sites)
+            lowering.run()
             f.attributes["sym_visibility"] = ir.StringAttr.get("private")
             del f.attributes["tessera.kernel"]  # lowered: running the pass again leaves it alone
-            _add_grid_wrapper(module, f.operation)
+            flag = lowering.faults.arg
+            _add_grid_wrapper(module, f.operation, flag.type if flag is not None else None)
+    if sites:
+        module.attributes["tessera.int_faults"] = ir.ArrayAttr.get(sites)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, gpu, memref, nvvm, scf, vector
 
+from ..backends import int_division
 from ..backends.nvidia import fragments as F, runs, mma_pipeline, mma_sync, reductions, wgmma, wgmma_tile
 from ..backends.nvidia.tile_loop import TileLoop
 from ..backends.nvidia.common import align as align_to, arg_number, elem_bytes
@@ -503,6 +504,7 @@ def run(module_op, arch="sm_90a", num_warps=None, num_stages=3, warp_specialize=
     for f in kernels:
         warps = int(num_warps) if num_warps is not None else (
             ir.IntegerAttr(f.attributes["tessera.num_warps"]).value if "tessera.num_warps" in f.attributes else 4)
+        int_division.guard(f.operation)   # x // 0, x % 0, INT_MIN // -1: PTX's results, never LLVM's undefined ones
         kern = _Kernel(f.operation, gmod.operation, warps * 32, arch)
         kern.warp_specialize = str(warp_specialize).lower() in ("1", "true")
         kern.persistent = str(persistent).lower() in ("1", "true")

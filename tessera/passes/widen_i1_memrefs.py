@@ -9,6 +9,7 @@ Runs after bufferization and `convert-linalg-to-loops`, before `finalize-memref-
 """
 from __future__ import annotations
 
+import numpy as np
 from mlir import ir
 from mlir.dialects import arith
 
@@ -28,7 +29,7 @@ def _widen(t):
 
 
 def run(module_op):
-    loads, stores, funcs = [], [], []
+    loads, stores, funcs, globals_ = [], [], [], []
 
     def visit(op):
         for r in op.results:
@@ -41,7 +42,9 @@ def run(module_op):
                     w = _widen(a.type)
                     if w is not None:
                         a.set_type(w)
-        if op.name == "memref.load":
+        if op.name == "memref.global":
+            globals_.append(op)
+        elif op.name == "memref.load":
             loads.append(op)
         elif op.name == "memref.store":
             stores.append(op)
@@ -63,6 +66,8 @@ def run(module_op):
             with ir.InsertionPoint(op), op.location:
                 e = arith.ExtUIOp(i8, v)
             op.operands[0] = e.result
+    for g in globals_:
+        _widen_global(g)
     for f in funcs:
         ft = ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value)
         ins = [_widen(t) or t for t in ft.inputs]
@@ -72,3 +77,21 @@ def run(module_op):
 
 def _widen_elem(t):
     return isinstance(t, ir.MemRefType) and isinstance(t.element_type, ir.IntegerType) and t.element_type.width == 8
+
+
+def _widen_global(g):
+    """A `memref.global` of i1 (a folded bool tile): its type and its initial value as i8."""
+    w = _widen(ir.TypeAttr(g.attributes["type"]).value)
+    if w is None:
+        return
+    g.attributes["type"] = ir.TypeAttr.get(w)
+    if "initial_value" not in g.attributes or not isinstance(g.attributes["initial_value"], ir.DenseElementsAttr):
+        return
+    init = ir.DenseIntElementsAttr(g.attributes["initial_value"])
+    tt = ir.RankedTensorType.get(list(w.shape), w.element_type)
+    if init.is_splat:
+        bit = int(bool(ir.IntegerAttr(init.get_splat_value()).value))
+        new = ir.DenseElementsAttr.get_splat(tt, ir.IntegerAttr.get(w.element_type, bit))
+    else:
+        new = ir.DenseElementsAttr.get(np.array([int(bool(v)) for v in init], np.int8).reshape(list(w.shape)), type=tt)
+    g.attributes["initial_value"] = new

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import BackendUnavailable, LaunchError
+from .prepared import CUDA_GRID_LIMITS, check_grid, check_scalar
 
 _SCALAR_NP = {"index": np.int64, "i64": np.int64, "i32": np.int32, "i16": np.int16, "i8": np.int8,
               "bool": np.int8, "f32": np.float32, "f64": np.float64, "f16": np.float16,
@@ -153,6 +154,8 @@ def keep_by_arg(abi, args, index):
 
 
 class CudaLauncher:
+    grid_limits = CUDA_GRID_LIMITS
+
     def __init__(self, cubin: bytes, name: str, abi: list[dict], shared_bytes: int, num_warps: int, tma=(),
                  static_bytes: int = 0):
         cp = cupy()
@@ -194,6 +197,7 @@ class CudaLauncher:
                 packed += [np.int64(s) for s in d.shape]
                 packed += [np.int64(s // item) for s in d.strides]
             else:
+                check_scalar(spec, a)
                 check_specialisation(spec, a)
                 packed.append(_SCALAR_NP[spec["abi"]](a))
         for arg, box_rows, box_cols in self.tma:  # TMA descriptors follow the user arguments
@@ -213,7 +217,7 @@ class CudaLauncher:
 
     def launch(self, grid, args):
         packed, keep = self.pack(args)
-        self.fn(tuple(int(g) for g in grid), self.block, tuple(packed), shared_mem=self.shared, stream=self._stream(keep))
+        self.fn(check_grid(grid, CUDA_GRID_LIMITS), self.block, tuple(packed), shared_mem=self.shared, stream=self._stream(keep))
         del keep
 
     def prepare(self, grid, args):
@@ -223,5 +227,5 @@ class CudaLauncher:
         packed, stream, fn, block, shared = tuple(packed), self._stream(keep), self.fn, self.block, self.shared
 
         def run(grid3):
-            fn(grid3, block, packed, shared_mem=shared, stream=stream)
+            fn(check_grid(grid3, CUDA_GRID_LIMITS), block, packed, shared_mem=shared, stream=stream)
         return PyPrepared(run, tuple(grid), keep)

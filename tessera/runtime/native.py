@@ -14,6 +14,7 @@ import sys
 from .. import knobs
 from ..errors import BackendUnavailable, LaunchError
 from . import cuda as _cuda  # MLIR-free; looked up per call (tests stub as_device_array)
+from .prepared import CUDA_GRID_LIMITS, check_grid, check_scalar
 
 # Parameter type codes of the native module, by the ABI dtype names of kernel metadata.
 SCALAR_CODES = {"index": "q", "i64": "q", "i32": "i", "i16": "h", "i8": "b", "bool": "b",
@@ -96,6 +97,7 @@ def flat_values(abi, args, as_device_array=None, tables=None):
                     raise LaunchError(f"argument '{spec['name']}': strides must be whole elements")
                 vals.append(s // item)
         else:
+            check_scalar(spec, a)
             _cuda.check_specialisation(spec, a)
             vals.append(a)
     return vals, keep
@@ -115,6 +117,8 @@ def launch_stream(keep) -> int:
 
 class NativeLauncher:
     """Drop-in for cuda.CudaLauncher: `launch(grid, args)`; plus `prepare(grid, args)`."""
+
+    grid_limits = CUDA_GRID_LIMITS
 
     def __init__(self, cubin: bytes, name: str, abi: list[dict], shared_bytes: int, num_warps: int, tma=(),
                  cluster=(1, 1, 1), static_bytes: int = 0):
@@ -164,6 +168,7 @@ class NativeLauncher:
 
     def launch(self, grid, args):
         vals, keep = self.values(args)
+        grid = check_grid(grid, CUDA_GRID_LIMITS)
         try:
             self.kernel.launch(grid, vals, launch_stream(keep))
         except _launch_errors() as e:
@@ -174,6 +179,7 @@ class NativeLauncher:
         """A callable that launches this grid with these arguments, packed once; the arrays (and
         the stream, the current one now) are fixed. It keeps the arrays alive; `.set_grid(g)`."""
         vals, keep = self.values(args)
+        grid = check_grid(grid, CUDA_GRID_LIMITS)
         try:
             p = self.kernel.prepare(grid, vals, launch_stream(keep))
         except _launch_errors() as e:

@@ -12,10 +12,10 @@ import ctypes
 
 from .. import knobs
 from ..errors import LaunchError
+from .prepared import CUDA_GRID_LIMITS, check_grid
 
 HIDDEN = [{"kind": "scalar", "name": f"__programs_{axis}", "abi": "i64", "hidden": True} for axis in "xyz"]
 EMULATED_SMS = 132          # the PTX emulator stands for an H100 SXM unless TESSERA_PERSISTENT_CTAS says
-_MAX = (2 ** 31 - 1, 65535, 65535)
 _SMS: dict = {}
 
 
@@ -48,9 +48,7 @@ def resident_ctas(emulated: bool = False) -> int:
 
 def launch_shape(grid, args, ctas: int):
     """(launch grid, arguments) of a persistent launch of the caller's 3-D `grid` on `ctas` CTAs."""
-    grid = tuple(int(g) for g in grid)
-    if any(g > m for g, m in zip(grid, _MAX)):
-        raise LaunchError(f"grid {grid} exceeds CUDA's limits {_MAX}")
+    grid = check_grid(grid, CUDA_GRID_LIMITS)
     total = grid[0] * grid[1] * grid[2]
     if total >= 2 ** 31:
         raise LaunchError(f"persistent launch: grid {grid} has {total} programs, more than 2^31 - 1")

@@ -22,12 +22,15 @@ def launcher_for(cubin: bytes, name: str, meta: dict):
 
 
 def read_only_output(meta, args):
-    """The name of the first argument the kernel writes that is a read-only NumPy array, else None."""
+    """The name of the first argument the kernel writes that is a read-only NumPy array (a read-only
+    np.memmap included; `xs[k]` for an element of a list), else None."""
     abi = meta.get("args", ())
     for i in meta.get("writes", ()):
         a = args[i] if i < len(args) else None
-        if isinstance(a, np.ndarray) and not a.flags.writeable:
-            return abi[i]["name"] if i < len(abi) else f"#{i}"
+        name = abi[i]["name"] if i < len(abi) else f"#{i}"
+        for k, x in (enumerate(a) if isinstance(a, (list, tuple)) else [(None, a)]):
+            if isinstance(x, np.ndarray) and not x.flags.writeable:
+                return name if k is None else f"{name}[{k}]"
     return None
 
 
@@ -46,6 +49,49 @@ def grid3(grid):
     if not 1 <= len(grid) <= 3 or any(not isinstance(g, numbers.Integral) or isinstance(g, bool) or g < 0 for g in grid):
         raise LaunchError(f"grid must be 1 to 3 non-negative ints, got {grid}")
     return tuple(int(g) for g in grid) + (1,) * (3 - len(grid))
+
+
+CPU_GRID_LIMITS = (2 ** 63 - 1,) * 3              # the CPU runner's program loops count in i64
+CUDA_GRID_LIMITS = (2 ** 31 - 1, 65535, 65535)    # cuLaunchKernel's gridDim.x, .y, .z
+
+
+def grid_limits(target: str):
+    return CPU_GRID_LIMITS if target == "cpu" else CUDA_GRID_LIMITS
+
+
+def check_grid(grid, limits):
+    """A grid within a backend's limits, else a LaunchError naming the axis (ctypes and the driver
+    would wrap a larger one silently or refuse it with a raw error)."""
+    for axis, (n, most) in enumerate(zip(grid, limits)):
+        if int(n) > most:
+            raise LaunchError(f"grid dim {axis} is {n}, more than this backend launches on axis {axis} ({most})")
+    return tuple(int(n) for n in grid)
+
+
+_INT_BITS = {"index": 64, "i64": 64, "i32": 32, "i16": 16, "i8": 8}
+
+
+def check_scalar(spec, value):
+    """An integer argument fits the type its parameter declares (`int` is i64), else a LaunchError naming it:
+    ctypes wraps silently, NumPy and the native packer raise without the argument's name. Every launcher
+    runs this on every scalar."""
+    bits = _INT_BITS.get(spec.get("dtype"))
+    if bits is None:
+        return
+    name = "i64" if spec["dtype"] == "index" else spec["dtype"]
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise LaunchError(f"argument '{spec['name']}' must be an int ({name}), got {type(value).__name__}")
+    msg = out_of_range(spec["name"], value, bits, name)
+    if msg is not None:
+        raise LaunchError(msg)
+
+
+def out_of_range(arg, value, bits, type_name):
+    """The error message for an integer argument outside a `bits`-wide signed type, else None."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if lo <= int(value) <= hi:
+        return None
+    return f"argument '{arg}' is {value}, which does not fit {type_name} ({lo} to {hi})"
 
 
 class PyPrepared:
@@ -73,6 +119,7 @@ class PreparedLaunch:
             self._set(grid)
 
     def _set(self, grid):
+        check_grid(grid, getattr(self._runner, "grid_limits", CUDA_GRID_LIMITS))
         self.grid = grid
         if 0 in grid:  # an empty grid launches nothing (and the driver rejects it)
             return
@@ -85,6 +132,15 @@ class PreparedLaunch:
             raise LaunchError(f"{self.name}: {e}") from None
 
     def __call__(self, grid=None):
+        try:
+            self._launch(grid)
+        except LaunchError as e:
+            if e.filename is not None:   # a fault inside the kernel, located at its division
+                raise
+            from ..frontend.function import user_frame   # MLIR-free: the handle's call is the user's line
+            raise LaunchError(e.msg, *user_frame()) from None
+
+    def _launch(self, grid):
         if grid is not None:
             self._set(grid3(grid))
         elif self.grid is None:

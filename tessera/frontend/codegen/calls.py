@@ -483,6 +483,8 @@ class Calls:
         if x.kind != "tile" or len(x.shape) != 2:
             self.error(node, ".T needs a 2-d tile")
         from mlir.dialects import linalg
-        init = _tensor.EmptyOp([x.shape[1], x.shape[0]], mlir_type(x.dtype)).result
-        r = linalg.transpose(x.v, outs=[init], permutation=[1, 0])
+        with self.loc(node):
+            init = _tensor.EmptyOp([x.shape[1], x.shape[0]], mlir_type(x.dtype)).result
+            # linalg.transpose returns the op, whose `result` is a variadic list: consumers want the value
+            r = linalg.transpose(x.v, outs=[init], permutation=[1, 0]).results[0]
         return Val("tile", r, x.dtype, (x.shape[1], x.shape[0]))

@@ -54,19 +54,21 @@ class Elementwise:
         if not lo <= int(value) <= hi:
             self.error(None, f"the constant {value} does not fit {dtype.name} ({lo} to {hi})")
 
-    def const(self, value, dtype: dt.DType) -> Val:
+    def _const_attr(self, value, dtype: dt.DType):
         self.check_fits(value, dtype)
         t = mlir_type(dtype)
         if dtype.is_float:
-            attr = ir.FloatAttr.get(t, float(value))
-        else:
-            attr = ir.IntegerAttr.get(t, int(value))
+            return t, ir.FloatAttr.get(t, float(value))
+        if dtype is dt.bool_:   # NumPy's bool(2): nonzero is True (an i1 attribute would keep the low bit)
+            value = bool(value)
+        return t, ir.IntegerAttr.get(t, int(value))
+
+    def const(self, value, dtype: dt.DType) -> Val:
+        t, attr = self._const_attr(value, dtype)
         return Val("scalar", arith.ConstantOp(t, attr).result, dtype)
 
     def splat_const(self, value, dtype, shape) -> Val:
-        self.check_fits(value, dtype)
-        t = mlir_type(dtype)
-        attr = ir.FloatAttr.get(t, float(value)) if dtype.is_float else ir.IntegerAttr.get(t, int(value))
+        t, attr = self._const_attr(value, dtype)
         tt = ir.RankedTensorType.get(list(shape), t)
         return Val("tile", arith.ConstantOp(tt, ir.DenseElementsAttr.get_splat(tt, attr)).result, dtype, tuple(shape))
 
@@ -115,6 +117,9 @@ class Elementwise:
                 r = arith.IndexCastOp(rt, mid).result
             elif fr is dt.bool_:
                 r = arith.IndexCastUIOp(rt, v).result
+            elif to is dt.bool_:   # != 0, as every other cast to bool (a truncation keeps the low bit)
+                zero = self.broadcast_like(self.const(0, fr), x)
+                r = arith.CmpIOp(arith.CmpIPredicate.ne, v, zero.v).result
             else:
                 r = arith.IndexCastOp(rt, v).result
         elif fr.is_float and to.is_float:
@@ -181,8 +186,10 @@ class Elementwise:
 
     def _py_operand_dtype(self, x, other: dt.DType) -> dt.DType:
         if isinstance(x, bool):
-            return other if other is dt.bool_ else (other if other.is_int else other)
+            return other
         if isinstance(x, int):
+            if other is dt.bool_:   # Triton's rule (NumPy too, in int64): the bool is counted, not the int cut
+                return dt.i32 if -(1 << 31) <= x < (1 << 31) else dt.i64
             return other
         if isinstance(x, float):
             return other if other.is_float else dt.f32
@@ -235,6 +242,9 @@ class Elementwise:
             "lshift": (None, arith.ShLIOp), "rshift": (None, arith.ShRSIOp),
         }
         fop, iop = table[op]
+        if op in ("floordiv", "mod") and not fl and self.constant_int(b) == 0:
+            self.error(node, f"integer {'division' if op == 'floordiv' else 'modulo'} by zero: the divisor is the "
+                             "constant 0")
         if op == "floordiv" and fl:
             q = arith.DivFOp(a.v, b.v).result
             return self._wrap(a, mmath.FloorOp(q).result, d, dims)
@@ -248,6 +258,12 @@ class Elementwise:
         if cls is None:
             self.error(node, f"operator '{op}' is not defined for {d.name} values")
         return self._wrap(a, cls(a.v, b.v).result, d, dims)
+
+    def constant_int(self, x):
+        """The integer a value is known to hold at compile time, else None."""
+        if not is_runtime(x):
+            return x if isinstance(x, int) else None
+        return tb.known_int(x.v)
 
     def _wrap(self, like: Val, v, d, dims=frozenset()):
         return Val(like.kind, v, d, like.shape, dims if like.kind == "scalar" else frozenset())

@@ -59,7 +59,7 @@ class Exprs:
                 return base.dtype
             if attr == "ndim":
                 return len(base.shape)
-            if attr == "T" and base.kind in ("tile", "shared"):
+            if attr == "T" and base.kind in ("tile", "shared", "sview"):
                 return self.transpose(base, node)
             self.error(node, f"a {base.kind} has no attribute '{attr}'")
         if isinstance(base, KernelContext):

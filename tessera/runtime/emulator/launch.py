@@ -20,7 +20,7 @@ import numpy as np
 from ...errors import EmulatorError, LaunchError, SanitizerError
 from ..native import codes_for, flat_values, tma_encode_inputs
 from ..persistent import launch_shape, resident_ctas
-from ..prepared import check_writable, grid3
+from ..prepared import CUDA_GRID_LIMITS, check_grid, check_writable, grid3
 from .machine import Machine
 from .memory import GlobalMemory
 from .ops.hopper import TmaDescriptor
@@ -167,7 +167,7 @@ def run_ptx(ptx, name, metadata, arch, grid, args, *, checks=True, max_steps=20_
             raise EmulatorError(f"ABI mismatch: parameter {pname} of '{name}' is {size} bytes in the PTX, the "
                                 f"launcher packs {_CODE_SIZE[code]} (code {code!r})")
         params.append(_bits(v, code))
-    g = grid3(grid)
+    g = check_grid(grid3(grid), CUDA_GRID_LIMITS)   # as the hardware would refuse it
     block = (int(metadata.get("num_warps", 4)) * 32, 1, 1)
     report = EmulationReport(kernel.name, arch, g, block, checks)
     if 0 in g:
