@@ -108,7 +108,7 @@ def test_pass_options_are_checked_by_the_registry(tmp_path, option, expect):
 
 def test_sm_90_is_sm_90a(tmp_path):
     text = (LIT / "passes" / "lower_tile_to_gpu.mlir").read_text()
-    r = opt(tmp_path, text, "-p", "tessera-lower-tile-to-gpu{arch=sm_90 num_warps=4}")
+    r = opt(tmp_path, text, "--split-input-file", "-p", "tessera-lower-tile-to-gpu{arch=sm_90 num_warps=4}")
     assert r.returncode == 0 and 'tessera.arch = "sm_90a"' in r.stdout, r.stderr
 
 
