@@ -9,6 +9,7 @@ What it does, per `func.func` marked `tessera.kernel`:
     (programs run one after another on the CPU);
   * `tile.mma` → `linalg.matmul` into an f32 accumulator, `tile.reduce` → `linalg.reduce`,
     `tile.broadcast` / `tile.arange` → `tensor.splat` / `tensor.generate`;
+  * elementwise arith/math ops on tensors become a few `linalg.generic`s (`cpu_elementwise`);
   * adds `@<name>_grid(args..., gx, gy, gz)` (C interface) that runs every program of the grid.
 Assumes: IR produced by the tessera frontend or of the same form (views defined by `tile.view`,
 static tile shapes). Leaves tensor-level IR; bufferization and LLVM lowering follow in the stage.
@@ -21,6 +22,7 @@ from mlir.dialects import arith, func, linalg, memref, scf, tensor
 from ..ir import builders as tb
 from ..errors import OutOfResources
 from ..ir.locations import error_at
+from .cpu_elementwise import group_elementwise
 
 # tile.alloc_shared buffers of one program live on the stack of the thread that runs it: above this a
 # kernel gets an OutOfResources at its allocation (every NVIDIA target allows less)
@@ -355,6 +357,7 @@ def run(module_op):
             raise error_at(f.location, "kernels return nothing: store results into an output tensor")
         with f.location:
             _Lowering(f.operation).run()
+            group_elementwise(f.operation)   # one loop nest per group of elementwise ops, not per op (issue 16)
             f.attributes["sym_visibility"] = ir.StringAttr.get("private")
             del f.attributes["tessera.kernel"]  # lowered: running the pass again leaves it alone
             _add_grid_wrapper(module, f.operation)
