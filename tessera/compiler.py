@@ -258,7 +258,11 @@ def compile_spec(kernel, spec, target, key) -> CompiledKernel:
             timings[stage] = time.perf_counter() - t0
             _report(info.name, stage, timings[stage])
             _dump(info.name, key, stage, asm[stage])
+        t0 = time.perf_counter()
         runner = _make_runner(target, module, info.name, meta)
+        if runner is not None:  # the ExecutionEngine's LLVM optimisation and code generation: a cost of its own
+            timings["jit"] = time.perf_counter() - t0
+            _report(info.name, "jit", timings["jit"])
         ck = CompiledKernel(info.name, target, asm, meta, runner, kernel)
         ck._context = ctx
     cache.store(key, {f"kernel.{s}": (t if isinstance(t, bytes) else t.encode()) for s, t in asm.items()}, meta)

@@ -165,28 +165,34 @@ func.func @helper(%a: f32) -> f32 {
 // CHECK-NEXT: memref.alloc() : memref<128x256xf32>
 // CHECK: %[[A:.*]] = tensor.generate
 // CHECK: %[[B:.*]] = tensor.generate
-// CHECK: %[[ZERO:.*]] = arith.cmpi eq, %[[B]], %{{.*}} : tensor<8xi32>
-// CHECK: %[[M1:.*]] = arith.cmpi eq, %[[B]], %{{.*}} : tensor<8xi32>
-// CHECK: %[[AMIN:.*]] = arith.cmpi eq, %[[A]], %{{.*}} : tensor<8xi32>
-// CHECK: %[[OVF:.*]] = arith.andi %[[AMIN]], %[[M1]] : tensor<8xi1>
-// CHECK: %[[BAD:.*]] = arith.ori %[[ZERO]], %[[OVF]] : tensor<8xi1>
-// CHECK: arith.extui %[[ZERO]] : tensor<8xi1> to tensor<8xi8>
-// CHECK: linalg.reduce
+// The checks and the division are elementwise: each group of them is one linalg.generic.
+// CHECK: %[[G:.*]]:4 = linalg.generic {{.*}} ins(%[[B]], %[[A]] : tensor<8xi32>, tensor<8xi32>)
+// CHECK-NEXT: ^bb0(%[[BI:[^:]*]]: i32, %[[AI:[^:]*]]: i32,
+// CHECK: %[[ZERO:.*]] = arith.cmpi eq, %[[BI]], %{{.*}} : i32
+// CHECK: %[[M1:.*]] = arith.cmpi eq, %[[BI]], %{{.*}} : i32
+// CHECK: %[[AMIN:.*]] = arith.cmpi eq, %[[AI]], %{{.*}} : i32
+// CHECK: %[[OVF:.*]] = arith.andi %[[AMIN]], %[[M1]] : i1
+// CHECK: %[[BAD:.*]] = arith.ori %[[ZERO]], %[[OVF]] : i1
+// CHECK: arith.extui %[[ZERO]] : i1 to i8
+// CHECK: linalg.yield %[[ZERO]], %[[BAD]],
+// CHECK: linalg.reduce ins(%[[G]]#2
 // CHECK: arith.maxui
 // CHECK: %[[OLD:.*]] = memref.load %[[FLAG]]
 // CHECK: %[[FIRST:.*]] = arith.andi %{{.*}}, %{{.*}} : i1
 // CHECK: %[[CODE:.*]] = arith.select %[[FIRST]], %c1_i64, %[[OLD]] : i64
 // CHECK: memref.store %[[CODE]], %[[FLAG]]
 // CHECK: arith.select %{{.*}}, %c2_i64, %{{.*}} : i64
-// CHECK: %[[SAFE:.*]] = arith.select %[[BAD]], %{{.*}}, %[[B]] : tensor<8xi1>, tensor<8xi32>
-// CHECK: %[[Q:.*]] = arith.floordivsi %[[A]], %[[SAFE]] : tensor<8xi32>
-// CHECK: %[[QF:.*]] = arith.select %[[ZERO]], %{{.*}}, %[[Q]] : tensor<8xi1>, tensor<8xi32>
-// CHECK: arith.floordivsi %[[QF]], %{{.*}} : tensor<8xi32>
 // CHECK: %[[RZ:.*]] = arith.cmpi eq, %[[PX]], %{{.*}} : index
 // CHECK: arith.select %{{.*}}, %c3_i64, %{{.*}} : i64
 // CHECK: %[[RS:.*]] = arith.select %{{.*}}, %{{.*}}, %[[PX]] : index
 // CHECK: %[[R:.*]] = arith.remsi %[[N]], %[[RS]] : index
 // CHECK: arith.select %[[RZ]], %[[N]], %[[R]] : index
+// CHECK: linalg.generic {{.*}} ins(%[[G]]#1, %[[B]], %[[A]], %[[G]]#0 :
+// CHECK-NEXT: ^bb0(%[[BADI:[^:]*]]: i1, %[[BJ:[^:]*]]: i32, %[[AJ:[^:]*]]: i32, %[[ZJ:[^:]*]]: i1,
+// CHECK: %[[SAFE:.*]] = arith.select %[[BADI]], %{{.*}}, %[[BJ]] : i32
+// CHECK: %[[Q:.*]] = arith.floordivsi %[[AJ]], %[[SAFE]] : i32
+// CHECK: %[[QF:.*]] = arith.select %[[ZJ]], %{{.*}}, %[[Q]] : i32
+// CHECK: arith.floordivsi %[[QF]], %{{.*}} : i32
 // The grid wrapper passes the flag through, after the grid.
 // CHECK-LABEL: func.func @divide_grid(
 // CHECK-SAME: %{{[^:]*}}: index, %{{[^:]*}}: index, %{{[^:]*}}: index, %[[F:[^:]*]]: memref<1xi64>) attributes {llvm.emit_c_interface}

@@ -15,6 +15,7 @@ What it does, per `func.func` marked `tessera.kernel`:
     async-copy groups and barriers vanish (programs run one after another on the CPU);
   * `tile.mma` → `linalg.matmul` into an f32 accumulator, `tile.reduce` → `linalg.reduce`,
     `tile.broadcast` / `tile.arange` → `tensor.splat` / `tensor.generate`;
+  * elementwise arith/math ops on tensors become a few `linalg.generic`s (`cpu_elementwise`);
   * adds `@<name>_grid(args..., gx, gy, gz[, fault flag])` (C interface) that runs every program of the grid.
 Assumes: IR produced by the tessera frontend or of the same form (views defined by `tile.view`,
 static tile shapes). Leaves tensor-level IR; bufferization and LLVM lowering follow in the stage.
@@ -28,6 +29,7 @@ from ..ir import builders as tb
 from ..backends import int_division
 from ..errors import OutOfResources
 from ..ir.locations import error_at
+from .cpu_elementwise import group_elementwise
 
 # A program's tile.alloc_shared buffers: above this total a kernel gets an OutOfResources at its allocation
 # (every NVIDIA target allows less), since on the CPU it is a mistake, not a kernel
@@ -412,6 +414,7 @@ def run(module_op):
         with f.location:
             lowering = _Lowering(f.operation, sites)
             lowering.run()
+            group_elementwise(f.operation)   # one loop nest per group of elementwise ops, not per op (issue 16)
             f.attributes["sym_visibility"] = ir.StringAttr.get("private")
             del f.attributes["tessera.kernel"]  # lowered: running the pass again leaves it alone
             flag = lowering.faults.arg

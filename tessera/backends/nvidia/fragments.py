@@ -22,6 +22,7 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, memref, scf, vector
 
+from . import predicated
 from .common import elem_bytes
 
 
@@ -224,12 +225,60 @@ def full_mask(k):
 
 
 def gather(flat, offsets, mask, passthru, k, elem):
+    if k > MAX_RUN_SLOTS and mask is not None:
+        return _gather_lanes(flat, offsets, mask, passthru, k, elem)
     vt = ir.VectorType.get([k], elem)
     return vector.GatherOp(vt, flat, [cidx(0)], offsets, mask if mask is not None else full_mask(k), passthru).result
 
 
 def scatter(flat, offsets, mask, value, k):
+    if k > MAX_RUN_SLOTS and mask is not None:
+        _scatter_lanes(flat, offsets, mask, value, k)
+        return
     vector.ScatterOp(None, flat, [cidx(0)], offsets, mask if mask is not None else full_mask(k), value)
+
+
+# Masked accesses of large (thread-cyclic) fragments go lane by lane. LLVM scalarises a masked
+# gather/scatter into a block per lane with the whole vector live (and, for a gather, merged) across all
+# of them: NVPTX's instruction selection and register coalescing cost k per block, k² in all, and ptxas'
+# register allocation grows faster still with the blocks; a 65,536-element tile (512 slots) took minutes
+# (issue 16). Lanes of 16, 32 or 64 bits are predicated accesses, as runs are: no branch, each lane's
+# operands taken out next to its access (as LLVM's scalarisation orders them, so register pressure is
+# as it was). Other lanes (i1, 8-bit) branch, on operands all taken out of the vectors before the first
+# branch, so that only scalars cross the blocks. Unmasked accesses stay gathers and scatters: LLVM
+# scalarises those without a branch.
+def _lane(v, i):
+    return vector.ExtractOp(v, [], [i]).result
+
+
+def _gather_lanes(flat, offsets, mask, passthru, k, elem):
+    vt = ir.VectorType.get([k], elem)
+    if predicated.lane_applies(elem):
+        return vector.FromElementsOp(vt, [predicated.load_lane(flat, _lane(offsets, i), _lane(mask, i),
+                                                               _lane(passthru, i)) for i in range(k)]).result
+    lanes = [(_lane(offsets, i), _lane(mask, i), _lane(passthru, i)) for i in range(k)]
+    xs = []
+    for at, bit, other in lanes:
+        one = scf.IfOp(bit, [elem], has_else=True)
+        with ir.InsertionPoint(one.then_block):
+            scf.YieldOp([load_scalar(flat, [at], elem)])
+        with ir.InsertionPoint(one.else_block):
+            scf.YieldOp([other])
+        xs.append(one.results[0])
+    return vector.FromElementsOp(vt, xs).result
+
+
+def _scatter_lanes(flat, offsets, mask, value, k):
+    if predicated.lane_applies(ir.VectorType(value.type).element_type):
+        for i in range(k):
+            predicated.store_lane(flat, _lane(offsets, i), _lane(mask, i), _lane(value, i))
+        return
+    lanes = [(_lane(offsets, i), _lane(value, i), _lane(mask, i)) for i in range(k)]
+    for at, x, bit in lanes:
+        one = scf.IfOp(bit, [], has_else=False)
+        with ir.InsertionPoint(one.then_block):
+            store_scalar(x, flat, [at])
+            scf.YieldOp([])
 
 
 def _is_bool(t) -> bool:
