@@ -87,6 +87,27 @@ def test_shared_memory_over_budget_is_out_of_resources():
 
 
 @pytest.mark.skipif(not _have_ptxas(), reason="ptxas not found")
+def test_exchange_area_over_budget_names_the_exchanging_line():
+    """A 256x256 f32 tile reduced along an axis needs 256 KiB of shared memory to exchange it between
+    threads, with no shared buffer of the kernel's own: the error points at the reduction and asks for
+    smaller tiles (it used to name the largest of no buffers, "0 bytes")."""
+    from tessera import tile
+
+    @ts.kernel
+    def rowsum(x: tile.Tensor["M", "N", ts.f32], y: tile.Tensor["M", ts.f32], B: ts.constexpr = 256):
+        t = tile.load(x[0:B, 0:B])
+        tile.store(y[0:B], tile.sum(t, axis=1))  # EXCHANGE
+
+    with pytest.raises(ts.OutOfResources) as ei:
+        ts.compile(rowsum, z((256, 256)), z(256), target="sm_80")
+    e = ei.value
+    assert e.required > e.budget and "smaller tiles" in str(e) and "0 bytes)" not in str(e)
+    src = open(__file__).read().splitlines()
+    assert e.filename == __file__ and "# EXCHANGE" in src[e.line - 1], str(e)
+    assert ts.compile(rowsum, z((256, 256)), z(256), target="sm_80", B=64).metadata["shared_bytes"] < e.budget
+
+
+@pytest.mark.skipif(not _have_ptxas(), reason="ptxas not found")
 def test_sm90a_gemm_takes_the_tma_wgmma_path():
     from tessera.kernels import matmul
     a, b, c = z((200, 200), bf16), z((200, 264), bf16), z((200, 264))

@@ -15,7 +15,8 @@ Control flow stays scf (scalars are uniform across the CTA, so barriers under `s
 
 Assumes the frontend's tile IR (single-block kernels, static tile shapes). Records
 `tessera.shared_bytes`, `tessera.num_warps` and `tessera.smem_allocs` (byte size and location of
-each shared buffer) on the gpu.func for the resource check; the original func.func is removed.
+each shared buffer) and `tessera.smem_scratch` (size and location of the largest exchange) on the gpu.func
+for the resource check; the original func.func is removed.
 """
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ class _Kernel(MemoryLowering):
         self.scratch_need = 0
         self.allocs = []
         self.scratch_views = []
+        self.scratch_loc = None
         self.pitched = []       # (shared buffer view, cols, pitch): 2-D buffers with padded rows
         self.warp_specialize = False
         self.persistent = False
@@ -181,10 +183,15 @@ class _Kernel(MemoryLowering):
 
     def scratch(self, n, elem):
         """A flat view of the scratch area (placed after all shared buffers once they are known)."""
-        self.scratch_need = max(self.scratch_need, n * elem_bytes(elem))
         v = self.smem_view(0, n, elem)
+        self._grow_scratch(n * elem_bytes(elem), v.owner.location)
         self.scratch_views.append(v.owner)
         return v
+
+    def _grow_scratch(self, nbytes, loc):
+        # the largest exchange sizes the area: an OutOfResources names it when it is what does not fit
+        if nbytes > self.scratch_need:
+            self.scratch_need, self.scratch_loc = nbytes, loc
 
     # -- the rewrite -------------------------------------------------------------------------------
     def frag_type(self, t, op=None):
@@ -427,8 +434,8 @@ class _Kernel(MemoryLowering):
     def _to_scratch_pair(self, a, ashape, ae, b, bshape, be):
         na, nb = F.numel(ashape), F.numel(bshape)
         off_b = align_to(na * elem_bytes(ae))
-        self.scratch_need = max(self.scratch_need, off_b + nb * elem_bytes(be))
         sa = self.smem_view(0, na, ae)
+        self._grow_scratch(off_b + nb * elem_bytes(be), sa.owner.location)
         sb = self.smem_view(off_b, nb, be)
         self.scratch_views.append(sa.owner)
         self.scratch_views.append(sb.owner)
@@ -553,3 +560,6 @@ def _finish(kern):
     kern.g.attributes["tessera.num_warps"] = ir.IntegerAttr.get(i64, kern.T // 32)
     kern.g.attributes["tessera.smem_allocs"] = ir.ArrayAttr.get(
         [ir.ArrayAttr.get([ir.IntegerAttr.get(i64, size), ir.StringAttr.get(str(loc))]) for size, loc in kern.allocs])
+    if kern.scratch_need:
+        kern.g.attributes["tessera.smem_scratch"] = ir.ArrayAttr.get(
+            [ir.IntegerAttr.get(i64, kern.scratch_need), ir.StringAttr.get(str(kern.scratch_loc))])

@@ -57,17 +57,29 @@ _LOC = re.compile(r'loc\("(.+)":(\d+):(\d+)\)')
 def _smem_error(fn, shared, t):
     allocs = [(ir.IntegerAttr(ir.ArrayAttr(a)[0]).value, ir.StringAttr(ir.ArrayAttr(a)[1]).value)
               for a in ir.ArrayAttr(fn.attributes["tessera.smem_allocs"])]
-    running, where = 0, None
-    for size, loc in allocs:
-        running += size
-        if running > t.smem_per_block and where is None:
-            where = loc
-    where = where or (allocs[-1][1] if allocs else None)
-    m = _LOC.search(where or "")
-    biggest = max((s for s, _ in allocs), default=0)
+    scratch = (0, None)
+    if "tessera.smem_scratch" in fn.attributes:
+        a = ir.ArrayAttr(fn.attributes["tessera.smem_scratch"])
+        scratch = (ir.IntegerAttr(a[0]).value, ir.StringAttr(a[1]).value)
     over = shared - t.smem_per_block
-    hint = (f"shrink the shared buffers by at least {over} bytes, e.g. halve the block size of the "
-            f"largest buffer ({biggest} bytes)")
+    biggest = max((s for s, _ in allocs), default=0)
+    if scratch[0] >= biggest:
+        # the kernel's own buffers fit or are small: what overflows is the area through which a reduction,
+        # broadcast, transpose or mma exchanges a whole tile between threads
+        where = scratch[1]
+        hint = (f"the tile exchanged through shared memory here (a reduction, broadcast, transpose or mma "
+                f"of the whole tile) needs {scratch[0]} bytes: use smaller tiles (block sizes), at least "
+                f"{over} bytes less")
+    else:
+        running, where = 0, None
+        for size, loc in allocs:
+            running += size
+            if running > t.smem_per_block and where is None:
+                where = loc
+        where = where or allocs[-1][1]
+        hint = (f"shrink the shared buffers by at least {over} bytes, e.g. halve the block size of the "
+                f"largest buffer ({biggest} bytes)")
+    m = _LOC.search(where or "")
     raise OutOfResources(
         f"shared memory: the kernel needs {shared} bytes, the {t.name} budget is {t.smem_per_block} bytes; {hint}",
         m.group(1) if m else None, int(m.group(2)) if m else None, int(m.group(3)) if m else None,
