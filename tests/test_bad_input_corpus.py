@@ -5,12 +5,12 @@ abort or a hang inside MLIR is seen here as the case the child was running."""
 from __future__ import annotations
 
 import collections
-import json
 import os
 import pathlib
 import subprocess
 import sys
 
+from child_protocol import read_child_output
 from bad_input_corpus import CASES
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -30,14 +30,7 @@ def test_every_bad_input_is_a_located_tessera_error(tmp_path):
         out, status = proc.stdout, proc.returncode
     except subprocess.TimeoutExpired as e:
         out, status = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or ""), "timeout"
-    results, started = {}, None
-    for line in out.splitlines():
-        if line.startswith("START "):
-            started = line[6:]
-        elif line.startswith("{"):
-            r = json.loads(line)
-            results[r["name"]] = r
-            started = None
+    results, started = read_child_output(out, "name")
     if started is not None:   # the child died (or hung) inside this case
         results[started] = {"name": started, "outcome": "abort" if status != "timeout" else "hang"}
     missing = [n for n, _, _ in CASES if n not in results]

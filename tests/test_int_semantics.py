@@ -7,7 +7,6 @@ types (wrapped); a Python int with a bool tile (cut to one bit); large shared bu
 child (tests/int_semantics_child.py)."""
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import subprocess
@@ -20,6 +19,7 @@ import tessera as ts
 from tessera import tile
 from tessera.runtime import native
 from tessera.runtime.prepared import CUDA_GRID_LIMITS, check_grid, check_scalar
+from child_protocol import read_child_output
 from test_nvidia_compile import _have_ptxas
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -52,14 +52,7 @@ def child(tmp_path_factory):
     env = {**os.environ, "TESSERA_CACHE_DIR": str(tmp_path_factory.mktemp("child-cache"))}
     env.pop("TESSERA_BACKEND", None)
     proc = subprocess.run([sys.executable, str(CHILD)], capture_output=True, text=True, timeout=900, env=env, cwd=HERE)
-    results, started = {}, None
-    for line in proc.stdout.splitlines():
-        if line.startswith("START "):
-            started = line[6:]
-        elif line.startswith("{"):
-            r = json.loads(line)
-            results[r["case"]] = r
-            started = None
+    results, started = read_child_output(proc.stdout, "case")
     assert started is None and proc.returncode == 0, (
         f"the child died in case {started!r} (exit {proc.returncode}): a crash is back\n{proc.stderr[-3000:]}")
     return results

@@ -94,16 +94,20 @@ def _int_attr(op, key):
     return attr.value
 
 
-def _i64_array(op, key):
+def _dense_array(op, key, kind=ir.DenseI64ArrayAttr, spelled="i64"):
     if key not in op.attributes:
         _fail(f"requires attribute '{key}'")
     try:
         a = op.attributes[key]
     except TypeError:  # the bindings cannot even represent it (e.g. array<bf16: ...>)
         a = None
-    if not isinstance(a, ir.DenseI64ArrayAttr):
-        _fail(f"attribute '{key}' must be an array<i64: ...>, got {a or 'another kind of array'}")
+    if not isinstance(a, kind):
+        _fail(f"attribute '{key}' must be an array<{spelled}: ...>, got {a or 'another kind of array'}")
     return list(a)
+
+
+def _i64_array(op, key):
+    return _dense_array(op, key)
 
 
 def _segments(op):

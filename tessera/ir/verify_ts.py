@@ -6,18 +6,11 @@ from __future__ import annotations
 
 from mlir import ir
 
-from .verify import _fail, _i64_array, _int_attr
+from .verify import _dense_array, _i64_array, _int_attr
 
 
 def _f64_array(op, key):
-    if key not in op.attributes:
-        _fail(f"requires attribute '{key}'")
-    try:
-        a = op.attributes[key]
-    except TypeError:  # the bindings cannot even represent it (e.g. array<bf16: ...>)
-        a = None
-    if not isinstance(a, ir.DenseF64ArrayAttr):
-        _fail(f"attribute '{key}' must be an array<f64: ...>, got {a or 'another kind of array'}")
+    _dense_array(op, key, ir.DenseF64ArrayAttr, "f64")
 
 
 def _rule(ints=(), i64s=(), f64s=()):
