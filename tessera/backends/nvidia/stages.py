@@ -63,9 +63,9 @@ def _smem_error(fn, shared, t):
         scratch = (ir.IntegerAttr(a[0]).value, ir.StringAttr(a[1]).value)
     over = shared - t.smem_per_block
     biggest = max((s for s, _ in allocs), default=0)
-    if scratch[0] >= biggest:
-        # the kernel's own buffers fit or are small: what overflows is the area through which a reduction,
-        # broadcast, transpose or mma exchanges a whole tile between threads
+    if sum(s for s, _ in allocs) <= t.smem_per_block and scratch[0]:
+        # the kernel's own buffers fit: what overflows is the area through which a reduction, broadcast,
+        # transpose or mma exchanges a whole tile between threads
         where = scratch[1]
         hint = (f"the tile exchanged through shared memory here (a reduction, broadcast, transpose or mma "
                 f"of the whole tile) needs {scratch[0]} bytes: use smaller tiles (block sizes), at least "
