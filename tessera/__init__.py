@@ -13,10 +13,11 @@ from . import tile, ops, memory  # noqa: F401
 from .frontend.function import function, GraphFunction, is_training, training  # noqa: F401
 from .frontend.function_options import CompilationConfig  # noqa: F401
 from .graph import (subtract, add, multiply, divide, maximum, minimum, exp, log, sqrt, sigmoid, tanh,  # noqa: F401
-                    cast, reshape, transpose, concatenate, stack, sum, mean, zeros_like, ones_like, gemm,
+                    cast, reshape, transpose, concatenate, stack, sum, mean, max, min, zeros_like, ones_like, gemm,
                     graph_constant, expand_dims, zeros, ones, arange, diag, softmax)
 
 from .runtime.recompile import explain_recompiles  # noqa: F401
+from . import autodiff  # noqa: F401,E402 - ts.autodiff (no mlir at import)
 
 jit = function
 

@@ -21,6 +21,8 @@ concatenate = _b("ts.concatenate")
 stack = _b("ts.stack")
 sum = _b("ts.sum")  # noqa: A001
 mean = _b("ts.mean")
+max = _b("ts.max")  # noqa: A001 - NumPy's reductions: ts.max(x, axis=None, keepdims=False)
+min = _b("ts.min")  # noqa: A001
 zeros_like = _b("ts.zeros_like")
 ones_like = _b("ts.ones_like")
 gemm = _b("ts.gemm")

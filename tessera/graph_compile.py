@@ -49,6 +49,9 @@ class CompiledFunction:
         if torch_in:  # results come back as the caller's kind of array
             import torch
             outs = [torch.as_tensor(o, device="cuda") for o in outs]
+        pack = getattr(self.traced, "pack", None)   # a gradient's (value, grads) structure
+        if pack is not None:
+            return pack(outs)
         return outs[0] if self.traced.result_layout == "single" else tuple(outs)
 
     def __repr__(self):

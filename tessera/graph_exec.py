@@ -20,6 +20,10 @@ _EW_BIN = {"arith.addf": "{} + {}", "arith.subf": "{} - {}", "arith.mulf": "{} *
 _EW_UN = {"math.exp": "tile.exp({})", "math.log": "tile.log({})", "math.sqrt": "tile.sqrt({})",
           "math.tanh": "tile.tanh({})", "math.absf": "tile.abs({})", "arith.negf": "-{}",
           "ts.sigmoid": "ts.ops.sigmoid_safe({})"}
+# comparisons (arith's predicate numbers) and selects: the masks of gradients (maximum, reductions to a max)
+_CMPF = {1: "==", 2: ">", 3: ">=", 4: "<", 5: "<=", 6: "!="}
+_CMPI = {0: "==", 1: "!=", 2: "<", 3: "<=", 4: ">", 5: ">="}
+_EW_OTHER = ("ts.cast", "ts.broadcast", "arith.cmpf", "arith.cmpi", "arith.select")
 
 
 def _is_tensor(t):
@@ -235,6 +239,14 @@ class _Builder:
                 lines.append(f"{t} = tile.cast({expr(operands[0])}, ts.{_dtype(r.type).name})")
             elif op.name == "ts.broadcast":
                 lines.append(f"{t} = {expr(operands[0])}")
+            elif op.name in ("arith.cmpf", "arith.cmpi"):
+                table = _CMPF if op.name == "arith.cmpf" else _CMPI
+                pred = ir.IntegerAttr(op.attributes["predicate"]).value
+                if pred not in table:
+                    raise error_at(op.location, f"'{op.name}' with predicate {pred} cannot run yet")
+                lines.append(f"{t} = ({expr(operands[0])}) {table[pred]} ({expr(operands[1])})")
+            elif op.name == "arith.select":
+                lines.append(f"{t} = tile.where({expr(operands[0])}, {expr(operands[1])}, {expr(operands[2])})")
             else:
                 raise error_at(op.location, f"'{op.name}' cannot run in an elementwise group yet")
             names[r.get_name()] = t
@@ -271,7 +283,7 @@ class _Builder:
     def op(self, op):
         name = op.name
         res = op.results[0] if op.results else None
-        if name in _EW_BIN or name in _EW_UN or name in ("ts.cast", "ts.broadcast") or \
+        if name in _EW_BIN or name in _EW_UN or name in _EW_OTHER or \
                 (name == "arith.constant" and _is_tensor(res.type)):
             if res is not None and _is_tensor(res.type):
                 if self.group and _shape(self.group[-1].results[0].type) != _shape(res.type):
@@ -333,14 +345,19 @@ class _Builder:
             sq = list(ir.DenseI64ArrayAttr(op.attributes["squeeze"]))
             key = tuple((o if q else slice(o, o + n)) for o, n, q in zip(offs, sizes, sq))
             rs = _shape(res.type)
-            if not 2 <= len(rs) <= 4:
-                raise error_at(op.location, "slices with a result of rank other than 2-4 cannot run yet")
+            if not 1 <= len(rs) <= 4:
+                raise error_at(op.location, "slices with a result of rank other than 1-4 cannot run yet")
             o = self.out(res)
+            out_view = "full"
+            if len(rs) == 1:   # a vector out of a matrix (w[:, 0]): copied as one row
+                key, rs, out_view = (None,) + key, (1,) + rs, "rows"
             self.plan.steps.append(Step(gk.strided_copy(len(rs)), (_rows(rs),),
-                                        [(("index", key), self.slot(op.operands[0])), ("full", o[0])],
+                                        [(("index", key), self.slot(op.operands[0])), (out_view, o[0])],
                                         {"BLOCK_C": min(128, _pow2(rs[-1]))}, [o], name))
         elif name == "ts.reshape":
             src = self.slot(op.operands[0])
+            if src[0] == "reshape":   # a reshape of a reshape is one of the base array
+                src = src[1]
             self.slots[res.get_name()] = ("reshape", src, _shape(res.type))
         else:
             raise error_at(op.location, f"'{name}' cannot run yet (tessera-lower-graph-to-tile has no kernel for it)")
@@ -395,8 +412,11 @@ class _Builder:
             if scale:
                 sc = self.scalar_const(ops[2], op)
                 args.append(("flat", sc))
-        k = gk.gemm(epi, scale)
         rs, n = _rows(_shape(a.type)), _shape(b.type)[1]
+        if _dtype(res.type).name == "f64" and not epi:
+            self.plan.steps.append(Step(gk.gemm_f64(False), (-(-rs // 16), -(-n // 16)), args, {}, [o], op.name))
+            return
+        k = gk.gemm(epi, scale)
         self.plan.steps.append(Step(k, (-(-rs // 32), -(-n // 32)), args, {}, [o], op.name))
 
     def batched_gemm(self, op):
@@ -406,8 +426,10 @@ class _Builder:
             raise error_at(op.location, "batched GEMMs need equal batch dims (and no epilogue) to run yet")
         o = self.out(op.results[0])
         batch = int(np.prod(sa[:-2]))
-        grid = (-(-sa[-2] // 32), -(-sb[-1] // 32), batch)
-        self.plan.steps.append(Step(gk.batched_gemm(), grid, [("batch3", self.slot(a)), ("batch3", self.slot(b)),
+        f64 = _dtype(op.results[0].type).name == "f64"
+        t = 16 if f64 else 32
+        grid = (-(-sa[-2] // t), -(-sb[-1] // t), batch)
+        self.plan.steps.append(Step(gk.gemm_f64(True) if f64 else gk.batched_gemm(), grid, [("batch3", self.slot(a)), ("batch3", self.slot(b)),
                                                               ("batch3", o[0])], {}, [o], "ts.gemm"))
 
     def scalar_const(self, v, op):
@@ -439,7 +461,8 @@ class _Builder:
                 raise error_at(op.location, "l2_norm over other than the last axis cannot run yet")
             kind, view = "l2", "col"
         o = self.out(op.results[0])
-        self.plan.steps.append(Step(gk.row_op(kind), (_rows(xs),), [("rows", self.slot(x)), (view, o[0])],
+        acc = "f64" if _dtype(op.results[0].type).name == "f64" else "f32"
+        self.plan.steps.append(Step(gk.row_op(kind, acc), (_rows(xs),), [("rows", self.slot(x)), (view, o[0])],
                                     {"BLOCK_C": _pow2(xs[-1])}, [o], op.name))
 
     def gating(self, op):

@@ -60,6 +60,21 @@ def gemm(epilogue: bool, has_scale: bool):
     return load(name, HEADER + src)
 
 
+def gemm_f64(batched: bool):
+    """c = a @ b in f64 (products and sums in f64, as gradient checks need): tile.mma accumulates in f32, so
+    this is a sum of rank-1 updates, one k at a time (slow; f64 graphs are for checking, not speed)."""
+    b3, ix = ('"Bt", ', "pb, ") if batched else ("", "")
+    src = (f'@ts.kernel\ndef gemm_f64{"_batched" if batched else ""}(a: tile.Tensor[{b3}"M", "K"], b: tile.Tensor[{b3}"K", "N"], '
+           f'c: tile.Tensor[{b3}"M", "N"],\n'
+           "             BM: ts.constexpr = 16, BN: ts.constexpr = 16):\n"
+           "    pm, pn, pb = tile.program_id(0), tile.program_id(1), tile.program_id(2)\n"
+           "    acc = tile.zeros([BM, BN], ts.f64)\n"
+           f"    for k in tile.range(0, a.shape[{2 if batched else 1}]):\n"
+           f"        acc = acc + tile.load(a[{ix}pm * BM:pm * BM + BM, k:k + 1]) * tile.load(b[{ix}k:k + 1, pn * BN:pn * BN + BN])\n"
+           f"    tile.store(c[{ix}pm * BM:pm * BM + BM, pn * BN:pn * BN + BN], acc)\n")
+    return load(f"gemm_f64{'_batched' if batched else ''}", HEADER + src)
+
+
 def batched_gemm():
     """c[b] = a[b] @ b[b] for [Bt, M, K] @ [Bt, K, N] (f32 accumulation); the batch is program axis 2."""
     src = ('@ts.kernel\ndef batched_gemm(a: tile.Tensor["Bt", "M", "K"], b: tile.Tensor["Bt", "K", "N"], '
@@ -129,12 +144,12 @@ def dropout():
 _IDENT = {"sum": "0.0", "mean": "0.0", "max": '-float("inf")', "min": 'float("inf")'}
 
 
-def row_op(kind: str):
+def row_op(kind: str, acc: str = "f32"):
     """One row per program over a [R, C] input (BLOCK_C ≥ C): sum | mean | max | min (out [R, 1]),
-    softmax (out [R, C]) or l2 (out [R, 1])."""
+    softmax (out [R, C]) or l2 (out [R, 1]), computed in `acc` (f32; f64 for f64 inputs)."""
     other = _IDENT.get(kind, '-float("inf")' if kind == "softmax" else "0.0")
     lines = ["    r = tile.program_id(0)",
-             f"    v = tile.cast(tile.load(x[r, 0:BLOCK_C], other={other}), ts.f32)"]
+             f"    v = tile.cast(tile.load(x[r, 0:BLOCK_C], other={other}), ts.{acc})"]
     if kind == "softmax":
         lines.append("    tile.store(out[r, 0:BLOCK_C], tile.softmax(v, axis=0))")
     elif kind == "l2":
@@ -143,7 +158,7 @@ def row_op(kind: str):
         lines.append("    tile.store(out[r, 0], tile.sum(v) / x.shape[1])")
     else:
         lines.append(f"    tile.store(out[r, 0], tile.{kind}(v))")
-    name = f"row_{kind}"
+    name = f"row_{kind}" + ("" if acc == "f32" else f"_{acc}")
     src = (f'@ts.kernel\ndef {name}(x: tile.Tensor["R", "C"], out: tile.Tensor["R", "K"], BLOCK_C: ts.constexpr = 128):\n'
            + "\n".join(lines) + "\n")
     return load(name, HEADER + src)

@@ -285,6 +285,22 @@ class GraphFunction:
             recompile.record(self, self.__name__, sig.descriptor(), user_frame()[:2], False)
         return ck(*args, **kwargs)
 
+    def grad(self, *args, argnums=0, **kwargs):
+        """The gradient of this function's scalar result at these arguments (`tessera.autodiff.grad`)."""
+        return self._autodiff(argnums, False)(*args, **kwargs)
+
+    def value_and_grad(self, *args, argnums=0, **kwargs):
+        """(result, gradient) at these arguments from one graph (`tessera.autodiff.value_and_grad`)."""
+        return self._autodiff(argnums, True)(*args, **kwargs)
+
+    def _autodiff(self, argnums, with_value):
+        from ..autodiff import GradFunction
+        cache = self.__dict__.setdefault("_grad_functions", {})
+        key = (argnums, with_value)
+        if key not in cache:
+            cache[key] = GradFunction(self, argnums, with_value)
+        return cache[key]
+
     def trace(self, args, kwargs=None, params=None):
         from .graph_ops import trace_function
         sig = Signature(self.fn, args, kwargs or {}, params)

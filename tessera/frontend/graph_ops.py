@@ -208,7 +208,8 @@ def _gemm(a, b):
         raise _err(f"ts.gemm: shapes {list(a.shape)} and {list(b.shape)} do not multiply")
     batch = broadcast_shape(a.shape[:-2], b.shape[:-2])
     shape = batch + (a.shape[-2], b.shape[-1])
-    return GraphTensor(_create("ts.gemm", ttype(shape, dt.f32), [a.v, b.v]), shape, dt.f32)
+    d = dt.f64 if a.dtype is dt.f64 and b.dtype is dt.f64 else dt.f32   # f32 accumulation, f64 for f64
+    return GraphTensor(_create("ts.gemm", ttype(shape, d), [a.v, b.v]), shape, d)
 
 
 def _axis(axis, nd):
@@ -242,7 +243,8 @@ def _reduce(kind):
 
 IMPLS["ts.sum"] = _reduce("sum")
 IMPLS["ts.mean"] = _reduce("mean")
-_max = _reduce("max")
+IMPLS["ts.max"] = _max = _reduce("max")
+IMPLS["ts.min"] = _reduce("min")
 
 
 @impl("ts.transpose")
@@ -319,9 +321,10 @@ def _l2_norm(x, axis=None, keepdims=False):
     ax = _axis(axis, x.ndim)
     shape = tuple((1 if i == ax else s) for i, s in enumerate(x.shape)) if keepdims else \
         tuple(s for i, s in enumerate(x.shape) if i != ax)
-    return GraphTensor(_create("ts.l2_norm", ttype(shape, dt.f32), [x.v], {
+    d = dt.f64 if x.dtype is dt.f64 else dt.f32
+    return GraphTensor(_create("ts.l2_norm", ttype(shape, d), [x.v], {
         "axis": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), ax), "keepdims": ir.BoolAttr.get(bool(keepdims))}),
-        shape, dt.f32)
+        shape, d)
 
 
 @impl("ts.graph_constant")
@@ -524,7 +527,7 @@ def _flat(x):
 class AtIndexer:
     """`x.at[idx]`: `.set(v)` / `.add(v)` give a new tensor with the elements `idx` selects (ints and slices
     known when tracing, NumPy basic indexing) replaced by / increased by `v` (a number or a traced scalar).
-    Traced as a blend with a 0/1 constant of x's shape, computed in f32 and cast back to x's dtype."""
+    Traced as a blend with a 0/1 constant of x's shape, computed in f32 (f64 for f64) and cast back to x's dtype."""
 
     def __init__(self, x):
         self.x = x
@@ -542,7 +545,7 @@ class _AtUpdate:
             raise _err("x.at[...] needs a tensor, not a scalar")
         if not all(isinstance(i, (int, slice)) and not isinstance(i, bool) for i in self.idx):
             raise _err(f"x.at[...] takes ints and slices known when tracing, got {self.idx!r}")
-        m = np.zeros(self.x.shape, np.float32)
+        m = np.zeros(self.x.shape, np.float64 if self.x.dtype is dt.f64 else np.float32)
         try:
             m[self.idx] = 1.0
         except IndexError as e:
@@ -551,8 +554,9 @@ class _AtUpdate:
 
     def _blend(self, v, keep_old):
         m = self._mask()
-        xf = cast(self.x, dt.f32) if self.x.dtype != dt.f32 else self.x
-        vf = float(v) if isinstance(v, (bool, int, float)) else (cast(v, dt.f32) if v.dtype != dt.f32 else v)
+        acc = dt.f64 if self.x.dtype is dt.f64 else dt.f32
+        xf = cast(self.x, acc)
+        vf = float(v) if isinstance(v, (bool, int, float)) else cast(v, acc)
         if keep_old:      # add: x + v·m
             out = IMPLS["ts.add"](xf, IMPLS["ts.multiply"](m, vf))
         else:             # set: x·(1 − m) + v·m

@@ -136,13 +136,14 @@ def _dropout(x, p=0.1, seed=0, training=True):
 
 @impl("ops.cross_entropy_loss")
 def _cross_entropy_loss(logits, targets, axis=-1):
-    """mean over every position of −Σ_classes targets · log_softmax(logits), in f32, as a 1-element tensor;
+    """mean over every position of −Σ_classes targets · log_softmax(logits), in f32 (f64 for f64 logits), as a
+    1-element tensor;
     `targets` are class probabilities (one-hot or soft) of the logits' shape, as the seeds pass them."""
     if logits.shape is None or targets.shape != logits.shape:
         raise _err(f"ts.ops.cross_entropy_loss takes targets of the logits' shape (probabilities or one-hot), "
                    f"got {list(logits.shape or ())} and {list(targets.shape or ())}")
-    lf = cast(logits, dt.f32) if logits.dtype != dt.f32 else logits
-    tf = cast(targets, dt.f32) if targets.dtype != dt.f32 else targets
+    acc = dt.f64 if logits.dtype is dt.f64 else dt.f32   # f64 stays f64 (gradient checks)
+    lf, tf = cast(logits, acc), cast(targets, acc)
     z = IMPLS["ts.subtract"](lf, _max(lf, axis=axis, keepdims=True))
     lse = IMPLS["ts.log"](IMPLS["ts.sum"](IMPLS["ts.exp"](z), axis=axis, keepdims=True))
     per = IMPLS["ts.sum"](IMPLS["ts.multiply"](tf, IMPLS["ts.subtract"](z, lse)), axis=axis)

@@ -7,7 +7,7 @@ indexing a tensor with ints is `tensor.extract`. The domain ops of the GDN live 
   ts.delta_connection(source, target, W) {distance} (t - s) · gating_function(t - s, W, d)
   ts.fused_delta_gating(target, sources..., Ws..., coefficients..., [residual])
                        {distances, sparse}          Σ_i c_i · delta_connection(s_i, t, W_i, d_i) (+ t)
-  ts.gemm(a, b)                                     batched over leading dims, f32 accumulation
+  ts.gemm(a, b)                                     batched over leading dims, f32 accumulation (f64 for f64)
   ts.gemm_epilogue(a, b, [scale], [multiplier]) {activation}
                                                     multiplier · act(scale · (a @ b)) in one GEMM
   ts.sigmoid(x)                                     1 / (1 + exp(-x)), computed stably

@@ -26,9 +26,15 @@ def run(module_op):
         return  # no graph function: nothing to lower
     plan = build_plan(_M)
     names = []
+    # one symbol per launch, none the graph function's own (a function may be named like a template)
+    taken = {ir.StringAttr(op.attributes["sym_name"]).value for op in _M.body.operations
+             if "sym_name" in op.operation.attributes}
     for st in plan.steps:
         ck = ts.compile(st.kernel, *st.examples, target="cpu", **st.constexprs)
-        name_ = ck.name if ck.name not in names else f"{ck.name}_{len(names)}"  # one symbol per launch
+        name_ = ck.name if ck.name not in taken else f"{ck.name}_{len(names)}"
+        while name_ in taken:
+            name_ += "_"
+        taken.add(name_)
         names.append(name_)
         parsed = ir.Module.parse(ck.asm["tile"], context=module_op.context)
         for op in list(parsed.body.operations):

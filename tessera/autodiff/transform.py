@@ -1,0 +1,147 @@
+"""Reverse mode as a transformation of a traced `ts` function: the forward ops stay, the backward ops
+(one VJP rule per op, tessera.autodiff.vjp) are appended before the return in reverse program order,
+and the function returns what was asked for (the value and/or the gradients). Only ops between the
+differentiated arguments and the differentiated output get backward ops; dead forward ops are erased.
+
+Each backward op carries the location of the forward op it differentiates, so an error in the backward
+graph points at the user's line."""
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import func
+
+from ..errors import CompilationError
+from ..frontend import dsl
+from ..frontend.codegen.base import dtype_of
+from ..frontend.function import GraphTensor
+from ..ir.locations import error_at
+from ..passes.graph_match import erase_dead
+from ..frontend.graph_ops import const
+from .vjp import RULES, acc_dtype, add, cast, reshape, zeros
+
+
+def tensor_of(v) -> GraphTensor:
+    t = v.type
+    if isinstance(t, ir.RankedTensorType):
+        return GraphTensor(v, tuple(t.shape), dtype_of(t.element_type))
+    return GraphTensor(v, None, dtype_of(t))
+
+
+class _Emitter:
+    """Stands in for the tracer while backward ops are emitted: ops get the forward op's location."""
+
+    def __init__(self, tracer):
+        self.tracer, self.location = tracer, ir.Location.unknown()
+        self.baked, self.function = getattr(tracer, "baked", []), getattr(tracer, "function", None)
+
+    def loc(self):
+        return self.location
+
+
+def graph_func(module):
+    for op in module.body.operations:
+        if op.operation.name == "func.func" and "tessera.function" in op.attributes:
+            return op
+    raise CompilationError("no @ts.function in the module")
+
+
+def differentiate(traced, wrt, output=0, output_gradients=None, keep=()):
+    """Rewrite `traced.module`'s function to return [its results at `keep`] + [the gradient of result
+    `output` w.r.t. each function argument in `wrt`] (each in its argument's dtype and shape).
+
+    output_gradients: None (the output must have one element: its cotangent is 1), or the index of a
+    function argument that holds the output's cotangent (appended by the caller)."""
+    f = graph_func(traced.module)
+    entry = f.regions[0].blocks[0]
+    ret = list(entry.operations)[-1]
+    results = list(ret.operands)
+    y = tensor_of(results[output])
+    args = [tensor_of(a) for a in entry.arguments]
+    with traced.tracer.ctx, ir.Location.unknown():
+        emitter = _Emitter(traced.tracer)
+        dsl.TRACING.append(emitter)
+        try:
+            with ir.InsertionPoint(ret):
+                grads = _backward(entry, ret, args, y, wrt, output_gradients, emitter)
+                kept = [results[i] for i in keep]
+                emitter.location = ret.location
+                func.ReturnOp(kept + [g.v for g in grads])
+        finally:
+            dsl.TRACING.pop()
+        ret.erase()
+        ft = ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value)
+        f.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(
+            list(ft.inputs), [v.type for v in kept] + [g.v.type for g in grads]))
+        erase_dead(f.operation)
+        traced.module.operation.verify()
+    return traced
+
+
+def _backward(entry, ret, args, y, wrt, output_gradients, emitter):
+    active = _active(entry, [args[i].v for i in wrt])
+    if y.v not in active:
+        seed = None
+    elif output_gradients is not None:
+        seed = cast(args[output_gradients], acc_dtype(y.dtype))
+    else:
+        n = 1
+        for s in (y.shape or ()):
+            n *= s
+        if n != 1:
+            o = y.v.owner
+            raise error_at(getattr(o, "location", ret.location), (
+                f"the function returns a tensor of shape {list(y.shape)}: a gradient needs a scalar loss (a 0-d or "
+                "1-element result), or output_gradients= (the cotangent of the output)"))
+        emitter.location = getattr(y.v.owner, "location", ret.location)
+        seed = const(1.0, y.shape or (1,), acc_dtype(y.dtype))
+    cts = {y.v: seed} if seed is not None else {}
+    for op in reversed(list(entry.operations)):
+        if op == ret or not any(r in cts for r in op.results):
+            continue
+        operands = list(op.operands)
+        if not any(v in active for v in operands):
+            continue
+        rule = RULES.get(op.name)
+        if rule is None:
+            raise error_at(op.location, f"no gradient rule for '{op.name}': this op cannot be differentiated yet")
+        emitter.location = op.location
+        ins = [tensor_of(v) for v in operands]
+        outs = [tensor_of(r) for r in op.results]
+        out_cts = [cts.get(r) for r in op.results]
+        for v, x, ct in zip(operands, ins, rule(ins, outs, out_cts, op)):
+            if ct is None or v not in active:
+                continue
+            ct = cast(ct, acc_dtype(x.dtype))
+            want = x.shape if x.shape is not None else (1,)
+            if ct.shape != want:
+                raise error_at(op.location, f"internal error: the gradient rule of '{op.name}' gave shape "
+                                            f"{list(ct.shape)} for an operand of shape {list(want)}; please report it")
+            cts[v] = add(cts[v], ct) if v in cts else ct
+    emitter.location = ret.location
+    grads = []
+    for i in wrt:
+        a = args[i]
+        g = cts.get(a.v)
+        if g is None:   # the output does not depend on it: zeros (a fresh array on every call)
+            g = zeros(a.shape, acc_dtype(a.dtype))
+            g = reshape(g, a.shape) if a.shape == () else g
+        g = cast(g, a.dtype)
+        grads.append(g)
+    return grads
+
+
+def _active(entry, roots):
+    """The values that depend on `roots` (forward program order)."""
+    active = set(roots)
+    for op in entry.operations:
+        if any(v in active for v in op.operands):
+            active.update(op.results)
+    return active
+
+
+def check_differentiable(names, dtypes, wrt):
+    for i in wrt:
+        if not dtypes[i].is_float:
+            raise CompilationError(f"cannot differentiate with respect to '{names[i]}': it is {dtypes[i].name}, "
+                                   "and gradients are for floating-point inputs")
+
