@@ -571,8 +571,8 @@ def run(plan: Plan, args, xp, profile=None):
             return v.reshape(-1)
         if kind == "col":
             return v.reshape(-1, 1)
-        if kind == "rows":
-            return v.reshape(-1, v.shape[-1]) if v.ndim != 2 else v
+        if kind == "rows":   # a 0-d array is one row of one element
+            return v.reshape(-1, v.shape[-1] if v.ndim else 1) if v.ndim != 2 else v
         if kind == "batch3":
             return v.reshape(-1, v.shape[-2], v.shape[-1])
         return v

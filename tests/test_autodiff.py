@@ -279,3 +279,32 @@ def test_gradient_graph_in_the_emulator(monkeypatch, arch):
     got = autodiff.grad(mlp_loss, argnums=(1, 3))(x, w1, w2, bias)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+# -- the whole causal LM ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("attention_deltas", [False, True])
+def test_causal_lm_gradient_against_finite_differences(attention_deltas):
+    """The seed-002 LM's loss gradient w.r.t. every parameter tensor (a sample of elements of each) against
+    central differences of the compiled f64 loss: embedding, attention, RMSNorm, SiLU MLPs, delta networks
+    and their aggregation, the LM head and the cross-entropy."""
+    from tessera.gdn import GDNConfig, causal_lm_loss, init_params
+    c = GDNConfig(vocab_size=20, hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=24,
+                  max_delta_distance=2, delta_hidden_size=8, gating_hidden_size=4, use_attention_deltas=attention_deltas)
+    params = init_params(c, seed=5, dtype=np.float64)
+    rng = np.random.default_rng(6)
+    ids, targets = (rng.integers(0, c.vocab_size, (2, 5)).astype(np.int32) for _ in range(2))
+    loss, grads = autodiff.value_and_grad(causal_lm_loss, argnums=2)(ids, targets, params, c)
+    assert loss.shape == () and len(grads) == len(params)
+    eps = 1e-6
+    for p, g in zip(params, grads):
+        assert g.shape == p.shape and g.dtype == p.dtype
+        for _ in range(2):
+            idx = tuple(int(rng.integers(0, s)) for s in p.shape)
+            old = p[idx]
+            p[idx] = old + eps
+            plus = float(causal_lm_loss(ids, targets, params, c))
+            p[idx] = old - eps
+            minus = float(causal_lm_loss(ids, targets, params, c))
+            p[idx] = old
+            np.testing.assert_allclose(g[idx], (plus - minus) / (2 * eps), rtol=1e-5, atol=1e-8)

@@ -44,11 +44,13 @@ def user_frame():
 class GraphTensor:
     """A traced value: a ranked tensor (shape tuple) or a scalar (shape None)."""
 
-    __slots__ = ("v", "shape", "dtype")
+    __slots__ = ("v", "shape", "dtype", "zero_d")
     __array_priority__ = 1000  # numpy scalars on the left defer to us
 
-    def __init__(self, v, shape, dtype):
+    def __init__(self, v, shape, dtype, zero_d=False):
         self.v, self.shape, self.dtype = v, (tuple(shape) if shape is not None else None), dtype
+        # a 0-d value traced as a 1-element tensor (a reduction over every element, a loss): returned 0-d
+        self.zero_d = zero_d
 
     @property
     def ndim(self):

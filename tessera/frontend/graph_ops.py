@@ -99,7 +99,7 @@ def _digest(a):
 def cast(x: GraphTensor, d):
     if x.dtype is d:
         return x
-    return GraphTensor(_create("ts.cast", ttype(x.shape, d), [x.v]), x.shape, d)
+    return GraphTensor(_create("ts.cast", ttype(x.shape, d), [x.v]), x.shape, d, _zero_d(x))
 
 
 def broadcast_shape(a, b):
@@ -140,6 +140,12 @@ _ARITH = {"ts.add": (arith.AddFOp, arith.AddIOp), "ts.subtract": (arith.SubFOp, 
           "ts.maximum": (arith.MaximumFOp, arith.MaxSIOp), "ts.minimum": (arith.MinimumFOp, arith.MinSIOp)}
 
 
+def _zero_d(*xs):
+    """Whether arithmetic on these operands stays a 0-d value: every tensor among them is one."""
+    ts_ = [x for x in xs if isinstance(x, GraphTensor) and x.shape is not None]
+    return bool(ts_) and all(x.zero_d for x in ts_)
+
+
 def _binary(name):
     def f(a, b, precision=None):
         if precision == "high":  # accumulate in f32 whatever the storage dtype
@@ -147,10 +153,11 @@ def _binary(name):
             b = cast(b, dt.f32) if isinstance(b, GraphTensor) else b
         elif precision not in (None, "default"):
             raise _err(f"precision must be 'high' or 'default', got {precision!r}")
+        zero_d = _zero_d(a, b)
         a, b, shape = _unify(a, b)
         fop, iop = _ARITH[name]
         with _tracer().loc():
-            return GraphTensor((fop if a.dtype.is_float else iop)(a.v, b.v).result, shape, a.dtype)
+            return GraphTensor((fop if a.dtype.is_float else iop)(a.v, b.v).result, shape, a.dtype, zero_d)
     return f
 
 
@@ -165,7 +172,7 @@ def _unary(opcls):
         if not x.dtype.is_float:
             x = cast(x, dt.f32)
         with _tracer().loc():
-            return GraphTensor(opcls(x.v).result, x.shape, x.dtype)
+            return GraphTensor(opcls(x.v).result, x.shape, x.dtype, _zero_d(x))
     return f
 
 
@@ -184,7 +191,7 @@ def _sigmoid(x):
     if x.shape is None:
         neg = IMPLS["ts.multiply"](x, -1.0)
         return IMPLS["ts.divide"](1.0, IMPLS["ts.add"](IMPLS["ts.exp"](neg), 1.0))
-    return GraphTensor(_create("ts.sigmoid", ttype(x.shape, x.dtype), [x.v]), x.shape, x.dtype)
+    return GraphTensor(_create("ts.sigmoid", ttype(x.shape, x.dtype), [x.v]), x.shape, x.dtype, _zero_d(x))
 
 
 @impl("ts.cast")
@@ -225,8 +232,10 @@ def _reduce(kind):
                 raise _err(f"ts.{kind} of a list reduces over the list (axis=0), got axis={axis}")
             x, axis = _stack(list(x), 0), 0
         axes = list(range(x.ndim)) if axis is None else [_axis(a, x.ndim) for a in (axis if isinstance(axis, (list, tuple)) else [axis])]
-        if len(set(axes)) == x.ndim and not keepdims and x.ndim:   # over every element: a 1-element tensor,
-            return f(_flat(x), -1)                                   # as ts.ops.l2_norm(x) (graph reductions keep a dim)
+        if len(set(axes)) == x.ndim and not keepdims and x.ndim:   # over every element: a 0-d value (traced as
+            r = f(_flat(x), -1)                                       # a 1-element tensor, returned 0-d)
+            r.zero_d = True
+            return r
         if len(set(axes)) > 1:   # one axis at a time, the last first (a mean of equal-sized means is the mean)
             for a in sorted(set(axes), reverse=True):
                 x = f(x, a, keepdims)
@@ -317,6 +326,7 @@ def _l2_norm(x, axis=None, keepdims=False):
     1-element tensor (graph reductions keep a dim; keepdims gives the input's rank of ones)."""
     if axis is None:
         r = _l2_norm(_flat(x), axis=-1)
+        r.zero_d = not keepdims
         return _reshape(r, (1,) * x.ndim) if keepdims else r
     ax = _axis(axis, x.ndim)
     shape = tuple((1 if i == ax else s) for i, s in enumerate(x.shape)) if keepdims else \
@@ -440,7 +450,7 @@ def trace_function(gf, sig):
             scalars = []
             zero_d = _zero_d_returns(gf.fn, len(outs))
             for i, o in enumerate(outs):
-                if zero_d[i] and isinstance(o, GraphTensor) and o.shape == (1,):   # annotated Tensor[(), ...]
+                if isinstance(o, GraphTensor) and o.shape == (1,) and (zero_d[i] or o.zero_d):   # Tensor[(), ...]
                     scalars.append(i)
                     continue
                 if isinstance(o, bool):   # a Python bool (seed 000's checkpointing policy): a bool 0-d result

@@ -11,7 +11,7 @@ from .. import dtypes as dt
 from ..errors import GraphBreak
 from .function import GraphTensor, user_frame
 from .graph_ops import (IMPLS, impl, _create, ttype, cast, _err, _tracer, from_numpy, const, constants, _max, _flat,
-                        _sigmoid, _slice, _gemm, _transpose)
+                        broadcast, _sigmoid, _slice, _gemm, _transpose)
 
 
 @impl("ops.distance_scaling")
@@ -100,6 +100,26 @@ def _embedding(ids, table):
     return GraphTensor(_create("ts.embedding", ttype(shape, table.dtype), [ids.v, table.v]), shape, table.dtype)
 
 
+@impl("ops.one_hot")
+def _one_hot(ids, num_classes, dtype=dt.f32):
+    """ids[...] (integers) → [..., num_classes] with 1 at each id's class and 0 elsewhere (ids outside
+    [0, num_classes) give a row of zeros, as jax.nn.one_hot)."""
+    from mlir.dialects import arith
+    if not isinstance(ids, GraphTensor) or ids.shape is None or ids.dtype.is_float:
+        raise _err("ts.ops.one_hot takes a tensor of integer ids")
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise _err(f"ts.ops.one_hot: num_classes must be a positive int, got {num_classes!r}")
+    shape = ids.shape + (num_classes,)
+    col = cast(IMPLS["ts.reshape"](ids, ids.shape + (1,)), dt.i32)
+    classes = from_numpy(np.arange(num_classes, dtype=np.int32).reshape((1,) * len(ids.shape) + (num_classes,)))
+    a, b = broadcast(col, shape), broadcast(classes, shape)
+    with _tracer().loc():
+        hit = arith.CmpIOp(arith.CmpIPredicate.eq, a.v, b.v).result
+    one, zero = broadcast(const(1.0, None, dtype), shape), broadcast(const(0.0, None, dtype), shape)
+    with _tracer().loc():
+        return GraphTensor(arith.SelectOp(hit, one.v, zero.v).result, shape, dtype)
+
+
 @impl("ops.silu")
 def _silu(x):
     return IMPLS["ts.multiply"](x, _sigmoid(x))
@@ -147,12 +167,14 @@ def _cross_entropy_loss(logits, targets, axis=-1):
     z = IMPLS["ts.subtract"](lf, _max(lf, axis=axis, keepdims=True))
     lse = IMPLS["ts.log"](IMPLS["ts.sum"](IMPLS["ts.exp"](z), axis=axis, keepdims=True))
     per = IMPLS["ts.sum"](IMPLS["ts.multiply"](tf, IMPLS["ts.subtract"](z, lse)), axis=axis)
-    return IMPLS["ts.multiply"](IMPLS["ts.mean"](_flat(per), axis=-1) if per.shape is not None else per, -1.0)
+    loss = IMPLS["ts.multiply"](IMPLS["ts.mean"](_flat(per), axis=-1) if per.shape is not None else per, -1.0)
+    loss.zero_d = True
+    return loss
 
 
 @impl("ops.l1_regularization")
 def _l1_regularization(x, weight=1.0):
-    """weight · Σ|x|: a 1-element tensor (for a scalar x, the scalar weight · |x|)."""
+    """weight · Σ|x|: a 0-d value (for a scalar x, the scalar weight · |x|)."""
     a = IMPLS["ts.maximum"](x, IMPLS["ts.multiply"](x, -1.0))
-    s = IMPLS["ts.sum"](_flat(a), axis=-1) if a.shape is not None else a
+    s = IMPLS["ts.sum"](a) if a.shape is not None else a
     return IMPLS["ts.multiply"](s, float(weight)) if weight != 1.0 else s

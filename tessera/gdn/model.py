@@ -156,3 +156,12 @@ def causal_lm_forward(input_ids, params: list, config: GDNConfig):
             hidden = hidden + _aggregate(hidden, contributions, c.use_attention_deltas)
         layer_outputs.append(hidden)
     return linear(rms_norm(hidden, P["norm"], c.rms_eps), P["lm_head"])
+
+
+@ts.function
+def causal_lm_loss(input_ids, targets, params: list, config: GDNConfig):
+    """The mean next-token cross-entropy of causal_lm_forward: targets[B, S] are the ids each position
+    should predict (input_ids shifted by one, as a trainer cuts them from one token stream)."""
+    logits = causal_lm_forward(input_ids, params, config)
+    return ts.ops.cross_entropy_loss(logits, ts.ops.one_hot(targets, config.vocab_size, logits.dtype))
+
