@@ -308,3 +308,52 @@ def test_causal_lm_gradient_against_finite_differences(attention_deltas):
             minus = float(causal_lm_loss(ids, targets, params, c))
             p[idx] = old
             np.testing.assert_allclose(g[idx], (plus - minus) / (2 * eps), rtol=1e-5, atol=1e-8)
+
+
+# -- the gradient tape -------------------------------------------------------------------------------
+
+@ts.function
+def tape_layer(h, w):
+    return ts.tanh(h @ w)
+
+
+def test_tape_on_arrays_agrees_with_grad():
+    h, w, dy = rand(4, 3), rand(3, 5), rand(4, 5)
+    with autodiff.gradient_tape() as tape:
+        tape.watch([h, w])
+        y = tape_layer(h, w)
+    dh, dw = tape.gradient(y, [h, w], output_gradients=dy)
+
+    @ts.function
+    def weighted(h, w, dy):
+        return ts.sum(tape_layer(h, w) * dy)
+    gh, gw = autodiff.grad(weighted, argnums=(0, 1))(h, w, dy)
+    np.testing.assert_allclose(dh, gh, rtol=1e-12)
+    np.testing.assert_allclose(dw, gw, rtol=1e-12)
+    with pytest.raises(ts.CompilationError, match="not watched"):
+        tape.gradient(y, [dy], output_gradients=dy)
+
+
+def test_tape_inside_a_traced_function_and_an_eager_body():
+    h, w, dy = rand(4, 3), rand(3, 5), rand(4, 5)
+    z = dy * (1 - np.tanh(h @ w) ** 2)
+
+    @ts.function
+    def traced(h, w, dy):
+        with ts.autodiff.gradient_tape() as tape:
+            tape.watch([h, w])
+            y = tape_layer(h, w)
+        return tuple(tape.gradient(y, [h, w], output_gradients=dy))
+    for got, want in zip(traced(h, w, dy), (z @ w.T, h.T @ z)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+    @ts.function
+    def eager(h, w, dy):
+        with ts.autodiff.gradient_tape() as tape:
+            tape.watch([h, w])
+            y = tape_layer(h, w) * 1.0
+        gh, gw = tape.gradient(y, [h, w], output_gradients=dy)
+        return [gh], [gw]            # lists of tensors: the body runs eagerly (a graph break)
+    (gh,), (gw,) = eager(h, w, dy)
+    np.testing.assert_allclose(gh, z @ w.T, rtol=1e-12)
+    np.testing.assert_allclose(gw, h.T @ z, rtol=1e-12)

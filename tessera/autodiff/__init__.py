@@ -7,6 +7,10 @@
     @ts.jit @autodiff                               # the seeds' stacked spelling: step(...) is the loss,
     def step(x, W): ...                             # step.grad(...) / step.value_and_grad(...) its gradients
 
+    with autodiff.gradient_tape() as tape:          # seed 000's eager form (tessera.autodiff.tape)
+        tape.watch([h, W]); y = layer(h, W)
+    dh, dW = tape.gradient(y, [h, W], output_gradients=dy)
+
 The gradient is a transformation of the traced graph (tessera.autodiff.transform, one VJP rule per op in
 tessera.autodiff.vjp): `ts.compile(autodiff.grad(f), *examples).asm["ts"]` is the forward and backward graph,
 which the default pipeline prunes and fuses and lower-graph-to-tile turns into kernels like any other.
@@ -22,6 +26,7 @@ import types
 
 from ..errors import CompilationError
 from ..frontend.function import GraphFunction, Parameters, Signature, user_frame
+from .tape import GradientTape, gradient_tape  # noqa: F401
 
 
 class GradFunction(GraphFunction):

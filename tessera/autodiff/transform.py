@@ -78,12 +78,11 @@ def differentiate(traced, wrt, output=0, output_gradients=None, keep=()):
 
 
 def _backward(entry, ret, args, y, wrt, output_gradients, emitter):
-    active = _active(entry, [args[i].v for i in wrt])
-    if y.v not in active:
-        seed = None
-    elif output_gradients is not None:
-        seed = cast(args[output_gradients], acc_dtype(y.dtype))
+    sources = [args[i].v for i in wrt]
+    if output_gradients is not None:
+        seed = args[output_gradients]
     else:
+        seed = None
         n = 1
         for s in (y.shape or ()):
             n *= s
@@ -92,11 +91,35 @@ def _backward(entry, ret, args, y, wrt, output_gradients, emitter):
             raise error_at(getattr(o, "location", ret.location), (
                 f"the function returns a tensor of shape {list(y.shape)}: a gradient needs a scalar loss (a 0-d or "
                 "1-element result), or output_gradients= (the cotangent of the output)"))
-        emitter.location = getattr(y.v.owner, "location", ret.location)
+    cts = cotangents([op for op in entry.operations if op != ret], y, seed, sources, emitter)
+    emitter.location = ret.location
+    grads = []
+    for i in wrt:
+        a = args[i]
+        g = cts.get(a.v)
+        if g is None:   # the output does not depend on it: zeros (a fresh array on every call)
+            g = zeros(a.shape, acc_dtype(a.dtype))
+            g = reshape(g, a.shape) if a.shape == () else g
+        g = cast(g, a.dtype)
+        grads.append(g)
+    return grads
+
+
+def cotangents(ops, y, seed, sources, emitter):
+    """{value: cotangent} for every value between `sources` and `y` (ir.Values), emitting the backward ops of
+    `ops` (forward program order) at the current insertion point; `seed` is y's cotangent (a GraphTensor of
+    y's shape), or None for a 1-element y (cotangent 1)."""
+    active = _active(ops, sources)
+    if y.v not in active:
+        return {}
+    emitter.location = getattr(y.v.owner, "location", emitter.location)
+    if seed is None:
         seed = const(1.0, y.shape or (1,), acc_dtype(y.dtype))
-    cts = {y.v: seed} if seed is not None else {}
-    for op in reversed(list(entry.operations)):
-        if op == ret or not any(r in cts for r in op.results):
+    if seed.shape != (y.shape if y.shape is not None else (1,)):
+        raise CompilationError(f"output_gradients has shape {list(seed.shape)}, the output {list(y.shape or ())}")
+    cts = {y.v: cast(seed, acc_dtype(y.dtype))}
+    for op in reversed(ops):
+        if not any(r in cts for r in op.results):
             continue
         operands = list(op.operands)
         if not any(v in active for v in operands):
@@ -117,23 +140,13 @@ def _backward(entry, ret, args, y, wrt, output_gradients, emitter):
                 raise error_at(op.location, f"internal error: the gradient rule of '{op.name}' gave shape "
                                             f"{list(ct.shape)} for an operand of shape {list(want)}; please report it")
             cts[v] = add(cts[v], ct) if v in cts else ct
-    emitter.location = ret.location
-    grads = []
-    for i in wrt:
-        a = args[i]
-        g = cts.get(a.v)
-        if g is None:   # the output does not depend on it: zeros (a fresh array on every call)
-            g = zeros(a.shape, acc_dtype(a.dtype))
-            g = reshape(g, a.shape) if a.shape == () else g
-        g = cast(g, a.dtype)
-        grads.append(g)
-    return grads
+    return cts
 
 
-def _active(entry, roots):
+def _active(ops, roots):
     """The values that depend on `roots` (forward program order)."""
     active = set(roots)
-    for op in entry.operations:
+    for op in ops:
         if any(v in active for v in op.operands):
             active.update(op.results)
     return active

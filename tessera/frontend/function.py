@@ -285,7 +285,12 @@ class GraphFunction:
                                           "function cannot recurse on tensor values)", *user_frame()))
             from ..runtime import recompile
             recompile.record(self, self.__name__, sig.descriptor(), user_frame()[:2], False)
-        return ck(*args, **kwargs)
+        out = ck(*args, **kwargs)
+        if type(self).trace is GraphFunction.trace:   # a plain function's call, for open gradient tapes
+            from ..autodiff import tape
+            if tape.active_tapes():
+                tape.record(self, args, kwargs, out)
+        return out
 
     def grad(self, *args, argnums=0, **kwargs):
         """The gradient of this function's scalar result at these arguments (`tessera.autodiff.grad`)."""
