@@ -21,6 +21,13 @@ class CompiledFunction:
         self.plan, self.params = plan, params
         self.metadata = {"target": target, "kernels": plan.kernel_count if plan else None}
 
+    def saved_activation_bytes(self, checkpoints=True):
+        """Bytes of forward values a gradient graph keeps for its backward pass (its graph as traced):
+        with the function's checkpoints (regions recomputed in the backward pass), or as it would be
+        without them. 0 for a graph with no backward pass."""
+        saved = getattr(self.traced, "saved_bytes", (0, 0))
+        return saved[0] if checkpoints else saved[1]
+
     def profile(self, *args, **kwargs):
         """Run once per kernel with timing: [(label, kernel, seconds, bytes moved)] (for the demo and benchmarks)."""
         rows = []

@@ -79,6 +79,38 @@ class Plan:
     def kernel_count(self):
         return len(self.steps)
 
+    def liveness(self):
+        """(frees, peak): frees[i] = the intermediate slots no step after i reads (dropped after step i, so a
+        long graph, e.g. forward + backward, holds only what is still needed); peak = the most bytes of
+        intermediates alive at once."""
+        if getattr(self, "_liveness", None) is not None:
+            return self._liveness
+
+        def base(slot):
+            while slot[0] == "reshape":
+                slot = slot[1]
+            return slot
+        keep = {base(s) for s in self.outputs}
+        last, size = {}, {}
+        for i, st in enumerate(self.steps):
+            for slot, shape, dtype in st.outs:
+                size[slot] = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+            for _, slot in st.args:
+                b = base(slot)
+                if b[0] == "tmp":
+                    last[b] = i
+        frees = [[] for _ in self.steps]
+        for slot, i in last.items():
+            if slot not in keep:
+                frees[i].append(slot)
+        alive = peak = 0
+        for i, st in enumerate(self.steps):
+            alive += sum(size[s] for s, _, _ in st.outs)
+            peak = max(peak, alive)
+            alive -= sum(size.get(s, 0) for s in frees[i])
+        self._liveness = (frees, peak)
+        return self._liveness
+
 
 def _flat_index(extract_op):
     """Row-major flat index of a tensor.extract with constant indices."""
@@ -579,11 +611,14 @@ def run(plan: Plan, args, xp, profile=None):
 
     import time
     target = _launch_target(xp) if any(st.by_target for st in plan.steps) else None
-    for st in plan.steps:
+    frees, _ = plan.liveness()
+    for i, st in enumerate(plan.steps):
         for slot, shape, dtype in st.outs:
             values[slot] = xp.empty(shape, dtype=dtype)
         views = [view(a) for a in st.args]
         grid, ce = st.launch_config(target)
+        for slot in frees[i]:   # this step holds its views; nothing later reads these
+            del values[slot]
         if profile is None:
             st.kernel[grid](*views, **ce)
             continue

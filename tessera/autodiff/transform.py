@@ -20,6 +20,10 @@ from ..frontend.graph_ops import const
 from .vjp import RULES, acc_dtype, add, cast, reshape, zeros
 
 
+CKPT, RECOMPUTE, BACKWARD = "tessera.checkpoint", "tessera.recompute", "tessera.backward"
+RECOMPUTED_AS = "tessera.recomputed_as"
+
+
 def tensor_of(v) -> GraphTensor:
     t = v.type
     if isinstance(t, ir.RankedTensorType):
@@ -59,6 +63,7 @@ def differentiate(traced, wrt, output=0, output_gradients=None, keep=()):
     args = [tensor_of(a) for a in entry.arguments]
     with traced.tracer.ctx, ir.Location.unknown():
         emitter = _Emitter(traced.tracer)
+        n_forward = len(list(entry.operations)) - 1
         dsl.TRACING.append(emitter)
         try:
             with ir.InsertionPoint(ret):
@@ -69,6 +74,10 @@ def differentiate(traced, wrt, output=0, output_gradients=None, keep=()):
         finally:
             dsl.TRACING.pop()
         ret.erase()
+        for op in list(entry.operations)[n_forward:-1]:   # the backward pass (saved_activation_bytes)
+            if RECOMPUTE not in op.attributes:
+                op.attributes[BACKWARD] = ir.UnitAttr.get()
+        traced.saved_bytes = saved_activation_bytes(f)
         ft = ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value)
         f.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(
             list(ft.inputs), [v.type for v in kept] + [g.v.type for g in grads]))
@@ -118,6 +127,7 @@ def cotangents(ops, y, seed, sources, emitter):
     if seed.shape != (y.shape if y.shape is not None else (1,)):
         raise CompilationError(f"output_gradients has shape {list(seed.shape)}, the output {list(y.shape or ())}")
     cts = {y.v: cast(seed, acc_dtype(y.dtype))}
+    recomputed, remap = set(), {}
     for op in reversed(ops):
         if not any(r in cts for r in op.results):
             continue
@@ -128,8 +138,13 @@ def cotangents(ops, y, seed, sources, emitter):
         if rule is None:
             raise error_at(op.location, f"no gradient rule for '{op.name}': this op cannot be differentiated yet")
         emitter.location = op.location
-        ins = [tensor_of(v) for v in operands]
-        outs = [tensor_of(r) for r in op.results]
+        region = op.attributes[CKPT] if CKPT in op.attributes else None
+        if region is not None and region not in recomputed:   # the region's values, again, from its inputs
+            recomputed.add(region)
+            _recompute([o for o in ops if CKPT in o.attributes and o.attributes[CKPT] == region], remap)
+            emitter.location = op.location
+        ins = [tensor_of(remap.get(v, v)) for v in operands]
+        outs = [tensor_of(remap.get(r, r)) for r in op.results]
         out_cts = [cts.get(r) for r in op.results]
         for v, x, ct in zip(operands, ins, rule(ins, outs, out_cts, op)):
             if ct is None or v not in active:
@@ -141,6 +156,55 @@ def cotangents(ops, y, seed, sources, emitter):
                                             f"{list(ct.shape)} for an operand of shape {list(want)}; please report it")
             cts[v] = add(cts[v], ct) if v in cts else ct
     return cts
+
+
+def _recompute(region_ops, remap):
+    """Copies of a checkpointed region's ops at the insertion point, reading the copies of each other's
+    results; remap: forward value -> its copy."""
+    i64 = ir.IntegerType.get_signless(64)
+    for op in region_ops:
+        clone = op.clone(ir.InsertionPoint.current)
+        for i, v in enumerate(op.operands):
+            if v in remap:
+                clone.operands[i] = remap[v]
+        del clone.attributes[CKPT]
+        pair = ir.IntegerAttr.get(i64, len(remap) + 1)   # pairs the copy with its original
+        clone.attributes[RECOMPUTE] = pair
+        op.attributes[RECOMPUTED_AS] = pair
+        for r, c in zip(op.results, clone.results):
+            remap[r] = c
+
+
+def saved_activation_bytes(func_op):
+    """(with checkpoints, without): bytes of the values forward ops compute that the backward pass reads.
+    With checkpoints the backward reads the recomputed copies, and only the regions' inputs are kept; without,
+    it would read the originals of those copies."""
+    ops = list(func_op.regions[0].blocks[0].operations)
+    copies = {}
+    for op in ops:
+        if RECOMPUTE in op.attributes:
+            copies[ir.IntegerAttr(op.attributes[RECOMPUTE]).value] = op
+
+    def read_by_backward(v, also_recompute):
+        return any(BACKWARD in u.owner.attributes or (also_recompute and RECOMPUTE in u.owner.attributes)
+                   for u in v.uses)
+    with_ckpt = without = 0
+    for op in ops:
+        if BACKWARD in op.attributes or RECOMPUTE in op.attributes or op.name == "arith.constant":
+            continue
+        copy = copies.get(ir.IntegerAttr(op.attributes[RECOMPUTED_AS]).value) if RECOMPUTED_AS in op.attributes else None
+        for k, r in enumerate(op.results):
+            if not isinstance(r.type, ir.RankedTensorType):
+                continue
+            t = ir.RankedTensorType(r.type)
+            n = dtype_of(t.element_type).bits // 8
+            for d in t.shape:
+                n *= d
+            if read_by_backward(r, True):
+                with_ckpt += n
+            if read_by_backward(r, False) or (copy is not None and read_by_backward(copy.results[k], False)):
+                without += n
+    return with_ckpt, without
 
 
 def _active(ops, roots):
