@@ -19,6 +19,7 @@ from .graph import (subtract, add, multiply, divide, maximum, minimum, exp, log,
 from .runtime.recompile import explain_recompiles  # noqa: F401
 from . import autodiff  # noqa: F401,E402 - ts.autodiff (no mlir at import)
 from .autodiff.checkpoint import checkpoint, checkpoint_scope  # noqa: F401
+from . import optim  # noqa: F401,E402 - ts.optim: SGD, AdamW, clip_grad_norm_, LossScaler (no mlir at import)
 
 jit = function
 

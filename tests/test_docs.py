@@ -1,5 +1,5 @@
-"""The documentation's examples run: every ```python block of docs/guide.md and docs/runtime.md as a script in a fresh
-process, and every ```mlir block of docs/tile-dialect.md parses and verifies."""
+"""The documentation's examples run: every ```python block of docs/guide.md, docs/runtime.md, docs/emulator.md and
+docs/training.md as a script in a fresh process, and every ```mlir block of docs/tile-dialect.md parses and verifies."""
 from docs_examples import DOCS, blocks, parse_mlir, run_script
 
 import pytest
@@ -8,6 +8,7 @@ import pytest
 PYTHON_BLOCKS = blocks(DOCS / "guide.md", "python")
 RUNTIME_BLOCKS = blocks(DOCS / "runtime.md", "python")
 EMULATOR_BLOCKS = blocks(DOCS / "emulator.md", "python")
+TRAINING_BLOCKS = blocks(DOCS / "training.md", "python")
 MLIR_BLOCKS = blocks(DOCS / "tile-dialect.md", "mlir")
 
 
@@ -15,6 +16,7 @@ def test_docs_have_examples():
     assert len(PYTHON_BLOCKS) >= 4
     assert len(MLIR_BLOCKS) >= 14
     assert len(RUNTIME_BLOCKS) >= 3
+    assert len(TRAINING_BLOCKS) >= 2
 
 
 @pytest.mark.parametrize("code", RUNTIME_BLOCKS)
@@ -24,6 +26,11 @@ def test_runtime_example_runs(code, tmp_path):
 
 @pytest.mark.parametrize("code", EMULATOR_BLOCKS)
 def test_emulator_example_runs(code, tmp_path):
+    run_script(code, tmp_path)
+
+
+@pytest.mark.parametrize("code", TRAINING_BLOCKS)
+def test_training_example_runs(code, tmp_path):
     run_script(code, tmp_path)
 
 
