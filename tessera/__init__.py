@@ -44,7 +44,7 @@ def compile(fn, *example_args, target="cpu", params=None, pipeline=None, **kwarg
         from .frontend.kernel import compile_autotuned
         return compile_autotuned(fn, example_args, target, kwargs)
     if isinstance(fn, GraphFunction):
-        from .graph_compile import compile_function
+        from .graph.compile import compile_function
         return compile_function(fn, example_args, kwargs, target=target, params=params, pipeline=pipeline)
     raise TesseraError(f"ts.compile expects a @ts.kernel or @ts.function, got {fn!r}")
 

@@ -96,8 +96,8 @@ def cases():
 
 
 def template_cases():
-    """The graph level's kernel templates (tessera.graph_kernels), launched as graph_exec launches them."""
-    import tessera.graph_kernels as gk
+    """The graph level's kernel templates (tessera.graph.kernels), launched as the plan launches them."""
+    import tessera.graph.kernels as gk
     ew = gk.elementwise([("x", "full"), ("b", "row")], [], ["y = tile.exp(v_x) * v_b - 0.5"], [("out", "y")])
     out = [
         ("graph.elementwise", ew, (3, 1), lambda r: [R(r, (10, 40)), R(r, (1, 40)), Z((10, 40))], {}),

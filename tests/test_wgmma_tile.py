@@ -69,7 +69,7 @@ def test_other_shapes_keep_mma_sync():
 def test_gdn_graph_plan_runs_gating_on_wgmma_on_sm90a():
     """The graph plan's fused delta-gating step uses 64-row blocks on sm_90a (wgmma), 32 elsewhere."""
     from tessera.gdn.generated import fused_delta_gating
-    from tessera.graph_exec import Step
+    from tessera.graph.plan import Step
     k = fused_delta_gating(2, False, False, "tensor")
     st = Step(k, lambda c: (-(-1000 // c["BLOCK_R"]),), [], {"BLOCK_R": 32}, [], "fused",
               by_target={"sm_90a": {"BLOCK_R": 64}})

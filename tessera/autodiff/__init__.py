@@ -51,7 +51,7 @@ class GradFunction(GraphFunction):
 
     def trace(self, args, kwargs=None, params=None):
         from ..errors import GraphBreak
-        from ..frontend.graph_ops import trace_function
+        from ..graph.ops import trace_function
         sig = Signature(self.fn, args, kwargs or {}, params)
         key = self._key(sig)
         if key in self._traced and self._traced[key].still_valid():

@@ -130,7 +130,7 @@ class _ReplayFunction(GraphFunction):
 
         def replay(sources, dy=None):
             env = {id(a): g for a, g in zip(srcs, sources)}
-            from ..frontend.graph_ops import constants
+            from ..graph.ops import constants
             for gf, args, kwargs, out in calls:
                 def bind(x):
                     return env.get(id(x), x) if hasattr(x, "shape") else x
@@ -146,7 +146,7 @@ class _ReplayFunction(GraphFunction):
         self.with_dy = with_dy
 
     def trace(self, args, kwargs=None, params=None):
-        from ..frontend.graph_ops import trace_function
+        from ..graph.ops import trace_function
         from .transform import differentiate
         sig = Signature(self.fn, args, kwargs or {}, params)
         traced = trace_function(self, sig)

@@ -16,7 +16,7 @@ from ..frontend.codegen.base import dtype_of
 from ..frontend.function import GraphTensor
 from ..ir.locations import error_at
 from ..passes.graph_match import erase_dead
-from ..frontend.graph_ops import const
+from ..graph.ops import const
 from .vjp import RULES, acc_dtype, add, cast, reshape, zeros
 
 

@@ -16,7 +16,7 @@ from mlir.dialects import arith
 
 from .. import dtypes as dt
 from ..frontend.function import GraphTensor
-from ..frontend.graph_ops import IMPLS, _slice, broadcast, cast, const, from_numpy, ttype
+from ..graph.ops import IMPLS, _slice, broadcast, cast, const, from_numpy, ttype
 
 RULES = {}
 
@@ -63,14 +63,14 @@ def unbroadcast(ct, shape):
 
 def select(cond_op, a, b):
     """arith.select(cond, a, b) on tensors of one shape (a mask that stays inside one elementwise group)."""
-    from ..frontend.graph_ops import _tracer
+    from ..graph.ops import _tracer
     with _tracer().loc():
         return GraphTensor(arith.SelectOp(cond_op, a.v, b.v).result, a.shape, a.dtype)
 
 
 def equal(a, b):
     """The i1 mask a == b (floats)."""
-    from ..frontend.graph_ops import _tracer
+    from ..graph.ops import _tracer
     with _tracer().loc():
         return arith.CmpFOp(arith.CmpFPredicate.OEQ, a.v, b.v).result
 
@@ -337,7 +337,7 @@ def _embedding(ins, outs, cts, op):
     ids, table = ins
     vocab = table.shape[0]
     flat_ids = reshape(ids, (-1, 1))
-    from ..frontend.graph_ops import _tracer
+    from ..graph.ops import _tracer
     cols = broadcast(from_numpy(np.arange(vocab, dtype=np.int32).reshape(1, vocab)), (flat_ids.shape[0], vocab))
     idc = broadcast(cast(flat_ids, dt.i32), (flat_ids.shape[0], vocab))
     with _tracer().loc():

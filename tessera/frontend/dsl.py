@@ -1,6 +1,6 @@
 """The names kernels and graph functions call (`tile.load`, `ts.ops.exp`, `ts.add`, ...). Inside a
 @ts.kernel they are markers the code generator recognises by identity; while a @ts.function is
-being traced, calling one records the graph operation (`tessera.frontend.graph_ops`); from plain
+being traced, calling one records the graph operation (`tessera.graph.ops`); from plain
 Python it is an error."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class Builtin:
 
     def __call__(self, *args, **kwargs):
         if TRACING:
-            from . import graph_ops  # imports mlir: only while tracing
+            from ..graph import ops as graph_ops  # imports mlir: only while tracing
             impl = graph_ops.IMPLS.get(self.name)
             if impl is None:
                 raise TesseraError(f"`{self.name}` is not supported in @ts.function bodies yet")

@@ -180,7 +180,7 @@ _MAX_OPS = 512
 
 def _apply(name, args, kwargs):
     """The traced op: a ts builtin, an index, or an .at update (inside the one-op function's trace)."""
-    from . import graph_ops
+    from ..graph import ops as graph_ops
     if name == "(index)":
         return graph_ops.index(args[0], args[1])
     if name in ("(at.set)", "(at.add)"):

@@ -61,13 +61,13 @@ class GraphTensor:
 
     def _op(name):
         def f(self, other):
-            from . import graph_ops
+            from ..graph import ops as graph_ops
             return graph_ops.IMPLS[name](self, other)
         return f
 
     def _rop(name):
         def f(self, other):
-            from . import graph_ops
+            from ..graph import ops as graph_ops
             return graph_ops.IMPLS[name](other, self)
         return f
 
@@ -78,23 +78,23 @@ class GraphTensor:
     __matmul__ = _op("ts.gemm")
 
     def __neg__(self):
-        from . import graph_ops
+        from ..graph import ops as graph_ops
         return graph_ops.IMPLS["ts.multiply"](self, -1.0)
 
     def __getitem__(self, idx):
-        from . import graph_ops
+        from ..graph import ops as graph_ops
         return graph_ops.index(self, idx)
 
     @property
     def T(self):
         """NumPy's `.T`: the axes reversed (ts.transpose with no permutation)."""
-        from . import graph_ops
+        from ..graph import ops as graph_ops
         return graph_ops.IMPLS["ts.transpose"](self)
 
     @property
     def at(self):
         """JAX's functional update: `mask = mask.at[i, j].set(True)` (seed 000), `x.at[0, :].add(1.0)`."""
-        from . import graph_ops
+        from ..graph import ops as graph_ops
         return graph_ops.AtIndexer(self)
 
     def _compare(self, other):
@@ -246,13 +246,13 @@ class GraphFunction:
 
     def __call__(self, *args, **kwargs):
         if dsl.TRACING:  # called from another @ts.function: inline (arrays become constants of the graph)
-            from .graph_ops import constants
+            from ..graph.ops import constants
             return self.fn(*constants(args), **constants(kwargs))
         if dsl.EAGER:    # called from a body running eagerly: on its concrete tensors
             from . import eager
             if eager.holds_eager((args, kwargs)):
                 return eager.wrap(self(*eager.unwrap(list(args)), **eager.unwrap(dict(kwargs))))
-        from ..graph_compile import compile_function
+        from ..graph.compile import compile_function
         if self.input_shapes:
             from .function_options import check_input_shapes
             try:
@@ -309,7 +309,7 @@ class GraphFunction:
         return cache[key]
 
     def trace(self, args, kwargs=None, params=None):
-        from .graph_ops import trace_function
+        from ..graph.ops import trace_function
         sig = Signature(self.fn, args, kwargs or {}, params)
         key = self._key(sig)
         if key not in self._traced or not self._traced[key].still_valid():

@@ -1,6 +1,6 @@
 """tessera-lower-graph-to-tile: fusion groups of a ts function → generated tile kernels.
 
-Groups (tessera.graph_exec): consecutive elementwise ops of one shape form one group; every other
+Groups (tessera.graph.plan): consecutive elementwise ops of one shape form one group; every other
 op (gemm, fused_delta_gating, reductions, ...) is a group of its own. Each group's kernel is
 generated from a DSL template, compiled through the normal frontend for the group's shapes and
 dtypes, and its tile IR is added to the module (`func.func` with `tessera.kernel`); the graph
@@ -17,7 +17,7 @@ name = "tessera-lower-graph-to-tile"
 
 def run(module_op):
     import tessera as ts
-    from ..graph_exec import build_plan
+    from ..graph.plan import build_plan
 
     class _M:  # build_plan wants .body
         body = module_op.regions[0].blocks[0]

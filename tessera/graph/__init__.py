@@ -1,7 +1,7 @@
 """`ts.add`, `ts.gemm`, ...: the graph-level operations used inside @ts.function bodies."""
 from __future__ import annotations
 
-from .frontend.dsl import builtin as _b
+from ..frontend.dsl import builtin as _b
 
 subtract = _b("ts.subtract")
 add = _b("ts.add")

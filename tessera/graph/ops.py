@@ -10,8 +10,8 @@ from mlir.dialects import arith, func, math as mmath, tensor
 
 from .. import dtypes as dt
 from ..errors import CompilationError, GraphBreak
-from . import dsl
-from .function import GraphTensor, user_frame
+from ..frontend import dsl
+from ..frontend.function import GraphTensor, user_frame
 
 IMPLS = {}
 
@@ -411,7 +411,7 @@ class Traced:
 
 
 def trace_function(gf, sig):
-    from .function import Tracer, dtype_of_array
+    from ..frontend.function import Tracer, dtype_of_array
     tr = Tracer(gf.__name__)
     tr.function = gf
     tr.baked = []
@@ -515,7 +515,7 @@ def _diag(x):
 
 def _zero_d_returns(fn, n):
     """Per result: whether the return annotation declares a 0-d tensor (`-> Tensor[(), ts.f32]`)."""
-    from .annotations import TensorSpec
+    from ..frontend.annotations import TensorSpec
     ann = getattr(fn, "__annotations__", {}).get("return")
     if isinstance(ann, str):
         try:
@@ -580,4 +580,4 @@ class _AtUpdate:
         return self._blend(v, True)
 
 
-from . import graph_ops_nn  # noqa: E402,F401 - registers the ts.ops network helpers in IMPLS
+from . import ops_nn  # noqa: E402,F401 - registers the ts.ops network helpers in IMPLS

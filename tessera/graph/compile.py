@@ -5,8 +5,8 @@ import sys
 
 import numpy as np
 
-from . import knobs
-from .errors import BackendUnavailable, TesseraError
+from .. import knobs
+from ..errors import BackendUnavailable, TesseraError
 
 # The default graph pipeline of a call and of ts.compile (DESIGN §5)
 GRAPH_PIPELINE = 'canonicalize,tessera-prune-sparse-deltas{threshold=0.01},tessera-fuse-delta-connections,canonicalize,cse'
@@ -35,10 +35,10 @@ class CompiledFunction:
         return rows
 
     def __call__(self, *args, _profile=None, **kwargs):
-        from .frontend.function import Signature
-        from .graph_exec import run
+        from ..frontend.function import Signature
+        from .plan import run
         if self.plan is None:
-            from .frontend.kernel import _reraise
+            from ..frontend.kernel import _reraise
             _reraise(self.plan_error)
         sig = Signature(self.fn.fn, args, kwargs, self.params)
         arrays = sig.runtime_arrays()
@@ -49,7 +49,7 @@ class CompiledFunction:
         try:
             outs = run(self.plan, arrays, xp, _profile)
         except TesseraError as e:
-            from .frontend.kernel import _reraise
+            from ..frontend.kernel import _reraise
             _reraise(e)
         for i in self.traced.scalar_results:   # 0-d results
             outs[i] = outs[i].reshape(())
@@ -67,7 +67,7 @@ class CompiledFunction:
 
 def compile_function(fn, args, kwargs, target="cpu", params=None, pipeline=None):
     from mlir import ir
-    from .compiler import run_pipeline
+    from ..compiler import run_pipeline
     try:
         traced = fn.trace(args, kwargs, params)
         asm = {"ts": traced.asm}
@@ -78,7 +78,7 @@ def compile_function(fn, args, kwargs, target="cpu", params=None, pipeline=None)
             asm["ts.opt"] = module.operation.get_asm(enable_debug_info=True)
             remarks = [ir.StringAttr(a).value for a in ir.ArrayAttr(module.operation.attributes["tessera.remarks"])] \
                 if "tessera.remarks" in module.operation.attributes else []
-            from .graph_exec import build_plan
+            from .plan import build_plan
             try:
                 plan, plan_error = build_plan(module), None
                 run_pipeline(module, "tessera-lower-graph-to-tile")
@@ -98,5 +98,5 @@ def compile_function(fn, args, kwargs, target="cpu", params=None, pipeline=None)
                 print(f"[tessera] remark: {r}", file=sys.stderr)
         return ck
     except TesseraError as e:
-        from .frontend.kernel import _reraise
+        from ..frontend.kernel import _reraise
         _reraise(e)

@@ -1,6 +1,6 @@
 """Running an optimised ts graph (the grouping of tessera-lower-graph-to-tile): consecutive
 elementwise ops of one shape form a fusion group, every other op is its own group; each group is a
-tile kernel generated from a DSL template (tessera.graph_kernels, tessera.gdn.generated) and compiled
+tile kernel generated from a DSL template (tessera.graph.kernels, tessera.gdn.generated) and compiled
 by the normal kernel path for the arrays' backend, launched in program order on row-major
 [rows, last-dim] views. The plan is built once per traced signature."""
 from __future__ import annotations
@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 from mlir import ir
 
-from . import graph_kernels as gk
-from .errors import CompilationError
-from .frontend.codegen.base import dtype_of
-from .ir.locations import error_at
-from .passes.graph_match import op_of, strip_casts
+from . import kernels as gk
+from ..errors import CompilationError
+from ..frontend.codegen.base import dtype_of
+from ..ir.locations import error_at
+from ..passes.graph_match import op_of, strip_casts
 
 _EW_BIN = {"arith.addf": "{} + {}", "arith.subf": "{} - {}", "arith.mulf": "{} * {}", "arith.divf": "{} / {}",
            "arith.addi": "{} + {}", "arith.subi": "{} - {}", "arith.muli": "{} * {}",
@@ -508,7 +508,7 @@ class _Builder:
                                     {"DIST": float(ir.FloatAttr(op.attributes["distance"]).value)}, [o], op.name))
 
     def fused(self, op):
-        from .gdn import generated
+        from ..gdn import generated
         seg = list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
         ops = list(op.operands)
         n = seg[1]
@@ -568,10 +568,10 @@ def build_plan(module) -> Plan:
 def _launch_target(xp) -> str:
     """The target a plan's kernels compile for: NumPy arrays run on the CPU backend (or the emulator's
     target under TESSERA_BACKEND=emu), CuPy arrays on the device's."""
-    from . import knobs
+    from .. import knobs
     if xp is np:
         return knobs.emu_arch() if knobs.backend() == "emu" else "cpu"
-    from .runtime.cuda import device_arch
+    from ..runtime.cuda import device_arch
     return device_arch()
 
 

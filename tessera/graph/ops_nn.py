@@ -9,8 +9,8 @@ from mlir import ir
 
 from .. import dtypes as dt
 from ..errors import GraphBreak
-from .function import GraphTensor, user_frame
-from .graph_ops import (IMPLS, impl, _create, ttype, cast, _err, _tracer, from_numpy, const, constants, _max, _flat,
+from ..frontend.function import GraphTensor, user_frame
+from .ops import (IMPLS, impl, _create, ttype, cast, _err, _tracer, from_numpy, const, constants, _max, _flat,
                         broadcast, _sigmoid, _slice, _gemm, _transpose)
 
 
@@ -47,7 +47,7 @@ def _delta_connection(x_source, x_target, gate_params, layer_distance):
 
 @impl("ops.get_training_progress")
 def _get_training_progress():
-    from .function import training_progress
+    from ..frontend.function import training_progress
     return training_progress()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .gdn.generated import HEADER, load
+from ..gdn.generated import HEADER, load
 
 ROWS = 'tile.Tensor["R", "C"]'
 
