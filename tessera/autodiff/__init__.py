@@ -111,12 +111,17 @@ def _differentiate(gf, traced, sig):
             raise CompilationError(f"cannot differentiate {gf.__name__}: it returns {n_out} values, and a gradient "
                                    "needs one scalar loss", *user_frame())
     zero_d = 0 in traced.scalar_results
-    differentiate(traced, wrt, keep=(0,) if gf.with_value else ())
+    differentiate(traced, wrt, keep=(0,) if gf.with_value else (), pipeline=_graph_pipeline(gf))
     traced.asm = traced.module.operation.get_asm(enable_debug_info=True)
     traced.result_layout = "tuple"
     traced.scalar_results = (0,) if gf.with_value and zero_d else ()
     traced.pack = _packer(gf.argnums, shape, gf.with_value)
     return traced
+
+
+def _graph_pipeline(gf):
+    from ..graph.compile import GRAPH_PIPELINE
+    return gf.config.pipeline() if gf.config is not None else GRAPH_PIPELINE
 
 
 def _return_op(traced):

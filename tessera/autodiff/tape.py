@@ -151,7 +151,8 @@ class _ReplayFunction(GraphFunction):
         sig = Signature(self.fn, args, kwargs or {}, params)
         traced = trace_function(self, sig)
         n = len(self.srcs)
-        differentiate(traced, list(range(n)), output_gradients=n if self.with_dy else None)
+        from ..graph.compile import GRAPH_PIPELINE
+        differentiate(traced, list(range(n)), output_gradients=n if self.with_dy else None, pipeline=GRAPH_PIPELINE)
         traced.asm = traced.module.operation.get_asm(enable_debug_info=True)
         traced.result_layout, traced.scalar_results = "tuple", ()
         traced.pack = list

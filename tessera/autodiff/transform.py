@@ -49,12 +49,17 @@ def graph_func(module):
     raise CompilationError("no @ts.function in the module")
 
 
-def differentiate(traced, wrt, output=0, output_gradients=None, keep=()):
+def differentiate(traced, wrt, output=0, output_gradients=None, keep=(), pipeline=None):
     """Rewrite `traced.module`'s function to return [its results at `keep`] + [the gradient of result
     `output` w.r.t. each function argument in `wrt`] (each in its argument's dtype and shape).
 
     output_gradients: None (the output must have one element: its cotangent is 1), or the index of a
-    function argument that holds the output's cotangent (appended by the caller)."""
+    function argument that holds the output's cotangent (appended by the caller). pipeline: graph passes run
+    on the forward graph first (the default prune + fuse pipeline of graph functions)."""
+    if pipeline:   # the graph passes first (prune, fuse): the gradient is of the function that runs, and a
+        from ..compiler import run_pipeline   # fused aggregation gets its one-kernel backward rule
+        with traced.tracer.ctx, ir.Location.unknown():
+            run_pipeline(traced.module, pipeline)
     f = graph_func(traced.module)
     entry = f.regions[0].blocks[0]
     ret = list(entry.operations)[-1]

@@ -345,3 +345,29 @@ def _embedding(ins, outs, cts, op):
     ct = _flat2(cts[0])
     onehot = select(hit, broadcast(const(1.0, None, ct.dtype), idc.shape), zeros(idc.shape, ct.dtype))
     return [None, gemm(transpose(onehot), ct)]
+
+
+@rule("ts.fused_delta_gating")
+def _fused_delta_gating(ins, outs, cts, op):
+    """The fused aggregation's backward pass is one op, ts.fused_delta_gating_grad (one kernel); the
+    residual's gradient is the output's cotangent itself."""
+    seg = list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
+    n = seg[1]
+    target, srcs, ws, coeffs = ins[0], ins[1:1 + n], ins[1 + n:1 + 2 * n], ins[1 + 2 * n:1 + 3 * n]
+    dy = cast(cts[0], dt.f32)
+    f32 = ir.F32Type.get()
+    types = [ttype(target.shape, dt.f32)] + [ttype(s.shape, dt.f32) for s in srcs] + \
+        [ttype(w.shape, dt.f32) for w in ws] + [ir.RankedTensorType.get([n], f32)]
+    attrs = {"distances": op.attributes["distances"], "sparse": op.attributes["sparse"],
+             "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, n, n, n, 1]),
+             "resultSegmentSizes": ir.DenseI32ArrayAttr.get([1, n, n, 1])}
+    if "tessera.threshold" in op.attributes:
+        attrs["tessera.threshold"] = op.attributes["tessera.threshold"]
+    grad = ir.Operation.create("ts.fused_delta_gating_grad", results=types,
+                               operands=[x.v for x in [target] + srcs + ws + coeffs] + [dy.v],
+                               attributes=attrs, loc=op.location)
+    r = list(grad.results)
+    shaped = [GraphTensor(v, x.shape, dt.f32) for v, x in zip(r[:1 + 2 * n], [target] + srcs + ws)]
+    dc = GraphTensor(r[-1], (n,), dt.f32)
+    dcoeffs = [_slice(dc, (slice(i, i + 1),)) for i in range(n)]
+    return shaped + dcoeffs + ([cts[0]] if seg[4] else [])

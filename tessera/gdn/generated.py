@@ -106,3 +106,53 @@ def fused_delta_gating(n_sources: int, residual: bool, sparse: bool, coeff_kind:
     lines.append("    tile.store(out[r0:r0 + BLOCK_R], acc)")
     del coeff_kind
     return load(f"fused_delta_gating_{n}", HEADER + "\n".join(lines) + "\n")
+
+
+def fused_delta_gating_grad(n_sources: int, sparse: bool):
+    """The backward pass of fused_delta_gating (without its residual, whose gradient is dy itself), one
+    kernel: for each row block, each source i: δ = t − s_i, g = σ(k_i · δ @ W_i), dz = c_i · dy · δ · g(1 − g) · k_i,
+    dδ = c_i · dy · g + dz @ W_iᵀ; d s_i = −dδ, d t = Σ_i dδ; the cross-row sums d W_i = Σ δᵀ @ dz and
+    d c_i = Σ dy · δ · g accumulate in the one program, which walks every row block (no atomics needed, and
+    the weights' gradients stay in registers). With SPARSE, a connection whose |c_i| is below THRESH
+    contributes nothing, as in the forward pass."""
+    n = n_sources
+    srcs = ", ".join(f's{i}: tile.Tensor["R", "D"]' for i in range(n))
+    ws = ", ".join(f'w{i}: tile.Tensor["D", "D"]' for i in range(n))
+    dsrcs = ", ".join(f'ds{i}: tile.Tensor["R", "D"]' for i in range(n))
+    dws = ", ".join(f'dw{i}: tile.Tensor["D", "D"]' for i in range(n))
+    dists = ", ".join(f"D{i}: ts.constexpr = 1.0" for i in range(n))
+    cidx = ", ".join(f"C{i}: ts.constexpr = 0" for i in range(n))
+    lines = [f"@ts.kernel",
+             f'def fused_delta_gating_grad_{n}(t: tile.Tensor["R", "D"], {srcs}, {ws}, coeffs: tile.Tensor["C"],',
+             f'                                dy: tile.Tensor["R", "D"], dt: tile.Tensor["R", "D"], {dsrcs}, {dws},',
+             f'                                dc: tile.Tensor["N"], {dists}, {cidx}, BLOCK_R: ts.constexpr = 32,',
+             f"                                SPARSE: ts.constexpr = False, THRESH: ts.constexpr = 0.01):",
+             f"    ctx = tile.context()"]
+    for i in range(n):
+        lines += [f"    c{i} = tile.cast(tile.load_scalar(coeffs[C{i}]), ts.f32)",
+                  f"    k{i} = ts.ops.distance_scaling(D{i})",
+                  f"    W{i} = tile.cast(tile.load(w{i}), ts.f32)",
+                  f"    gw{i} = tile.zeros([ctx.D, ctx.D], ts.f32)",
+                  f"    gc{i} = 0.0"]
+        if sparse:   # a skipped connection: no gradient anywhere
+            lines.append(f"    c{i} = tile.where(tile.abs(c{i}) >= THRESH, c{i}, 0.0)")
+    lines += ["    for r0 in tile.range(0, t.shape[0], BLOCK_R):",
+              "        tgt = tile.cast(tile.load(t[r0:r0 + BLOCK_R]), ts.f32)",
+              "        g_out = tile.cast(tile.load(dy[r0:r0 + BLOCK_R]), ts.f32)",
+              "        g_t = tile.zeros([BLOCK_R, ctx.D], ts.f32)"]
+    for i in range(n):
+        lines += [f"        delta = tgt - tile.cast(tile.load(s{i}[r0:r0 + BLOCK_R]), ts.f32)",
+                  f"        gate = ts.ops.sigmoid_safe(tile.mma(delta, W{i}) * k{i})",
+                  f"        dz = g_out * delta * gate * (1.0 - gate) * (c{i} * k{i})",
+                  f"        d_delta = g_out * gate * c{i} + tile.mma(dz, W{i}.T)",
+                  f"        tile.store(ds{i}[r0:r0 + BLOCK_R], 0.0 - d_delta)",
+                  f"        g_t = g_t + d_delta",
+                  f"        gw{i} = tile.mma(delta.T, dz, gw{i})",
+                  f"        gc{i} = gc{i} + tile.sum(g_out * delta * gate)"]
+    lines.append("        tile.store(dt[r0:r0 + BLOCK_R], g_t)")
+    for i in range(n):
+        lines.append(f"    tile.store(dw{i}[0:ctx.D, 0:ctx.D], gw{i})")
+        if sparse:
+            lines.append(f"    gc{i} = tile.where(tile.abs(tile.cast(tile.load_scalar(coeffs[C{i}]), ts.f32)) >= THRESH, gc{i}, 0.0)")
+        lines.append(f"    tile.store(dc[{i}], gc{i})")
+    return load(f"fused_delta_gating_grad_{n}", HEADER + "\n".join(lines) + "\n")

@@ -329,6 +329,8 @@ class _Builder:
             self.plan.outputs = [self.slot(v) for v in op.operands]
         elif name == "ts.fused_delta_gating":
             self.fused(op)
+        elif name == "ts.fused_delta_gating_grad":
+            self.fused_grad(op)
         elif name in ("ts.gemm", "ts.gemm_epilogue"):
             self.gemm(op)
         elif name in ("ts.reduce", "ts.softmax", "ts.l2_norm"):
@@ -532,6 +534,28 @@ class _Builder:
         # keep the mma.sync kernel at 134 registers (64 rows need 255 on sm_80)
         self.plan.steps.append(Step(k, lambda c: (-(-rows // c["BLOCK_R"]),), args, ce, [o], "fused_delta_gating",
                                     by_target={"sm_90a": {"BLOCK_R": 64}}))
+
+    def fused_grad(self, op):
+        """One program walks every row block: the weights' and coefficients' gradients are sums over all rows."""
+        from ..gdn import generated
+        ops, res = list(op.operands), list(op.results)
+        n = (len(ops) - 2) // 3
+        target, srcs, ws, coeffs, dy = ops[0], ops[1:1 + n], ops[1 + n:1 + 2 * n], ops[1 + 2 * n:1 + 3 * n], ops[-1]
+        sparse = bool(ir.BoolAttr(op.attributes["sparse"]).value)
+        dists = list(ir.DenseF64ArrayAttr(op.attributes["distances"]))
+        coeff_slot, cidx = self.coefficients(op, coeffs)
+        ce = {f"D{i}": float(d) for i, d in enumerate(dists)}
+        ce.update({f"C{i}": int(c) for i, c in enumerate(cidx)})
+        ce.update(SPARSE=sparse, BLOCK_R=32)
+        if "tessera.threshold" in op.attributes:
+            ce["THRESH"] = float(ir.FloatAttr(op.attributes["tessera.threshold"]).value)
+        outs = [self.out(r) for r in res]
+        views = ["rows"] * (1 + n) + ["full"] * n + ["flat"]
+        args = [("rows", self.slot(target))] + [("rows", self.slot(s)) for s in srcs] + \
+            [("full", self.slot(w)) for w in ws] + [("flat", coeff_slot), ("rows", self.slot(dy))] + \
+            [(v, o[0]) for v, o in zip(views, outs)]
+        self.plan.steps.append(Step(generated.fused_delta_gating_grad(n, sparse), (1,), args, ce, outs,
+                                    "fused_delta_gating_grad"))
 
     def coefficients(self, op, coeffs):
         sources = []

@@ -7,6 +7,9 @@ indexing a tensor with ints is `tensor.extract`. The domain ops of the GDN live 
   ts.delta_connection(source, target, W) {distance} (t - s) · gating_function(t - s, W, d)
   ts.fused_delta_gating(target, sources..., Ws..., coefficients..., [residual])
                        {distances, sparse}          Σ_i c_i · delta_connection(s_i, t, W_i, d_i) (+ t)
+  ts.fused_delta_gating_grad(target, sources..., Ws..., coefficients..., dy) {distances, sparse}
+                       -> (d target, d sources..., d Ws..., d coefficients [n])
+                                                    its backward pass without the residual (one kernel)
   ts.gemm(a, b)                                     batched over leading dims, f32 accumulation (f64 for f64)
   ts.gemm_epilogue(a, b, [scale], [multiplier]) {activation}
                                                     multiplier · act(scale · (a @ b)) in one GEMM
@@ -54,6 +57,22 @@ irdl.dialect @ts {
     irdl.operands(target: %t, sources: variadic %s, weights: variadic %w, coefficients: variadic %c, residual: optional %res)
     irdl.attributes {"distances" = %d, "sparse" = %sp}
     irdl.results(out: %r)
+  }
+  irdl.operation @fused_delta_gating_grad {
+    %t = irdl.base "!builtin.tensor"
+    %s = irdl.base "!builtin.tensor"
+    %w = irdl.base "!builtin.tensor"
+    %c = irdl.any
+    %dy = irdl.base "!builtin.tensor"
+    %rt = irdl.base "!builtin.tensor"
+    %rs = irdl.base "!builtin.tensor"
+    %rw = irdl.base "!builtin.tensor"
+    %rc = irdl.base "!builtin.tensor"
+    %d = irdl.base "#builtin.dense_array"
+    %sp = irdl.base "#builtin.integer"
+    irdl.operands(target: %t, sources: variadic %s, weights: variadic %w, coefficients: variadic %c, dy: %dy)
+    irdl.attributes {"distances" = %d, "sparse" = %sp}
+    irdl.results(d_target: %rt, d_sources: variadic %rs, d_weights: variadic %rw, d_coefficients: %rc)
   }
   irdl.operation @gemm {
     %a = irdl.base "!builtin.tensor"
@@ -176,5 +195,5 @@ irdl.dialect @ts {
 }
 """
 
-TS_OPS = ["gating_function", "delta_connection", "fused_delta_gating", "gemm", "gemm_epilogue", "sigmoid", "embedding", "dropout", "softmax",
+TS_OPS = ["gating_function", "delta_connection", "fused_delta_gating", "fused_delta_gating_grad", "gemm", "gemm_epilogue", "sigmoid", "embedding", "dropout", "softmax",
           "l2_norm", "reduce", "cast", "broadcast", "transpose", "reshape", "slice", "concatenate"]

@@ -26,6 +26,7 @@ def _rule(ints=(), i64s=(), f64s=()):
 
 TS_CHECKS = {
     "ts.fused_delta_gating": _rule(ints=("sparse",), f64s=("distances",)),
+    "ts.fused_delta_gating_grad": _rule(ints=("sparse",), f64s=("distances",)),
     "ts.dropout": _rule(ints=("seed",)),
     "ts.softmax": _rule(ints=("axis",)),
     "ts.l2_norm": _rule(ints=("axis", "keepdims")),
