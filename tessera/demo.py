@@ -132,8 +132,11 @@ def _training():
     dt, dws = both(srcs, tgt, ws, A, probe)
     print(f"Training. Gradient of the fused delta aggregation (L={L}, B={B} S={S} D={D}, bf16) w.r.t. the target "
           f"and the {L} gate matrices:")
-    print(f"  forward {fwd.metadata['kernels']} kernels; forward + backward {both.metadata['kernels']} kernels "
-          f"(the backward pass is not one fused kernel yet); gradients {dt.dtype} {list(dt.shape)}, "
+    labels = [st.label for st in both.plan.steps]
+    print(f"  forward {fwd.metadata['kernels']} kernels ({fwd.asm['ts.opt'].count('ts.fused_delta_gating')} fused "
+          f"aggregation); gradient graph {both.metadata['kernels']} kernels, of which "
+          f"{labels.count('fused_delta_gating_grad')} is the whole fused aggregation's backward pass "
+          f"(the rest: casts, the loss's cotangent); gradients {dt.dtype} {list(dt.shape)}, "
           f"{len(dws)} x {list(dws[0].shape)}")
     print("  the seed-002 causal LM, small config, on the generated corpus (python -m tessera.gdn.train):")
     first, last, trainer = train.train(steps=40)
