@@ -35,3 +35,23 @@ def test_command_line(tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "checkpoint.safetensors").exists() and "loss" in out.stdout
+
+
+def test_benchmark_numpy_twin_has_tesseras_gradient():
+    """benchmarks/training_step.py compares against a NumPy forward + backward of the LM: it must compute the
+    same loss and gradient (f64) for the comparison to mean anything."""
+    import pathlib
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    import numpy_lm
+    from tessera import autodiff
+    from tessera.gdn import GDNConfig, causal_lm_loss, init_params
+    c = GDNConfig(vocab_size=20, hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=24,
+                  max_delta_distance=2, delta_hidden_size=8, gating_hidden_size=4, use_attention_deltas=False)
+    params = init_params(c, seed=5, dtype=np.float64)
+    rng = np.random.default_rng(6)
+    ids, targets = (rng.integers(0, c.vocab_size, (2, 5)).astype(np.int32) for _ in range(2))
+    loss, grads = numpy_lm.loss_and_grads(ids, targets, params, c)
+    want_loss, want = autodiff.value_and_grad(causal_lm_loss, argnums=2)(ids, targets, params, c)
+    assert abs(loss - float(want_loss)) < 1e-12
+    for g, w in zip(grads, want):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-13)
