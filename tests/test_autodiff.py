@@ -416,3 +416,29 @@ def test_fused_aggregation_backward_skips_pruned_connections():
     gs, gw, gA = autodiff.grad(_aggregation(True, 0.01), argnums=(0, 2, 3))(srcs, tgt, ws, A, probe)
     assert not gs[1].any() and not gw[1].any() and gA[1, -1] == 0
     assert gs[0].any() and gw[2].any() and gA[0, -1] != 0
+
+
+def test_rule_of_the_gemm_epilogue():
+    """tessera-optimize-gating-networks (not in the default pipeline) turns m · sigmoid(s · (x @ w)) into one
+    ts.gemm_epilogue: differentiated after it, the gradient is the same as the unfused graph's."""
+    from tessera.autodiff.transform import differentiate
+    from tessera.frontend.function import GraphFunction, Signature
+    from tessera.graph.ops import trace_function
+
+    def body(x, w, m):
+        return ts.sum(m * ts.sigmoid(ts.gemm(x, w) * 0.5))
+
+    class WithEpilogue(GraphFunction):
+        def trace(self, args, kwargs=None, params=None):
+            traced = trace_function(self, Signature(self.fn, args, kwargs or {}, params))
+            differentiate(traced, [0, 1, 2], keep=(0,), pipeline="canonicalize,tessera-optimize-gating-networks")
+            traced.asm = traced.module.operation.get_asm(enable_debug_info=True)
+            traced.result_layout, traced.pack = "tuple", lambda outs: tuple(outs[1:])
+            return traced
+    args = [rand(6, 4, dtype=np.float32), rand(4, 5, dtype=np.float32), rand(6, 5, dtype=np.float32)]
+    ck = ts.compile(WithEpilogue(body), *args)
+    assert '"ts.gemm_epilogue"' in ck.asm["ts"]
+    got = ck(*args)
+    want = autodiff.grad(ts.function(body), argnums=(0, 1, 2))(*args)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)

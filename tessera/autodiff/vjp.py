@@ -371,3 +371,27 @@ def _fused_delta_gating(ins, outs, cts, op):
     dc = GraphTensor(r[-1], (n,), dt.f32)
     dcoeffs = [_slice(dc, (slice(i, i + 1),)) for i in range(n)]
     return shaped + dcoeffs + ([cts[0]] if seg[4] else [])
+
+
+@rule("ts.gemm_epilogue")
+def _gemm_epilogue(ins, outs, cts, op):
+    """out = m · act(s · (a @ b)), act = sigmoid or none (tessera-optimize-gating-networks)."""
+    seg = list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
+    a, b = ins[0], ins[1]
+    scale = ins[2] if seg[2] else None
+    m = ins[2 + seg[2]] if seg[3] else None
+    act = ir.StringAttr(op.attributes["activation"]).value
+    ct = cts[0]
+    ab = gemm(up(a, ct), up(b, ct))
+    z = mul(ab, up(as_tensor(scale), ct)) if scale is not None else ab
+    y = IMPLS["ts.sigmoid"](z) if act == "sigmoid" else z
+    dy = mul(ct, up(m, ct)) if m is not None else ct
+    dz = mul(dy, mul(y, sub(1.0, y))) if act == "sigmoid" else dy
+    dab = mul(dz, up(as_tensor(scale), ct)) if scale is not None else dz
+    grads = list(_gemm_grads(a, b, dab))
+    if scale is not None:
+        grads.append(tsum(mul(dz, ab)))
+    if m is not None:
+        grads.append(mul(ct, y))
+    return grads
+
