@@ -65,18 +65,25 @@ def _run(cases, cp):
     return rows
 
 
+def _aggregation_inputs(rng, L, B, S, D):
+    """bf16 sources, target and gate matrices, and attention weights, for the multi-scale aggregation."""
+    import ml_dtypes
+    bf16 = ml_dtypes.bfloat16
+    srcs = [rng.standard_normal((B, S, D)).astype(bf16) for _ in range(L)]
+    tgt = rng.standard_normal((B, S, D)).astype(bf16)
+    ws = [(rng.standard_normal((D, D)) * 0.1).astype(bf16) for _ in range(L)]
+    return srcs, tgt, ws, rng.uniform(0.2, 1.0, (L + 1, L + 1)).astype(bf16)
+
+
 def _gdn(cp):
     """Compile, show what the passes did, run fused vs unfused, check against NumPy."""
     import ml_dtypes
     import tessera as ts
     from tessera import gdn
     bf16 = ml_dtypes.bfloat16
-    rng = np.random.default_rng(1)
     L, B, S, D = 4, 2, 512, 64
-    srcs = [rng.standard_normal((B, S, D)).astype(bf16) for _ in range(L)]
-    tgt = rng.standard_normal((B, S, D)).astype(bf16)
-    ws = [(rng.standard_normal((D, D)) * 0.1).astype(bf16) for _ in range(L)]
-    A = rng.uniform(0.2, 1.0, (L + 1, L + 1)).astype(np.float32)
+    srcs, tgt, ws, A = _aggregation_inputs(np.random.default_rng(1), L, B, S, D)
+    A = A.astype(np.float32)
     A[1, -1] = 0.004  # negligible: pruned when the weights are bound
     A = A.astype(bf16)
     args = [srcs, tgt, ws, A]
@@ -111,17 +118,12 @@ def _gdn(cp):
 def _training():
     """Gradients of the fused aggregation (kernel counts forward and forward + backward), then a short
     training run of the seed-002 causal LM with tessera's autodiff and AdamW (python -m tessera.gdn.train)."""
-    import ml_dtypes
     import tessera as ts
     from tessera import autodiff, gdn
     from tessera.gdn import train
-    bf16 = ml_dtypes.bfloat16
     rng = np.random.default_rng(2)
     L, B, S, D = 4, 2, 128, 64
-    srcs = [rng.standard_normal((B, S, D)).astype(bf16) for _ in range(L)]
-    tgt = rng.standard_normal((B, S, D)).astype(bf16)
-    ws = [(rng.standard_normal((D, D)) * 0.1).astype(bf16) for _ in range(L)]
-    A = rng.uniform(0.2, 1.0, (L + 1, L + 1)).astype(bf16)
+    srcs, tgt, ws, A = _aggregation_inputs(rng, L, B, S, D)
     probe = rng.standard_normal((B, S, D)).astype(np.float32)
 
     @ts.function

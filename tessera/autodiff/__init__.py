@@ -26,7 +26,7 @@ import types
 
 from ..errors import CompilationError
 from ..frontend.function import GraphFunction, Parameters, Signature, user_frame
-from .tape import GradientTape, gradient_tape  # noqa: F401
+from .tape import GradientTape, gradient_tape  # noqa: F401 - autodiff.gradient_tape()
 
 
 class GradFunction(GraphFunction):

@@ -122,12 +122,12 @@ def fused_delta_gating_grad(n_sources: int, sparse: bool):
     dws = ", ".join(f'dw{i}: tile.Tensor["D", "D"]' for i in range(n))
     dists = ", ".join(f"D{i}: ts.constexpr = 1.0" for i in range(n))
     cidx = ", ".join(f"C{i}: ts.constexpr = 0" for i in range(n))
-    lines = [f"@ts.kernel",
+    lines = ["@ts.kernel",
              f'def fused_delta_gating_grad_{n}(t: tile.Tensor["R", "D"], {srcs}, {ws}, coeffs: tile.Tensor["C"],',
              f'                                dy: tile.Tensor["R", "D"], dt: tile.Tensor["R", "D"], {dsrcs}, {dws},',
              f'                                dc: tile.Tensor["N"], {dists}, {cidx}, BLOCK_R: ts.constexpr = 32,',
-             f"                                SPARSE: ts.constexpr = False, THRESH: ts.constexpr = 0.01):",
-             f"    ctx = tile.context()"]
+             "                                SPARSE: ts.constexpr = False, THRESH: ts.constexpr = 0.01):",
+             "    ctx = tile.context()"]
     for i in range(n):
         lines += [f"    c{i} = tile.cast(tile.load_scalar(coeffs[C{i}]), ts.f32)",
                   f"    k{i} = ts.ops.distance_scaling(D{i})",
@@ -146,7 +146,7 @@ def fused_delta_gating_grad(n_sources: int, sparse: bool):
                   f"        dz = g_out * delta * gate * (1.0 - gate) * (c{i} * k{i})",
                   f"        d_delta = g_out * gate * c{i} + tile.mma(dz, W{i}.T)",
                   f"        tile.store(ds{i}[r0:r0 + BLOCK_R], 0.0 - d_delta)",
-                  f"        g_t = g_t + d_delta",
+                  "        g_t = g_t + d_delta",
                   f"        gw{i} = tile.mma(delta.T, dz, gw{i})",
                   f"        gc{i} = gc{i} + tile.sum(g_out * delta * gate)"]
     lines.append("        tile.store(dt[r0:r0 + BLOCK_R], g_t)")

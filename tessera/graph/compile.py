@@ -6,7 +6,7 @@ import sys
 import numpy as np
 
 from .. import knobs
-from ..errors import BackendUnavailable, TesseraError
+from ..errors import TesseraError
 
 # The default graph pipeline of a call and of ts.compile (DESIGN §5)
 GRAPH_PIPELINE = 'canonicalize,tessera-prune-sparse-deltas{threshold=0.01},tessera-fuse-delta-connections,canonicalize,cse'

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..errors import CompilationError, DTypeError
+from ..errors import CompilationError
 from . import kernels, multi
 from .multi import error
 
@@ -38,14 +38,7 @@ def grad_groups(grads, what: str):
                         CompilationError) from None
     by_dtype, kinds = {}, set()
     for i, g in enumerate(grads):
-        a = multi.as_array(g, f"grads[{i}]")
-        d = multi.dtype_name(a, f"grads[{i}]")
-        if d not in multi.FLOATS:
-            raise error(f"{what}: grads[{i}] has dtype {d}: expected a floating-point dtype "
-                        f"({', '.join(multi.FLOATS)})", DTypeError)
-        if isinstance(a, np.ndarray) and not a.flags.writeable:
-            raise error(f"{what}: grads[{i}] is read-only: it is updated in place")
-        f, _ = multi.flat(a, f"grads[{i}]", writable=True)
+        f, _, d = multi.writable_float(g, f"grads[{i}]", what)
         kinds.add(multi.kind(f))
         by_dtype.setdefault(d, []).append(f)
     if len(kinds) > 1:

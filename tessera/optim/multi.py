@@ -91,6 +91,19 @@ def flat(a, name: str, writable: bool):
     return (a.reshape(-1) if _torch_module(a) else a.ravel()), "C"
 
 
+def writable_float(x, label: str, what: str):
+    """(flat writable view, order, dtype name) of an array updated in place; `what` says by whom, for errors."""
+    a = as_array(x, label)
+    d = dtype_name(a, label)
+    if d not in FLOATS:
+        raise error(f"{what}: {label} has dtype {d}: expected a floating-point dtype ({', '.join(FLOATS)})",
+                    DTypeError)
+    if isinstance(a, np.ndarray) and not a.flags.writeable:
+        raise error(f"{what}: {label} is read-only: it is updated in place")
+    f, order = flat(a, label, writable=True)
+    return f, order, d
+
+
 def flat_like(g, order: str):
     """A gradient's elements in the order of its parameter's flat view (a copy when it has other strides)."""
     if _torch_module(g):

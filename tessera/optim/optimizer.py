@@ -50,14 +50,7 @@ class Optimizer:
         self.step_count = 0
         seen, views, dtypes = {}, [], []
         for i, p in enumerate(params):
-            a = multi.as_array(p, f"params[{i}]")
-            d = multi.dtype_name(a, f"params[{i}]")
-            if d not in multi.FLOATS:
-                raise error(f"params[{i}] has dtype {d}: an optimiser updates floating-point parameters "
-                            f"({', '.join(multi.FLOATS)})", DTypeError)
-            if isinstance(a, np.ndarray) and not a.flags.writeable:
-                raise error(f"params[{i}] is read-only: the optimiser updates parameters in place")
-            f, order = multi.flat(a, f"params[{i}]", writable=True)
+            f, order, d = multi.writable_float(p, f"params[{i}]", type(self).__name__)
             ptr = _address(f)
             if ptr is not None and f.shape[0] and ptr in seen:
                 raise error(f"params[{i}] is the same array as params[{seen[ptr]}]: each parameter may appear "
