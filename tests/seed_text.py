@@ -1,10 +1,10 @@
-"""Cutting the seeds' kernels and functions out of the seed documents (issue 11, Deliver 4).
+"""Cutting the seeds' kernels, functions and classes out of the seed documents (issue 11, Deliver 4).
 
 The seeds are read from ../shared/seeds/ when this checkout sits beside it, else from the byte-identical
 copies in tests/seeds/ (a fresh clone elsewhere). A definition is cut from its first decorator line at
-column 0 to the last indented line of its body; the only edits are the documented ones: `.global(` →
-`.global_(` (a Python keyword) and the imports seed 000 omits (`import tessera as ts`, `from tessera import
-tile, Tensor`).
+column 0 to the last indented line of its body (a class from its `class` line); the only edits are the
+documented ones: `.global(` → `.global_(` (a Python keyword) and the imports seed 000 omits (`import tessera
+as ts`, `from tessera import tile, Tensor`).
 """
 from __future__ import annotations
 
@@ -58,10 +58,23 @@ def definitions(seed: str) -> dict[str, tuple[int, str]]:
     return out
 
 
+def class_definition(seed: str, name: str) -> tuple[int, str]:
+    """(first line, source) of the top-level `class name` in the seed's code: to the last indented line."""
+    lines = list(_code_lines(seed_path(seed).read_text()))
+    for i, (no, line) in enumerate(lines):
+        if re.match(rf"class\s+{name}\b", line):
+            k = i + 1
+            while k < len(lines) and (not lines[k][1].strip() or lines[k][1][0] in " \t"):
+                k += 1
+            return no, "\n".join(l for _, l in lines[i:k]).rstrip() + "\n"
+    raise KeyError(name)
+
+
 def source(seed: str, name: str, fixes=()) -> str:
     """The definition's text with the documented edits (and a test's stated `fixes`, (old, new) pairs),
     padded with blank lines so that line numbers in errors are the seed file's."""
-    no, src = definitions(seed)[name]
+    defs = definitions(seed)
+    no, src = defs[name] if name in defs else class_definition(seed, name)
     src = src.replace(".global(", ".global_(")
     for old, new in fixes:
         if old not in src:

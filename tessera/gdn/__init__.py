@@ -9,3 +9,9 @@ from .model import GDNConfig, causal_lm_forward, causal_lm_loss, init_params, pa
 from .kernels import fused_delta_gating_kernel, sparse_delta_computation_kernel  # noqa: F401
 from .early_exit import ExitLayer, adaptive_gdn_with_early_exit  # noqa: F401
 from .compression import compressed_delta_storage, reconstruct_compressed_delta, jacobi_svd  # noqa: F401
+from .training import (ProgressiveDeltaTraining, MaskedDeltaLM, masked_causal_lm_forward,  # noqa: F401
+                       adaptive_delta_loss, adaptive_loss_with_exit_penalty, gradient_checkpointing_strategy)
+from .delta_backward import (optimized_delta_backward, compute_delta_gradient, delta_chain_forward,  # noqa: F401
+                             delta_chain_loss, efficient_gradient_accumulation_kernel, accumulate_gradients)
+from .checkpointing import memory_efficient_gdn_layer, delta_layer_with_checkpointing  # noqa: F401
+from . import reference_training  # noqa: F401
