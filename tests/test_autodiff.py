@@ -281,6 +281,25 @@ def test_gradient_graph_in_the_emulator(monkeypatch, arch):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
 
 
+
+@pytest.mark.skipif(not _have_ptxas(), reason="ptxas not found (the NVIDIA stages need it)")
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90a"])
+def test_f64_gating_and_its_gradient_in_the_emulator(monkeypatch, arch):
+    """Gating networks over f64 inputs compile for the NVIDIA targets too (tile.mma takes no f64, so their
+    template sums rank-1 updates in f64); the gates themselves are f32 (the op's result type), so the
+    emulator agrees with the CPU backend to f32 rounding."""
+    def loss(s, t, w):
+        return ts.sum(ts.ops.delta_connection(s, t, w, 2) * ts.ops.gating_function(t, w, 1))
+    s, t, w = rand(40, 6), rand(40, 6), rand(6, 6)
+    want = autodiff.value_and_grad(loss, argnums=(0, 2))(s, t, w)
+    monkeypatch.setenv("TESSERA_BACKEND", "emu")
+    monkeypatch.setenv("TESSERA_EMU_ARCH", arch)
+    got = autodiff.value_and_grad(loss, argnums=(0, 2))(s, t, w)
+    np.testing.assert_allclose(float(got[0]), float(want[0]), rtol=1e-5)
+    for g, wnt in zip(got[1], want[1]):
+        assert g.dtype == np.float64
+        np.testing.assert_allclose(g, wnt, rtol=1e-5, atol=1e-5)
+
 # -- the whole causal LM ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("attention_deltas", [False, True])

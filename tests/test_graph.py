@@ -239,3 +239,39 @@ def test_comparing_traced_tensors_is_a_located_error():
 
     with pytest.raises(ts.CompilationError, match="cannot be compared"):
         ts.compile(branchy, np.zeros((2, 4), np.float32))
+
+
+def test_long_graphs_keep_every_temporary_distinct():
+    """Each temporary of a plan gets its own slot however many there are (leading-axis reductions,
+    broadcasts and elementwise results were once numbered from three overlapping counters), and two
+    scalars read from tensors in one elementwise group get two kernel parameters."""
+    @ts.function
+    def chain(x, m):
+        for _ in range(400):
+            x = (x - ts.mean(x, axis=0)) * 0.5 + x * m[0, 2] + x * m[0, 1]
+        return x
+
+    rng = np.random.default_rng(10)
+    x, m = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((2, 3)).astype(np.float32) * 0.3
+    ck = ts.compile(chain, x, m)
+    written = [slot for st in ck.plan.steps for slot, _, _ in st.outs]
+    assert len(written) == len(set(written)) > 1000
+    want = x.astype(np.float64)
+    for _ in range(400):
+        want = (want - want.mean(axis=0)) * 0.5 + want * m[0, 2] + want * m[0, 1]
+    np.testing.assert_allclose(ck(x, m), want, rtol=1e-4, atol=1e-5)
+
+
+def test_values_nothing_uses_launch_no_kernel():
+    """tessera-erase-dead-graph-ops in the default pipeline: a GEMM and softmax whose result the function
+    drops are gone from ts.opt, and a call launches only the kernel of what it returns."""
+    @ts.function
+    def f(x, w):
+        unused = ts.softmax(x @ w, axis=-1)  # noqa: F841
+        return x * 2.0
+
+    x, w = np.ones((4, 8), np.float32), np.ones((8, 8), np.float32)
+    ck = ts.compile(f, x, w)
+    assert "ts.gemm" in ck.asm["ts"] and "ts.gemm" not in ck.asm["ts.opt"]
+    assert ck.metadata["kernels"] == 1
+    np.testing.assert_array_equal(ck(x, w), x * 2.0)

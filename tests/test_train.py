@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tessera.gdn import train as tr
 
@@ -37,16 +38,19 @@ def test_command_line(tmp_path):
     assert (tmp_path / "checkpoint.safetensors").exists() and "loss" in out.stdout
 
 
-def test_benchmark_numpy_twin_has_tesseras_gradient():
+@pytest.mark.parametrize("layers, heads, vocab, hidden, inter", [(3, 2, 20, 16, 24), (6, 1, 12, 8, 8)])
+def test_benchmark_numpy_twin_has_tesseras_gradient(layers, heads, vocab, hidden, inter):
     """benchmarks/training_step.py compares against a NumPy forward + backward of the LM: it must compute the
-    same loss and gradient (f64) for the comparison to mean anything."""
+    same loss and gradient (f64) for the comparison to mean anything. The deeper config's gradient graph has
+    over a thousand temporaries (it once ran with two sharing a slot)."""
     import pathlib
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
     import numpy_lm
     from tessera import autodiff
     from tessera.gdn import GDNConfig, causal_lm_loss, init_params
-    c = GDNConfig(vocab_size=20, hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=24,
-                  max_delta_distance=2, delta_hidden_size=8, gating_hidden_size=4, use_attention_deltas=False)
+    c = GDNConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                  intermediate_size=inter, max_delta_distance=2, delta_hidden_size=8 if hidden > 8 else 4,
+                  gating_hidden_size=4, use_attention_deltas=False)
     params = init_params(c, seed=5, dtype=np.float64)
     rng = np.random.default_rng(6)
     ids, targets = (rng.integers(0, c.vocab_size, (2, 5)).astype(np.int32) for _ in range(2))

@@ -47,7 +47,7 @@ class CompilationConfig:
             passes.append(f"tessera-prune-sparse-deltas{{threshold={self.prune_threshold}}}")
         if self.enable_delta_fusion:
             passes.append("tessera-fuse-delta-connections")
-        return ",".join(passes + ["canonicalize", "cse"])
+        return ",".join(passes + ["canonicalize", "cse", "tessera-erase-dead-graph-ops"])
 
     def __repr__(self):
         return (f"CompilationConfig(optimization_level={self.optimization_level!r}, enable_delta_fusion="

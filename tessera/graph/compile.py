@@ -9,7 +9,7 @@ from .. import knobs
 from ..errors import TesseraError
 
 # The default graph pipeline of a call and of ts.compile (DESIGN §5)
-GRAPH_PIPELINE = 'canonicalize,tessera-prune-sparse-deltas{threshold=0.01},tessera-fuse-delta-connections,canonicalize,cse'
+GRAPH_PIPELINE = 'canonicalize,tessera-prune-sparse-deltas{threshold=0.01},tessera-fuse-delta-connections,canonicalize,cse,tessera-erase-dead-graph-ops'
 
 
 class CompiledFunction:

@@ -164,18 +164,29 @@ def row_op(kind: str, acc: str = "f32"):
     return load(name, HEADER + src)
 
 
-def gating(with_delta_product: bool, from_pair: bool):
+def gating(with_delta_product: bool, from_pair: bool, f64: bool = False):
     """gate = sigmoid(exp(-0.1·d) · (delta @ W)) per [BLOCK_R, D] row block; with the product,
-    out = delta · gate; from_pair computes delta = t - s first (ts.delta_connection)."""
+    out = delta · gate; from_pair computes delta = t - s first (ts.delta_connection). In f64 the GEMM is
+    a sum of rank-1 updates in f64 (tile.mma accumulates in f32; f64 graphs are for gradient checks)."""
     ins = 's: tile.Tensor["R", "D"], t: tile.Tensor["R", "D"]' if from_pair else 'x: tile.Tensor["R", "D"]'
     lines = ["    r0 = tile.program_id(0) * BLOCK_R"]
-    if from_pair:
-        lines.append("    delta = tile.load(t[r0:r0 + BLOCK_R]) - tile.load(s[r0:r0 + BLOCK_R])")
+
+    def rows(cols):
+        if from_pair:
+            return f"(tile.load(t[r0:r0 + BLOCK_R{cols}]) - tile.load(s[r0:r0 + BLOCK_R{cols}]))"
+        return f"tile.load(x[r0:r0 + BLOCK_R{cols}])"
+    lines.append(f"    delta = {rows('')}")
+    if f64:
+        lines += ["    z = tile.zeros([BLOCK_R, E], ts.f64)",
+                  "    for k in tile.range(0, w.shape[0]):",
+                  f"        z = z + tile.cast({rows(', k:k + 1')}, ts.f64) * tile.cast(tile.load(w[k:k + 1, 0:E]), ts.f64)"]
     else:
-        lines.append("    delta = tile.load(x[r0:r0 + BLOCK_R])")
-    lines.append("    gate = ts.ops.sigmoid_safe(tile.mma(delta, tile.load(w)) * ts.ops.distance_scaling(DIST))")
+        lines.append("    z = tile.mma(delta, tile.load(w))")
+    lines.append("    gate = ts.ops.sigmoid_safe(z * ts.ops.distance_scaling(DIST))")
     lines.append("    tile.store(out[r0:r0 + BLOCK_R], " + ("tile.cast(delta, ts.f32) * gate)" if with_delta_product else "gate)"))
-    name = f"{'delta_connection' if from_pair else 'gating'}{'_product' if with_delta_product and not from_pair else ''}"
+    name = (f"{'delta_connection' if from_pair else 'gating'}{'_product' if with_delta_product and not from_pair else ''}"
+            + ("_f64" if f64 else ""))
     src = (f'@ts.kernel\ndef {name}({ins}, w: tile.Tensor["D", "E"], out: tile.Tensor["R", "E"],\n'
-           f"         DIST: ts.constexpr = 1.0, BLOCK_R: ts.constexpr = 32):\n" + "\n".join(lines) + "\n")
+           f"         DIST: ts.constexpr = 1.0, BLOCK_R: ts.constexpr = 32" + (", E: ts.constexpr = 16" if f64 else "")
+           + "):\n" + "\n".join(lines) + "\n")
     return load(name, HEADER + src)

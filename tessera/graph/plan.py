@@ -5,6 +5,8 @@ by the normal kernel path for the arrays' backend, launched in program order on 
 [rows, last-dim] views. The plan is built once per traced signature."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from mlir import ir
 
@@ -65,9 +67,6 @@ class _TmpValue:
     def __init__(self, slot, shape, like_type):
         self.slot_, self.shape = slot, shape
         self.type = ir.RankedTensorType.get(list(shape), ir.RankedTensorType(like_type).element_type)
-
-    def get_name(self):
-        return repr(self.slot_)
 
 
 class Plan:
@@ -132,8 +131,9 @@ class _Builder:
         self.plan = Plan(len(block.arguments))
         self.slots = {}
         self.types = {}
+        self.tmp_ids = itertools.count()   # one numbering for every temporary, whoever makes it
         for i, a in enumerate(block.arguments):
-            self.slots[a.get_name()] = ("arg", i)
+            self.slots[a] = ("arg", i)
             if _is_tensor(a.type):
                 self.types[("arg", i)] = (_shape(a.type), _dtype(a.type).to_numpy())
         self.group = []
@@ -141,7 +141,7 @@ class _Builder:
     def slot(self, v):
         if isinstance(v, _TmpValue):
             return v.slot_
-        s = self.slots.get(v.get_name())
+        s = self.slots.get(v)
         if s is None:
             o = op_of(v)
             if o is not None and o.name == "arith.constant" and _is_tensor(v.type):
@@ -153,14 +153,14 @@ class _Builder:
                 else:
                     arr = np.array(attr)
                 s = self.constant_slot(arr.astype(_dtype(v.type).to_numpy()))
-                self.slots[v.get_name()] = s
+                self.slots[v] = s
                 return s
             raise error_at(o.location if o is not None else None, "this value cannot be a kernel operand yet")
         return s
 
     def new_tmp(self, v):
-        s = ("tmp", len(self.slots))
-        self.slots[v.get_name()] = s
+        s = ("tmp", next(self.tmp_ids))
+        self.slots[v] = s
         self.types[s] = (_shape(v.type), _dtype(v.type).to_numpy())
         return s
 
@@ -210,28 +210,28 @@ class _Builder:
             return
         ops, self.group = self.group, []
         shape = _shape(ops[-1].results[0].type)
-        inside = {op.results[0].get_name() for op in ops}
+        inside = {op.results[0] for op in ops}
         names, inputs, scalars, consts, lines, args = {}, [], [], {}, [], []
+        scalar_params = []   # shared by every scalar of the group, so their names stay distinct
 
         def expr(v):
-            key = v.get_name()
-            if key in names:
-                return names[key]
+            if v in names:
+                return names[v]
             if not _is_tensor(v.type):
-                sp = []
-                e = self.scalar_expr(v, sp, consts)
-                for n, a in sp:
+                first = len(scalar_params)
+                e = self.scalar_expr(v, scalar_params, consts)
+                for n, a in scalar_params[first:]:
                     scalars.append(n)
                     args.append(a)
-                names[key] = e
+                names[v] = e
                 return e
             o = op_of(v)
             if o is not None and o.name == "arith.constant":
                 d = ir.DenseElementsAttr(o.attributes["value"])
                 if d.is_splat:
                     s = d.get_splat_value()
-                    names[key] = repr(float(s.value)) if isinstance(s, ir.FloatAttr) else repr(int(s.value))
-                    return names[key]
+                    names[v] = repr(float(s.value)) if isinstance(s, ir.FloatAttr) else repr(int(s.value))
+                    return names[v]
             vs = _shape(v.type)
             n = f"in{len(inputs) + len(scalars)}"   # unique across tensor and scalar inputs
             if vs == shape:
@@ -247,15 +247,15 @@ class _Builder:
                 scalars.append(n)
                 args.append(("flat", self.slot(v)))
                 consts[f"I_{n}"] = 0
-                names[key] = f"v_{n}"
-                return names[key]
+                names[v] = f"v_{n}"
+                return names[v]
             elif 2 <= len(shape) <= 4 and len(vs) <= len(shape):
                 inputs.append((n, "full"))  # general broadcast: materialised by a compiled strided copy
                 args.append(("rows", self.materialise_broadcast(v, shape)))
             else:
                 raise error_at(o.location if o else None, f"broadcasting {list(vs)} to {list(shape)} cannot run yet")
-            names[key] = f"v_{n}"
-            return names[key]
+            names[v] = f"v_{n}"
+            return names[v]
 
         for k, op in enumerate(ops):
             r = op.results[0]
@@ -281,18 +281,18 @@ class _Builder:
                 lines.append(f"{t} = tile.where({expr(operands[0])}, {expr(operands[1])}, {expr(operands[2])})")
             else:
                 raise error_at(op.location, f"'{op.name}' cannot run in an elementwise group yet")
-            names[r.get_name()] = t
+            names[r] = t
         outputs, outs = [], []
         for k, op in enumerate(ops):
             r = op.results[0]
-            if r.get_name() not in names or not names[r.get_name()].startswith("t"):
+            if r not in names or not names[r].startswith("t"):
                 continue
             used_outside = any(u.owner.operation.name == "func.return" or
-                               u.owner.operation.results and u.owner.operation.results[0].get_name() not in inside
+                               u.owner.operation.results and u.owner.operation.results[0] not in inside
                                for u in r.uses)
             if used_outside:
                 s = self.new_tmp(r)
-                outputs.append((f"out{len(outputs)}", names[r.get_name()]))
+                outputs.append((f"out{len(outputs)}", names[r]))
                 outs.append((s, _shape(r.type), _dtype(r.type).to_numpy()))
                 args.append(("rows", s))
         kern = gk.elementwise(inputs, scalars, lines, outputs)
@@ -392,14 +392,14 @@ class _Builder:
             src = self.slot(op.operands[0])
             if src[0] == "reshape":   # a reshape of a reshape is one of the base array
                 src = src[1]
-            self.slots[res.get_name()] = ("reshape", src, _shape(res.type))
+            self.slots[res] = ("reshape", src, _shape(res.type))
         else:
             raise error_at(op.location, f"'{name}' cannot run yet (tessera-lower-graph-to-tile has no kernel for it)")
 
     def materialise_broadcast(self, v, shape):
         vs = _shape(v.type)
         aligned = (1,) * (len(shape) - len(vs)) + vs
-        s = ("tmp", len(self.slots) + 2000 + len(self.plan.steps))
+        s = ("tmp", next(self.tmp_ids))
         self.types[s] = (tuple(shape), _dtype(v.type).to_numpy())
         self.plan.steps.append(Step(gk.strided_copy(len(shape)), (_rows(shape),),
                                     [(("bcast", aligned, tuple(shape)), self.slot(v)), ("full", s)],
@@ -414,7 +414,7 @@ class _Builder:
             raise error_at(op.location, "reductions of rank other than 2-4 over a leading axis cannot run yet")
         perm = [i for i in range(len(xs)) if i != axis] + [axis]
         shape = tuple(xs[i] for i in perm)
-        s = ("tmp", len(self.slots) + 1000 + len(self.plan.steps))
+        s = ("tmp", next(self.tmp_ids))
         self.types[s] = (shape, _dtype(x.type).to_numpy())
         self.plan.steps.append(Step(gk.strided_copy(len(xs)), (_rows(shape),),
                                     [(("perm", tuple(perm)), self.slot(x)), ("full", s)],
@@ -504,10 +504,12 @@ class _Builder:
         ops = list(op.operands)
         o = self.out(op.results[0])
         args = [("rows", self.slot(v)) for v in (ops[:2] if pair else ops[:1])] + [("full", self.slot(ops[-1])), ("rows", o[0])]
-        k = gk.gating(pair, pair)
+        f64 = any(_dtype(v.type).name == "f64" for v in ops)
+        consts = {"DIST": float(ir.FloatAttr(op.attributes["distance"]).value)}
+        if f64:
+            consts["E"] = _shape(ops[-1].type)[-1]
         rows = _rows(_shape(ops[0].type))
-        self.plan.steps.append(Step(k, (-(-rows // 32),), args,
-                                    {"DIST": float(ir.FloatAttr(op.attributes["distance"]).value)}, [o], op.name))
+        self.plan.steps.append(Step(gk.gating(pair, pair, f64), (-(-rows // 32),), args, consts, [o], op.name))
 
     def fused(self, op):
         from ..gdn import generated
