@@ -17,6 +17,7 @@ from .graph import (subtract, add, multiply, divide, maximum, minimum, exp, log,
                     graph_constant, expand_dims, zeros, ones, arange, diag, softmax)
 
 from .runtime.recompile import explain_recompiles  # noqa: F401
+from .runtime.torch_interop import from_torch, to_torch  # noqa: F401 - no torch at import
 from . import autodiff  # noqa: F401,E402 - ts.autodiff (no mlir at import)
 from .autodiff.checkpoint import checkpoint, checkpoint_scope  # noqa: F401
 from . import optim  # noqa: F401,E402 - ts.optim: SGD, AdamW, clip_grad_norm_, LossScaler (no mlir at import)
@@ -36,6 +37,8 @@ def compile(fn, *example_args, target="cpu", params=None, pipeline=None, **kwarg
     from example arguments; `params` binds @ts.function parameters as constants, `pipeline`
     replaces the default graph pipeline (prune + fuse)."""
     target = TARGET_ALIASES.get(target, target)
+    from .runtime import torch_interop
+    example_args, _ = torch_interop.unwrap(example_args)
     if isinstance(fn, KernelFunction):
         from .frontend.kernel import compile_kernel
         return compile_kernel(fn, *example_args, target=target, **kwargs)

@@ -252,6 +252,10 @@ class GraphFunction:
             from . import eager
             if eager.holds_eager((args, kwargs)):
                 return eager.wrap(self(*eager.unwrap(list(args)), **eager.unwrap(dict(kwargs))))
+        from ..runtime import torch_interop
+        (args, kwargs), torch_in = torch_interop.unwrap((args, kwargs))
+        if torch_in:   # CPU tensors run as NumPy views of their memory; the results go back as tensors
+            return torch_interop.wrap(self(*args, **kwargs))
         from ..graph.compile import compile_function
         if self.input_shapes:
             from .function_options import check_input_shapes

@@ -8,6 +8,7 @@ import numpy as np
 from .. import dtypes as dt, knobs
 from ..errors import CompilationError, ShapeError, DTypeError, LaunchError, TesseraError, BackendUnavailable
 from ..runtime.cuda import small_int, small_tensor, whole_chunk_rows
+from ..runtime import torch_interop
 from .annotations import TensorSpec, Tensor, constexpr
 from .source import KernelSource
 from .kernel_args import (index32, _list_of_tensors, _int_scalar, _call_error, _check_launch_options,  # noqa: F401
@@ -93,12 +94,14 @@ class GridLauncher:
         self.kernel, self.grid = kernel, grid
 
     def __call__(self, *args, **kwargs):
+        (args, kwargs), _ = torch_interop.unwrap((args, kwargs))   # CPU tensors: written in place through views
         try:
             return self.kernel.run(self.grid, args, kwargs)
         except TesseraError as e:
             _reraise(e)
 
     def prepare(self, *args, **kwargs):
+        (args, kwargs), _ = torch_interop.unwrap((args, kwargs))
         try:
             return self.kernel.prepare_launch(self.grid, args, kwargs)
         except TesseraError as e:

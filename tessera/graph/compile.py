@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import knobs
 from ..errors import TesseraError
+from ..runtime import torch_interop
 
 # The default graph pipeline of a call and of ts.compile (DESIGN §5)
 GRAPH_PIPELINE = 'canonicalize,tessera-prune-sparse-deltas{threshold=0.01},tessera-fuse-delta-connections,canonicalize,cse,tessera-erase-dead-graph-ops'
@@ -40,10 +41,10 @@ class CompiledFunction:
         if self.plan is None:
             from ..frontend.kernel import _reraise
             _reraise(self.plan_error)
+        (args, kwargs), torch_in = torch_interop.unwrap((args, kwargs))   # CPU tensors as NumPy views
         sig = Signature(self.fn.fn, args, kwargs, self.params)
         arrays = sig.runtime_arrays()
         xp = np
-        torch_in = bool(arrays) and type(arrays[0]).__module__.startswith("torch")
         if arrays and not isinstance(arrays[0], np.ndarray):
             import cupy as xp  # noqa: F811 - GPU arrays: the same plan runs through CuPy
         try:
@@ -54,8 +55,7 @@ class CompiledFunction:
         for i in self.traced.scalar_results:   # 0-d results
             outs[i] = outs[i].reshape(())
         if torch_in:  # results come back as the caller's kind of array
-            import torch
-            outs = [torch.as_tensor(o, device="cuda") for o in outs]
+            outs = torch_interop.wrap(outs)
         pack = getattr(self.traced, "pack", None)   # a gradient's (value, grads) structure
         if pack is not None:
             return pack(outs)
