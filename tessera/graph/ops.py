@@ -580,9 +580,6 @@ class _AtUpdate:
         return self._blend(v, True)
 
 
-from . import ops_nn  # noqa: E402,F401 - registers the ts.ops network helpers in IMPLS
-
-
 def trace_result_specs(gf, args, kwargs=None):
     """([(shape, tessera dtype)] of `gf`'s results, whether it returns one value) for these example
     arguments, from a trace: nothing is compiled or run (torch fake tensors, shape inference)."""
@@ -601,3 +598,6 @@ def trace_result_specs(gf, args, kwargs=None):
             shape, elem = (), t
         specs.append((shape, dtype_of(elem)))
     return specs, traced.result_layout == "single"
+
+
+from . import ops_nn  # noqa: E402,F401 - registers the ts.ops network helpers in IMPLS
