@@ -17,6 +17,16 @@ def _isolated_cache(tmp_path_factory):
         os.environ["TESSERA_CACHE_DIR"] = old
 
 
+@pytest.fixture(params=["cpu", "sm_80", "sm_90a"])
+def target(request, monkeypatch):
+    """Each backend a test runs on: the CPU, and the PTX emulator on sm_80 and sm_90a (a test parametrized
+    with its own `target` values overrides this)."""
+    if request.param != "cpu":
+        monkeypatch.setenv("TESSERA_BACKEND", "emu")
+        monkeypatch.setenv("TESSERA_EMU_ARCH", request.param)
+    return request.param
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

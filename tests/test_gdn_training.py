@@ -21,14 +21,6 @@ def rand(rng, *shape, scale=1.0, dtype=f32):
     return (scale * rng.standard_normal(shape)).astype(dtype)
 
 
-@pytest.fixture(params=["cpu", "sm_80", "sm_90a"])
-def target(request, monkeypatch):
-    if request.param != "cpu":
-        monkeypatch.setenv("TESSERA_BACKEND", "emu")
-        monkeypatch.setenv("TESSERA_EMU_ARCH", request.param)
-    return request.param
-
-
 # -- optimized_delta_backward ------------------------------------------------------------------------------
 
 def chain(rng, L, B=2, S=8, D=16):

@@ -22,14 +22,6 @@ f32 = np.float32
 B, S, D, L = 2, 8, 16, 3
 
 
-@pytest.fixture(params=["cpu", "sm_80", "sm_90a"])
-def target(request, monkeypatch):
-    if request.param != "cpu":
-        monkeypatch.setenv("TESSERA_BACKEND", "emu")
-        monkeypatch.setenv("TESSERA_EMU_ARCH", request.param)
-    return request.param
-
-
 def R(rng, *shape, dtype=bf16, scale=0.5):
     return (rng.standard_normal(shape) * scale).astype(dtype)
 
