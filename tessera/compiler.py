@@ -30,7 +30,11 @@ class CompiledKernel:
         self._kernel = kernel
 
     def __getitem__(self, grid):
-        return lambda *args, **kwargs: self._kernel._launch_compiled(self, grid, args, kwargs)
+        def launch(*args, **kwargs):
+            from .runtime import torch_interop
+            (args, kwargs), _ = torch_interop.unwrap((args, kwargs))   # CPU tensors: written through views
+            return self._kernel._launch_compiled(self, grid, args, kwargs)
+        return launch
 
     def runner(self):
         """The launcher: the CPU runner, else the native launcher (or CuPy's where it cannot load)."""

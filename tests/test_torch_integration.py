@@ -64,6 +64,10 @@ def test_kernels_write_torch_outputs_in_place(dtype):
     y = torch.zeros(200, dtype=dtype)
     scale_kernel[(4,)](x, y)
     torch.testing.assert_close(y, (x.float() * 3).to(dtype))
+    ck = ts.compile(scale_kernel, x, y)            # a compiled kernel's launch too
+    y.zero_()
+    ck[(4,)](x, y)
+    torch.testing.assert_close(y, (x.float() * 3).to(dtype))
 
 
 @ts.function
