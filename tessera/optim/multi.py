@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import dtypes as dt
 from ..errors import DTypeError, LaunchError, TesseraError
+from ..runtime import torch_interop
 from .kernels import BLOCK
 
 FLOATS = ("f32", "f64", "bf16", "f16")
@@ -31,23 +32,12 @@ def error(msg, cls=LaunchError):
     return cls(msg, None if file == "<unknown>" else file, line, col)
 
 
-def _torch_module(a) -> bool:
-    return type(a).__module__.split(".")[0] == "torch"
-
-
 def as_array(a, name: str):
     """`a` as a NumPy array (torch CPU tensors: a view of their memory) or a GPU array as it is."""
     if isinstance(a, np.ndarray):
         return a
-    if _torch_module(a) and hasattr(a, "is_cuda"):
-        if a.is_cuda:
-            return a
-        import torch
-        t = a.detach()
-        if t.dtype == torch.bfloat16:
-            import ml_dtypes
-            return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
-        return t.numpy()
+    if torch_interop.is_torch(a):
+        return a if a.is_cuda else torch_interop.host_view(a)
     from ..frontend.kernel_args import _is_cuda_array
     if _is_cuda_array(a):
         return a
@@ -58,12 +48,12 @@ def kind(a) -> str:
     """"numpy", "torch" (CUDA tensors) or "cupy" (any other GPU array)."""
     if isinstance(a, np.ndarray):
         return "numpy"
-    return "torch" if _torch_module(a) else "cupy"
+    return "torch" if torch_interop.is_torch(a) else "cupy"
 
 
 def dtype_name(a, name: str) -> str:
     """The ts name of an array's dtype ("f32", "bf16", ...), or a DTypeError naming the argument."""
-    if _torch_module(a):
+    if torch_interop.is_torch(a):
         s = str(a.dtype).replace("torch.", "")
         table = {"float32": "f32", "float64": "f64", "bfloat16": "bf16", "float16": "f16"}
         if s in table:
@@ -78,7 +68,7 @@ def dtype_name(a, name: str) -> str:
 def flat(a, name: str, writable: bool):
     """(1-D view, order): the array's elements in memory order, sharing its memory. A non-contiguous array
     is an error when it is written (its update could not land in place), else it is copied (order "C")."""
-    if _torch_module(a):
+    if torch_interop.is_torch(a):
         if a.is_contiguous():
             return a.view(-1), "C"
     elif a.flags.c_contiguous:
@@ -88,7 +78,7 @@ def flat(a, name: str, writable: bool):
     if writable:
         raise error(f"{name} (shape {tuple(a.shape)}, strides {tuple(a.strides)}) is not contiguous: it is updated "
                     "in place through a flat view, which needs C- or Fortran-ordered memory")
-    return (a.reshape(-1) if _torch_module(a) else a.ravel()), "C"
+    return (a.reshape(-1) if torch_interop.is_torch(a) else a.ravel()), "C"
 
 
 def writable_float(x, label: str, what: str):
@@ -106,7 +96,7 @@ def writable_float(x, label: str, what: str):
 
 def flat_like(g, order: str):
     """A gradient's elements in the order of its parameter's flat view (a copy when it has other strides)."""
-    if _torch_module(g):
+    if torch_interop.is_torch(g):
         return g.reshape(-1)
     return g.reshape(-1, order=order)
 
@@ -127,7 +117,7 @@ def zeros(like, n: int, dtype: str):
 def to_host(a) -> np.ndarray:
     if isinstance(a, np.ndarray):
         return a
-    if _torch_module(a):
+    if torch_interop.is_torch(a):
         return a.detach().cpu().numpy()
     return a.get()
 
