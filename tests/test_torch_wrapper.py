@@ -241,7 +241,7 @@ def test_torch_adamw_through_the_trainer_lowers_the_loss_and_matches_tessera_ada
     steps with tessera.autodiff, tessera.optim.clip_grad_norm_ and tessera.optim.AdamW (the L1 term's gradient
     0.01·sign(p) added to the delta parameters' gradients by hand), same data, hyper-parameters and initial
     weights. Per step the losses agree within 1e-5 relative; the final parameters within 1e-4; the mean of
-    the last 5 losses is at least 0.5 below the first loss."""
+    the last 5 losses is at least 1.0 below the first loss (seen: 4.84 -> 3.16; 3.7e-7 and 1.5e-6)."""
     lm = CompiledGDNLM(CONFIG, seed=11)
     names = param_names(CONFIG)
     tessera_params = [a.copy() for a in lm.param_list()]
@@ -267,7 +267,7 @@ def test_torch_adamw_through_the_trainer_lowers_the_loss_and_matches_tessera_ada
     for p, a, name in zip(model.tessera_parameters(), tessera_params, names):
         np.testing.assert_allclose(p.detach().numpy(), a, rtol=0, atol=1e-4, err_msg=name)
         np.testing.assert_array_equal(lm.get_parameters()[name].array, p.detach().numpy())
-    assert torch_losses[-5:].mean() < torch_losses[0] - 0.5, torch_losses
+    assert torch_losses[-5:].mean() < torch_losses[0] - 1.0, torch_losses
 
 
 # -- CUDA: autocast and GradScaler ------------------------------------------------------------------------
