@@ -124,6 +124,25 @@ def test_sync_both_ways():
     np.testing.assert_allclose(model(input_ids=ids).detach().numpy(), lm(input_ids=ids.numpy()), rtol=1e-6, atol=1e-6)
 
 
+def test_state_dict_round_trip_and_deepcopy():
+    """load_state_dict + sync_parameters_to_tessera moves weights into another tessera model; a deepcopy has its
+    own tessera model and still runs (the op is looked up again, not copied)."""
+    import copy
+    source = TesseraGDNPyTorchWrapper(CompiledGDNLM(CONFIG, seed=1))
+    target = TesseraGDNPyTorchWrapper(CompiledGDNLM(CONFIG, seed=2))
+    target.load_state_dict(source.state_dict())
+    target.sync_parameters_to_tessera()
+    ids = batches(1)[0][0]
+    np.testing.assert_array_equal(target.tessera_model(input_ids=ids), source.tessera_model(input_ids=ids))
+    twin = copy.deepcopy(source)
+    assert twin.tessera_model is not source.tessera_model
+    with torch.no_grad():
+        twin.tessera_lm_head.zero_()
+    twin.sync_parameters_to_tessera()
+    assert np.all(twin(input_ids=torch.from_numpy(ids)).detach().numpy() == 0)
+    assert not np.all(source.tessera_model.get_parameters()["lm_head"].array == 0)
+
+
 def test_wrapper_gradients_equal_tessera_autodiff():
     """torch's cross-entropy of the wrapper's logits is the math of causal_lm_loss (mean over positions of
     -log softmax at the label): its gradients in the Parameters' .grad equal tessera.autodiff's."""

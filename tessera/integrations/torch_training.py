@@ -27,6 +27,17 @@ from ..gdn.compiled_lm import check_attention_mask
 from . import torch as tst
 
 
+_OPS = {}     # (function, static arguments) -> its TorchOp: one torch op per model function, shared by wrappers
+
+
+def _shared_op(tessera_model):
+    function, static = tessera_model.functional()
+    key = (function, tuple(sorted(static.items())))      # GDNConfig is a frozen (hashable) dataclass
+    if key not in _OPS:
+        _OPS[key] = tst.op(function, **static)
+    return _OPS[key]
+
+
 def torch_parameter_name(tessera_name: str) -> str:
     """`tessera_<name>` with the dots (nn.Module forbids them in parameter names) replaced by "_"."""
     return "tessera_" + tessera_name.replace(".", "_")
@@ -52,9 +63,18 @@ class TesseraGDNPyTorchWrapper(nn.Module):
         self.tessera_model = tessera_model
         self.input_names = list(input_names)
         self.output_names = list(output_names)
-        function, static = tessera_model.functional()
-        self._op = tst.op(function, **static)
+        self._op = _shared_op(tessera_model)
         self._register_tessera_parameters()
+
+    # the op holds torch.library objects that cannot be copied: copies and pickles look it up again
+    def __getstate__(self):
+        state = super().__getstate__().copy()
+        state.pop("_op", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._op = _shared_op(self.tessera_model)
 
     def _register_tessera_parameters(self):
         self.tessera_to_torch_names = {}       # an explicit map: "_" cannot be read back as "." reliably
