@@ -15,3 +15,4 @@ from .delta_backward import (optimized_delta_backward, compute_delta_gradient, d
                              delta_chain_loss, efficient_gradient_accumulation_kernel, accumulate_gradients)
 from .checkpointing import memory_efficient_gdn_layer, delta_layer_with_checkpointing  # noqa: F401
 from . import reference_training  # noqa: F401
+from .compiled_lm import CompiledGDNLM, ParameterInfo  # noqa: F401
