@@ -61,10 +61,12 @@ class GDNConfig(PretrainedConfig):
     use_cache: bool = False             # no KV cache: generate() recomputes the whole sequence each step
     tie_word_embeddings: bool = False   # lm_head is [hidden, vocab], a separate matrix as in tessera.gdn.model
 
-    def validate_architecture(self):
-        if self.hidden_size % self.num_attention_heads:
+    def __post_init__(self, **kwargs):
+        # (HF's validate_architecture hook runs only under huggingface_hub's @strict; checked here instead.)
+        if self.num_attention_heads <= 0 or self.hidden_size % self.num_attention_heads:
             raise TesseraError(f"GDNConfig: hidden_size {self.hidden_size} is not a multiple of "
                                f"num_attention_heads {self.num_attention_heads}")
+        super().__post_init__(**kwargs)
 
     def to_tessera(self) -> gdn_model.GDNConfig:
         """The tessera.gdn.model.GDNConfig of the same model (what causal_lm_forward is compiled for)."""
