@@ -6,7 +6,7 @@ cross-entropy) and loss.backward(); no optimizer. Median of --steps steps of eac
 steps of each (the first tessera step compiles); the ratio is measured in the same run. The losses and
 gradients of the two are checked equal (1e-5) before timing.
 
-    python benchmarks/torch_step.py [--steps 20] [--warmup 2] [--batch 8] [--seq 32] [--json out.json]
+    python benchmarks/torch_step.py [--steps 20] [--warmup 2] [--batch 8] [--seq 32] [--threads 1] [--json out.json]
 """
 from __future__ import annotations
 
@@ -34,8 +34,11 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads (1: tessera's CPU backend runs its kernels on one core)")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
 
     # The config of benchmarks/training_step.py (python -m tessera.gdn.train) with its 25-character vocabulary.
     c = small_config(25)
