@@ -211,3 +211,24 @@ def test_op_on_cuda_tensors():
     torch.testing.assert_close(y, torch.sigmoid(x @ w + b) * x, rtol=1e-3, atol=1e-3)
     y.sum().backward()
     assert x.grad is not None and x.grad.is_cuda
+
+
+def test_op_differentiates_only_the_inputs_that_require_grad():
+    f = tst.op(mlp, name="frozen_mlp")
+    x = torch.randn(4, 6, dtype=torch.float64)                       # data: no gradient wanted
+    w = torch.randn(6, 6, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(6, dtype=torch.float64)                          # frozen
+    f(x, w, b).sum().backward()
+    assert w.grad is not None and x.grad is None and b.grad is None
+    assert [floats for _, floats in f._vjps] == [(1,)]               # one gradient graph, w.r.t. w alone
+    wr = w.detach().clone().requires_grad_()
+    (torch.sigmoid(x @ wr + b) * x).sum().backward()
+    torch.testing.assert_close(w.grad, wr.grad)
+
+
+def test_op_is_shared_and_survives_copies():
+    import copy
+    import pickle
+    f = tst.op(mlp)
+    assert tst.op(mlp) is f and copy.deepcopy(f) is f
+    assert pickle.loads(pickle.dumps(f)) is f

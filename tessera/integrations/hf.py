@@ -23,7 +23,6 @@ enter the model); the logits at padded positions are meaningless, as in every HF
 registers "gdn" with AutoConfig and AutoModelForCausalLM (idempotent)."""
 from __future__ import annotations
 
-import threading
 
 import torch
 from torch import nn
@@ -101,19 +100,10 @@ def causal_lm_forward_padded(input_ids, key_bias, params: list, config: gdn_mode
     return gdn_model.linear(gdn_model.rms_norm(hidden, P["norm"], c.rms_eps), P["lm_head"])
 
 
-_OPS: dict = {}
-_OPS_LOCK = threading.Lock()
-
-
 def _op(fn, config):
-    """The torch op of `fn` for this tessera config. Shared between models so that a second model of the same
-    config (from_pretrained, a copy) reuses the compiled forward and backward graphs instead of compiling them
-    again (a TorchOp keeps its backward graphs; the forward graphs live in the tessera function)."""
-    key = (fn.__name__, config)
-    with _OPS_LOCK:
-        if key not in _OPS:
-            _OPS[key] = tessera_torch.op(fn, name=f"gdn_{fn.__name__}", config=config)
-        return _OPS[key]
+    """The torch op of `fn` for this tessera config; op() returns the same one for the same arguments, so a
+    second model of the config (from_pretrained, a copy) reuses the compiled forward and backward graphs."""
+    return tessera_torch.op(fn, name=f"gdn_{fn.__name__}", config=config)
 
 
 # -- parameters -------------------------------------------------------------------------------------------

@@ -36,9 +36,24 @@ _LOCK = threading.Lock()
 _FLOAT = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
+_OPS = {}   # (function, name, static arguments) -> its TorchOp: torch's registry keeps every op for good
+
+
 def op(fn, name: str | None = None, **static):
-    """A torch op (with autograd) that runs `fn` through tessera; `static` binds its non-tensor arguments."""
-    return TorchOp(fn, name, static)
+    """A torch op (with autograd) that runs `fn` through tessera; `static` binds its non-tensor arguments.
+    The same function, name and (hashable) bound values give the same op."""
+    try:
+        key = (fn, name, tuple(sorted(static.items())))
+        hash(key)
+    except TypeError:     # unhashable bound values: a new op each time
+        return TorchOp(fn, name, static)
+    with _LOCK:
+        cached = _OPS.get(key)
+    if cached is None:
+        cached = TorchOp(fn, name, static)
+        with _LOCK:
+            cached = _OPS.setdefault(key, cached)
+    return cached
 
 
 class TorchOp:
@@ -47,6 +62,7 @@ class TorchOp:
             raise CompilationError(f"tessera.integrations.torch.op expects a function, got {fn!r}", *user_frame())
         self.gf = fn if isinstance(fn, GraphFunction) else GraphFunction(fn)
         self.static = dict(static)
+        self.name = name
         base = re.sub(r"\W", "_", name or self.gf.__name__)
         with _LOCK:
             self.qualname = f"tessera::{base}_{next(_IDS)}"
@@ -56,12 +72,24 @@ class TorchOp:
                                                   schema="(Tensor[] xs, int[] layout) -> Tensor[]")
         self.forward_op.register_fake(self._forward_fake)
         self.backward_op = torch.library.custom_op(self.qualname + "_vjp", self._backward, mutates_args=(),
-                                                   schema="(Tensor[] xs, Tensor[] dys, int[] layout) -> Tensor[]")
+                                                   schema="(Tensor[] xs, Tensor[] dys, int[] layout, int[] wrt) "
+                                                          "-> Tensor[]")
         self.backward_op.register_fake(self._backward_fake)
         self.forward_op.register_autograd(self._autograd_backward, setup_context=self._setup_context)
 
     def __repr__(self):
         return f"<tessera torch op {self.qualname} of {self.gf.__name__}>"
+
+    # registered torch.library objects cannot be copied: a copy is the op itself, a pickle names the function
+    def __deepcopy__(self, memo):
+        return self
+
+    def __copy__(self):
+        return self
+
+    def __reduce__(self):   # by reference: the function is found again by its module and name
+        fn = self.gf.fn
+        return (_op_by_reference, (fn.__module__, fn.__qualname__, self.name, self.static))
 
     # -- the call --------------------------------------------------------------------------------------
     def __call__(self, *args):
@@ -98,18 +126,20 @@ class TorchOp:
         xs, layout = inputs
         ctx.save_for_backward(*xs)
         ctx.layout = layout
+        ctx.wrt = [i for i, x in enumerate(xs) if x.requires_grad and x.dtype in _FLOAT]   # (frozen ones: none)
         ctx.outs = [(o.shape, o.dtype, o.device) for o in output]
 
     def _autograd_backward(self, ctx, dys):
         xs = list(ctx.saved_tensors)
         dys = [torch.zeros(s, dtype=d, device=dev) if g is None else g.contiguous()
                for g, (s, d, dev) in zip(dys, ctx.outs)]
-        grads = self.backward_op(xs, dys, ctx.layout)
-        return [g if x.dtype in _FLOAT else None for g, x in zip(grads, xs)], None
+        grads = self.backward_op(xs, dys, ctx.layout, ctx.wrt)
+        wrt = set(ctx.wrt)
+        return [g if i in wrt else None for i, g in enumerate(grads)], None
 
-    def _backward(self, xs, dys, layout):
-        floats = [i for i, x in enumerate(xs) if x.dtype in _FLOAT]
-        grads = [torch.zeros(0, dtype=x.dtype, device=x.device) for x in xs]   # (no gradient: not a float)
+    def _backward(self, xs, dys, layout, wrt):
+        floats = [i for i in wrt if xs[i].dtype in _FLOAT]
+        grads = [torch.zeros(0, dtype=x.dtype, device=x.device) for x in xs]   # (no gradient asked for)
         if floats:
             vjp = self._vjp(tuple(layout), tuple(floats))
             views = [torch_interop.host_view(t) if not t.is_cuda else t for t in xs + dys]
@@ -119,9 +149,9 @@ class TorchOp:
                 grads[i] = torch_interop.to_torch(g).reshape(xs[i].shape)
         return _fresh(grads, xs + dys)
 
-    def _backward_fake(self, xs, dys, layout):
-        return [torch.empty_like(x) if x.dtype in _FLOAT else torch.empty(0, dtype=x.dtype, device=x.device)
-                for x in xs]
+    def _backward_fake(self, xs, dys, layout, wrt):
+        return [torch.empty_like(x) if i in wrt and x.dtype in _FLOAT else torch.empty(0, dtype=x.dtype, device=x.device)
+                for i, x in enumerate(xs)]
 
     def _vjp(self, layout, floats):
         key = (layout, floats)
@@ -145,6 +175,14 @@ class TorchOp:
             vjp.__name__ = f"{gf.__name__}_vjp"
             self._vjps[key] = autodiff.grad(vjp, argnums=0)
         return self._vjps[key]
+
+
+def _op_by_reference(module, qualname, name, static):
+    import importlib
+    fn = importlib.import_module(module)
+    for part in qualname.split("."):
+        fn = getattr(fn, part)
+    return op(fn, name, **static)
 
 
 def _sum_all(t):
@@ -205,3 +243,10 @@ def _torch_dtype(d):
     return {"f32": torch.float32, "f64": torch.float64, "f16": torch.float16, "bf16": torch.bfloat16,
             "i32": torch.int32, "i64": torch.int64, "i16": torch.int16, "i8": torch.int8, "u8": torch.uint8,
             "bool": torch.bool}[d.name]
+
+
+def __getattr__(attr):   # the seed's wrapper and trainer (tessera.integrations.torch_training), on first use
+    if attr in ("TesseraGDNPyTorchWrapper", "GDNPyTorchTrainer"):
+        from . import torch_training
+        return getattr(torch_training, attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

@@ -27,15 +27,10 @@ from ..gdn.compiled_lm import check_attention_mask
 from . import torch as tst
 
 
-_OPS = {}     # (function, static arguments) -> its TorchOp: one torch op per model function, shared by wrappers
-
-
 def _shared_op(tessera_model):
+    """One torch op per model function and config (tst.op returns the same op for the same arguments)."""
     function, static = tessera_model.functional()
-    key = (function, tuple(sorted(static.items())))      # GDNConfig is a frozen (hashable) dataclass
-    if key not in _OPS:
-        _OPS[key] = tst.op(function, **static)
-    return _OPS[key]
+    return tst.op(function, **static)
 
 
 def torch_parameter_name(tessera_name: str) -> str:
@@ -65,16 +60,6 @@ class TesseraGDNPyTorchWrapper(nn.Module):
         self.output_names = list(output_names)
         self._op = _shared_op(tessera_model)
         self._register_tessera_parameters()
-
-    # the op holds torch.library objects that cannot be copied: copies and pickles look it up again
-    def __getstate__(self):
-        state = super().__getstate__().copy()
-        state.pop("_op", None)
-        return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        self._op = _shared_op(self.tessera_model)
 
     def _register_tessera_parameters(self):
         self.tessera_to_torch_names = {}       # an explicit map: "_" cannot be read back as "." reliably
