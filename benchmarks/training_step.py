@@ -1,8 +1,9 @@
 """One training step of the seed-002 causal LM (the small config of `python -m tessera.gdn.train`): tessera on
 the CPU backend (autodiff.value_and_grad of causal_lm_loss, one compiled forward + backward graph, then an AdamW
 step, one compiled launch) against the same model, loss, gradient and AdamW in plain NumPy (benchmarks/numpy_lm.py,
-whose gradient equals tessera's to 1e-15 in f64). Median of --steps steps after one warm-up step (which
-compiles); the ratio is measured in the same run. Also the kernel counts: forward, forward + backward, and the
+whose gradient equals tessera's to 1e-15 in f64) and in PyTorch eager (tests/torch_gdn_reference.py, torch autograd
+and torch.optim.AdamW, on --torch-threads intra-op threads: 1 by default, as tessera's CPU backend runs on one
+core). Median of --steps steps after one warm-up step (which compiles); the ratios are measured in the same run. Also the kernel counts: forward, forward + backward, and the
 graph's op count (what an unfused executor would launch: one kernel per op).
 
     python benchmarks/training_step.py [--steps 20] [--batch 8] [--seq 32] [--json out.json]
@@ -21,6 +22,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 
 
 def _numpy_adamw(params, grads, state, lr=3e-3, b1=0.9, b2=0.999, eps=1e-8, wd=0.01):
@@ -50,8 +52,12 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=32)
+    ap.add_argument("--torch-threads", type=int, default=1)
     ap.add_argument("--json")
     a = ap.parse_args(argv)
+    import torch
+    import torch_gdn_reference
+    torch.set_num_threads(a.torch_threads)
     text = corpus()
     tok = CharTokenizer(text)
     c = small_config(tok.vocab_size)
@@ -65,6 +71,8 @@ def main(argv=None):
 
     params_ts = init_params(c, seed=0)
     params_np = [p.copy() for p in params_ts]
+    params_pt = [torch.from_numpy(p.copy()).requires_grad_() for p in params_ts]
+    opt_pt = torch.optim.AdamW(params_pt, lr=3e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
     vg = autodiff.value_and_grad(causal_lm_loss, argnums=2)
     opt = optim.AdamW(params_ts, lr=3e-3, weight_decay=0.01)
     state = {"t": 0, "m": [np.zeros_like(p) for p in params_np], "v": [np.zeros_like(p) for p in params_np]}
@@ -79,12 +87,21 @@ def main(argv=None):
         _numpy_adamw(params_np, grads, state)
         return loss
 
+    def pt_step(x, y):
+        opt_pt.zero_grad()
+        logits = torch_gdn_reference.causal_lm_forward(torch.from_numpy(x), params_pt, c)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, c.vocab_size), torch.from_numpy(y).long().reshape(-1))
+        loss.backward()
+        opt_pt.step()
+        return loss.item()
+
     t0 = time.perf_counter()
     x, y = batch()
     ts_step(x, y)
-    np_step(x, y)
     warm = time.perf_counter() - t0
-    t_ts, t_np, losses = [], [], []
+    np_step(x, y)
+    pt_step(x, y)
+    t_ts, t_np, t_pt, losses = [], [], [], []
     for _ in range(a.steps):
         x, y = batch()
         t0 = time.perf_counter()
@@ -93,15 +110,19 @@ def main(argv=None):
         t0 = time.perf_counter()
         ln = np_step(x, y)
         t_np.append(time.perf_counter() - t0)
-        losses.append((lt, ln))
+        t0 = time.perf_counter()
+        lp = pt_step(x, y)
+        t_pt.append(time.perf_counter() - t0)
+        losses.append((lt, ln, lp))
     fwd = ts.compile(causal_lm_loss, x, y, params_ts, c)
     both = ts.compile(autodiff.grad(causal_lm_loss, argnums=2), x, y, params_ts, c)
-    med_ts, med_np = statistics.median(t_ts), statistics.median(t_np)
+    med_ts, med_np, med_pt = statistics.median(t_ts), statistics.median(t_np), statistics.median(t_pt)
     row = {
         "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor()}",
         "config": {"hidden": c.hidden_size, "layers": c.num_hidden_layers, "vocab": c.vocab_size,
                    "batch": a.batch, "seq": a.seq, "params": int(sum(p.size for p in params_ts))},
         "tessera_step_ms": med_ts * 1e3, "numpy_step_ms": med_np * 1e3, "numpy_over_tessera": med_np / med_ts,
+        "torch_step_ms": med_pt * 1e3, "torch_threads": a.torch_threads, "torch_over_tessera": med_pt / med_ts,
         "warmup_s": warm, "loss_first_last": [losses[0], losses[-1]],
         "kernels_forward": fwd.metadata["kernels"], "kernels_forward_backward": both.metadata["kernels"],
         "graph_ops_forward_backward": _ops(both.asm["ts.opt"]),
@@ -110,10 +131,11 @@ def main(argv=None):
           f"median of {a.steps}:")
     print(f"  tessera CPU backend {med_ts * 1e3:8.1f} ms   NumPy {med_np * 1e3:8.1f} ms   "
           f"NumPy / tessera = {med_np / med_ts:.2f}")
+    print(f"  PyTorch eager ({a.torch_threads} thread(s)) {med_pt * 1e3:8.1f} ms   torch / tessera = {med_pt / med_ts:.2f}")
     print(f"  kernels: forward {row['kernels_forward']}, forward + backward {row['kernels_forward_backward']} "
           f"(the graph has {row['graph_ops_forward_backward']} ops: one kernel each, unfused)")
-    print(f"  losses (tessera, NumPy) first {losses[0][0]:.4f} {losses[0][1]:.4f}, last {losses[-1][0]:.4f} "
-          f"{losses[-1][1]:.4f}")
+    print("  losses (tessera, NumPy, torch) first " + " ".join(f"{v:.4f}" for v in losses[0]) + ", last "
+          + " ".join(f"{v:.4f}" for v in losses[-1]))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(row, f, indent=1)
