@@ -89,8 +89,14 @@ def test_compiled_lm_parameters_update_checks_and_call():
     ids = np.arange(B * S, dtype=np.int32).reshape(B, S) % 32
     np.testing.assert_array_equal(lm(input_ids=ids), causal_lm_forward(ids, lm.param_list(), CONFIG))
     np.testing.assert_array_equal(lm(input_ids=ids, attention_mask=np.ones((B, S))), lm(input_ids=ids))
-    with pytest.raises(TesseraError, match="no padding mask"):
-        lm(input_ids=ids, attention_mask=np.tril(np.ones((B, S))))
+    # a padding mask: a left-padded row's logits at its real tokens are the row's own (no position embeddings)
+    mask = np.ones((B, S), np.int64)
+    mask[0, :3] = 0
+    padded = lm(input_ids=ids, attention_mask=mask)
+    np.testing.assert_allclose(padded[0, 3:], lm(input_ids=ids[:1, 3:])[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(padded[1], lm(input_ids=ids)[1])
+    with pytest.raises(TesseraError, match="only 0 and 1"):
+        lm(input_ids=ids, attention_mask=np.full((B, S), 2))
 
 
 # -- the wrapper --------------------------------------------------------------------------------------------
@@ -158,6 +164,21 @@ def test_wrapper_gradients_equal_tessera_autodiff():
         np.testing.assert_allclose(p.grad.numpy(), g, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+def test_wrapper_padding_mask_runs_the_padded_graph():
+    """A 0/1 attention_mask with zeros goes through causal_lm_forward_padded (a second torch op): the logits
+    equal the compiled LM's with the same mask, and the gradients reach the Parameters."""
+    lm = CompiledGDNLM(CONFIG, seed=3)
+    model = TesseraGDNPyTorchWrapper(lm)
+    ids = torch.from_numpy(batches(1)[0][0])
+    mask = torch.ones_like(ids)
+    mask[1, :2] = 0
+    logits = model(ids, mask)
+    np.testing.assert_allclose(logits.detach().numpy(), lm(input_ids=ids.numpy(), attention_mask=mask.numpy()),
+                               rtol=1e-6, atol=1e-6)
+    logits[1, 2:].sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
 def test_forward_rejects_bad_inputs():
     model = TesseraGDNPyTorchWrapper(CompiledGDNLM(CONFIG))
     ids = torch.zeros((B, S), dtype=torch.int64)
@@ -165,8 +186,8 @@ def test_forward_rejects_bad_inputs():
         model(input_ids=ids, position_ids=ids)
     with pytest.raises(TesseraError, match="integer tensor"):
         model(input_ids=ids.float())
-    with pytest.raises(TesseraError, match="no padding mask"):
-        model(ids, torch.zeros_like(ids))
+    with pytest.raises(TesseraError, match="only 0 and 1"):
+        model(ids, torch.full_like(ids, 3))
     with pytest.raises(TesseraError, match="has no get_parameters"):
         TesseraGDNPyTorchWrapper(object())
 

@@ -5,7 +5,8 @@ from .functions import (delta_connection, gating_function, distance_scaling_func
                         mixed_precision_gdn_layer, attention_based_delta_selection, dynamic_delta_pruning,
                         global_l2_norm, adaptive_gating_mechanism)
 from . import reference  # noqa: F401
-from .model import GDNConfig, causal_lm_forward, causal_lm_loss, init_params, param_names  # noqa: F401
+from .model import (GDNConfig, causal_lm_forward, causal_lm_forward_padded, causal_lm_loss, init_params,  # noqa: F401
+                    padding_key_bias, param_names)
 from .kernels import fused_delta_gating_kernel, sparse_delta_computation_kernel  # noqa: F401
 from .early_exit import ExitLayer, adaptive_gdn_with_early_exit  # noqa: F401
 from .compression import compressed_delta_storage, reconstruct_compressed_delta, jacobi_svd  # noqa: F401

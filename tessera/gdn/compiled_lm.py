@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DTypeError, ShapeError, TesseraError
-from .model import GDNConfig, causal_lm_forward, init_params, param_shapes
+from .model import (GDNConfig, causal_lm_forward, causal_lm_forward_padded, init_params, padding_key_bias,
+                    param_shapes)
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -87,10 +88,12 @@ class CompiledGDNLM:
     # -- running -----------------------------------------------------------------------------------------
     def __call__(self, input_ids, attention_mask=None):
         """logits[B, S, vocab] for integer input_ids[B, S] (NumPy or torch; torch in, torch out).
-        `attention_mask` may be None or all ones: the model is causal and has no padding mask, so a mask
-        with zeros would be silently ignored — that is an error instead."""
-        check_attention_mask(attention_mask, input_ids)
-        return causal_lm_forward(_int_ids(input_ids), self.param_list(), self.config)
+        `attention_mask` [B, S] of 0/1 is a padding mask: padded keys are masked in every attention (a
+        second graph, causal_lm_forward_padded); None or all ones runs the plain causal graph."""
+        bias = padding_bias(attention_mask, input_ids)
+        if bias is None:
+            return causal_lm_forward(_int_ids(input_ids), self.param_list(), self.config)
+        return causal_lm_forward_padded(_int_ids(input_ids), bias, self.param_list(), self.config)
 
     def functional(self):
         """(function, static keyword arguments): `function(input_ids, params_list, **static)` is this model's
@@ -125,16 +128,15 @@ class CompiledGDNLM:
             np.copyto(target, value)
 
 
-def check_attention_mask(attention_mask, input_ids):
-    """None or an all-ones mask of input_ids' shape; anything else is an error (no padding support)."""
+def padding_bias(attention_mask, input_ids):
+    """None (no mask, or all ones: the plain causal graph runs) or the [B, 1, 1, S] additive key bias of a
+    [B, S] 0/1 padding mask (tessera.gdn.model.padding_key_bias; causal_lm_forward_padded takes it)."""
     if attention_mask is None:
-        return
+        return None
     mask = _as_numpy(attention_mask, "attention_mask")
     if tuple(mask.shape) != tuple(input_ids.shape):
         raise ShapeError(f"attention_mask has shape {tuple(mask.shape)}, input_ids {tuple(input_ids.shape)}")
-    if not np.all(mask == 1):
-        raise TesseraError("attention_mask has zeros: the GDN causal LM has no padding mask (every position "
-                           "attends to all earlier ones), so padded batches are not supported; pass None or ones")
+    return padding_key_bias(mask)
 
 
 def _int_ids(ids):
@@ -183,4 +185,4 @@ def _check(name, value, shape, dtype):
                          "a silent cast would desynchronise the copies)")
 
 
-__all__ = ["CompiledGDNLM", "ParameterInfo", "check_attention_mask"]
+__all__ = ["CompiledGDNLM", "ParameterInfo", "padding_bias"]

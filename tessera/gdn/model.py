@@ -133,13 +133,8 @@ def _aggregate(hidden, contributions, attention_deltas):
     return ts.reshape(ts.gemm(weights, stacked), (B, S, D))
 
 
-@ts.function
-def causal_lm_forward(input_ids, params: list, config: GDNConfig):
-    """logits[B, S, vocab] of the GDN causal LM for integer input_ids[B, S]."""
-    c = config
+def _lm_logits(input_ids, params, c, mask):
     P = dict(zip(param_names(c), params))
-    B, S = input_ids.shape
-    mask = causal_mask(S)
     hidden = ts.ops.embedding(input_ids, P["embed_tokens"])
     layer_outputs = []
     for layer in range(c.num_hidden_layers):
@@ -156,6 +151,34 @@ def causal_lm_forward(input_ids, params: list, config: GDNConfig):
             hidden = hidden + _aggregate(hidden, contributions, c.use_attention_deltas)
         layer_outputs.append(hidden)
     return linear(rms_norm(hidden, P["norm"], c.rms_eps), P["lm_head"])
+
+
+@ts.function
+def causal_lm_forward(input_ids, params: list, config: GDNConfig):
+    """logits[B, S, vocab] of the GDN causal LM for integer input_ids[B, S]."""
+    return _lm_logits(input_ids, params, config, causal_mask(input_ids.shape[1]))
+
+
+@ts.function
+def causal_lm_forward_padded(input_ids, key_bias, params: list, config: GDNConfig):
+    """causal_lm_forward with a padding mask: key_bias[B, 1, 1, S] is 0 for a real token and -1e9 for a padded
+    one, added to the causal mask of every layer's attention scores (padding_key_bias makes it). The model
+    has no position embeddings, so a left-padded row's logits at its real tokens are those of the row alone."""
+    return _lm_logits(input_ids, params, config, causal_mask(input_ids.shape[1]) + key_bias)
+
+
+def padding_key_bias(attention_mask, dtype=np.float32):
+    """The [B, 1, 1, S] additive bias of a [B, S] 0/1 padding mask (NumPy), or None when it is all ones (the
+    plain causal graph then runs); a mask of other values is a ShapeError / TesseraError."""
+    from ..errors import TesseraError
+    keep = np.asarray(attention_mask)
+    if keep.ndim != 2:
+        raise TesseraError(f"attention_mask must be a [batch, sequence] mask of 0 and 1, got shape {keep.shape}")
+    if not np.all((keep == 0) | (keep == 1)):
+        raise TesseraError("attention_mask must hold only 0 and 1")
+    if np.all(keep == 1):
+        return None
+    return np.where(keep == 1, 0.0, -1e9).astype(dtype).reshape(keep.shape[0], 1, 1, keep.shape[1])
 
 
 @ts.function

@@ -30,7 +30,6 @@ from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, Pret
 from transformers import initialization as hf_init
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-import tessera as ts
 from ..errors import TesseraError
 from ..gdn import model as gdn_model
 from . import torch as tessera_torch
@@ -74,30 +73,7 @@ class GDNConfig(PretrainedConfig):
 
 # -- the torch ops, one per tessera config (shared by every model of that config) ------------------------
 
-@ts.function
-def causal_lm_forward_padded(input_ids, key_bias, params: list, config: gdn_model.GDNConfig):
-    """causal_lm_forward with a padding mask: key_bias[B, 1, 1, S] is 0 for a real token and -1e9 for a padded
-    one, added to the causal mask of every layer's attention scores."""
-    c = config
-    P = dict(zip(gdn_model.param_names(c), params))
-    B, S = input_ids.shape
-    mask = gdn_model.causal_mask(S) + key_bias                                # [B, 1, S, S]
-    hidden = ts.ops.embedding(input_ids, P["embed_tokens"])
-    layer_outputs = []
-    for layer in range(c.num_hidden_layers):
-        p = f"layers.{layer}."
-        hidden = gdn_model.transformer_block(hidden, {k: P[p + k] for k in gdn_model.TRANSFORMER_PARAMS},
-                                             c.num_attention_heads, c.rms_eps, mask)
-        n = min(len(layer_outputs), layer, c.max_delta_distance)
-        if n:
-            contributions = []
-            for i in range(n):
-                q = f"{p}delta.{i}."
-                dp = {k[len(q):]: v for k, v in P.items() if k.startswith(q)}
-                contributions.append(gdn_model.delta_network(layer_outputs[-(i + 1)], hidden, i + 1, dp))
-            hidden = hidden + gdn_model._aggregate(hidden, contributions, c.use_attention_deltas)
-        layer_outputs.append(hidden)
-    return gdn_model.linear(gdn_model.rms_norm(hidden, P["norm"], c.rms_eps), P["lm_head"])
+causal_lm_forward_padded = gdn_model.causal_lm_forward_padded   # (a padding mask: a second graph)
 
 
 def _op(fn, config):
@@ -248,13 +224,8 @@ class GDNForCausalLM(GDNPreTrainedModel, GenerationMixin):
             raise TesseraError(f"GDNForCausalLM: attention_mask has shape {tuple(attention_mask.shape)}, expected "
                                f"{tuple(shape)} (a [batch, sequence] padding mask of 0/1; 4D masks are not "
                                "supported)")
-        keep = attention_mask.detach()
-        if not bool(((keep == 0) | (keep == 1)).all()):
-            raise TesseraError("GDNForCausalLM: attention_mask must hold only 0 and 1")
-        if bool(keep.all()):
-            return None
-        bias = torch.where(keep.bool(), 0.0, -1e9).to(dtype)
-        return bias.reshape(shape[0], 1, 1, shape[1]).contiguous()
+        bias = gdn_model.padding_key_bias(attention_mask.detach().cpu().numpy())
+        return None if bias is None else torch.from_numpy(bias).to(device=attention_mask.device, dtype=dtype)
 
     # -- generation without a KV cache --------------------------------------------------------------------------
     def prepare_inputs_for_generation(self, input_ids, attention_mask=None, **kwargs):

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from ..errors import TesseraError
-from ..gdn.compiled_lm import check_attention_mask
+from ..gdn.compiled_lm import padding_bias
+from ..gdn.model import causal_lm_forward_padded
 from . import torch as tst
 
 
@@ -79,7 +80,7 @@ class TesseraGDNPyTorchWrapper(nn.Module):
 
     def forward(self, *args, **kwargs) -> torch.Tensor:
         """logits[B, S, vocab]; inputs by position (in input_names' order) or by name. input_ids are cast to
-        int32 (tessera's embedding index type); attention_mask must be None or all ones."""
+        int32 (tessera's embedding index type); attention_mask is a [B, S] 0/1 padding mask (or None)."""
         if len(args) > len(self.input_names):
             raise TesseraError(f"{type(self).__name__}.forward takes at most {len(self.input_names)} positional "
                                f"inputs {self.input_names}, got {len(args)}")
@@ -97,9 +98,12 @@ class TesseraGDNPyTorchWrapper(nn.Module):
             input_ids = torch.as_tensor(input_ids)
         if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
             raise TesseraError(f"input_ids must be an integer tensor, got {input_ids.dtype}")
-        check_attention_mask(inputs.get("attention_mask"), input_ids)
+        bias = padding_bias(inputs.get("attention_mask"), input_ids)
         input_ids = input_ids.to(device=params[0].device, dtype=torch.int32).contiguous()
-        return self._op(input_ids, params)
+        if bias is None:
+            return self._op(input_ids, params)
+        padded = tst.op(causal_lm_forward_padded, config=self.tessera_model.config)   # a padding mask
+        return padded(input_ids, torch.from_numpy(bias).to(device=params[0].device, dtype=params[0].dtype), params)
 
     def sync_parameters_to_tessera(self):
         """Copy every registered Parameter's value into the tessera model."""
