@@ -104,9 +104,9 @@ def _agree(mesh, axis, t, what):
     row = [t.dim(), _dtype_code(t)] + list(t.shape) + [-1] * (MAX_DIMS - t.dim())
     mine = torch.tensor(row, dtype=torch.int64, device=mesh.device)
     n = mesh.size(axis)
-    rows = torch.empty((n, len(row)), dtype=torch.int64, device=mesh.device)
+    rows = torch.empty(n * len(row), dtype=torch.int64, device=mesh.device)
     tdist.all_gather_into_tensor(rows, mine, group=mesh.group(axis))
-    rows = rows.cpu().tolist()
+    rows = rows.view(n, len(row)).cpu().tolist()
     if all(r == rows[0] for r in rows):
         return
     ranks = mesh.axis_ranks(axis)

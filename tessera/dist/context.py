@@ -177,7 +177,7 @@ def distribute(mesh=None):
 
             @functools.wraps(init)
             def __init__(self, *args, **kwargs):
-                if "mesh" not in kwargs and len(args) < _position(init, "mesh"):
+                if "mesh" not in kwargs and len(args) <= _position(init, "mesh"):
                     kwargs["mesh"] = mesh if mesh is not None else current_mesh()
                 bound_init(self, *args, **kwargs)
             target.__init__ = __init__
