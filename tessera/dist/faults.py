@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import signal
 import sys
 import threading
@@ -138,7 +139,7 @@ class Monitor:
             self.diagnosing = False
 
     def _diagnose(self, what, group_ranks):
-        head = f"rank {self.rank}: {what}"
+        head = f"rank {self.rank}: {_short(what)}"
         statuses = self._read_all("status")
         failed = {r: s[len("failed "):] for r, s in statuses.items() if s and s.startswith("failed ")}
         if failed:
@@ -165,10 +166,15 @@ class Monitor:
                                     "program (they never entered this collective)", ranks=exited_here)
         behind = [r for r in scope if again.get(r) and int(again[r].split()[1]) < self.collectives]
         if behind:
+            # a rank behind may itself wait for another: the one with the fewest collectives is the culprit
+            counts = {r: int(b.split()[1]) for r, b in again.items() if b}
+            least = min(counts.values())
+            furthest = sorted(r for r, c in counts.items() if c == least)
             return DistributedError(
                 f"{head}; rank(s) {', '.join(map(str, behind))} are alive but did not reach this collective "
                 f"(#{self.collectives} on this rank) within {self.timeout:g} s (TESSERA_DIST_TIMEOUT): a hang or "
-                "ranks that call different collectives", ranks=behind)
+                f"ranks that call different collectives; furthest behind: rank(s) {', '.join(map(str, furthest))} "
+                f"(at collective #{least})", ranks=furthest)
         aborted = {r: s for r, s in statuses.items() if s and s.startswith("aborted ")}
         if aborted:
             r, s = next(iter(aborted.items()))
@@ -177,3 +183,9 @@ class Monitor:
 
     def stop(self):
         self.stopped.set()
+
+
+def _short(text):
+    """torch's and gloo's messages without the C++ source position and the advice paragraph."""
+    text = re.sub(r"\[[^\]]*\.(cc|cpp|h):\d+\] ", "", text)
+    return text.split(". This is typically caused")[0]
