@@ -255,3 +255,19 @@ def test_run_cli_errors():
     from tessera.tools.cli import main
     assert main(["run", "--nproc", "0", str(WORKER)]) == 2
     assert main(["run", "--nproc", "2", "no_such_script.py"]) == 2
+
+
+def test_docs_example_runs_on_four_processes(tmp_path):
+    from docs_examples import DOCS, blocks
+    script = tmp_path / "example.py"
+    script.write_text("\n\n".join(b.values[0] for b in blocks(DOCS / "distributed.md", "python")))
+    proc = subprocess.Popen([sys.executable, "-m", "tessera.tools.cli", "run", "--nproc", "4", str(script)],
+                            env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        log, _ = proc.communicate(timeout=JOB_LIMIT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        log, _ = proc.communicate()
+    assert proc.returncode == 0, log.decode()[-4000:]
+    # the example asserts its shapes; the ranks' printed lines may interleave, so only the exit code is read

@@ -97,7 +97,6 @@ def _guarded(mesh, axis, what, fn):
 def _agree(mesh, axis, t, what):
     """Every rank of the axis has the same shape and dtype (else a DistributedError naming them)."""
     import torch
-    import torch.distributed as tdist
     if t.dim() > MAX_DIMS:
         raise DistributedError(f"dist.{what}: tensors of more than {MAX_DIMS} dims are not supported "
                                f"(got {t.dim()})")
@@ -105,7 +104,7 @@ def _agree(mesh, axis, t, what):
     mine = torch.tensor(row, dtype=torch.int64, device=mesh.device)
     n = mesh.size(axis)
     rows = torch.empty(n * len(row), dtype=torch.int64, device=mesh.device)
-    tdist.all_gather_into_tensor(rows, mine, group=mesh.group(axis))
+    _gather_dim0(rows, mine, mesh.group(axis))
     rows = rows.view(n, len(row)).cpu().tolist()
     if all(r == rows[0] for r in rows):
         return
@@ -114,6 +113,13 @@ def _agree(mesh, axis, t, what):
                      for i, r in enumerate(rows))
     raise DistributedError(f"dist.{what} over axis {axis!r}: the ranks' tensors differ ({desc}); every rank of "
                            "the axis must pass the same shape and dtype", ranks=ranks)
+
+
+def _gather_dim0(out, t, group):
+    """torch's gather-into-one-tensor (renamed all_gather_single in recent torch; the old name warns)."""
+    import torch.distributed as tdist
+    gather = getattr(tdist, "all_gather_single", None) or tdist.all_gather_into_tensor
+    gather(out, t, group=group)
 
 
 def _axis(mesh, axis, what):
@@ -168,12 +174,11 @@ def all_gather(x, axis=None, dim=0):
 
     def run():
         import torch
-        import torch.distributed as tdist
         _agree(mesh, axis, t, "all_gather")
         front = t.movedim(dim, 0).contiguous()
         n = mesh.size(axis)
         out = torch.empty((n * front.shape[0],) + tuple(front.shape[1:]), dtype=t.dtype, device=t.device)
-        tdist.all_gather_into_tensor(out, front, group=mesh.group(axis))
+        _gather_dim0(out, front, mesh.group(axis))
         return out.movedim(0, dim).contiguous()
     return back(home(_guarded(mesh, axis, "all_gather", run)))
 
