@@ -6,7 +6,8 @@ from __future__ import annotations
 from . import dtypes as _dtypes
 from .dtypes import f32, f16, bf16, f64, fp8_e4m3, fp8_e5m2, i8, i16, i32, i64, bool_, accum, DType  # noqa: F401
 from .errors import (TesseraError, CompilationError, GraphBreak, ShapeError, DTypeError, OutOfResources,  # noqa: F401
-                     BackendUnavailable, LaunchError, EmulatorError, SanitizerError, UnknownName)
+                     BackendUnavailable, LaunchError, EmulatorError, SanitizerError, UnknownName,
+                     DistributedError)
 from .frontend.annotations import Tensor, constexpr  # noqa: F401
 from .frontend.kernel import kernel, KernelFunction  # noqa: F401
 from . import tile, ops, memory  # noqa: F401
@@ -21,6 +22,7 @@ from .runtime.torch_interop import from_torch, to_torch  # noqa: F401 - no torch
 from . import autodiff  # noqa: F401,E402 - ts.autodiff (no mlir at import)
 from .autodiff.checkpoint import checkpoint, checkpoint_scope  # noqa: F401
 from . import optim  # noqa: F401,E402 - ts.optim: SGD, AdamW, clip_grad_norm_, LossScaler (no mlir at import)
+from .dist.context import distribute  # noqa: F401,E402 - ts.distribute (no torch at import)
 
 jit = function
 

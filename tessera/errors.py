@@ -104,3 +104,13 @@ class SanitizerError(TesseraError):
         shown = "\n".join(f"  {f}" for f in self.findings[:5])
         more = f"\n  ... and {len(self.findings) - 5} more" if len(self.findings) > 5 else ""
         super().__init__(f"{head}:\n{shown}{more}")
+
+
+class DistributedError(TesseraError):
+    """A distributed run went wrong (tessera.dist): a mesh that does not fit the processes launched, a
+    collective whose ranks disagree on shapes, or a peer rank that failed, died or hung. `.ranks` names the
+    ranks at fault (global ranks; empty when not known), so every survivor can say which peer to look at."""
+
+    def __init__(self, msg: str, ranks=()):
+        self.ranks = tuple(ranks)
+        super().__init__(msg)

@@ -91,3 +91,19 @@ def opt_guard() -> bool:
     """TESSERA_OPT_GUARD=0: tessera-opt runs passes in its own process instead of a guarded child
     (for a debugger; an MLIR abort then kills tessera-opt)."""
     return os.environ.get("TESSERA_OPT_GUARD", "1") != "0"
+
+
+def dist_timeout() -> float:
+    """TESSERA_DIST_TIMEOUT=seconds (default 60): how long a tessera.dist rendezvous or collective waits for
+    its peers before every waiting rank raises DistributedError naming the rank(s) that did not come."""
+    v = os.environ.get("TESSERA_DIST_TIMEOUT", "").strip()
+    if not v:
+        return 60.0
+    try:
+        t = float(v)
+    except ValueError:
+        t = 0.0
+    if t <= 0:
+        from .errors import DistributedError
+        raise DistributedError(f"TESSERA_DIST_TIMEOUT must be a positive number of seconds, got {v!r}")
+    return t

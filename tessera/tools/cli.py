@@ -1,5 +1,5 @@
 """`tessera` command line: `tessera aot --suite NAME --out DIR [--target sm_90a]`, `tessera emulate DIR`,
-`tessera cache list|info [KEY]|verify [--dry-run]|clear`."""
+`tessera cache list|info [KEY]|verify [--dry-run]|clear`, `tessera run --nproc N script.py [args]` (tessera.dist)."""
 from __future__ import annotations
 
 import argparse
@@ -123,10 +123,17 @@ def main(argv=None):
     e = sub.add_parser("emulate", help="run an AOT folder's PTX in the PTX emulator with its checks (no GPU)")
     e.add_argument("folder")
     e.add_argument("--json", help="write the per-case results here")
+    r = sub.add_parser("run", help="run a script on N processes (torchrun; gloo on CPUs, NCCL on GPUs) for tessera.dist")
+    r.add_argument("--nproc", type=int, required=True, help="number of processes (ranks) on this host")
+    r.add_argument("script")
+    r.add_argument("script_args", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     try:
         if args.cmd == "cache":
             return cache_cmd(args)
+        if args.cmd == "run":
+            from ..dist.launch import run
+            return run(args.nproc, args.script, args.script_args)
         if args.cmd == "emulate":
             from ..runtime.check import main_emulate
             return main_emulate(args.folder, args.json)
