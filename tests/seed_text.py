@@ -35,7 +35,8 @@ def _code_lines(text):
 
 
 def definitions(seed: str) -> dict[str, tuple[int, str]]:
-    """{name: (first line in the seed file, source)} of every top-level decorated def in the seed's code."""
+    """{name: (first line in the seed file, source)} of every top-level decorated def in the seed's code
+    (a decorated class is skipped: its decorator once swallowed the class into the next def's cut)."""
     lines = list(_code_lines(seed_path(seed).read_text()))
     out, i = {}, 0
     while i < len(lines):
@@ -44,10 +45,13 @@ def definitions(seed: str) -> dict[str, tuple[int, str]]:
             i += 1
             continue
         j = i
-        while j < len(lines) and (lines[j][1].startswith("@") or not lines[j][1].startswith("def ")):
+        while j < len(lines) and not lines[j][1].startswith(("def ", "class ")):
             j += 1
         if j >= len(lines):
             break
+        if lines[j][1].startswith("class "):   # a decorated class (class_definition cuts it): not a def's cut
+            i = j + 1
+            continue
         k = j + 1
         while k < len(lines) and (not lines[k][1].strip() or lines[k][1][0] in " \t)" or lines[k][1].startswith("#")):
             k += 1

@@ -17,3 +17,4 @@ from .delta_backward import (optimized_delta_backward, compute_delta_gradient, d
 from .checkpointing import memory_efficient_gdn_layer, delta_layer_with_checkpointing  # noqa: F401
 from . import reference_training  # noqa: F401
 from .compiled_lm import CompiledGDNLM, ParameterInfo  # noqa: F401
+from .distributed import optimized_gradient_sync, distributed_gdn_layer, data_parallel_step  # noqa: F401
