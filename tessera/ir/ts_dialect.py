@@ -20,6 +20,14 @@ indexing a tensor with ints is `tensor.extract`. The domain ops of the GDN live 
   ts.reduce(x) {kind, axes, keepdims}               kind: sum | mean | max | min
   ts.cast(x)   ts.broadcast(x)   ts.transpose(x) {perm}   ts.reshape(x)   ts.concatenate(a, b) {axis}
   ts.slice(x) {offsets, sizes, squeeze}             x[..., a:b, i] (unit steps; squeezed dims dropped)
+
+Collectives over a mesh axis (tessera.dist; `size` is the axis's number of ranks when traced, so the
+result type is known; every rank runs the same graph, so the collectives match up):
+  ts.all_reduce(x) {op, axis, size}                 op: sum | mean | max | min, over the axis's ranks
+  ts.all_gather(x) {axis, dim, size}                the ranks' x concatenated along dim (dim × size)
+  ts.reduce_scatter(x) {op, axis, dim, size}        part `axis rank` of the sum along dim (dim ÷ size)
+  ts.dist_broadcast(x) {axis, src, size}            axis rank src's x on every rank (named apart from
+                                                    ts.broadcast, the shape broadcast)
 """
 
 # (A variadic operand's constraint unifies the types of all its elements in IRDL, so ops joining
@@ -73,6 +81,55 @@ irdl.dialect @ts {
     irdl.operands(target: %t, sources: variadic %s, weights: variadic %w, coefficients: variadic %c, dy: %dy)
     irdl.attributes {"distances" = %d, "sparse" = %sp}
     irdl.results(d_target: %rt, d_sources: variadic %rs, d_weights: variadic %rw, d_coefficients: %rc)
+  }
+  irdl.operation @all_reduce {
+    %x = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    %sum = irdl.is "sum"
+    %mean = irdl.is "mean"
+    %max = irdl.is "max"
+    %min = irdl.is "min"
+    %op = irdl.any_of(%sum, %mean, %max, %min)
+    %axis = irdl.base "#builtin.string"
+    %n = irdl.base "#builtin.integer"
+    irdl.operands(x: %x)
+    irdl.attributes {"op" = %op, "axis" = %axis, "size" = %n}
+    irdl.results(y: %r)
+  }
+  irdl.operation @all_gather {
+    %x = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    %axis = irdl.base "#builtin.string"
+    %d = irdl.base "#builtin.integer"
+    %n = irdl.base "#builtin.integer"
+    irdl.operands(x: %x)
+    irdl.attributes {"axis" = %axis, "dim" = %d, "size" = %n}
+    irdl.results(y: %r)
+  }
+  irdl.operation @reduce_scatter {
+    %x = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    %sum = irdl.is "sum"
+    %mean = irdl.is "mean"
+    %max = irdl.is "max"
+    %min = irdl.is "min"
+    %op = irdl.any_of(%sum, %mean, %max, %min)
+    %axis = irdl.base "#builtin.string"
+    %d = irdl.base "#builtin.integer"
+    %n = irdl.base "#builtin.integer"
+    irdl.operands(x: %x)
+    irdl.attributes {"op" = %op, "axis" = %axis, "dim" = %d, "size" = %n}
+    irdl.results(y: %r)
+  }
+  irdl.operation @dist_broadcast {
+    %x = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    %axis = irdl.base "#builtin.string"
+    %src = irdl.base "#builtin.integer"
+    %n = irdl.base "#builtin.integer"
+    irdl.operands(x: %x)
+    irdl.attributes {"axis" = %axis, "src" = %src, "size" = %n}
+    irdl.results(y: %r)
   }
   irdl.operation @gemm {
     %a = irdl.base "!builtin.tensor"
@@ -196,4 +253,5 @@ irdl.dialect @ts {
 """
 
 TS_OPS = ["gating_function", "delta_connection", "fused_delta_gating", "fused_delta_gating_grad", "gemm", "gemm_epilogue", "sigmoid", "embedding", "dropout", "softmax",
-          "l2_norm", "reduce", "cast", "broadcast", "transpose", "reshape", "slice", "concatenate"]
+          "l2_norm", "reduce", "cast", "broadcast", "transpose", "reshape", "slice", "concatenate",
+          "all_reduce", "all_gather", "reduce_scatter", "dist_broadcast"]
