@@ -4,7 +4,10 @@ Every collective takes the array kinds tessera runs on and returns the kind it w
 NumPy out (the collective runs on a torch tensor over the same memory: tessera.runtime.torch_interop,
 bf16 included), torch in, torch out, CuPy in, CuPy out; inside an eagerly run @ts.function, an
 EagerTensor in, an EagerTensor out. Inputs are never written. A traced tensor (a @ts.function being
-compiled into one graph) raises GraphBreak, so the function runs eagerly with concrete arrays instead.
+compiled into one graph) records a ts collective op instead (tessera.graph.ops_dist: the current mesh
+fixes the axis size); the compiled graph runs it through these same functions and differentiates it
+(tessera.autodiff.vjp_collectives). shard and the pipeline's point to point still need concrete values:
+a traced tensor there raises GraphBreak, so the function runs eagerly.
 
 Before the data moves, the ranks of the axis exchange the input's shape and dtype (one small
 all_gather), so a rank whose tensor differs is named in a DistributedError instead of corrupting the
@@ -46,6 +49,11 @@ def _to_torch(x, what):
         return torch_interop.to_torch(a), torch_interop.host_view
     raise DistributedError(f"dist.{what} takes a NumPy array, a torch tensor or a CuPy array, got "
                            f"{type(x).__name__}")
+
+
+def _traced(x):
+    from ..frontend.function import GraphTensor
+    return isinstance(x, GraphTensor)
 
 
 def _local(x, what):
@@ -140,6 +148,12 @@ def all_reduce(x, op="sum", axis=None):
     axis = _axis(mesh, axis, "all_reduce")
     if op not in OPS:
         raise DistributedError(f"dist.all_reduce: op must be one of {OPS}, got {op!r}")
+    if _traced(x):
+        from ..graph import ops_dist
+        if op == "mean" and not x.dtype.is_float:
+            raise DistributedError(f"dist.all_reduce(op='mean') of a {x.dtype.name} tensor: the mean of integers "
+                                   "is not an integer; cast to a float dtype first")
+        return ops_dist.all_reduce(x, op, axis, mesh.size(axis))
     if not mesh.distributed:
         return _local(x, "all_reduce")
     t, back = _to_torch(x, "all_reduce")
@@ -166,6 +180,10 @@ def all_gather(x, axis=None, dim=0):
     """The ranks' x of `axis` concatenated along `dim` in axis-rank order (every rank passes the same shape)."""
     mesh = current_mesh()
     axis = _axis(mesh, axis, "all_gather")
+    if _traced(x):
+        from ..graph import ops_dist
+        dim = _check_dim_of_shape(tuple(x.shape or ()), dim, "all_gather")
+        return ops_dist.all_gather(x, axis, dim, mesh.size(axis))
     if not mesh.distributed:
         return _local(x, "all_gather")
     t, back = _to_torch(x, "all_gather")
@@ -196,6 +214,9 @@ def reduce_scatter(x, op="sum", axis=None, dim=0):
     if shape[dim] % n:
         raise DistributedError(f"dist.reduce_scatter over axis {axis!r} ({n} ranks): dim {dim} of shape "
                                f"{list(shape)} has {shape[dim]} elements, which do not split into {n} equal parts")
+    if _traced(x):
+        from ..graph import ops_dist
+        return ops_dist.reduce_scatter(x, op, axis, dim, n)
     if not mesh.distributed:
         return _local(x, "reduce_scatter")
     reduced = all_reduce(x, op=op, axis=axis)     # gloo has no native reduce-scatter for every dtype: the
@@ -220,6 +241,9 @@ def broadcast(x, src=None, axis=None):
     n = mesh.size(axis)
     if not 0 <= src < n:
         raise DistributedError(f"dist.broadcast: src={src} is outside axis {axis!r} of size {n}")
+    if _traced(x):
+        from ..graph import ops_dist
+        return ops_dist.broadcast(x, axis, src, n)
     if not mesh.distributed:
         return _local(x, "broadcast")
     t, back = _to_torch(x, "broadcast")

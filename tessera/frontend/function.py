@@ -179,6 +179,7 @@ class Signature:
             else:
                 out.append((name, kind, repr(v)))
         out.append(("(training)", "mode", is_training(), training_progress()))   # the body may branch on them
+        out.append(("(mesh)", "dist", _mesh_key()))
         return tuple(out)
 
     def descriptor(self):
@@ -220,6 +221,19 @@ class Signature:
             elif kind == "list":
                 arrays.extend(v)
         return arrays
+
+
+def _mesh_key():
+    """The current mesh as a traced graph depends on it: a collective's result shapes come from its axis
+    sizes, broadcast's default src from the open device_assignment, a collective's default axis from the
+    open tensor_parallel block. The mesh object itself (not just its shape) so a rebuilt mesh, whose
+    process groups differ, traces its own graph."""
+    from ..dist import context
+    from ..dist.mesh import default_mesh
+    m = context._MESHES[-1] if context._MESHES else default_mesh()
+    if m is None:
+        return None
+    return (id(m), tuple(m.axes), tuple(m.shape), tuple(context._AXES), tuple(context._ASSIGNED))
 
 
 def _is_array(v):

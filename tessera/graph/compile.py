@@ -90,7 +90,7 @@ def compile_function(fn, args, kwargs, target="cpu", params=None, pipeline=None)
         if target != "cpu" and plan is not None:  # every group's kernel for the GPU target (cubins)
             import tessera as ts
             ck.kernels = [ts.compile(st.kernel, *st.examples, target=target, **st.launch_config(target)[1])
-                          for st in plan.steps]
+                          for st in plan.steps if st.kernel is not None]   # (not the host steps)
             ck.asm["cubin"] = [k.asm["cubin"] for k in ck.kernels]
         ck.metadata["remarks"] = remarks
         if "remarks" in knobs.log():

@@ -10,7 +10,7 @@ import itertools
 import numpy as np
 from mlir import ir
 
-from . import kernels as gk
+from . import collective_steps, kernels as gk
 from ..errors import CompilationError
 from ..frontend.codegen.base import dtype_of
 from ..ir.locations import error_at
@@ -327,6 +327,8 @@ class _Builder:
         self.flush()
         if name == "func.return":
             self.plan.outputs = [self.slot(v) for v in op.operands]
+        elif name in collective_steps.COLLECTIVES:
+            self.plan.steps.append(collective_steps.step(self, op))
         elif name == "ts.fused_delta_gating":
             self.fused(op)
         elif name == "ts.fused_delta_gating_grad":
@@ -639,6 +641,14 @@ def run(plan: Plan, args, xp, profile=None):
     target = _launch_target(xp) if any(st.by_target for st in plan.steps) else None
     frees, _ = plan.liveness()
     for i, st in enumerate(plan.steps):
+        if st.kernel is None:   # a host step (a collective): Python on the arrays, no launch
+            t0 = time.perf_counter()
+            values[st.outs[0][0]] = st.host(*[value(slot) for _, slot in st.args])
+            for slot in frees[i]:
+                del values[slot]
+            if profile is not None:
+                profile.append((st.label, "host", time.perf_counter() - t0, 0))
+            continue
         for slot, shape, dtype in st.outs:
             values[slot] = xp.empty(shape, dtype=dtype)
         views = [view(a) for a in st.args]

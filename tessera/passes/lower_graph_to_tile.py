@@ -6,7 +6,8 @@ generated from a DSL template, compiled through the normal frontend for the grou
 dtypes, and its tile IR is added to the module (`func.func` with `tessera.kernel`); the graph
 function gets `tessera.kernels`, the kernel names in launch order. The runtime launches them on
 row-major [rows, last-dim] views of the arrays. Assumes one `tessera.function` per module, run
-after the graph passes (prune, fuse). Ops with no kernel yet are reported at their location.
+after the graph passes (prune, fuse). Ops with no kernel yet are reported at their location. The
+collectives (ts.all_reduce, ...) stay host steps of the plan and get no kernel.
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ def run(module_op):
     taken = {ir.StringAttr(op.attributes["sym_name"]).value for op in _M.body.operations
              if "sym_name" in op.operation.attributes}
     for st in plan.steps:
+        if st.kernel is None:   # a host step (a collective, tessera.graph.collective_steps): no kernel
+            continue
         ck = ts.compile(st.kernel, *st.examples, target="cpu", **st.constexprs)
         name_ = ck.name if ck.name not in taken else f"{ck.name}_{len(names)}"
         while name_ in taken:

@@ -1,0 +1,50 @@
+"""What a tessera.dist collective records when it gets a traced tensor (DESIGN §12, §14): one ts
+collective op (ts.all_reduce, ts.all_gather, ts.reduce_scatter, ts.dist_broadcast). The mesh current
+at trace time fixes the axis size, so the result type is known; the compiled function's cache key
+holds the mesh (tessera.frontend.function.Signature.key), so another mesh traces another graph. The
+executor runs each op as a host step calling the same tessera.dist collective (tessera.graph.collective_steps);
+every rank runs the same plan in the same order, so the collectives match up."""
+from __future__ import annotations
+
+from mlir import ir
+
+from ..frontend.function import GraphTensor
+from .ops import _create, ttype
+
+
+def _i64(v):
+    return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), int(v))
+
+
+def _record(name, x, shape, attributes):
+    attrs = {k: (ir.StringAttr.get(v) if isinstance(v, str) else _i64(v)) for k, v in attributes.items()}
+    return GraphTensor(_create(name, ttype(shape, x.dtype), [x.v], attrs), shape, x.dtype)
+
+
+def _tensor(x, what):
+    if x.shape is None:   # an MLIR scalar: the collectives move tensors
+        from .ops import broadcast
+        return broadcast(x, (1,))
+    return x
+
+
+def all_reduce(x, op, axis, size):
+    x = _tensor(x, "all_reduce")
+    return _record("ts.all_reduce", x, x.shape, {"op": op, "axis": axis, "size": size})
+
+
+def all_gather(x, axis, dim, size):
+    shape = list(x.shape)
+    shape[dim] *= size
+    return _record("ts.all_gather", x, tuple(shape), {"axis": axis, "dim": dim, "size": size})
+
+
+def reduce_scatter(x, op, axis, dim, size):
+    shape = list(x.shape)
+    shape[dim] //= size
+    return _record("ts.reduce_scatter", x, tuple(shape), {"op": op, "axis": axis, "dim": dim, "size": size})
+
+
+def broadcast(x, axis, src, size):
+    x = _tensor(x, "broadcast")
+    return _record("ts.dist_broadcast", x, x.shape, {"axis": axis, "src": src, "size": size})
