@@ -21,7 +21,7 @@ def _record(name, x, shape, attributes):
     return GraphTensor(_create(name, ttype(shape, x.dtype), [x.v], attrs), shape, x.dtype)
 
 
-def _tensor(x, what):
+def _tensor(x):
     if x.shape is None:   # an MLIR scalar: the collectives move tensors
         from .ops import broadcast
         return broadcast(x, (1,))
@@ -29,7 +29,7 @@ def _tensor(x, what):
 
 
 def all_reduce(x, op, axis, size):
-    x = _tensor(x, "all_reduce")
+    x = _tensor(x)
     return _record("ts.all_reduce", x, x.shape, {"op": op, "axis": axis, "size": size})
 
 
@@ -46,5 +46,5 @@ def reduce_scatter(x, op, axis, dim, size):
 
 
 def broadcast(x, axis, src, size):
-    x = _tensor(x, "broadcast")
+    x = _tensor(x)
     return _record("ts.dist_broadcast", x, x.shape, {"axis": axis, "src": src, "size": size})
