@@ -17,8 +17,8 @@ from ..frontend.function import GraphTensor
 from ..ir.locations import error_at
 from ..passes.graph_match import erase_dead
 from ..graph.ops import const
-from .vjp import RULES, acc_dtype, add, cast, reshape, zeros
-from . import vjp_collectives  # noqa: F401,E402 - adds the collectives' rules to RULES
+from .vjp import acc_dtype, add, cast, reshape, zeros
+from .vjp_collectives import RULES   # the rule table, with the collectives' rules added
 
 
 CKPT, RECOMPUTE, BACKWARD = "tessera.checkpoint", "tessera.recompute", "tessera.backward"

@@ -23,7 +23,9 @@ from mlir import ir
 
 from ..graph import ops_dist
 from ..ir.locations import error_at
-from .vjp import div, mul, rule
+from .vjp import RULES, div, mul, rule
+
+__all__ = ["RULES"]   # the one rule table, these entries included (tessera.autodiff.transform reads it here)
 
 
 def _attrs(op):
