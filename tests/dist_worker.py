@@ -2,7 +2,7 @@
 
 `dist_worker.py OUT SCENARIO`: every rank writes OUT/rank<R>.json with what it computed (arrays as nested
 lists; bf16 as f32 values) or the DistributedError it got; the test compares against NumPy references.
-Scenarios: basic (collectives, shard, contexts, pipeline, @ts.distribute, a @ts.function), raise
+Scenarios: basic (collectives, shard, contexts, pipeline, @ts.distribute, a compiled @ts.function), raise
 (rank 2 raises), kill (rank 1 kills itself with SIGKILL), hang (rank 3 sleeps past the timeout).
 """
 import json
@@ -142,13 +142,14 @@ def basic():
     record("distribute_class_mesh", trainer.mesh is mesh)
     record("distribute_class", trainer.step(x))
 
-    # a @ts.function calling a collective: the trace breaks, the call runs eagerly
+    # a @ts.function calling a collective: one graph with a ts.all_reduce (no eager fallback)
     @ts.function
     def scaled_sum(v):
         return ts.multiply(dist.all_reduce(ts.add(v, 1.0), op="sum", axis="dp"), 0.5)
     on_mesh = ts.distribute(mesh=mesh)(scaled_sum)
     record("ts_function", np.asarray(on_mesh(x)))
     record("ts_function_again", np.asarray(on_mesh(x)))
+    record("ts_function_eager_fallbacks", len(scaled_sum._eager))
     finish()
 
 

@@ -192,8 +192,9 @@ def test_distribute_function_and_class(basic):
                                    np.mean([rank_input(g) * 3.0 for g in tp_group(r)], axis=0), rtol=1e-6)
 
 
-def test_ts_function_with_collective_runs_eagerly(basic):
+def test_ts_function_with_collective_compiles_to_one_graph(basic):
     for r, res in basic.items():
+        assert res["ts_function_eager_fallbacks"] == 0
         want = np.sum([rank_input(g) + 1.0 for g in dp_group(r)], axis=0) * 0.5
         np.testing.assert_allclose(array(res["ts_function"]), want, rtol=1e-6)
         np.testing.assert_allclose(array(res["ts_function_again"]), want, rtol=1e-6)
