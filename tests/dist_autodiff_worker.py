@@ -3,7 +3,8 @@ call collectives, compiled to one graph each and differentiated, on a dp × tp =
 dp = r // 2, tp = r % 2). Every rank writes OUT/rank<R>.json with what it computed; the test compares
 against single-process NumPy results.
 
-`dist_autodiff_worker.py OUT`. The data are the same on every rank (one fixed seed); each rank takes its
+`dist_autodiff_worker.py OUT`; `dist_autodiff_worker.py OUT world1` runs the single-process checks (a world
+of 1: the cache key's mesh, the error for max) and writes OUT/world1.json. The data are the same on every rank (one fixed seed); each rank takes its
 part. All ranks call the same functions in the same order (the collectives must match up)."""
 import json
 import os
@@ -133,6 +134,32 @@ def main():
         record(f"fd_{name}_grad", np.array(analytic))
 
 
-main()
-with open(os.path.join(OUT, f"rank{os.environ['RANK']}.json"), "w") as f:
+def world1():
+    x = data()["x"]
+
+    @ts.function
+    def total(v):
+        return ts.sum(dist.all_reduce(v, op="max", axis="dp"))
+
+    one = dist.mesh(axes=("dp",), shape=(1,))
+    record("world1_value", float(np.asarray(ts.distribute(mesh=one)(total)(x)).reshape(())))
+    other = dist.mesh(axes=("dp", "tp"), shape=(1, 1))
+    ts.distribute(mesh=other)(total)(x)
+    ts.distribute(mesh=one)(total)(x)
+    record("graphs_per_mesh", len(total._compiled))   # one per mesh, the second call on `one` reuses its graph
+    record("eager_fallbacks", len(total._eager))
+    try:
+        autodiff.grad(total)(x)
+        record("max_grad_error", "")
+    except ts.CompilationError as e:
+        record("max_grad_error", str(e))
+
+
+if len(sys.argv) > 2 and sys.argv[2] == "world1":
+    world1()
+    name = "world1"
+else:
+    main()
+    name = f"rank{os.environ['RANK']}"
+with open(os.path.join(OUT, f"{name}.json"), "w") as f:
     json.dump(results, f)

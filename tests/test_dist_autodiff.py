@@ -154,3 +154,14 @@ def test_gradients_match_finite_differences(ranks, name):
             np.testing.assert_allclose(fd, grad, rtol=1e-6, atol=1e-7)
         else:        # every rank evaluated the same perturbed distributed sum
             np.testing.assert_allclose(fd, array(ranks[3][f"fd_{name}"]), rtol=1e-12)
+
+
+def test_world_of_one_mesh_in_cache_key_and_max_not_differentiable(tmp_path):
+    proc = subprocess.run([sys.executable, str(WORKER), str(tmp_path), "world1"], env=_env(), cwd=ROOT,
+                          capture_output=True, text=True, timeout=JOB_LIMIT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    res = json.loads((tmp_path / "world1.json").read_text())
+    close(array(res["world1_value"]).reshape(()), data()["x"].sum())
+    assert res["graphs_per_mesh"] == 2 and res["eager_fallbacks"] == 0
+    assert "'ts.all_reduce' with op = \"max\" is not differentiable yet" in res["max_grad_error"]
+    assert "dist_autodiff_worker.py" in res["max_grad_error"]   # located at the user's line
