@@ -149,10 +149,22 @@ def world1():
     record("graphs_per_mesh", len(total._compiled))   # one per mesh, the second call on `one` reuses its graph
     record("eager_fallbacks", len(total._eager))
     try:
-        autodiff.grad(total)(x)
+        ts.distribute(mesh=one)(autodiff.grad(total))(x)
         record("max_grad_error", "")
     except ts.CompilationError as e:
         record("max_grad_error", str(e))
+
+    # a body that makes its mesh current only while traced (as gdn.optimized_gradient_sync does): the
+    # graph runs and is differentiated on that mesh, not on the one current at call time
+    @ts.function
+    def on_one(v):
+        return ts.sum(dist.distribute(mesh=one)(lambda u: dist.all_reduce(u * u, op="sum", axis="dp"))(v))
+
+    dist.mesh(axes=("pp",), shape=(1,))   # now the default mesh: it has no "dp" axis
+    value, grad = autodiff.value_and_grad(on_one)(x)
+    record("traced_mesh_value", float(np.asarray(on_one(x)).reshape(())))
+    record("traced_mesh_grad_value", float(np.asarray(value).reshape(())))
+    record("traced_mesh_grad", np.asarray(grad))
 
 
 if len(sys.argv) > 2 and sys.argv[2] == "world1":

@@ -156,7 +156,7 @@ def test_gradients_match_finite_differences(ranks, name):
             np.testing.assert_allclose(fd, array(ranks[3][f"fd_{name}"]), rtol=1e-12)
 
 
-def test_world_of_one_mesh_in_cache_key_and_max_not_differentiable(tmp_path):
+def test_world_of_one_mesh_handling_and_max_not_differentiable(tmp_path):
     proc = subprocess.run([sys.executable, str(WORKER), str(tmp_path), "world1"], env=_env(), cwd=ROOT,
                           capture_output=True, text=True, timeout=JOB_LIMIT)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -165,3 +165,7 @@ def test_world_of_one_mesh_in_cache_key_and_max_not_differentiable(tmp_path):
     assert res["graphs_per_mesh"] == 2 and res["eager_fallbacks"] == 0
     assert "'ts.all_reduce' with op = \"max\" is not differentiable yet" in res["max_grad_error"]
     assert "dist_autodiff_worker.py" in res["max_grad_error"]   # located at the user's line
+    x = data()["x"]
+    close(array(res["traced_mesh_value"]).reshape(()), np.sum(x * x))
+    close(array(res["traced_mesh_grad_value"]).reshape(()), np.sum(x * x))
+    close(array(res["traced_mesh_grad"]), 2 * x)

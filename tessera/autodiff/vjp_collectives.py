@@ -48,29 +48,29 @@ def _differentiable(op, kind):
 def _all_reduce(ins, outs, cts, op):
     a = _attrs(op)
     _differentiable(op, a["op"])
-    return [ops_dist.all_reduce(cts[0], a["op"], a["axis"], a["size"])]
+    return [ops_dist.all_reduce(cts[0], a["op"], a["axis"], a["size"], ops_dist.mesh_of(op))]
 
 
 @rule("ts.all_gather")
 def _all_gather(ins, outs, cts, op):
     a = _attrs(op)
-    return [ops_dist.reduce_scatter(cts[0], "sum", a["axis"], a["dim"], a["size"])]
+    return [ops_dist.reduce_scatter(cts[0], "sum", a["axis"], a["dim"], a["size"], ops_dist.mesh_of(op))]
 
 
 @rule("ts.reduce_scatter")
 def _reduce_scatter(ins, outs, cts, op):
     a = _attrs(op)
     _differentiable(op, a["op"])
-    gathered = ops_dist.all_gather(cts[0], a["axis"], a["dim"], a["size"])
+    gathered = ops_dist.all_gather(cts[0], a["axis"], a["dim"], a["size"], ops_dist.mesh_of(op))
     return [div(gathered, float(a["size"])) if a["op"] == "mean" else gathered]
 
 
 @rule("ts.dist_broadcast")
 def _dist_broadcast(ins, outs, cts, op):
-    from ..dist.context import current_mesh
     a = _attrs(op)
-    total = ops_dist.all_reduce(cts[0], "sum", a["axis"], a["size"])
+    mesh = ops_dist.mesh_of(op)   # (the forward's: the body's mesh block has closed by now)
+    total = ops_dist.all_reduce(cts[0], "sum", a["axis"], a["size"], mesh)
     # every rank runs the all_reduce (a collective): the others scale it to zero rather than leave it
     # unused, which tessera-erase-dead-graph-ops would erase on them only (the ranks would then disagree)
-    here = current_mesh().rank(a["axis"])
+    here = mesh.rank(a["axis"])
     return [total if here == a["src"] else mul(total, 0.0)]

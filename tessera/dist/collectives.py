@@ -153,7 +153,7 @@ def all_reduce(x, op="sum", axis=None):
         if op == "mean" and not x.dtype.is_float:
             raise DistributedError(f"dist.all_reduce(op='mean') of a {x.dtype.name} tensor: the mean of integers "
                                    "is not an integer; cast to a float dtype first")
-        return ops_dist.all_reduce(x, op, axis, mesh.size(axis))
+        return ops_dist.all_reduce(x, op, axis, mesh.size(axis), mesh)
     if not mesh.distributed:
         return _local(x, "all_reduce")
     t, back = _to_torch(x, "all_reduce")
@@ -183,7 +183,7 @@ def all_gather(x, axis=None, dim=0):
     if _traced(x):
         from ..graph import ops_dist
         dim = _check_dim_of_shape(tuple(x.shape or ()), dim, "all_gather")
-        return ops_dist.all_gather(x, axis, dim, mesh.size(axis))
+        return ops_dist.all_gather(x, axis, dim, mesh.size(axis), mesh)
     if not mesh.distributed:
         return _local(x, "all_gather")
     t, back = _to_torch(x, "all_gather")
@@ -216,7 +216,7 @@ def reduce_scatter(x, op="sum", axis=None, dim=0):
                                f"{list(shape)} has {shape[dim]} elements, which do not split into {n} equal parts")
     if _traced(x):
         from ..graph import ops_dist
-        return ops_dist.reduce_scatter(x, op, axis, dim, n)
+        return ops_dist.reduce_scatter(x, op, axis, dim, n, mesh)
     if not mesh.distributed:
         return _local(x, "reduce_scatter")
     reduced = all_reduce(x, op=op, axis=axis)     # gloo has no native reduce-scatter for every dtype: the
@@ -243,7 +243,7 @@ def broadcast(x, src=None, axis=None):
         raise DistributedError(f"dist.broadcast: src={src} is outside axis {axis!r} of size {n}")
     if _traced(x):
         from ..graph import ops_dist
-        return ops_dist.broadcast(x, axis, src, n)
+        return ops_dist.broadcast(x, axis, src, n, mesh)
     if not mesh.distributed:
         return _local(x, "broadcast")
     t, back = _to_torch(x, "broadcast")

@@ -2,8 +2,8 @@
 ts.dist_broadcast): instead of launching a tile kernel, the step calls the tessera.dist collective on
 its input array (NumPy, CuPy: the collective returns the kind it gets) and stores the result. Every rank
 builds the same plan from the same graph and runs its steps in order, so the ranks' collectives match
-up. The mesh is the current one when the plan runs, which is the one the graph was traced with: the
-compiled function's cache key holds it."""
+up. The collective runs on the mesh the op was traced on (its `tessera.mesh`, tessera.graph.ops_dist),
+made current for the call: a body may have made it current only while it was traced."""
 from __future__ import annotations
 
 from mlir import ir
@@ -38,7 +38,9 @@ def _int(op, key):
 def _call(op):
     """The collective `op` records, as a function of the input array (attributes read once, here)."""
     from .. import dist
+    from .ops_dist import mesh_of
     name, axis, size = op.name, _str(op, "axis"), _int(op, "size")
+    mesh = mesh_of(op)
     if name == "ts.all_reduce":
         kind = _str(op, "op")
         run = lambda x: dist.all_reduce(x, op=kind, axis=axis)   # noqa: E731
@@ -52,13 +54,13 @@ def _call(op):
         src = _int(op, "src")
         run = lambda x: dist.broadcast(x, src=src, axis=axis)   # noqa: E731
 
+    if mesh.size(axis) != size:   # (an op parsed from text, on the current mesh)
+        raise DistributedError(f"{name} over axis {axis!r} is for {size} ranks; the mesh has "
+                               f"{mesh.size(axis)} (axes {mesh.axes}, shape {mesh.shape})")
+    on_mesh = dist.distribute(mesh=mesh)(run)
+
     def host(x):
-        from ..dist.context import current_mesh
-        mesh = current_mesh()
-        if mesh.size(axis) != size:
-            raise DistributedError(f"{name} over axis {axis!r} was traced for {size} ranks; the current mesh has "
-                                   f"{mesh.size(axis)} (axes {mesh.axes}, shape {mesh.shape})")
-        out = run(x)
+        out = on_mesh(x)
         # a world of 1 returns its input: the plan's values are never aliased (outputs go to the caller)
         # (reduce_scatter along dim > 0 returns a strided view; kernels read row-major arrays)
         if out is x or not out.flags.c_contiguous:
