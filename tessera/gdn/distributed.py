@@ -45,8 +45,8 @@ def _sync_on_current_mesh(gradients, axis, scatter_min_width):
 @ts.function
 def optimized_gradient_sync(gradients: list, mesh, axis: str = "dp", scatter_min_width: int = SCATTER_MIN_WIDTH):
     """Seed 000's gradient synchronisation over `mesh` (fixed: see the module docstring): the sum over the
-    `axis` ranks of each gradient, on every rank, in the gradient's kind. A @ts.function: the collectives
-    break the graph, so it runs eagerly op by op."""
+    `axis` ranks of each gradient, on every rank, in the gradient's kind. A @ts.function: its collectives
+    are ops of one compiled graph (docs/distributed.md, "Collectives in compiled graphs")."""
     if axis not in mesh.axes:
         raise DistributedError(f"optimized_gradient_sync: the mesh has no axis {axis!r} (axes {mesh.axes})")
     return dist.distribute(mesh=mesh)(_sync_on_current_mesh)(gradients, axis, scatter_min_width)
