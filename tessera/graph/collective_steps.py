@@ -38,9 +38,9 @@ def _int(op, key):
 def _call(op):
     """The collective `op` records, as a function of the input array (attributes read once, here)."""
     from .. import dist
+    from ..dist.context import current_mesh
     from .ops_dist import mesh_of
     name, axis, size = op.name, _str(op, "axis"), _int(op, "size")
-    mesh = mesh_of(op)
     if name == "ts.all_reduce":
         kind = _str(op, "op")
         run = lambda x: dist.all_reduce(x, op=kind, axis=axis)   # noqa: E731
@@ -53,14 +53,17 @@ def _call(op):
     else:
         src = _int(op, "src")
         run = lambda x: dist.broadcast(x, src=src, axis=axis)   # noqa: E731
-
-    if mesh.size(axis) != size:   # (an op parsed from text, on the current mesh)
-        raise DistributedError(f"{name} over axis {axis!r} is for {size} ranks; the mesh has "
-                               f"{mesh.size(axis)} (axes {mesh.axes}, shape {mesh.shape})")
-    on_mesh = dist.distribute(mesh=mesh)(run)
+    traced_on = mesh_of(op, default=None)
+    on_mesh = {}
 
     def host(x):
-        out = on_mesh(x)
+        if "run" not in on_mesh:   # looked up when first run: building a plan (tessera-opt) needs no mesh
+            mesh = traced_on if traced_on is not None else current_mesh()
+            if mesh.size(axis) != size:   # (an op parsed from text, run on the current mesh)
+                raise DistributedError(f"{name} over axis {axis!r} is for {size} ranks; the mesh has "
+                                       f"{mesh.size(axis)} (axes {mesh.axes}, shape {mesh.shape})")
+            on_mesh["run"] = dist.distribute(mesh=mesh)(run)
+        out = on_mesh["run"](x)
         # a world of 1 returns its input: the plan's values are never aliased (outputs go to the caller)
         # (reduce_scatter along dim > 0 returns a strided view; kernels read row-major arrays)
         if out is x or not out.flags.c_contiguous:

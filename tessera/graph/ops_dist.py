@@ -22,14 +22,19 @@ def _i64(v):
     return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), int(v))
 
 
-def mesh_of(op):
-    """The mesh a collective op was traced on (the current one for an op without `tessera.mesh`, e.g.
-    one parsed from text)."""
-    from ..dist.context import current_mesh
+_CURRENT = object()
+
+
+def mesh_of(op, default=_CURRENT):
+    """The mesh a collective op was traced on; for an op without a known `tessera.mesh` (one parsed from
+    text), the current mesh, or `default` when given."""
     if "tessera.mesh" in op.attributes:
         found = MESHES.get(ir.IntegerAttr(op.attributes["tessera.mesh"]).value)
         if found is not None:
             return found
+    if default is not _CURRENT:
+        return default
+    from ..dist.context import current_mesh
     return current_mesh()
 
 
