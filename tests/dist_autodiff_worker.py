@@ -117,7 +117,7 @@ def main():
 
     eps = 1e-6
     checks = {"dp_loss": (dp_loss, [d["W"], xs, ys]), "tp_columns": (tp_columns, [v_part, d["A"], d["C"]]),
-              "from_src": (from_src, [d["x"] * (rank + 1), c])}
+              "from_src": (from_src, [d["x"] * (rank + 1), c]), "tp_rows": (tp_rows, [q_part, p_part])}
     for name, (fn, args) in checks.items():
         grad = np.asarray(autodiff.grad(fn)(*args))
         fd, analytic = [], []

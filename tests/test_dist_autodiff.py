@@ -145,7 +145,7 @@ def test_broadcast_gradient_reaches_src_only(ranks):
         close(array(res["broadcast_grad"]), want)
 
 
-@pytest.mark.parametrize("name", ["dp_loss", "tp_columns", "from_src"])
+@pytest.mark.parametrize("name", ["dp_loss", "tp_columns", "tp_rows", "from_src"])
 def test_gradients_match_finite_differences(ranks, name):
     for r, res in ranks.items():
         fd, grad = array(res[f"fd_{name}"]), array(res[f"fd_{name}_grad"])
