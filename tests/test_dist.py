@@ -5,13 +5,11 @@ and faults (a rank that raises, one killed with SIGKILL, one that hangs) ending 
 Each multi-process run is `tessera run --nproc 4 tests/dist_worker.py OUT SCENARIO` (or plain torchrun)
 in its own session with a timeout; the ranks write OUT/rank<R>.json (tests/dist_worker.py)."""
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import dist_jobs
 import ml_dtypes
 import numpy as np
 import pytest
@@ -23,57 +21,25 @@ JOB_LIMIT = 90        # seconds one multi-process job may take before the test k
 
 
 def _env():
-    env = dict(os.environ, TESSERA_DIST_TIMEOUT=str(TIMEOUT), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(k, None)
-    return env
-
-
-def _leftovers(out):
-    """Processes still running with `out` on their command line."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if str(out) in cmd:
-            found.append((int(pid), cmd))
-    return found
+    return dist_jobs.job_env(TIMEOUT)
 
 
 def run_job(out, scenario, launcher="tessera"):
     out.mkdir(parents=True, exist_ok=True)
     if launcher == "tessera":
-        cmd = [sys.executable, "-m", "tessera.tools.cli", "run", "--nproc", "4", str(WORKER), str(out), scenario]
+        cmd = dist_jobs.tessera_run(4, WORKER, out, scenario)
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "4",
                str(WORKER), str(out), scenario]
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        log, _ = proc.communicate(timeout=JOB_LIMIT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        log, _ = proc.communicate()
-        pytest.fail(f"the {scenario} job did not end within {JOB_LIMIT} s:\n{log.decode()[-4000:]}")
-    seconds = time.monotonic() - start
-    deadline = time.monotonic() + 10
-    while _leftovers(out) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = _leftovers(out)
-    for pid, _ in left:
-        os.kill(pid, signal.SIGKILL)
-    assert not left, f"processes left behind by the {scenario} job: {left}"
+    proc = dist_jobs.start(cmd, TIMEOUT)
+    log, seconds = dist_jobs.wait(proc, JOB_LIMIT, scenario)
+    dist_jobs.assert_nothing_left(out, scenario)
     ranks = {}
     for r in range(4):
         f = out / f"rank{r}.json"
         if f.exists():
             ranks[r] = json.loads(f.read_text())
-    return proc.returncode, ranks, seconds, log.decode()
+    return proc.returncode, ranks, seconds, log
 
 
 def rank_input(rank, dtype=np.float32, shape=(4, 6)):
@@ -262,13 +228,7 @@ def test_docs_example_runs_on_four_processes(tmp_path):
     from docs_examples import DOCS, blocks
     script = tmp_path / "example.py"
     script.write_text("\n\n".join(b.values[0] for b in blocks(DOCS / "distributed.md", "python")))
-    proc = subprocess.Popen([sys.executable, "-m", "tessera.tools.cli", "run", "--nproc", "4", str(script)],
-                            env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        log, _ = proc.communicate(timeout=JOB_LIMIT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        log, _ = proc.communicate()
-    assert proc.returncode == 0, log.decode()[-4000:]
+    proc = dist_jobs.start(dist_jobs.tessera_run(4, script), TIMEOUT)
+    log, _ = dist_jobs.wait(proc, JOB_LIMIT, "docs example")
+    assert proc.returncode == 0, log[-4000:]
     # the example asserts its shapes; the ranks' printed lines may interleave, so only the exit code is read

@@ -8,15 +8,14 @@ per-rank results, the convention of tessera.autodiff.vjp_collectives).
 One multi-process job (tests/dist_autodiff_worker.py), run once for the module in its own session with a
 timeout; each rank writes what it computed, the tests compare."""
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+import dist_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "dist_autodiff_worker.py"
@@ -24,28 +23,13 @@ JOB_LIMIT = 120       # seconds the 4-process job may take before the test kills
 TOL = 1e-10
 
 
-def _env():
-    env = dict(os.environ, TESSERA_DIST_TIMEOUT="30", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(k, None)
-    return env
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist_autodiff")
-    cmd = [sys.executable, "-m", "tessera.tools.cli", "run", "--nproc", "4", str(WORKER), str(out)]
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        log, _ = proc.communicate(timeout=JOB_LIMIT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        log, _ = proc.communicate()
-        pytest.fail(f"the job did not end within {JOB_LIMIT} s:\n{log.decode()[-4000:]}")
-    assert proc.returncode == 0, log.decode()[-6000:]
-    print(f"4-process job: {time.monotonic() - start:.1f} s")
+    proc = dist_jobs.start(dist_jobs.tessera_run(4, WORKER, out), 30)
+    log, seconds = dist_jobs.wait(proc, JOB_LIMIT, "autodiff")
+    assert proc.returncode == 0, log[-6000:]
+    print(f"4-process job: {seconds:.1f} s")
     return {r: json.loads((out / f"rank{r}.json").read_text()) for r in range(4)}
 
 
@@ -157,7 +141,7 @@ def test_gradients_match_finite_differences(ranks, name):
 
 
 def test_world_of_one_mesh_handling_and_max_not_differentiable(tmp_path):
-    proc = subprocess.run([sys.executable, str(WORKER), str(tmp_path), "world1"], env=_env(), cwd=ROOT,
+    proc = subprocess.run([sys.executable, str(WORKER), str(tmp_path), "world1"], env=dist_jobs.job_env(30), cwd=ROOT,
                           capture_output=True, text=True, timeout=JOB_LIMIT)
     assert proc.returncode == 0, proc.stderr[-4000:]
     res = json.loads((tmp_path / "world1.json").read_text())

@@ -19,67 +19,29 @@ same semantics (issue 14, item 3; docs/distributed.md "The seed programs"):
 
 Each job is `tessera run --nproc 4 tests/dist_gdn_worker.py OUT SCENARIO` in its own session with a timeout;
 no process outlives it."""
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import dist_gdn_worker as W
+import dist_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "dist_gdn_worker.py"
 JOB_LIMIT = 150       # seconds one 4-process job may take before the test kills it (dp_train: ~65 s on 2 cores)
 
 
-def _env():
-    env = dict(os.environ, TESSERA_DIST_TIMEOUT="60", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(k, None)
-    return env
-
-
-def _leftovers(out):
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if str(out) in cmd:
-                found.append((int(pid), cmd))
-    return found
-
-
 def start_job(out, scenario):
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "tessera.tools.cli", "run", "--nproc", str(W.N_PROCS), str(WORKER), str(out),
-           scenario]
-    return subprocess.Popen(cmd, env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return dist_jobs.start(dist_jobs.tessera_run(W.N_PROCS, WORKER, out, scenario), 60)
 
 
 def finish_job(proc, out, scenario):
     """Wait for the job (killing its session after JOB_LIMIT), check nothing is left, load every rank's npz."""
-    try:
-        log, _ = proc.communicate(timeout=JOB_LIMIT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        log, _ = proc.communicate()
-        pytest.fail(f"the {scenario} job did not end within {JOB_LIMIT} s:\n{log.decode()[-4000:]}")
-    deadline = time.monotonic() + 10
-    while _leftovers(out) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = _leftovers(out)
-    for pid, _ in left:
-        os.kill(pid, signal.SIGKILL)
-    assert not left, f"processes left behind by the {scenario} job: {left}"
-    assert proc.returncode == 0, f"the {scenario} job failed:\n{log.decode()[-6000:]}"
+    log, _ = dist_jobs.wait(proc, JOB_LIMIT, scenario)
+    dist_jobs.assert_nothing_left(out, scenario)
+    assert proc.returncode == 0, f"the {scenario} job failed:\n{log[-6000:]}"
     return [dict(np.load(out / f"rank{r}.npz")) for r in range(W.N_PROCS)]
 
 

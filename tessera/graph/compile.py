@@ -37,7 +37,7 @@ class CompiledFunction:
 
     def __call__(self, *args, _profile=None, **kwargs):
         from ..frontend.function import Signature
-        from .plan import run
+        from .execute import run
         if self.plan is None:
             from ..frontend.kernel import _reraise
             _reraise(self.plan_error)

@@ -580,24 +580,4 @@ class _AtUpdate:
         return self._blend(v, True)
 
 
-def trace_result_specs(gf, args, kwargs=None):
-    """([(shape, tessera dtype)] of `gf`'s results, whether it returns one value) for these example
-    arguments, from a trace: nothing is compiled or run (torch fake tensors, shape inference)."""
-    from mlir import ir
-    from ..frontend.codegen.base import dtype_of
-    traced = gf.trace(list(args), kwargs or {})
-    f = next(op for op in traced.module.body.operations
-             if op.operation.name == "func.func" and "tessera.function" in op.attributes)
-    ret = list(f.regions[0].blocks[0].operations)[-1]
-    specs = []
-    for i, v in enumerate(ret.operands):
-        t = v.type
-        if isinstance(t, ir.RankedTensorType):
-            shape, elem = (() if i in traced.scalar_results else tuple(t.shape)), t.element_type
-        else:
-            shape, elem = (), t
-        specs.append((shape, dtype_of(elem)))
-    return specs, traced.result_layout == "single"
-
-
 from . import ops_nn  # noqa: E402,F401 - registers the ts.ops network helpers in IMPLS

@@ -115,9 +115,8 @@ class TorchOp:
 
     def _result_specs(self, xs, layout):
         """(shape, torch dtype) of each result, from a trace of the function (nothing runs)."""
-        from ..graph.ops import trace_result_specs
         examples = _unflatten([np.zeros(tuple(int(s) for s in x.shape), _numpy_dtype(x.dtype)) for x in xs], layout)
-        specs, single = trace_result_specs(self.gf, examples, self.static)
+        specs, single = _trace_result_specs(self.gf, examples, self.static)
         return [(shape, _torch_dtype(d)) for shape, d in specs], single
 
     # -- autograd --------------------------------------------------------------------------------------
@@ -175,6 +174,26 @@ class TorchOp:
             vjp.__name__ = f"{gf.__name__}_vjp"
             self._vjps[key] = autodiff.grad(vjp, argnums=0)
         return self._vjps[key]
+
+
+def _trace_result_specs(gf, args, kwargs=None):
+    """([(shape, tessera dtype)] of `gf`'s results, whether it returns one value) for these example
+    arguments, from a trace: nothing is compiled or run (torch fake tensors, shape inference)."""
+    from mlir import ir
+    from ..frontend.codegen.base import dtype_of
+    traced = gf.trace(list(args), kwargs or {})
+    f = next(op for op in traced.module.body.operations
+             if op.operation.name == "func.func" and "tessera.function" in op.attributes)
+    ret = list(f.regions[0].blocks[0].operations)[-1]
+    specs = []
+    for i, v in enumerate(ret.operands):
+        t = v.type
+        if isinstance(t, ir.RankedTensorType):
+            shape, elem = (() if i in traced.scalar_results else tuple(t.shape)), t.element_type
+        else:
+            shape, elem = (), t
+        specs.append((shape, dtype_of(elem)))
+    return specs, traced.result_layout == "single"
 
 
 def _op_by_reference(module, qualname, name, static):

@@ -1,0 +1,90 @@
+"""Executing a graph plan (tessera.graph.plan builds it): the steps in program order on NumPy (CPU backend
+or the PTX emulator) or CuPy / torch CUDA (GPU) arrays, each launch on views of the slots it reads and
+writes, intermediates dropped after their last reader (Plan.liveness)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import CompilationError
+
+
+def _launch_target(xp) -> str:
+    """The target a plan's kernels compile for: NumPy arrays run on the CPU backend (or the emulator's
+    target under TESSERA_BACKEND=emu), CuPy arrays on the device's."""
+    from .. import knobs
+    if xp is np:
+        return knobs.emu_arch() if knobs.backend() == "emu" else "cpu"
+    from ..runtime.cuda import device_arch
+    return device_arch()
+
+
+def run(plan, args, xp, profile=None):
+    """Execute with NumPy (CPU backend) or CuPy (GPU) arrays; returns the outputs. With a list as
+    `profile`, each step appends (label, kernel name, seconds, bytes read + written)."""
+    values = {("arg", i): a for i, a in enumerate(args)}
+    for slot, arr in plan.constants.items():
+        values[slot] = xp.asarray(arr)
+
+    def value(slot):
+        if slot[0] == "reshape":
+            return value(slot[1]).reshape(slot[2])
+        return values[slot]
+
+    def view(spec):
+        kind, slot = spec
+        v = value(slot)
+        torch_like = type(v).__module__.startswith("torch")
+        if isinstance(kind, tuple) and kind[0] == "perm":  # a strided view, no copy: the kernel does the copy
+            return v.permute(*kind[1]) if torch_like else v.transpose(kind[1])
+        if isinstance(kind, tuple) and kind[0] == "slice":
+            return v[(slice(None),) * kind[1] + (slice(kind[2], kind[3]),)]
+        if isinstance(kind, tuple) and kind[0] == "index":
+            return v[kind[1]]  # a strided view: the kernel does the copy
+        if isinstance(kind, tuple) and kind[0] == "bcast":  # zero strides: the kernel does the copy
+            return v.reshape(kind[1]).expand(*kind[2]) if torch_like else xp.broadcast_to(v.reshape(kind[1]), kind[2])
+        if kind == "flat":
+            return v.reshape(-1)
+        if kind == "col":
+            return v.reshape(-1, 1)
+        if kind == "rows":   # a 0-d array is one row of one element
+            return v.reshape(-1, v.shape[-1] if v.ndim else 1) if v.ndim != 2 else v
+        if kind == "batch3":
+            return v.reshape(-1, v.shape[-2], v.shape[-1])
+        return v
+
+    import time
+    target = _launch_target(xp) if any(st.by_target for st in plan.steps) else None
+    frees, _ = plan.liveness()
+    for i, st in enumerate(plan.steps):
+        if st.kernel is None:   # a host step (a collective): Python on the arrays, no launch
+            t0 = time.perf_counter()
+            values[st.outs[0][0]] = st.host(*[value(slot) for _, slot in st.args])
+            for slot in frees[i]:
+                del values[slot]
+            if profile is not None:
+                profile.append((st.label, "host", time.perf_counter() - t0, 0))
+            continue
+        for slot, shape, dtype in st.outs:
+            values[slot] = xp.empty(shape, dtype=dtype)
+        views = [view(a) for a in st.args]
+        grid, ce = st.launch_config(target)
+        for slot in frees[i]:   # this step holds its views; nothing later reads these
+            del values[slot]
+        if profile is None:
+            st.kernel[grid](*views, **ce)
+            continue
+        st.kernel[grid](*views, **ce)  # compile / warm up outside the timing
+        _sync(xp)
+        t0 = time.perf_counter()
+        st.kernel[grid](*views, **ce)
+        _sync(xp)
+        profile.append((st.label, st.kernel.__name__, time.perf_counter() - t0, sum(v.nbytes for v in views)))
+    outs = [value(s) for s in plan.outputs]
+    if any(o is None for o in outs):
+        raise CompilationError("a graph output was not computed")
+    return outs
+
+
+def _sync(xp):
+    if xp is not np:
+        xp.cuda.runtime.deviceSynchronize()
