@@ -7,7 +7,10 @@ of fixed seeds) that the test imports to recompute them. Scenarios:
   tessera.gdn's fixed one;
 - gdn_layer (mesh dp×mp = 2×2): seed 001's `distributed_gdn_layer` cut from the seed text with SEED001_FIXES,
   and tessera.gdn's; each output gathered over dp;
-- dp_train (mesh dp = 4): TRAIN_STEPS of tessera.gdn.data_parallel_step on the tiny LM.
+- dp_train (mesh dp = 4): TRAIN_STEPS of tessera.gdn.data_parallel_step on the tiny LM;
+- gdn_training DPxTPxPP mean|attention (dp·tp·pp processes): seed 000's DistributedGDNTraining on the 4-layer
+  LM of distributed_training_setup: the forward loss, the gradients of this rank's parameters, TRAIN_STEPS
+  clipped AdamW steps and the whole model's parameters after them.
 """
 import os
 import sys
@@ -74,6 +77,34 @@ def train_setup():
     return config, init_params(config, seed=3), [(w[:, :-1], w[:, 1:]) for w in windows]
 
 
+def distributed_training_setup(attention):
+    """(config, params, batches) for DistributedGDNTraining: 4 layers (2 per stage at pp = 2, two layer outputs
+    crossing the boundary), up to 3 delta connections per layer (at tp = 2 rank 0 computes two of layer 3's and
+    rank 1 none of layer 1's), mean or attention aggregation; TRAIN_STEPS global batches of 4 × TRAIN_SEQ."""
+    from tessera.gdn.model import GDNConfig, init_params
+    config = GDNConfig(vocab_size=16, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
+                       intermediate_size=32, max_delta_distance=3, delta_hidden_size=8, gating_hidden_size=4,
+                       use_attention_deltas=attention)
+    windows = np.random.default_rng(6).integers(0, 16, (TRAIN_STEPS, 4, TRAIN_SEQ + 1)).astype(np.int32)
+    return config, init_params(config, seed=4), [(w[:, :-1], w[:, 1:]) for w in windows]
+
+
+def gdn_training(out, shape, aggregation):
+    from tessera import dist, gdn, optim
+    mesh = dist.mesh(axes=("dp", "tp", "pp"), shape=tuple(int(n) for n in shape.split("x")))
+    config, params, batches = distributed_training_setup(aggregation == "attention")
+    trainer = gdn.DistributedGDNTraining(config, mesh, params)
+    out["forward_loss"] = trainer.distributed_training_step(*batches[0])
+    loss, grads = trainer.loss_and_gradients(*batches[0])
+    out["loss"] = loss
+    for name, g in zip(trainer.parameter_names(), grads):
+        out["grad:" + name] = g
+    opt = optim.AdamW(trainer.parameters(), lr=TRAIN_LR, weight_decay=0.01)
+    out["losses"] = np.array([trainer.train_step(ids, tgt, opt, max_grad_norm=TRAIN_CLIP) for ids, tgt in batches])
+    for i, p in enumerate(trainer.full_parameters()):
+        out[f"param_{i}"] = p
+
+
 def seed_function(seed, name, env, fixes=()):
     import seed_text
     return seed_text.load(seed, name, env=env, fixes=fixes)
@@ -121,5 +152,6 @@ def dp_train(out):
 if __name__ == "__main__":
     OUT, SCENARIO = sys.argv[1], sys.argv[2]
     results = {}
-    {"grad_sync": grad_sync, "gdn_layer": gdn_layer, "dp_train": dp_train}[SCENARIO](results)
+    {"grad_sync": grad_sync, "gdn_layer": gdn_layer, "dp_train": dp_train,
+     "gdn_training": gdn_training}[SCENARIO](results, *sys.argv[3:])
     np.savez(os.path.join(OUT, f"rank{os.environ['RANK']}.npz"), **{k: np.asarray(v) for k, v in results.items()})

@@ -18,3 +18,4 @@ from .checkpointing import memory_efficient_gdn_layer, delta_layer_with_checkpoi
 from . import reference_training  # noqa: F401
 from .compiled_lm import CompiledGDNLM, ParameterInfo  # noqa: F401
 from .distributed import optimized_gradient_sync, distributed_gdn_layer, data_parallel_step  # noqa: F401
+from .distributed_training import DistributedGDNTraining, stage_layers  # noqa: F401
