@@ -14,6 +14,8 @@ seed 001's distributed GDN layer, and data-parallel training of the seed-002 LM 
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 import tessera as ts
@@ -25,31 +27,55 @@ from .functions import delta_connection
 SCATTER_MIN_WIDTH = 1024   # the seed's threshold: gradients whose last dim exceeds it are reduce-scattered
 
 
-def _sync_on_current_mesh(gradients, axis, scatter_min_width):
+def _all_reduce_bucket(grads, axis):
+    """One flat all_reduce over `axis` of several gradients of one dtype, cut back into their shapes."""
+    sizes = [math.prod(g.shape) for g in grads]
+    # one row [1, Σ sizes]: the executor concatenates and slices 2- to 4-d tensors
+    flat = dist.all_reduce(ts.concatenate([ts.reshape(g, (1, n)) for g, n in zip(grads, sizes)], axis=1),
+                           op="sum", axis=axis)
+    out, start = [], 0
+    for g, n in zip(grads, sizes):
+        out.append(ts.reshape(flat[:, start:start + n], tuple(g.shape)))
+        start += n
+    return out
+
+
+def _sync_on_current_mesh(gradients, axis, scatter_min_width, bucket):
     dp = dist.current_mesh().size(axis)
-    synced_gradients = []
-    for grad in gradients:
+    synced_gradients = [None] * len(gradients)
+    buckets = {}
+    for i, grad in enumerate(gradients):
         # reduce_scatter needs dim 0 to split evenly over the dp ranks; other large gradients are all-reduced
         large = grad.ndim >= 1 and grad.shape[-1] > scatter_min_width and grad.shape[0] % dp == 0
         if large:
             grad_scattered = dist.reduce_scatter(grad, op="sum", axis=axis)
             # the seed gathers over "tp" here; gathering over the axis just scattered is what makes the
             # pair an all-reduce (each dp rank holds one part of the same sum)
-            grad_synced = dist.all_gather(grad_scattered, axis=axis)
+            synced_gradients[i] = dist.all_gather(grad_scattered, axis=axis)
+        elif bucket and grad.ndim >= 1:
+            buckets.setdefault(str(grad.dtype), []).append(i)
         else:
-            grad_synced = dist.all_reduce(grad, op="sum", axis=axis)
-        synced_gradients.append(grad_synced)
+            synced_gradients[i] = dist.all_reduce(grad, op="sum", axis=axis)
+    for members in buckets.values():
+        if len(members) == 1:
+            synced_gradients[members[0]] = dist.all_reduce(gradients[members[0]], op="sum", axis=axis)
+            continue
+        for i, g in zip(members, _all_reduce_bucket([gradients[i] for i in members], axis)):
+            synced_gradients[i] = g
     return synced_gradients
 
 
 @ts.function
-def optimized_gradient_sync(gradients: list, mesh, axis: str = "dp", scatter_min_width: int = SCATTER_MIN_WIDTH):
+def optimized_gradient_sync(gradients: list, mesh, axis: str = "dp", scatter_min_width: int = SCATTER_MIN_WIDTH,
+                            bucket: bool = True):
     """Seed 000's gradient synchronisation over `mesh` (fixed: see the module docstring): the sum over the
     `axis` ranks of each gradient, on every rank, in the gradient's kind. A @ts.function: its collectives
-    are ops of one compiled graph (docs/distributed.md, "Collectives in compiled graphs")."""
+    are ops of one compiled graph (docs/distributed.md, "Collectives in compiled graphs"). `bucket`: the
+    small gradients of one dtype go through one flat all_reduce (the same sums, one collective instead of
+    one per gradient)."""
     if axis not in mesh.axes:
         raise DistributedError(f"optimized_gradient_sync: the mesh has no axis {axis!r} (axes {mesh.axes})")
-    return dist.distribute(mesh=mesh)(_sync_on_current_mesh)(gradients, axis, scatter_min_width)
+    return dist.distribute(mesh=mesh)(_sync_on_current_mesh)(gradients, axis, scatter_min_width, bucket)
 
 
 @ts.function
@@ -104,7 +130,7 @@ def _lm_loss_and_grads():
 
 
 def data_parallel_step(input_ids, targets, params, config, optimizer, mesh=None, axis="dp", max_grad_norm=None,
-                       scatter_min_width=SCATTER_MIN_WIDTH):
+                       scatter_min_width=SCATTER_MIN_WIDTH, bucket=True):
     """One data-parallel training step of the seed-002 LM: every rank passes the same global batch
     (input_ids, targets: [B, S] ids, B divisible by the `axis` size) and its replica of `params`; it computes
     causal_lm_loss and its gradients on its rows, `optimized_gradient_sync` sums them over `axis`, the sum
@@ -117,7 +143,7 @@ def data_parallel_step(input_ids, targets, params, config, optimizer, mesh=None,
     ids = dist.shard(np.asarray(input_ids), axis=0, mesh_axis=axis)
     tgt = dist.shard(np.asarray(targets), axis=0, mesh_axis=axis)
     loss, grads = _lm_loss_and_grads()(ids, tgt, params, config)
-    grads = optimized_gradient_sync(list(grads), mesh, axis, scatter_min_width)
+    grads = optimized_gradient_sync(list(grads), mesh, axis, scatter_min_width, bucket)
     grads = [np.asarray(g) / np.float32(ranks) for g in grads]
     global_loss = dist.distribute(mesh=mesh)(dist.all_reduce)(np.asarray(loss, np.float32).reshape(1), "mean", axis)
     if max_grad_norm is not None:
