@@ -89,6 +89,23 @@ def distributed_training_setup(attention):
     return config, init_params(config, seed=4), [(w[:, :-1], w[:, 1:]) for w in windows]
 
 
+def single_process_training(config, params, batches):
+    """The per-step losses of TRAIN_STEPS steps on one process over the global batches (value_and_grad, clip,
+    AdamW: tessera.gdn.train's step); `params` are updated in place."""
+    from tessera import optim
+    from tessera.autodiff import value_and_grad
+    from tessera.gdn.model import causal_lm_loss
+    opt = optim.AdamW(params, lr=TRAIN_LR, weight_decay=0.01)
+    loss_and_grads = value_and_grad(causal_lm_loss, argnums=2)
+    losses = []
+    for ids, tgt in batches:
+        loss, grads = loss_and_grads(ids, tgt, params, config)
+        optim.clip_grad_norm_(grads, max_norm=TRAIN_CLIP)
+        opt.step(grads)
+        losses.append(float(loss))
+    return np.array(losses)
+
+
 def gdn_training(out, shape, aggregation):
     from tessera import dist, gdn, optim
     mesh = dist.mesh(axes=("dp", "tp", "pp"), shape=tuple(int(n) for n in shape.split("x")))

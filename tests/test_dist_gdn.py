@@ -118,20 +118,8 @@ def test_seed001_fixes_apply():
 
 # -- data-parallel training ---------------------------------------------------------------------------
 def _single_process_training():
-    """The same steps on one process over the global batch: value_and_grad, clip, AdamW (tessera.gdn.train's)."""
-    from tessera import optim
-    from tessera.autodiff import value_and_grad
-    from tessera.gdn.model import causal_lm_loss
     config, params, batches = W.train_setup()
-    opt = optim.AdamW(params, lr=W.TRAIN_LR, weight_decay=0.01)
-    loss_and_grads = value_and_grad(causal_lm_loss, argnums=2)
-    losses = []
-    for ids, tgt in batches:
-        loss, grads = loss_and_grads(ids, tgt, params, config)
-        optim.clip_grad_norm_(grads, max_norm=W.TRAIN_CLIP)
-        opt.step(grads)
-        losses.append(float(loss))
-    return np.array(losses), params
+    return W.single_process_training(config, params, batches), params
 
 
 def test_data_parallel_training(tmp_path):

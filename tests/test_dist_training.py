@@ -28,21 +28,12 @@ JOB_LIMIT = {4: 180, 8: 300}   # seconds before the job is killed (measured on 2
 
 def _single_process(attention):
     """(loss, {name: gradient}) of the first batch, per-step losses, final parameters: one process, global batch."""
-    from tessera import optim
     from tessera.autodiff import value_and_grad
     from tessera.gdn.model import causal_lm_loss, param_names
     config, params, batches = W.distributed_training_setup(attention)
-    loss_and_grads = value_and_grad(causal_lm_loss, argnums=2)
-    loss0, grads0 = loss_and_grads(*batches[0], params, config)
+    loss0, grads0 = value_and_grad(causal_lm_loss, argnums=2)(*batches[0], params, config)
     grads0 = {n: np.array(g) for n, g in zip(param_names(config), grads0)}
-    opt = optim.AdamW(params, lr=W.TRAIN_LR, weight_decay=0.01)
-    losses = []
-    for ids, tgt in batches:
-        loss, grads = loss_and_grads(ids, tgt, params, config)
-        optim.clip_grad_norm_(grads, max_norm=W.TRAIN_CLIP)
-        opt.step(grads)
-        losses.append(float(loss))
-    return float(loss0), grads0, np.array(losses), params
+    return float(loss0), grads0, W.single_process_training(config, params, batches), params
 
 
 def _check_training(tmp_path, shape, aggregation):
