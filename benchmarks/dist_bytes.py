@@ -9,8 +9,9 @@ optimized_gradient_sync, AdamW). The bytes are counted by wrapping torch.distrib
 (what tessera.dist calls): for each call the payload tensor's bytes, and what one rank sends for it under a
 ring algorithm (all_reduce 2(n-1)/n·B, all_gather (n-1)/n·B_out, broadcast B from the source). "shape checks"
 are tessera.dist's agreement all_gathers (each collective first exchanges shape and dtype). The minimum is a
-ring all-reduce of the gradients: 2(n-1)/n · gradient bytes. Two modes: "default" (the seed's threshold: no
-gradient of this model is wider than 1024, so all are all-reduced) and "scatter" (scatter_min_width=0: every
+ring all-reduce of the gradients: 2(n-1)/n · gradient bytes. Three modes: "default" (the seed's threshold: no
+gradient of this model is wider than 1024, so all are all-reduced, bucketed into one flat all_reduce),
+"per-tensor" (the same without bucketing: one all_reduce per gradient) and "scatter" (scatter_min_width=0: every
 gradient whose dim 0 splits is reduce-scattered then all-gathered; on gloo tessera's reduce_scatter is a full
 all_reduce plus a slice, so that path costs an extra all_gather). `--trainer`: the same counts summed over
 all ranks (point-to-point sends count their bytes, their shape headers apart), against trainer_minimum.
@@ -106,7 +107,8 @@ def rank_main(steps, mode, out):
         if k == 1:
             COUNTS.clear()          # step 0 compiles (and creates the groups): not counted
         t0 = time.perf_counter()
-        gdn.data_parallel_step(ids, tgt, params, config, opt, mesh, max_grad_norm=1.0, scatter_min_width=width)
+        gdn.data_parallel_step(ids, tgt, params, config, opt, mesh, max_grad_norm=1.0, scatter_min_width=width,
+                               bucket=mode != "per-tensor")
         times.append(time.perf_counter() - t0)
     grad_bytes = sum(int(np.prod(s)) * 4 for _, s in param_shapes(config))
     if mesh.rank() == 0:
@@ -194,7 +196,7 @@ def launch(nproc, steps, mode, out):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--mode", default="default", help="default | scatter (data_parallel_step) or mesh=DxTxP "
+    ap.add_argument("--mode", default="default", help="default | per-tensor | scatter (data_parallel_step) or mesh=DxTxP "
                     "(DistributedGDNTraining on that dp x tp x pp mesh)")
     ap.add_argument("--trainer", action="store_true", help="the DistributedGDNTraining table (dp / tp / pp meshes)")
     ap.add_argument("--rank-main", action="store_true", help=argparse.SUPPRESS)
@@ -210,7 +212,7 @@ def main(argv=None):
         return trainer_table(a.steps)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        for nproc, mode in ((1, "default"), (2, "default"), (4, "default"), (4, "scatter")):
+        for nproc, mode in ((1, "default"), (2, "default"), (4, "default"), (4, "per-tensor"), (4, "scatter")):
             runs.append(launch(nproc, a.steps, mode, os.path.join(tmp, f"{nproc}_{mode}.json")))
     base = runs[0]["step_s"]
     print("| processes | sync | step (ms, median) | vs 1 process | collective calls | payload KiB | ring KiB sent "
