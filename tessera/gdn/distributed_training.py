@@ -186,7 +186,7 @@ def _on_own_mesh(method):
 
 class DistributedGDNTraining:
     """Seed 000's distributed training of the GDN LM on a mesh with axes ("dp", "tp", "pp") (default: the
-    current mesh; `@ts.distribute(mesh=...)` on a subclass passes its mesh, as in the seed). Every rank passes
+    current mesh, e.g. the one `@ts.distribute(mesh=...)` sets, as in the seed). Every rank passes
     the same global batch (input_ids, targets: [B, S] token ids, B divisible by the dp size).
 
         trainer = gdn.DistributedGDNTraining(config, mesh)
