@@ -23,6 +23,8 @@ from . import autodiff  # noqa: F401,E402 - ts.autodiff (no mlir at import)
 from .autodiff.checkpoint import checkpoint, checkpoint_scope  # noqa: F401
 from . import optim  # noqa: F401,E402 - ts.optim: SGD, AdamW, clip_grad_norm_, LossScaler (no mlir at import)
 from .dist.context import distribute  # noqa: F401,E402 - ts.distribute (no torch at import)
+from . import nn  # noqa: F401,E402 - ts.nn (no mlir at import)
+from .nn.module import Module, export, module  # noqa: F401,E402
 
 jit = function
 

@@ -161,6 +161,8 @@ class Signature:
                 self.items.append((name, "bound", params[name]))
             elif _is_array(v):
                 self.items.append((name, "tensor", v))
+            elif _is_module(v):   # a ts.Module: its parameters are graph inputs (tessera.nn.module)
+                self.items.append((name, "module", v))
             elif isinstance(v, (list, tuple)) and v and all(_is_array(x) for x in v):
                 self.items.append((name, "list", list(v)))
             else:
@@ -173,6 +175,8 @@ class Signature:
                 out.append((name, kind, tuple(v.shape), str(v.dtype)))
             elif kind == "list":
                 out.append((name, kind, tuple((tuple(x.shape), str(x.dtype)) for x in v)))
+            elif kind == "module":   # this module object, its parameters' names, shapes and dtypes
+                out.append((name, kind, id(v), tuple((n, a.shape, str(a.dtype)) for n, a in v.named_parameters())))
             elif kind == "bound":
                 a = np.asarray(v)
                 out.append((name, kind, a.shape, str(a.dtype), a.tobytes() if a.size < 1 << 16 else id(v)))
@@ -187,7 +191,7 @@ class Signature:
         d = {"target": {}, "shape": {}, "dtype": {}, "length": {}, "param": {}}
         for name, kind, v in self.items:
             items = [(name, v)] if kind == "tensor" else [(f"{name}[{i}]", x) for i, x in enumerate(v)] \
-                if kind == "list" else []
+                if kind == "list" else list(zip(*_module_inputs(v, name))) if kind == "module" else []
             if kind == "list":
                 d["length"][name] = len(v)
             for n, a in items:
@@ -220,6 +224,8 @@ class Signature:
                 arrays.append(v)
             elif kind == "list":
                 arrays.extend(v)
+            elif kind == "module":
+                arrays.extend(v.parameters())
         return arrays
 
 
@@ -234,6 +240,16 @@ def _mesh_key():
     if m is None:
         return None
     return (id(m), tuple(m.axes), tuple(m.shape), tuple(context._AXES), tuple(context._ASSIGNED))
+
+
+def _is_module(v):
+    from ..nn.module import Module
+    return isinstance(v, Module)
+
+
+def _module_inputs(v, name):
+    from ..nn.module import module_inputs
+    return module_inputs(v, name)
 
 
 def _is_array(v):
@@ -253,6 +269,13 @@ class GraphFunction:
 
     def __repr__(self):
         return f"<tessera function {self.__name__}>"
+
+    def __get__(self, obj, objtype=None):
+        """A @ts.jit `forward` of a ts.Module binds `self` like a method (the module is a graph input)."""
+        if obj is None or not _is_module(obj):
+            return self
+        import functools
+        return functools.partial(self, obj)
 
     def _key(self, sig):
         """A traced graph bakes in the parameters' values: setting one retraces."""

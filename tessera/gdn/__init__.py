@@ -19,3 +19,4 @@ from . import reference_training  # noqa: F401
 from .compiled_lm import CompiledGDNLM, ParameterInfo  # noqa: F401
 from .distributed import optimized_gradient_sync, distributed_gdn_layer, data_parallel_step  # noqa: F401
 from .distributed_training import DistributedGDNTraining, stage_layers  # noqa: F401
+from .modules import TesseraGDNModel, ProductionGDNModel, DeltaNetwork, GDNLayer  # noqa: F401

@@ -62,38 +62,8 @@ def init_params(c: GDNConfig, seed=0, dtype=np.float32):
     return params
 
 
-# -- building blocks (inlined into the forward graph) ------------------------------------------------
-
-@ts.function
-def rms_norm(x, weight, eps: float):
-    ms = ts.mean(x * x, axis=-1, keepdims=True)
-    return x / ts.sqrt(ms + eps) * weight
-
-
-@ts.function
-def linear(x, w, b=None):
-    y = ts.gemm(x, w)
-    return y if b is None else y + b
-
-
-@ts.function
-def silu(x):
-    return x * ts.sigmoid(x)
-
-
-@ts.function
-def attention(x, wq, wk, wv, wo, mask, heads: int):
-    B, S, D = x.shape
-    dh = D // heads
-
-    def split(t):
-        return ts.transpose(ts.reshape(t, (B, S, heads, dh)), [0, 2, 1, 3])   # [B, H, S, dh]
-
-    q, k, v = split(linear(x, wq)), split(linear(x, wk)), split(linear(x, wv))
-    scores = ts.gemm(q, ts.transpose(k, [0, 1, 3, 2])) * (1.0 / math.sqrt(dh)) + mask
-    probs = ts.ops.softmax(scores)
-    ctx = ts.transpose(ts.gemm(probs, v), [0, 2, 1, 3])                       # [B, S, H, dh]
-    return linear(ts.reshape(ctx, (B, S, D)), wo)
+# -- building blocks (inlined into the forward graph): shared with ts.nn ---------------------------------
+from ..nn.functional import attention, linear, rms_norm, silu  # noqa: E402,F401 - re-exported
 
 
 TRANSFORMER_PARAMS = ("input_layernorm", "wq", "wk", "wv", "wo", "post_attention_layernorm", "mlp_up", "mlp_down")
@@ -107,7 +77,8 @@ def transformer_block(x, p, heads: int, eps: float, mask):
 
 
 def causal_mask(S):
-    return ts.graph_constant(np.triu(np.full((S, S), -1e9, np.float32), 1))
+    from ..nn.functional import causal_bias
+    return causal_bias(S)
 
 
 @ts.function

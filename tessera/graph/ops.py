@@ -412,40 +412,48 @@ class Traced:
 
 def trace_function(gf, sig):
     from ..frontend.function import Tracer, dtype_of_array
+    from ..nn.module import bind_parameters, module_inputs
     tr = Tracer(gf.__name__)
     tr.function = gf
     tr.baked = []
     with tr:
         module = ir.Module.create()
-        types, layout = [], []
+        types, layout, labels = [], [], []
         for name, kind, v in sig.items:
             if kind == "tensor":
-                types.append(ttype(v.shape, dtype_of_array(v)))
-                layout.append((name, 1))
+                arrays, names = [v], [name]
             elif kind == "list":
-                types += [ttype(x.shape, dtype_of_array(x)) for x in v]
-                layout.append((name, len(v)))
+                arrays, names = v, [f"{name}[{j}]" for j in range(len(v))]
+            elif kind == "module":   # a ts.Module: one input per parameter, named by its attribute path
+                names, arrays = module_inputs(v, name)
+            else:
+                continue
+            types += [ttype(x.shape, dtype_of_array(x)) for x in arrays]
+            labels += names
+            layout.append((name, len(arrays)))
         with ir.InsertionPoint(module.body), tr.loc():
             f = func.FuncOp(gf.__name__, (types, []))
             f.attributes["tessera.function"] = ir.UnitAttr.get()
-            labels = [n if k == 1 and kind == "tensor" else f"{n}[{j}]"
-                      for (n, kind, _), (_, k) in zip([it for it in sig.items if it[1] in ("tensor", "list")], layout)
-                      for j in range(k)]
             f.attributes["tessera.arg_names"] = ir.ArrayAttr.get([ir.StringAttr.get(x) for x in labels])
             entry = f.add_entry_block()
         args = iter(entry.arguments)
-        kwargs = {}
+        kwargs, bound = {}, {}
         with ir.InsertionPoint(entry):
             for name, kind, v in sig.items:
                 if kind == "tensor":
                     kwargs[name] = GraphTensor(next(args), v.shape, dtype_of_array(v))
                 elif kind == "list":
                     kwargs[name] = [GraphTensor(next(args), x.shape, dtype_of_array(x)) for x in v]
+                elif kind == "module":
+                    kwargs[name] = v
+                    for a in v.parameters():
+                        bound[id(a)] = GraphTensor(next(args), a.shape, dtype_of_array(a))
                 elif kind == "bound":
                     kwargs[name] = [from_numpy(x) for x in v] if isinstance(v, (list, tuple)) else from_numpy(v)
                 else:
                     kwargs[name] = v
-            out = gf.fn(**kwargs)
+            with bind_parameters(bound):
+                out = gf.fn(**kwargs)
             outs = list(out) if isinstance(out, (tuple, list)) else [out]
             scalars = []
             zero_d = _zero_d_returns(gf.fn, len(outs))
