@@ -25,6 +25,8 @@ from . import optim  # noqa: F401,E402 - ts.optim: SGD, AdamW, clip_grad_norm_, 
 from .dist.context import distribute  # noqa: F401,E402 - ts.distribute (no torch at import)
 from . import nn  # noqa: F401,E402 - ts.nn (no mlir at import)
 from .nn.module import Module, export, module  # noqa: F401,E402
+from .production import NumericsPolicy, optimizations  # noqa: F401,E402
+from .production.compiled_module import CompiledModule  # noqa: F401,E402
 
 jit = function
 
@@ -39,7 +41,15 @@ TARGET_ALIASES = {"sm_90": "sm_90a"}   # Hopper's name without the `a`: tessera'
 def compile(fn, *example_args, target="cpu", params=None, pipeline=None, **kwargs):  # noqa: A001 - DESIGN §4
     """Compile a @ts.kernel (or trace a @ts.function) for `target` ("cpu", "sm_80", "sm_90a")
     from example arguments; `params` binds @ts.function parameters as constants, `pipeline`
-    replaces the default graph pipeline (prune + fuse)."""
+    replaces the default graph pipeline (prune + fuse). A ts.Module compiles as
+    `ts.compile(module, input_shapes={...}, config=ts.CompilationConfig(...), export_formats=[...])`
+    → ts.CompiledModule (tessera.production.compiled_module)."""
+    if isinstance(fn, Module):
+        from .production.compiled_module import compile_module
+        if example_args or params is not None or pipeline is not None or target != "cpu":
+            raise TesseraError("ts.compile(module, ...) takes input_shapes=, config=, export_formats=, dims=, "
+                               "input_dtypes= (the target is config.target_architecture)")
+        return compile_module(fn, **kwargs)
     target = TARGET_ALIASES.get(target, target)
     from .runtime import torch_interop
     example_args, _ = torch_interop.unwrap(example_args)

@@ -114,3 +114,9 @@ class DistributedError(TesseraError):
     def __init__(self, msg: str, ranks=()):
         self.ranks = tuple(ranks)
         super().__init__(msg)
+
+
+def located(cls, msg, **kwargs):
+    """`cls(msg)` located at the first caller frame outside the tessera package (the user's line)."""
+    from .frontend.function import user_frame
+    return cls(msg, *user_frame(), **kwargs)

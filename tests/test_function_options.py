@@ -59,8 +59,10 @@ def test_unknown_options_are_located_errors():
         def f(x):
             return x
     assert ei.value.filename == HERE
-    with pytest.raises(ts.CompilationError, match="enable_memory_optimization not supported"):
-        ts.CompilationConfig(enable_memory_optimization=True)
+    with pytest.raises(ts.CompilationError, match="enable_quantum_fusion not supported"):
+        ts.CompilationConfig(enable_quantum_fusion=True)
+    with pytest.raises(ts.CompilationError, match="enable_kernel_fusion=False is not supported"):
+        ts.CompilationConfig(enable_kernel_fusion=False)
     with pytest.raises(ts.CompilationError, match="optimization_level must be one of"):
         ts.CompilationConfig(optimization_level="O3")
     with pytest.raises(ts.CompilationError, match="names 'y', which is not a parameter"):

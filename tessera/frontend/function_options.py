@@ -15,28 +15,89 @@ import inspect
 from ..errors import CompilationError, ShapeError
 
 _LEVELS = ("none", "default", "aggressive")
+_TARGETS = ("auto", "cpu", "sm_80", "sm_90", "sm_90a")
+# Options the seed passes that name what tessera always does: True is accepted, False is refused (they
+# cannot be switched off), so neither value is silently ignored.
+_ALWAYS_ON = {
+    "enable_kernel_fusion": "consecutive elementwise ops of one shape always run as one fused kernel",
+    "enable_attention_optimization": "attention always runs as batched gemms with a fused softmax kernel",
+}
+_ALIASES = {"delta_fusion": "enable_delta_fusion", "memory_optimization": "enable_memory_optimization"}
 
 
 class CompilationConfig:
-    """How a @ts.function's graph is optimised (`@ts.jit(compilation_config=ts.CompilationConfig(...))`)."""
+    """How a graph is compiled (`@ts.jit(compilation_config=...)`, `ts.compile(module, config=...)`).
+
+    - optimization_level: "none" runs no graph optimisation, "default" / "aggressive" the default pipeline.
+    - enable_delta_fusion (alias delta_fusion), enable_pruning, prune_threshold: the graph passes.
+    - target_architecture: "auto" (the best target present: a GPU's arch, else "cpu"), "cpu", "sm_80",
+      "sm_90a" ("sm_90" means sm_90a). batch_size: the batch a module variant is compiled for.
+    - enable_memory_optimization (alias memory_optimization, default True): intermediates are freed after
+      their last reader; False keeps every intermediate alive until the call returns (for inspection).
+    - max_memory_usage: a fraction (0, 1] of the target's memory that the weights plus the peak of live
+      intermediates may use; a larger variant is refused when it is compiled (OutOfResources).
+    - numerics_policy=ts.NumericsPolicy(...): dtypes per role; enable_mixed_precision=True with
+      activation_dtype / weight_dtype / accumulation_dtype is shorthand for one.
+    - enable_kernel_fusion, enable_attention_optimization: always on (True accepted, False refused).
+    """
 
     def __init__(self, optimization_level="default", enable_delta_fusion=True, enable_pruning=True,
-                 prune_threshold=0.01, **unsupported):
+                 prune_threshold=0.01, target_architecture="auto", batch_size=None, numerics_policy=None,
+                 enable_memory_optimization=True, max_memory_usage=None, enable_mixed_precision=False,
+                 activation_dtype=None, weight_dtype=None, accumulation_dtype=None, **others):
         from .function import user_frame
-        if unsupported:
-            raise CompilationError(f"ts.CompilationConfig: {', '.join(sorted(unsupported))} not supported (known: "
-                                   "optimization_level, enable_delta_fusion, enable_pruning, prune_threshold)",
-                                   *user_frame())
+
+        def fail(msg):
+            raise CompilationError(f"ts.CompilationConfig: {msg}", *user_frame())
+        for alias, name in _ALIASES.items():
+            if alias in others:
+                value = others.pop(alias)
+                if name == "enable_delta_fusion":
+                    enable_delta_fusion = value
+                else:
+                    enable_memory_optimization = value
+        for name in list(others):
+            if name in _ALWAYS_ON:
+                if not others.pop(name):
+                    fail(f"{name}=False is not supported: {_ALWAYS_ON[name]}")
+        if others:
+            fail(f"{', '.join(sorted(others))} not supported (known: optimization_level, enable_delta_fusion, "
+                 "enable_pruning, prune_threshold, target_architecture, batch_size, numerics_policy, "
+                 "enable_memory_optimization, max_memory_usage, enable_mixed_precision, activation_dtype, "
+                 f"weight_dtype, accumulation_dtype, {', '.join(_ALWAYS_ON)})")
         if optimization_level not in _LEVELS:
-            raise CompilationError(f"ts.CompilationConfig: optimization_level must be one of {', '.join(_LEVELS)}, "
-                                   f"got {optimization_level!r}", *user_frame())
+            fail(f"optimization_level must be one of {', '.join(_LEVELS)}, got {optimization_level!r}")
         if not isinstance(prune_threshold, (int, float)) or prune_threshold < 0:
-            raise CompilationError(f"ts.CompilationConfig: prune_threshold must be a number >= 0, got "
-                                   f"{prune_threshold!r}", *user_frame())
+            fail(f"prune_threshold must be a number >= 0, got {prune_threshold!r}")
+        if target_architecture not in _TARGETS:
+            fail(f"target_architecture must be one of {', '.join(_TARGETS)}, got {target_architecture!r}")
+        if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool)
+                                       or batch_size <= 0):
+            fail(f"batch_size must be a positive int, got {batch_size!r}")
+        if max_memory_usage is not None and not (isinstance(max_memory_usage, (int, float))
+                                                 and 0 < max_memory_usage <= 1):
+            fail(f"max_memory_usage must be a fraction in (0, 1], got {max_memory_usage!r}")
+        from ..production.numerics import NumericsPolicy
+        dtypes = {"activation_dtype": activation_dtype, "weight_dtype": weight_dtype,
+                  "accumulation_dtype": accumulation_dtype}
+        given = {k: v for k, v in dtypes.items() if v is not None}
+        if given and not enable_mixed_precision:
+            fail(f"{', '.join(given)} need enable_mixed_precision=True (or pass numerics_policy=)")
+        if enable_mixed_precision:
+            if numerics_policy is not None:
+                fail("give either numerics_policy or enable_mixed_precision with dtypes, not both")
+            numerics_policy = NumericsPolicy(**given) if given else NumericsPolicy.mixed_bf16()
+        if numerics_policy is not None and not isinstance(numerics_policy, NumericsPolicy):
+            fail(f"numerics_policy must be a ts.NumericsPolicy, got {type(numerics_policy).__name__}")
         self.optimization_level = optimization_level
         self.enable_delta_fusion = bool(enable_delta_fusion)
         self.enable_pruning = bool(enable_pruning)
         self.prune_threshold = float(prune_threshold)
+        self.target_architecture = "sm_90a" if target_architecture == "sm_90" else target_architecture
+        self.batch_size = batch_size
+        self.numerics_policy = numerics_policy
+        self.enable_memory_optimization = bool(enable_memory_optimization)
+        self.max_memory_usage = None if max_memory_usage is None else float(max_memory_usage)
 
     def pipeline(self) -> str:
         """The graph pipeline this configuration runs."""
@@ -49,10 +110,22 @@ class CompilationConfig:
             passes.append("tessera-fuse-delta-connections")
         return ",".join(passes + ["canonicalize", "cse", "tessera-erase-dead-graph-ops"])
 
+    def replace(self, **changes):
+        """A copy with some fields changed (validated like the constructor)."""
+        fields = {k: getattr(self, k) for k in ("optimization_level", "enable_delta_fusion", "enable_pruning",
+                                                "prune_threshold", "target_architecture", "batch_size",
+                                                "numerics_policy", "enable_memory_optimization",
+                                                "max_memory_usage")}
+        fields.update(changes)
+        return CompilationConfig(**fields)
+
+    def to_dict(self):
+        d = {k: v for k, v in vars(self).items() if k != "numerics_policy"}
+        d["numerics_policy"] = self.numerics_policy.to_dict() if self.numerics_policy is not None else None
+        return d
+
     def __repr__(self):
-        return (f"CompilationConfig(optimization_level={self.optimization_level!r}, enable_delta_fusion="
-                f"{self.enable_delta_fusion}, enable_pruning={self.enable_pruning}, prune_threshold="
-                f"{self.prune_threshold})")
+        return "CompilationConfig(" + ", ".join(f"{k}={v!r}" for k, v in vars(self).items()) + ")"
 
 
 def check_options(fn, options, where):

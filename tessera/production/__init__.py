@@ -1,0 +1,4 @@
+"""Seed 002's production layer: numerics policies, optimisation objects, compiled modules, deployment
+packages, the production compiler, monitoring and benchmarks. No mlir import here."""
+from .numerics import NumericsPolicy  # noqa: F401
+from . import optimizations  # noqa: F401
