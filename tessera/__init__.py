@@ -27,6 +27,7 @@ from . import nn  # noqa: F401,E402 - ts.nn (no mlir at import)
 from .nn.module import Module, export, module  # noqa: F401,E402
 from .production import NumericsPolicy, optimizations  # noqa: F401,E402
 from .production.compiled_module import CompiledModule  # noqa: F401,E402
+from .production.package import DeploymentPackage, DeployedModel, deploy  # noqa: F401,E402
 
 jit = function
 

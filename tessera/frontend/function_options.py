@@ -153,6 +153,13 @@ def check_options(fn, options, where):
     if config is not None and not isinstance(config, CompilationConfig):
         raise CompilationError(f"@ts.function: compilation_config must be a ts.CompilationConfig, got "
                                f"{type(config).__name__}", *where)
+    if config is not None:
+        module_only = [k for k, default in (("target_architecture", "auto"), ("batch_size", None),
+                                            ("numerics_policy", None), ("max_memory_usage", None))
+                       if getattr(config, k) != default]
+        if module_only:
+            raise CompilationError(f"@ts.function: compilation_config sets {', '.join(module_only)}, which apply to "
+                                   "ts.compile(module, config=...); a function runs on its arrays' backend", *where)
     return shapes, config
 
 
