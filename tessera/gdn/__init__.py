@@ -20,3 +20,4 @@ from .compiled_lm import CompiledGDNLM, ParameterInfo  # noqa: F401
 from .distributed import optimized_gradient_sync, distributed_gdn_layer, data_parallel_step  # noqa: F401
 from .distributed_training import DistributedGDNTraining, stage_layers  # noqa: F401
 from .modules import TesseraGDNModel, ProductionGDNModel, DeltaNetwork, GDNLayer  # noqa: F401
+from ..production.gdn_compiler import GDNProductionCompiler  # noqa: F401,E402

@@ -85,7 +85,7 @@ class TesseraGDNModel(nn.Module):
         """logits [B, S, vocab] for integer input_ids [B, S]; attention_mask [B, S] of 1 / 0 (padding)."""
         bias = F.causal_bias(input_ids.shape[1])
         if attention_mask is not None:
-            bias = bias + F.padding_bias(attention_mask, self.embed_tokens.weight.dtype)
+            bias = bias + F.padding_bias(attention_mask)   # f32 whatever the weights: -1e9 is no fp8 value
         hidden = self.embed_tokens(input_ids)
         layer_outputs = []
         for layer in self.layers:

@@ -39,6 +39,16 @@ def _dtype(t):
     return dtype_of(ir.RankedTensorType(t).element_type if _is_tensor(t) else t)
 
 
+def float_literal(x) -> str:
+    """A float as kernel source: NaN and infinities as float("...") (repr gives the bare names nan / inf)."""
+    x = float(x)
+    if x != x:
+        return 'float("nan")'
+    if x in (float("inf"), float("-inf")):
+        return 'float("inf")' if x > 0 else '-float("inf")'
+    return repr(x)
+
+
 def _pow2(n):
     p = 1
     while p < n:
@@ -193,7 +203,7 @@ class _Builder:
             raise error_at(None, "scalar function arguments are compile-time constants")
         if o.name == "arith.constant":
             a = o.attributes["value"]
-            return repr(float(a.value)) if isinstance(a, ir.FloatAttr) else repr(int(a.value))
+            return float_literal(a.value) if isinstance(a, ir.FloatAttr) else repr(int(a.value))
         if o.name == "ts.cast":
             return f"tile.cast({self.scalar_expr(o.operands[0], params, consts)}, ts.{_dtype(v.type).name})"
         if o.name == "tensor.extract":
@@ -229,7 +239,7 @@ class _Builder:
                 d = ir.DenseElementsAttr(o.attributes["value"])
                 if d.is_splat:
                     s = d.get_splat_value()
-                    names[v] = repr(float(s.value)) if isinstance(s, ir.FloatAttr) else repr(int(s.value))
+                    names[v] = float_literal(s.value) if isinstance(s, ir.FloatAttr) else repr(int(s.value))
                     return names[v]
             vs = _shape(v.type)
             n = f"in{len(inputs) + len(scalars)}"   # unique across tensor and scalar inputs

@@ -134,6 +134,6 @@ class MultiHeadAttention(Module):
             c = F.causal_bias(query.shape[1])
             bias = c if bias is None else bias + c
         if attention_mask is not None:
-            p = F.padding_bias(attention_mask, query.dtype)
+            p = F.padding_bias(attention_mask)   # f32: -1e9 has no fp8 / f16 value
             bias = p if bias is None else bias + p
         return F.multi_head_attention(query, key, value, self.wq, self.wk, self.wv, self.wo, bias, self.num_heads)

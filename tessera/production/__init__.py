@@ -2,3 +2,4 @@
 packages, the production compiler, monitoring and benchmarks. No mlir import here."""
 from .numerics import NumericsPolicy  # noqa: F401
 from . import optimizations  # noqa: F401
+from .gdn_compiler import GDNProductionCompiler  # noqa: F401

@@ -32,6 +32,9 @@ def _address(flat, at, elem):
     address = arith.IndexCastOp(i64, memref.ExtractAlignedPointerAsIndexOp(flat).result).result
     base = llvm.IntToPtrOp(ptr_t, address).result
     dynamic = -(1 << 31)   # GEP's marker for an index taken from the dynamic operands
+    if not isinstance(elem, ir.IntegerType) and str(elem) not in ("f16", "bf16", "f32", "f64"):
+        # fp8 has no LLVM type: the GEP steps over bytes of its width (an LLVM translation abort otherwise)
+        elem = ir.IntegerType.get_signless(8 * elem_bytes(elem))
     return llvm.GEPOp(ptr_t, base, [arith.IndexCastOp(i64, at).result], ir.DenseI32ArrayAttr.get([dynamic]),
                       ir.TypeAttr.get(elem), None).result
 

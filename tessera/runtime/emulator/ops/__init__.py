@@ -31,7 +31,7 @@ TABLE.update({
     "ld": memory.ld, "st": memory.st, "prefetch": _nop,
     "shfl": warp.shfl, "ldmatrix": warp.ldmatrix, "mma": warp.mma, "bar": _nop, "barrier": _nop,
     "cp": async_copy.cp, "mbarrier": hopper.mbarrier, "fence": hopper.fence, "membar": _nop,
-    "wgmma": wgmma.compile, "setmaxnreg": hopper.setmaxnreg,
+    "wgmma": wgmma.compile, "setmaxnreg": hopper.setmaxnreg, "prmt": integer.prmt, "bfi": integer.bfi,
 })
 
 

@@ -131,3 +131,55 @@ def compile(ins, M):
             wr(np.clip(v, -2 ** 31, 2 ** 31 - 1).astype(np.int32), em)
         return sat
     return lambda em: wr(f(a(), b()), em)
+
+
+def prmt(ins, M):
+    """prmt.b32 d, a, b, c (the default mode): each byte of d is byte c[4i+2:4i] of the 8 bytes {b, a}
+    (a's bytes 0-3, b's 4-7), or, when c[4i+3] is set, that byte's sign replicated (0xFF / 0x00)."""
+    from ....errors import EmulatorError
+    modes = [m for m in ins.mods if m != "b32"]
+    if modes:
+        raise EmulatorError(f"the emulator implements prmt's default mode only, not .{'.'.join(modes)} "
+                            f"(PTX line {ins.line})")
+    ops = ins.operands
+    wr = M.writer(ops[0], "u32", ins)
+    a, b, c = (M.reader(x, "u32", ins) for x in ops[1:4])
+
+    def run(em):
+        lo = np.asarray(a()).astype(np.uint64)
+        hi = np.asarray(b()).astype(np.uint64)
+        word = lo | (hi << np.uint64(32))
+        sel = np.asarray(c()).astype(np.uint64)
+        out = np.zeros(np.broadcast(word, sel).shape, np.uint64)
+        for i in range(4):
+            s = (sel >> np.uint64(4 * i)) & np.uint64(0xF)
+            byte = (word >> ((s & np.uint64(7)) * np.uint64(8))) & np.uint64(0xFF)
+            sign = np.where(byte & np.uint64(0x80), np.uint64(0xFF), np.uint64(0))
+            out |= np.where(s & np.uint64(8), sign, byte) << np.uint64(8 * i)
+        wr(out.astype(np.uint32), em)
+    return run
+
+
+def bfi(ins, M):
+    """bfi.b32 / .b64 d, f, b, pos, len: b with bits [pos, pos + len) replaced by f's low len bits (pos and len
+    taken mod 256; bits past the msb are dropped)."""
+    t = V.instruction_types(ins.mods)[-1]
+    w = V.type_bits(t)
+    ut = V.UINT[w]
+    ops = ins.operands
+    wr = M.writer(ops[0], "u" + str(w), ins)
+    f, b = M.reader(ops[1], "u" + str(w), ins), M.reader(ops[2], "u" + str(w), ins)
+    pos, ln = M.reader(ops[3], "u32", ins), M.reader(ops[4], "u32", ins)
+
+    def run(em):
+        x, y = np.asarray(f()).astype(np.uint64), np.asarray(b()).astype(np.uint64)
+        p = np.asarray(pos()).astype(np.int64) & 0xFF
+        n = np.clip(np.minimum(np.asarray(ln()).astype(np.int64) & 0xFF, w - p), 0, w)
+        ones = np.uint64(0xFFFFFFFFFFFFFFFF)
+        field = np.where(n >= 64, ones, (np.uint64(1) << np.minimum(n, 63).astype(np.uint64)) - np.uint64(1))
+        shift = np.minimum(p, 63).astype(np.uint64)
+        mask = np.where(p >= w, np.uint64(0), field << shift)
+        out = (y & ~mask) | ((x << shift) & mask)
+        wmask = np.uint64((1 << w) - 1) if w < 64 else ones
+        wr((out & wmask).astype(ut), em)
+    return run
