@@ -228,6 +228,26 @@ def test_gemm_epilogue(tmp_path):
     assert '"ts.gemm_epilogue"' in ck.asm["ts.opt"]
 
 
+def test_bf16_graph_with_f32_math_and_bf16_initializers(tmp_path):
+    """The seed's bf16 multi-scale aggregation: onnxruntime's CPU provider has no bf16 Sub, so the export casts
+    bf16 operands of elementwise nodes to f32 (low_precision_math="f32"); the bf16 arguments are stored as
+    bf16 initializers (onnxruntime cannot take ml_dtypes arrays as inputs)."""
+    import ml_dtypes
+    from tessera.gdn.functions import multi_scale_delta_aggregation
+    bf16 = ml_dtypes.bfloat16
+    sources, target, gates = [rand(2, 4, 8).astype(bf16) for _ in range(3)], rand(2, 4, 8).astype(bf16), \
+        [(0.3 * rand(8, 8)).astype(bf16) for _ in range(3)]
+    weights = rand(4, 4).astype(bf16)
+    ck = ts.compile(multi_scale_delta_aggregation, sources, target, gates, weights)
+    want = ck(sources, target, gates, weights)
+    values = dict(source_layers=sources, target_layer=target, gate_networks=gates, attention_weights=weights)
+    for stage in ("ts", "ts.opt"):
+        model = export_onnx(ck, tmp_path / "bf16.onnx", stage=stage, low_precision_math="f32", initializers=values)
+        assert {t.data_type for t in model.graph.initializer} >= {onnx.TensorProto.BFLOAT16}
+        session = ort.InferenceSession(str(tmp_path / "bf16.onnx"), providers=["CPUExecutionProvider"])
+        np.testing.assert_allclose(session.run(None, {})[0], want, rtol=1e-5, atol=1e-5)
+
+
 # -- the tiny GDN causal LM ---------------------------------------------------------------------
 @pytest.mark.parametrize("attention_deltas", [True, False])
 def test_gdn_causal_lm(tmp_path, attention_deltas):

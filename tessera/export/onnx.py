@@ -34,12 +34,14 @@ ELEMENT_TYPES = {
     "ui8": TensorProto.UINT8, "index": TensorProto.INT64,
     "f8E4M3FN": TensorProto.FLOAT8E4M3FN, "f8E5M2": TensorProto.FLOAT8E5M2,
 }
+_LOW_PRECISION = (TensorProto.FLOAT16, TensorProto.BFLOAT16)
 # ONNX types NumPy has no dtype for: their tensors are built from f32 values by onnx.helper.make_tensor
 _NO_NUMPY = (TensorProto.BFLOAT16, TensorProto.FLOAT8E4M3FN, TensorProto.FLOAT8E5M2)
 
 
 def export_onnx(compiled, path=None, *, stage="ts", input_names=None, output_names=None,
-                initializers=None, opset=DEFAULT_OPSET, model_name=None, external_data=False):
+                initializers=None, opset=DEFAULT_OPSET, low_precision_math="native", model_name=None,
+                external_data=False):
     """Export a `ts.compile`d `@ts.function` as an ONNX model; returns the `onnx.ModelProto`
     (checked with `onnx.checker.check_model`) and saves it to `path` when one is given.
 
@@ -56,6 +58,10 @@ def export_onnx(compiled, path=None, *, stage="ts", input_names=None, output_nam
                    its arrays ({"params": params}). Values must have the argument's shape; they are
                    converted to its dtype.
     opset:         the default-domain opset to target (>= 13; default 18).
+    low_precision_math: "native" (default) computes elementwise math on f16 / bf16 values in their
+                   own type, as the graph says; "f32" casts them to f32 around each elementwise node
+                   and back, for runtimes without f16 / bf16 arithmetic kernels (onnxruntime's CPU
+                   provider has no bf16 Add, Sub, ...). GEMMs and reductions accumulate in f32 anyway.
     model_name:    the ONNX graph name (default: the function's name).
     external_data: save the initializers to a file next to `path` (needed for models over 2 GB).
 
@@ -64,11 +70,13 @@ def export_onnx(compiled, path=None, *, stage="ts", input_names=None, output_nam
     """
     if opset < MIN_OPSET:
         raise TesseraError(f"export_onnx: opset {opset} is too old; tessera exports opset {MIN_OPSET} or newer")
+    if low_precision_math not in ("native", "f32"):
+        raise TesseraError(f"export_onnx: low_precision_math must be 'native' or 'f32', got {low_precision_math!r}")
     module_text, ctx, scalar_results, default_name = _stage_text(compiled, stage)
     with ctx, ir.Location.unknown():
         module = ir.Module.parse(module_text)
         func_op = _entry_function(module)
-        builder = OnnxGraphBuilder(opset)
+        builder = OnnxGraphBuilder(opset, low_precision_math == "f32")
         _convert_function(builder, func_op, input_names or {}, output_names, initializers or {}, scalar_results)
     graph = helper.make_graph(builder.nodes, model_name or default_name, builder.inputs, builder.outputs,
                               initializer=builder.initializers)
@@ -125,8 +133,8 @@ def _short_list(labels, n=8):
 
 
 def _convert_function(b, func_op, input_names, output_names, initializers, scalar_results):
-    from . import onnx_gating  # noqa: F401 - registers the GEMM / gating converters
-    from .onnx_ops import CONVERTERS, convert_return
+    from . import onnx_gating, onnx_ops
+    converters = {**onnx_ops.CONVERTERS, **onnx_gating.CONVERTERS}
     block = func_op.regions[0].blocks[0]
     args = list(block.arguments)
     labels = [ir.StringAttr(a).value for a in ir.ArrayAttr(func_op.attributes["tessera.arg_names"])] \
@@ -146,9 +154,9 @@ def _convert_function(b, func_op, input_names, output_names, initializers, scala
         op = op.operation
         b.current_op = op
         if op.name == "func.return":
-            convert_return(b, op, output_names, scalar_results)
+            onnx_ops.convert_return(b, op, output_names, scalar_results)
             continue
-        convert = CONVERTERS.get(op.name)
+        convert = converters.get(op.name)
         if convert is None:
             raise b.error(op, f"cannot export '{op.name}' to ONNX: the exporter has no mapping for it")
         results = convert(b, op)
@@ -160,8 +168,9 @@ class OnnxGraphBuilder:
     """The ONNX graph under construction: nodes, inputs, outputs, initializers, and the ONNX name
     of every MLIR value converted so far."""
 
-    def __init__(self, opset):
+    def __init__(self, opset, low_precision_as_f32=False):
         self.opset = opset
+        self.low_precision_as_f32 = low_precision_as_f32
         self.nodes, self.inputs, self.outputs, self.initializers = [], [], [], []
         self.names = {}            # MLIR value → ONNX tensor name
         self.used = set()          # every ONNX name in use
@@ -264,6 +273,16 @@ class OnnxGraphBuilder:
         """The ONNX name of an operand, cast to `onnx_type` when given and different."""
         name = self.name_of(value)
         return name if onnx_type is None else self.cast(name, self.elem(value), onnx_type)
+
+    def math(self, op_type, values, result_type, **attrs):
+        """An elementwise node on MLIR values; with low_precision_as_f32, its f16 / bf16 operands are cast
+        to f32 and a f16 / bf16 result is cast back (onnxruntime's CPU kernels lack that arithmetic)."""
+        if not self.low_precision_as_f32 or not any(self.elem(v) in _LOW_PRECISION for v in values):
+            return self.node(op_type, [self.name_of(v) for v in values], **attrs)
+        names = [self.operand(v, TensorProto.FLOAT) if self.elem(v) in _LOW_PRECISION else self.name_of(v)
+                 for v in values]
+        r = self.node(op_type, names, **attrs)
+        return self.cast(r, TensorProto.FLOAT, result_type) if result_type in _LOW_PRECISION else r
 
     def reduce(self, op_type, x, axes, keepdims):
         """A Reduce* node: axes are an input from opset 18 (ReduceSum: 13), an attribute before."""

@@ -12,7 +12,10 @@ import math
 import numpy as np
 from mlir import ir
 
-from .onnx_ops import converter
+from .onnx_ops import registry
+
+CONVERTERS = {}
+converter = registry(CONVERTERS)
 
 # the run-time skipping threshold of a sparse fused_delta_gating without a `tessera.threshold`
 # attribute: the THRESH default of tessera.gdn.generated.fused_delta_gating
@@ -36,7 +39,9 @@ def _gate(b, delta, weights, distance, acc):
 
 def _delta(b, source, target, acc):
     """target − source in the operands' type (as the kernels subtract), then cast to `acc`."""
-    return b.cast(b.node("Sub", [b.name_of(target), b.name_of(source)]), b.elem(target), acc)
+    delta_type = b.elem(target)
+    delta = b.math("Sub", [target, source], delta_type)
+    return b.cast(delta, delta_type, acc)
 
 
 @converter("ts.gemm")

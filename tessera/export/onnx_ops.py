@@ -1,8 +1,8 @@
 """ONNX converters of the elementwise (arith / math), constant, shape and reduction ops of `ts` graphs.
 
 A converter takes the OnnxGraphBuilder and the MLIR op and returns the ONNX name of each result (a
-str for one result). CONVERTERS maps op names to converters; onnx_gating.py adds the GEMM and GDN
-gating ops.
+str for one result). CONVERTERS maps op names to converters; onnx_gating.py has those of the GEMM and
+GDN gating ops.
 """
 from __future__ import annotations
 
@@ -10,15 +10,19 @@ import numpy as np
 from mlir import ir
 from onnx import TensorProto
 
+def registry(table):
+    """A decorator factory: @converter("op.name", ...) records the function in `table`."""
+    def converter(*names):
+        def register(f):
+            for n in names:
+                table[n] = f
+            return f
+        return register
+    return converter
+
+
 CONVERTERS = {}
-
-
-def converter(*names):
-    def register(f):
-        for n in names:
-            CONVERTERS[n] = f
-        return f
-    return register
+converter = registry(CONVERTERS)
 
 
 def _operands(b, op):
@@ -43,7 +47,7 @@ _SAME_OPERANDS = {
 
 
 def _same_operands(op_type):
-    return lambda b, op: b.node(op_type, _operands(b, op))
+    return lambda b, op: b.math(op_type, list(op.operands), b.elem(op.results[0]))
 
 
 for _name, _op_type in _SAME_OPERANDS.items():
@@ -71,7 +75,7 @@ def _compare(b, op):
     if pred not in table:
         raise b.error(op, f"cannot export '{op.name}' with predicate {pred} to ONNX")
     op_type, negate = table[pred]
-    r = b.node(op_type, _operands(b, op))
+    r = b.math(op_type, list(op.operands), TensorProto.BOOL)
     return b.node("Not", [r]) if negate else r
 
 
