@@ -272,6 +272,30 @@ def test_gdn_causal_lm(tmp_path, attention_deltas):
         np.testing.assert_allclose(run_onnx(tmp_path / "inputs.onnx", [ids, params])[0], want, rtol=1e-5, atol=1e-5)
 
 
+@ts.function
+def loss(x, w):
+    return ts.mean(ts.sigmoid(ts.gemm(x, w)))
+
+
+def test_value_and_grad_exports_as_flat_outputs(tmp_path):
+    x, w = rand(4, 3), rand(3, 2)
+    ck = ts.compile(ts.autodiff.value_and_grad(loss, argnums=1), x, w)
+    export_onnx(ck, tmp_path / "grad.onnx", output_names=["loss", "d_w"])
+    value, d_w = run_onnx(tmp_path / "grad.onnx", [x, w])
+    want_value, want_d_w = ck(x, w)
+    assert value.shape == ()
+    np.testing.assert_allclose(value, want_value, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(d_w, want_d_w, rtol=1e-5, atol=1e-6)
+
+
+def test_docs_example_runs(tmp_path):
+    from docs_examples import DOCS, blocks, run_script
+    examples = blocks(DOCS / "export.md", "python")
+    assert examples
+    for example in examples:
+        run_script(example.values[0], tmp_path)
+
+
 # -- errors -------------------------------------------------------------------------------------
 @ts.function
 def with_dropout(x):
