@@ -270,6 +270,12 @@ def test_gdn_causal_lm(tmp_path, attention_deltas):
     if attention_deltas:   # the parameters as graph inputs instead: the same logits
         export_onnx(ck, tmp_path / "inputs.onnx")
         np.testing.assert_allclose(run_onnx(tmp_path / "inputs.onnx", [ids, params])[0], want, rtol=1e-5, atol=1e-5)
+    else:                  # the weights in a file beside the model
+        export_onnx(ck, tmp_path / "external.onnx", initializers={"params": params}, external_data=True)
+        stored = onnx.load(str(tmp_path / "external.onnx"), load_external_data=False).graph.initializer
+        assert (tmp_path / "external.onnx.data").exists()
+        assert any(t.data_location == onnx.TensorProto.EXTERNAL for t in stored)
+        np.testing.assert_allclose(run_onnx(tmp_path / "external.onnx", [ids])[0], want, rtol=1e-5, atol=1e-5)
 
 
 @ts.function

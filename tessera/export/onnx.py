@@ -68,6 +68,16 @@ def export_onnx(compiled, path=None, *, stage="ts", input_names=None, output_nam
     Results tessera returns as 0-d arrays are 0-d ONNX outputs. An op without an ONNX mapping raises
     a CompilationError naming the op, at the user's source line that produced it.
     """
+    try:
+        return _export(compiled, path, stage, input_names, output_names, initializers, opset, low_precision_math,
+                       model_name, external_data)
+    except TesseraError as e:   # the user's location, not the exporter's frames (unless TESSERA_DEBUG=1)
+        from ..frontend.kernel import _reraise
+        _reraise(e)
+
+
+def _export(compiled, path, stage, input_names, output_names, initializers, opset, low_precision_math,
+            model_name, external_data):
     if opset < MIN_OPSET:
         raise TesseraError(f"export_onnx: opset {opset} is too old; tessera exports opset {MIN_OPSET} or newer")
     if low_precision_math not in ("native", "f32"):
@@ -84,7 +94,9 @@ def export_onnx(compiled, path=None, *, stage="ts", input_names=None, output_nam
     model = helper.make_model(graph, opset_imports=opsets, producer_name="tessera",
                               ir_version=helper.find_min_ir_version_for(opsets))
     if path is not None:
-        onnx.save_model(model, str(path), save_as_external_data=external_data)
+        from pathlib import Path
+        onnx.save_model(model, str(path), save_as_external_data=external_data,
+                        location=f"{Path(path).name}.data")   # (used only with external data)
         onnx.checker.check_model(str(path), full_check=True)   # by path: works past 2 GB too
     else:
         onnx.checker.check_model(model, full_check=True)
