@@ -185,7 +185,7 @@ def _softmax(b, op):
 @converter("ts.dropout")
 def _dropout(b, op):
     raise b.error(op, "cannot export 'ts.dropout' to ONNX: training-mode dropout draws its mask from "
-                      "tessera's counter-based hash; trace the function with training=False to export it")
+                      "tessera's counter-based hash; export a graph traced with ts.ops.dropout(..., training=False)")
 
 
 @converter("ts.all_reduce", "ts.all_gather", "ts.reduce_scatter", "ts.dist_broadcast")
