@@ -1,4 +1,4 @@
-"""ONNX export (tessera.export.export_onnx): each op family, the fused ops of ts.opt, the tiny GDN LM in
+"""ONNX export (tessera.exporters.export_onnx): each op family, the fused ops of ts.opt, the tiny GDN LM in
 both aggregation modes, run in onnxruntime and compared with tessera; errors for what cannot be exported."""
 import os
 import subprocess
@@ -12,7 +12,7 @@ from tessera.errors import CompilationError, TesseraError
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-from tessera.export import export_onnx  # noqa: E402
+from tessera.exporters import export_onnx  # noqa: E402
 
 HERE = os.path.abspath(__file__)
 RNG = np.random.default_rng(0)
@@ -334,7 +334,7 @@ def test_bad_names_and_initializers_are_errors(tmp_path):
 
 
 def test_import_tessera_does_not_import_onnx_or_mlir():
-    code = ("import sys, tessera, tessera.export; "
+    code = ("import sys, tessera, tessera.exporters; "
             "print(sorted(m for m in ('onnx', 'onnxruntime', 'mlir') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(HERE))})

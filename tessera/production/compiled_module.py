@@ -45,6 +45,11 @@ def forward_inputs(module):
     return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
+def forward_self_name(module):
+    from ..nn.module import forward_function
+    return next(iter(inspect.signature(forward_function(type(module))).parameters))
+
+
 def default_input_dtype(name, policy):
     if name.endswith("ids") or "mask" in name:
         return dt.i32
@@ -90,6 +95,7 @@ class CompiledModule:
         self.target = resolve_target(config.target_architecture)
         self.module_class = f"{type(module).__module__}.{type(module).__qualname__}"
         self.input_names = forward_inputs(module)
+        self.self_argument = forward_self_name(module)
         self.input_shapes = self._check_shapes(input_shapes or {})
         self.dims = self._bind_dims(dims or {})
         policy = config.numerics_policy
@@ -334,10 +340,17 @@ def compile_module(module, input_shapes=None, config=None, export_formats=(), di
     cm.export_formats = formats
     if "onnx" in formats:
         cm.onnx_model = cm_onnx(cm)
+    if "cubin" in formats:
+        cm.cubins = cm.asm.get("cubin", [])
     return cm
 
 
-def cm_onnx(cm):
-    """The ONNX model of a compiled module's fixed variant (tessera.export.onnx)."""
-    from ..export.onnx import export_module_onnx
-    return export_module_onnx(cm)
+def cm_onnx(cm, path=None):
+    """The ONNX model (onnx.ModelProto; written to `path` when given) of a compiled module's fixed variant:
+    the forward's inputs are the graph inputs, the parameters initializers named by their dotted names
+    (tessera.exporters.onnx)."""
+    from ..exporters import export_onnx
+    state = cm.state_dict()
+    self_name = cm.self_argument
+    return export_onnx(cm.compiled_function(), path, initializers={f"{self_name}.{n}": a for n, a in state.items()},
+                       input_names={f"{self_name}.{n}": n for n in state}, model_name=cm.module_class)

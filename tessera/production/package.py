@@ -114,8 +114,8 @@ def export_compiled_module(cm, directory, formats=("plan",)):
     example = cm(**cm._examples(fixed))
     entry["output_shape"] = list(np.shape(example))
     if "onnx" in formats or getattr(cm, "onnx_model", None) is not None:
-        from ..export.onnx import save_onnx
-        save_onnx(cm, os.path.join(directory, "model.onnx"))
+        from .compiled_module import cm_onnx
+        cm_onnx(cm, os.path.join(directory, "model.onnx"))
         entry["onnx"] = "model.onnx"
     return entry
 
