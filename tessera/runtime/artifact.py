@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 
+from .. import knobs
 from ..errors import TesseraError
 from .prepared import PreparedLaunch, grid3
 
@@ -39,9 +40,18 @@ class LoadedKernel:
         self.metadata = self.manifest["metadata"]
         with open(os.path.join(directory, self.manifest["cubin"]), "rb") as f:
             self.cubin = f.read()
+        self.asm = {"cubin": self.cubin}
+        ptx = os.path.join(directory, f"{self.name}.ptx")
+        if os.path.isfile(ptx):
+            with open(ptx) as f:
+                self.asm["ptx"] = f.read()
         self._launcher = None
 
     def launcher(self):
+        if self._launcher is None and knobs.backend() == "emu" and "ptx" in self.asm:
+            # the PTX emulator on NumPy arrays (DESIGN §11): a saved GPU kernel checked without a GPU
+            from .emulator import EmulatorLauncher
+            self._launcher = EmulatorLauncher(self)
         if self._launcher is None:
             from .prepared import launcher_for
             self._launcher = launcher_for(self.cubin, self.name, self.metadata)

@@ -20,6 +20,7 @@ import os
 
 import numpy as np
 
+from .. import knobs
 from ..errors import DTypeError, ShapeError, TesseraError
 
 PLAN_MANIFEST = "plan.json"
@@ -188,9 +189,14 @@ class SavedPlan:
             if not all(on_host):
                 raise TesseraError(f"{self.name}: this plan was saved for the CPU: pass NumPy arrays")
             xp = np
+        elif knobs.backend() == "emu":   # the saved PTX in the emulator, on NumPy arrays (DESIGN §11)
+            if not all(on_host):
+                raise TesseraError(f"{self.name}: TESSERA_BACKEND=emu runs a saved GPU plan on NumPy arrays")
+            xp = np
         else:
             if any(on_host):
-                raise TesseraError(f"{self.name}: this plan was saved for {self.target}: pass GPU (CuPy) arrays")
+                raise TesseraError(f"{self.name}: this plan was saved for {self.target}: pass GPU (CuPy) arrays "
+                                   "(or run its PTX in the emulator on NumPy arrays with TESSERA_BACKEND=emu)")
             import cupy as xp
         outs = run(self, arrays, xp, _profile)
         for i in self.scalar_results:   # 0-d results

@@ -3,7 +3,7 @@ argument packing and fault reporting are tessera.runtime.cpu_launch's, shared wi
 from __future__ import annotations
 
 from ...ir.locations import source_position
-from ...runtime.cpu_launch import PackedEntryLauncher, SCALAR_C as _SCALAR_C, memref_descriptor  # noqa: F401
+from ...runtime.cpu_launch import PackedEntryLauncher
 
 
 def fault_sites(module):
