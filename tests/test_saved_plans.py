@@ -230,3 +230,10 @@ def test_gpu_plan_saves_cubins_that_load_and_emulate(target, saved_small, tmp_pa
     if target == "sm_80":   # (one arch is enough for the numerics: the same plan, the other arch's kernels)
         out = _run_child(tmp_path / "gpu", d / "data.npz", env={"TESSERA_BACKEND": "emu"}, rtol="1e-4", atol="1e-5")
         assert out.split() == ["OK", "4", "False"]
+
+
+def test_docs_example_runs(tmp_path):
+    from docs_examples import DOCS, blocks, run_script
+    (param,) = blocks(DOCS / "saved_plans.md", "python")
+    code = param.values[0]
+    run_script(code + "\nref = cf(x, w, b)\nassert all((p == r).all() for p, r in zip((probs, sums), ref))\n", tmp_path)
