@@ -86,7 +86,11 @@ class CompiledKernel:
             _reraise(e)
 
     def save(self, directory):
-        """Write a compile-to-cubin artifact that `tessera.runtime.load` runs without MLIR."""
+        """Write an artifact that `tessera.runtime.load` runs without MLIR: the cubin (and every stage) for a
+        GPU target, a shared object linked by the system C compiler for "cpu"."""
+        if self.target == "cpu":
+            from .backends.cpu.aot import save_cpu_artifact
+            return save_cpu_artifact(self, directory)
         from .runtime.artifact import save
         return save(self, directory)
 

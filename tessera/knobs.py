@@ -107,3 +107,9 @@ def dist_timeout() -> float:
         from .errors import DistributedError
         raise DistributedError(f"TESSERA_DIST_TIMEOUT must be a positive number of seconds, got {v!r}")
     return t
+
+
+def c_compiler() -> str | None:
+    """TESSERA_CC (else CC): the C compiler that links a CPU kernel's object code into the shared object
+    a saved plan loads (default: the first of cc, gcc, clang on PATH)."""
+    return os.environ.get("TESSERA_CC") or os.environ.get("CC") or None

@@ -20,6 +20,7 @@ class CompiledFunction:
     def __init__(self, fn, traced, asm, target, plan=None, params=None):
         self.fn, self.traced, self.asm, self.target = fn, traced, asm, target
         self.plan, self.params = plan, params
+        self.arg_spec = None   # the parameters as compiled (compile_function records them; saving needs them)
         self.metadata = {"target": target, "kernels": plan.kernel_count if plan else None}
 
     def saved_activation_bytes(self, checkpoints=True):
@@ -61,6 +62,17 @@ class CompiledFunction:
             return pack(outs)
         return outs[0] if self.traced.result_layout == "single" else tuple(outs)
 
+    def save(self, directory, target=None):
+        """Write this function's plan, constants and compiled kernels (shared objects for "cpu", cubins for
+        sm_80 / sm_90a) to `directory`, for `target` (default: its own); `tessera.runtime.load_plan(directory)`
+        runs it in a process without MLIR. See docs/saved_plans.md."""
+        from .save_plan import save_plan
+        try:
+            return save_plan(self, directory, target)
+        except TesseraError as e:
+            from ..frontend.kernel import _reraise
+            _reraise(e)
+
     def __repr__(self):
         return f"<CompiledFunction {self.fn.__name__} target={self.target} stages={list(self.asm)}>"
 
@@ -87,6 +99,9 @@ def compile_function(fn, args, kwargs, target="cpu", params=None, pipeline=None)
                 plan, plan_error = None, e
         ck = CompiledFunction(fn, traced, asm, target, plan, params)
         ck.plan_error = plan_error
+        from ..frontend.function import Signature
+        from .save_plan import describe_arguments
+        ck.arg_spec = describe_arguments(Signature(fn.fn, args, kwargs, params))   # what a saved plan checks
         if target != "cpu" and plan is not None:  # every group's kernel for the GPU target (cubins)
             import tessera as ts
             ck.kernels = [ts.compile(st.kernel, *st.examples, target=target, **st.launch_config(target)[1])

@@ -1,6 +1,9 @@
 """Executing a graph plan (tessera.graph.plan builds it): the steps in program order on NumPy (CPU backend
 or the PTX emulator) or CuPy / torch CUDA (GPU) arrays, each launch on views of the slots it reads and
-writes, intermediates dropped after their last reader (Plan.liveness)."""
+writes, intermediates dropped after their last reader (liveness).
+
+MLIR-free on purpose: the same loop runs a plan loaded from disk (tessera.runtime.saved_plan), whose steps
+hold saved kernels (`kernel[grid](*views)`) instead of @ts.kernel functions."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,9 +21,39 @@ def _launch_target(xp) -> str:
     return device_arch()
 
 
+def liveness(steps, outputs):
+    """(frees, peak): frees[i] = the intermediate slots no step after i reads (dropped after step i, so a
+    long graph, e.g. forward + backward, holds only what is still needed); peak = the most bytes of
+    intermediates alive at once."""
+    def base(slot):
+        while slot[0] == "reshape":
+            slot = slot[1]
+        return slot
+    keep = {base(s) for s in outputs}
+    last, size = {}, {}
+    for i, st in enumerate(steps):
+        for slot, shape, dtype in st.outs:
+            size[slot] = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        for _, slot in st.args:
+            b = base(slot)
+            if b[0] == "tmp":
+                last[b] = i
+    frees = [[] for _ in steps]
+    for slot, i in last.items():
+        if slot not in keep:
+            frees[i].append(slot)
+    alive = peak = 0
+    for i, st in enumerate(steps):
+        alive += sum(size[s] for s, _, _ in st.outs)
+        peak = max(peak, alive)
+        alive -= sum(size.get(s, 0) for s in frees[i])
+    return frees, peak
+
+
 def run(plan, args, xp, profile=None):
     """Execute with NumPy (CPU backend) or CuPy (GPU) arrays; returns the outputs. With a list as
-    `profile`, each step appends (label, kernel name, seconds, bytes read + written)."""
+    `profile`, each step appends (label, kernel name, seconds, bytes read + written). `plan`: anything with
+    `constants` ({slot: array}), `steps`, `outputs` and `liveness()`: a Plan, or a loaded SavedPlan."""
     values = {("arg", i): a for i, a in enumerate(args)}
     for slot, arr in plan.constants.items():
         values[slot] = xp.asarray(arr)

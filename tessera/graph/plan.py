@@ -88,35 +88,10 @@ class Plan:
         return len(self.steps)
 
     def liveness(self):
-        """(frees, peak): frees[i] = the intermediate slots no step after i reads (dropped after step i, so a
-        long graph, e.g. forward + backward, holds only what is still needed); peak = the most bytes of
-        intermediates alive at once."""
-        if getattr(self, "_liveness", None) is not None:
-            return self._liveness
-
-        def base(slot):
-            while slot[0] == "reshape":
-                slot = slot[1]
-            return slot
-        keep = {base(s) for s in self.outputs}
-        last, size = {}, {}
-        for i, st in enumerate(self.steps):
-            for slot, shape, dtype in st.outs:
-                size[slot] = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-            for _, slot in st.args:
-                b = base(slot)
-                if b[0] == "tmp":
-                    last[b] = i
-        frees = [[] for _ in self.steps]
-        for slot, i in last.items():
-            if slot not in keep:
-                frees[i].append(slot)
-        alive = peak = 0
-        for i, st in enumerate(self.steps):
-            alive += sum(size[s] for s, _, _ in st.outs)
-            peak = max(peak, alive)
-            alive -= sum(size.get(s, 0) for s in frees[i])
-        self._liveness = (frees, peak)
+        """(frees, peak) of tessera.graph.execute.liveness, computed once."""
+        if getattr(self, "_liveness", None) is None:
+            from .execute import liveness
+            self._liveness = liveness(self.steps, self.outputs)
         return self._liveness
 
 

@@ -1,116 +1,31 @@
-"""Runs a CPU-compiled kernel: MLIR ExecutionEngine over the `<name>_grid` C interface."""
+"""Runs a CPU-compiled kernel: MLIR ExecutionEngine over the packed `_mlir_<name>_grid` entry (the
+argument packing and fault reporting are tessera.runtime.cpu_launch's, shared with saved objects)."""
 from __future__ import annotations
 
-import ctypes
-
-import numpy as np
-
-from ...errors import LaunchError
 from ...ir.locations import source_position
-from ...runtime.prepared import CPU_GRID_LIMITS, check_grid, check_scalar
-
-_SCALAR_C = {"index": ctypes.c_int64, "i64": ctypes.c_int64, "i32": ctypes.c_int32, "i16": ctypes.c_int16,
-             "i8": ctypes.c_int8, "bool": ctypes.c_bool, "f32": ctypes.c_float, "f64": ctypes.c_double}
-_DESC_TYPES: dict[int, type] = {}
+from ...runtime.cpu_launch import PackedEntryLauncher
 
 
-def _desc_type(rank: int):
-    if rank not in _DESC_TYPES:
-        class Desc(ctypes.Structure):
-            _fields_ = [("allocated", ctypes.c_void_p), ("aligned", ctypes.c_void_p), ("offset", ctypes.c_int64),
-                        ("sizes", ctypes.c_int64 * rank), ("strides", ctypes.c_int64 * rank)]
-        _DESC_TYPES[rank] = Desc
-    return _DESC_TYPES[rank]
-
-
-def memref_descriptor(a: np.ndarray):
-    """A strided memref descriptor viewing `a` in place (any strides that are whole elements)."""
-    item = a.itemsize
-    if any(s % item for s in a.strides):
-        raise LaunchError("array strides must be multiples of the element size")
-    ptr = a.__array_interface__["data"][0]
-    D = _desc_type(a.ndim)
-    return D(ptr, ptr, 0, (ctypes.c_int64 * a.ndim)(*a.shape),
-             (ctypes.c_int64 * a.ndim)(*[s // item for s in a.strides]))
-
-
-def _fault_sites(module):
-    """[(location text, description)] per fault code (tessera-lower-tile-to-cpu's `tessera.int_faults`)."""
+def fault_sites(module):
+    """[(description, file, line, col)] per fault code (tessera-lower-tile-to-cpu's `tessera.int_faults`)."""
     from mlir import ir
     attrs = module.operation.attributes
     if "tessera.int_faults" not in attrs:
         return []
-    sites = ir.ArrayAttr(attrs["tessera.int_faults"])
-    return [tuple(ir.StringAttr(x).value for x in ir.ArrayAttr(site)) for site in sites]
+    out = []
+    for site in ir.ArrayAttr(attrs["tessera.int_faults"]):
+        loc, what = (ir.StringAttr(x).value for x in ir.ArrayAttr(site))
+        out.append((what, *source_position(loc)))
+    return out
 
 
-class CpuRunner:
-    grid_limits = CPU_GRID_LIMITS
-
+class CpuRunner(PackedEntryLauncher):
     def __init__(self, module, name: str, arg_abi: list[dict]):
         from mlir import execution_engine
-        self.faults = _fault_sites(module)
+        super().__init__(name, arg_abi, fault_sites(module))
         self.engine = execution_engine.ExecutionEngine(module, opt_level=2)
-        self.name = name
         self.entry = name + "_grid"
-        self.abi = arg_abi
         self.engine.lookup(self.entry)  # fail now, not at the first launch
 
-    def _check_faults(self, flag):
-        """After a launch: the first integer fault a program recorded, as a LaunchError at its division."""
-        if flag is None or not flag[0]:
-            return
-        code, flag[0] = int(flag[0]), 0
-        loc, what = self.faults[code - 1]
-        file, line, col = source_position(loc)
-        raise LaunchError(f"{what} in kernel '{self.name}' at run time: the launch ran to its end with the GPU's "
-                          "results (x // 0 == -1, x % 0 == x, INT_MIN // -1 == INT_MIN) in its outputs",
-                          file, line, col)
-
-    def _pack(self, args):
-        keep, ptrs = [], []
-        for spec, a in zip(self.abi, args):
-            if spec["kind"] == "tensor_list":   # its table, in host memory (runtime.tensor_list)
-                from ...runtime.tensor_list import table
-                keep.append(a)
-                a = table(spec, a)
-            if spec["kind"] in ("tensor", "tensor_list"):
-                d = memref_descriptor(a)
-                p = ctypes.pointer(d)
-                keep += [a, d, p]
-                ptrs.append(ctypes.pointer(p))
-            else:
-                check_scalar(spec, a)
-                c = _SCALAR_C[spec["abi"]](a)
-                keep.append(c)
-                ptrs.append(ctypes.pointer(c))
-        grid = [ctypes.c_int64(0) for _ in range(3)]
-        ptrs += [ctypes.pointer(x) for x in grid]
-        flag = None
-        if self.faults:   # the kernel's integer fault flag follows the grid
-            flag = np.zeros(1, np.int64)
-            d = memref_descriptor(flag)
-            p = ctypes.pointer(d)
-            keep += [flag, d, p]
-            ptrs.append(ctypes.pointer(p))
-        return keep, ptrs, grid, flag
-
-    def launch(self, grid, args):
-        _, ptrs, g, flag = self._pack(args)
-        for slot, n in zip(g, check_grid(grid, CPU_GRID_LIMITS)):
-            slot.value = n
+    def _invoke(self, ptrs):
         self.engine.invoke(self.entry, *ptrs)
-        self._check_faults(flag)
-
-    def prepare(self, grid, args):
-        """The pointer array built once; a call only writes the grid into it."""
-        from ...runtime.prepared import PyPrepared
-        keep, ptrs, g, flag = self._pack(args)
-        engine, entry, check_faults = self.engine, self.entry, self._check_faults
-
-        def run(grid3):
-            for slot, n in zip(g, check_grid(grid3, CPU_GRID_LIMITS)):
-                slot.value = n
-            engine.invoke(entry, *ptrs)
-            check_faults(flag)
-        return PyPrepared(run, tuple(grid), keep)
