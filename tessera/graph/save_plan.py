@@ -27,6 +27,10 @@ def describe_arguments(sig) -> list[dict]:
         elif kind == "list":
             out.append({"name": name, "kind": "list", "elements": [
                 {"shape": [int(n) for n in x.shape], "dtype": dtype_name(x.dtype)} for x in v]})
+        elif kind == "module":   # a ts.Module: its parameters, by dotted name (the loader takes a state dict)
+            out.append({"name": name, "kind": "module", "parameters": [
+                {"name": n, "shape": [int(k) for k in a.shape], "dtype": dtype_name(a.dtype)}
+                for n, a in v.named_parameters()]})
         elif kind == "bound":
             out.append({"name": name, "kind": "bound"})
         else:

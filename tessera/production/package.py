@@ -97,7 +97,6 @@ def _weights_key(state):
 def export_compiled_module(cm, directory, formats=("plan",)):
     """The plan (and ONNX when asked) of a compiled module's fixed variant in `directory`; returns the
     variant's manifest entry (paths relative to `directory`), without weights."""
-    from ..graph.save_plan import save_plan
     fixed = cm.fixed_shapes()
     if fixed is None:
         raise located(CompilationError, "only a compiled module with every input dim fixed can be exported "
@@ -109,7 +108,7 @@ def export_compiled_module(cm, directory, formats=("plan",)):
              "parameters": [n for n, _ in cm._module.named_parameters()],
              "config": cm.config.to_dict(), "optimizations": cm.optimizations}
     ck = cm.compiled_function()
-    save_plan(ck, os.path.join(directory, "plan"), target=cm.target)
+    ck.save(os.path.join(directory, "plan"), target=cm.target)
     entry["plan"] = "plan"
     example = cm(**cm._examples(fixed))
     entry["output_shape"] = list(np.shape(example))
@@ -267,8 +266,8 @@ class LoadedVariant:
         return dict(self._params)
 
     def __call__(self, **inputs):
-        from ..runtime.saved_plan import run_module_plan
-        return run_module_plan(self._plan, self._params, inputs)
+        # the module is the forward's first argument ("self", which cannot be a keyword here)
+        return self._plan(self._params, **inputs)
 
 
 def _np_name(dtype_name):
@@ -278,7 +277,12 @@ def _np_name(dtype_name):
 
 # -- deployment ------------------------------------------------------------------------------------------
 def _devices_present():
+    """cpu, the attached GPU's target, and under TESSERA_BACKEND=emu the emulated one (its variants then run
+    their saved PTX in the PTX emulator: how GPU variants are checked without a GPU)."""
+    from .. import knobs
     present = {"cpu"}
+    if knobs.backend() == "emu":
+        present.add(knobs.emu_arch())
     try:
         from ..runtime.cuda import device_arch
         present.add(device_arch())

@@ -164,7 +164,7 @@ class SavedPlan:
         arrays = []
         for p in self.signature:
             name, kind = p["name"], p["kind"]
-            if kind in ("tensor", "list") and name not in given:
+            if kind in ("tensor", "list", "module") and name not in given:
                 raise TesseraError(f"{self.name}() missing argument '{name}'")
             if kind == "tensor":
                 arrays.append(_checked(f"argument '{name}'", given[name], p))
@@ -174,6 +174,16 @@ class SavedPlan:
                     raise ShapeError(f"argument '{name}' must be a list of {len(p['elements'])} arrays, got "
                                      f"{type(v).__name__} of {len(v) if isinstance(v, (list, tuple)) else '-'}")
                 arrays += [_checked(f"argument '{name}[{i}]'", x, e) for i, (x, e) in enumerate(zip(v, p["elements"]))]
+            elif kind == "module":   # a saved ts.Module argument: {parameter name: array} (its state_dict)
+                v = given[name]
+                state = v.state_dict() if hasattr(v, "state_dict") else v
+                if not isinstance(state, dict):
+                    raise TesseraError(f"argument '{name}' is a module's parameters: pass its state_dict(), got "
+                                       f"{type(v).__name__}")
+                missing = [e["name"] for e in p["parameters"] if e["name"] not in state]
+                if missing:
+                    raise TesseraError(f"argument '{name}' lacks parameter {missing[0]!r}")
+                arrays += [_checked(f"parameter '{e['name']}'", state[e["name"]], e) for e in p["parameters"]]
             elif kind == "const" and name in given and repr(given[name]) != p["repr"]:
                 raise TesseraError(f"{self.name}() was saved for {name}={p['repr']}, got {given[name]!r}: save a plan "
                                    "compiled for that value")
