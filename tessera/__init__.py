@@ -28,6 +28,14 @@ from .nn.module import Module, export, module  # noqa: F401,E402
 from .production import NumericsPolicy, optimizations  # noqa: F401,E402
 from .production.compiled_module import CompiledModule  # noqa: F401,E402
 from .production.package import DeploymentPackage, DeployedModel, deploy  # noqa: F401,E402
+from .runtime.profiler import Profiler, synchronize, get_device_count  # noqa: F401,E402
+from . import target_ir  # noqa: F401,E402
+
+
+def create_mesh(devices=None, axes=("dp",), shape=None):
+    """`ts.create_mesh(devices=, axes=, shape=)`: seed 002's name for tessera.dist.mesh."""
+    from .dist.mesh import mesh
+    return mesh(devices=devices, axes=axes, shape=shape)
 
 jit = function
 

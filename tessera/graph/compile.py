@@ -97,6 +97,8 @@ def compile_function(fn, args, kwargs, target="cpu", params=None, pipeline=None)
                 asm["tile"] = module.operation.get_asm(enable_debug_info=True)
             except TesseraError as e:  # the graph is still inspectable; running it reports this
                 plan, plan_error = None, e
+        if plan is not None and config is not None:
+            plan.keep_intermediates = not config.enable_memory_optimization
         ck = CompiledFunction(fn, traced, asm, target, plan, params)
         ck.plan_error = plan_error
         from ..frontend.function import Signature

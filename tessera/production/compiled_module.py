@@ -198,6 +198,8 @@ class CompiledModule:
             gf = module_function(type(self._module))
             ck = compile_function(gf, (self._module,), self._examples(shapes), target=self.target,
                                   pipeline=self._pipeline())
+            if ck.plan is not None:
+                ck.plan.keep_intermediates = not self.config.enable_memory_optimization
             self._check_memory(ck)
             self._compiled[key] = ck
         return ck

@@ -1,5 +1,6 @@
 """`tessera` command line: `tessera aot --suite NAME --out DIR [--target sm_90a]`, `tessera emulate DIR`,
-`tessera cache list|info [KEY]|verify [--dry-run]|clear`, `tessera run --nproc N script.py [args]` (tessera.dist)."""
+`tessera cache list|info [KEY]|verify [--dry-run]|clear`, `tessera run --nproc N script.py [args]` (tessera.dist),
+`tessera bench --out DIR` (GDNBenchmarkSuite), `tessera serve PACKAGE` (tessera.serve)."""
 from __future__ import annotations
 
 import argparse
@@ -127,8 +128,12 @@ def main(argv=None):
     r.add_argument("--nproc", type=int, required=True, help="number of processes (ranks) on this host")
     r.add_argument("script")
     r.add_argument("script_args", nargs=argparse.REMAINDER)
+    from ..production import bench_cli
+    bench_cli.add_parser(sub)
     args = ap.parse_args(argv)
     try:
+        if args.cmd == "bench":
+            return bench_cli.main(args)
         if args.cmd == "cache":
             return cache_cmd(args)
         if args.cmd == "run":
