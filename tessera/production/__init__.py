@@ -1,0 +1,2 @@
+"""Production tooling for served models: GDNProductionMonitor (metrics, alerts, anomalies, reports)."""
+from .monitor import Alert, GDNProductionMonitor, robust_z_scores  # noqa: F401
