@@ -3,7 +3,9 @@ GDNInferenceServer. `import tessera.serve` imports neither fastapi, uvicorn nor 
 loads them when first used. See docs/serving.md."""
 from __future__ import annotations
 
-from .batching import Batcher, BatchingOptions, BatchPolicy  # noqa: F401 - NumPy and asyncio only
+from .batching import Batcher, BatchingOptions, BatchPolicy  # NumPy and asyncio only
+
+__all__ = ["Batcher", "BatchingOptions", "BatchPolicy", "create_app", "serve_main"]
 
 
 def __getattr__(name):
