@@ -134,7 +134,7 @@ class GDNProductionMonitor:
         self._requests = collections.deque()     # (t, latency_ms, ok) within window_s
         self._batches = collections.deque()      # (t, rows, model_ms) within window_s
         self._latency_ref = collections.deque(maxlen=int(self.config["anomaly_window"]))
-        self._latency_new: list = []             # latencies since the last anomaly check
+        self._latency_new = collections.deque(maxlen=10000)   # latencies since the last anomaly check
         self._queue_depth = 0
         self.totals = {"requests": 0, "errors": 0, "batches": 0, "rows": 0, "anomalies": 0}
         self._started = time.time()
@@ -296,7 +296,8 @@ class GDNProductionMonitor:
         """Score the latencies recorded since the last call (robust z-score, module docstring); returns the
         anomalies found as (timestamp, latency_ms, z) and raises one alert if there are any."""
         with self._lock:
-            new, self._latency_new = self._latency_new, []
+            new = list(self._latency_new)
+            self._latency_new.clear()
             found = []
             for t, ms in new:
                 if len(self._latency_ref) >= int(self.config["anomaly_min_samples"]):

@@ -99,6 +99,27 @@ def parse_infer_body(body: bytes, model) -> tuple[np.ndarray, np.ndarray | None,
     return ids, mask, ret
 
 
+def body_limit(model) -> int:
+    """The largest /v1/infer body read (bytes): room for full input_ids and attention_mask of max_batch_size rows
+    of max_sequence_length tokens at 24 bytes a token, plus 4 KiB. A longer body is refused (413) unread."""
+    return 4096 + 2 * 24 * int(model.max_batch_size) * int(model.max_sequence_length)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, or ServeError 413 (field "body") as soon as it is known to exceed `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ServeError(f"the body has {declared} bytes; this model's requests need at most {limit}", "body", 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ServeError(f"the body has more than {limit} bytes, more than this model's requests need",
+                             "body", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _error(status: int, field, message: str) -> JSONResponse:
     return JSONResponse({"error": {"field": field, "message": message}}, status_code=status)
 
@@ -207,6 +228,7 @@ def create_app(model, monitor: GDNProductionMonitor | None = None, *, warmup: bo
         metrics["batch_seconds"].observe(model_s)
     batcher.on_batch = on_batch
     state = {"status": "starting", "own_monitor": False}
+    max_body = body_limit(model)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -246,7 +268,7 @@ def create_app(model, monitor: GDNProductionMonitor | None = None, *, warmup: bo
         t0 = time.perf_counter()
         status = 500
         try:
-            ids, mask, ret = parse_infer_body(await request.body(), model)
+            ids, mask, ret = parse_infer_body(await read_body(request, max_body), model)
             res = await batcher.submit(ids, mask)
             out = {"model": model.name, "variant": res.variant, "batch_rows": res.batch_rows}
             if ret == "logits":

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -133,6 +134,7 @@ class Batcher:
         self.closing = False
         self._queue: asyncio.Queue | None = None
         self._carry: _Request | None = None   # taken from the queue but did not fit the last batch
+        self._live: list = []                 # the requests of the batch the model is running
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
 
@@ -156,10 +158,13 @@ class Batcher:
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
         except asyncio.TimeoutError:
-            self._task.cancel()          # _loop_ended fails what is still queued
+            self._task.cancel()          # the batch in the model and what is queued get a 503
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
         except Exception:  # noqa: BLE001 - the loop died; _loop_ended has failed every pending request
             pass
         finally:
+            self._fail_pending(ServeError("the server stopped before answering this request", status=503))
             self._executor.shutdown(wait=True)
 
     # -- requests ---------------------------------------------------------------------------------------------
@@ -168,6 +173,9 @@ class Batcher:
         the error. Refused (ServeError 503) while draining or when max_queue_rows rows already wait."""
         if self.closing or self._queue is None:
             raise ServeError("the server is shutting down", status=503)
+        if ids.ndim != 2 or not 1 <= ids.shape[0] <= int(self.model.max_batch_size):
+            raise ServeError(f"a request takes 1 to {self.model.max_batch_size} rows of input_ids, got shape "
+                             f"{list(ids.shape)}", "input_ids")
         if self.queued_rows + ids.shape[0] > self.options.max_queue_rows:
             raise ServeError(f"the queue is full ({self.queued_rows} rows wait)", status=503)
         fut = asyncio.get_running_loop().create_future()
@@ -234,6 +242,7 @@ class Batcher:
             live = [r for r in batch if not r.future.done()]   # a client that went away: skip its rows
             if not live:
                 continue
+            self._live = live
             self.in_flight_requests = len(live)
             rows = sum(r.rows for r in live)
             t0 = time.perf_counter()
@@ -249,7 +258,7 @@ class Batcher:
             for r, res in zip(live, results):
                 if not r.future.done():
                     (r.future.set_exception if failed else r.future.set_result)(res)
-            self.in_flight_requests = 0
+            self.in_flight_requests, self._live = 0, []
             self.completed += len(live)
             try:
                 if self.on_batch is not None:
@@ -262,10 +271,15 @@ class Batcher:
     def _loop_ended(self, task: asyncio.Task):
         """Whatever stopped the loop, nothing accepted stays unanswered."""
         exc = None if task.cancelled() else task.exception()
-        err = ServeError(f"the batch loop stopped ({exc!r})" if exc else "the server stopped before running this "
-                         "request", status=503)
-        pending = [self._carry] if self._carry is not None else []
-        self._carry = None
+        if exc is not None:
+            _log.error("the batch loop stopped: %r", exc)
+        self._fail_pending(ServeError(f"the batch loop stopped ({exc!r})" if exc else
+                                      "the server stopped before answering this request", status=503))
+
+    def _fail_pending(self, err: ServeError):
+        """Fail the batch in the model (if the loop is gone) and every queued request with `err`."""
+        pending = list(self._live) + ([self._carry] if self._carry is not None else [])
+        self._carry, self._live = None, []
         while not self._queue.empty():
             pending.append(self._queue.get_nowait())
         for r in pending:

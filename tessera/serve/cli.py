@@ -1,4 +1,5 @@
-"""`tessera serve PACKAGE --host 127.0.0.1 --port N [--max-wait-ms MS] [--max-batch-size N]`.
+"""`tessera serve PACKAGE --host 127.0.0.1 --port N [--max-wait-ms MS] [--max-batch-size N]
+[--latency-target-ms MS] [--model-name NAME] [--collection-interval S] [--log-level LEVEL]`.
 
 Loads the package with `tessera.DeploymentPackage.load(PACKAGE)`, deploys it with `tessera.deploy(model_name=,
 package=)`, and serves it with uvicorn until SIGTERM / SIGINT; shutdown drains every accepted request and the
@@ -35,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="longest a request waits for others to batch with (default 5)")
     p.add_argument("--max-batch-size", type=int, default=None,
                    help="cap on rows per batch (default: the largest compiled variant)")
+    p.add_argument("--latency-target-ms", type=float, default=100.0,
+                   help="mean model time per batch above which the batch limit shrinks (default 100)")
     p.add_argument("--collection-interval", type=float, default=5.0,
                    help="seconds between the production monitor's samples (default 5)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -78,7 +81,8 @@ def run(args) -> int:
     try:
         model = load_model(args)
         monitor = GDNProductionMonitor(model.name, {"collection_interval": args.collection_interval})
-        app = create_app(model, monitor, max_wait_ms=args.max_wait_ms, max_batch_size=args.max_batch_size)
+        app = create_app(model, monitor, max_wait_ms=args.max_wait_ms, max_batch_size=args.max_batch_size,
+                         latency_target_ms=args.latency_target_ms)
     except TesseraError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
