@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from tessera.errors import TesseraError
 from tessera.gdn.compiled_lm import CompiledGDNLM
 from tessera.gdn.model import GDNConfig
 
@@ -30,7 +31,7 @@ class TinyDeployedModel:
         for v in self.variants:
             if batch_size <= v:
                 return f"b{v}"
-        raise ValueError(f"batch {batch_size} > max_batch_size {self.max_batch_size}")
+        raise TesseraError(f"batch {batch_size} > max_batch_size {self.max_batch_size}")
 
     def inference(self, inputs: dict) -> dict:
         ids = np.asarray(inputs["input_ids"], np.int32)
