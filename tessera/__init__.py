@@ -7,7 +7,7 @@ from . import dtypes as _dtypes
 from .dtypes import f32, f16, bf16, f64, fp8_e4m3, fp8_e5m2, i8, i16, i32, i64, bool_, accum, DType  # noqa: F401
 from .errors import (TesseraError, CompilationError, GraphBreak, ShapeError, DTypeError, OutOfResources,  # noqa: F401
                      BackendUnavailable, LaunchError, EmulatorError, SanitizerError, UnknownName,
-                     DistributedError)
+                     DistributedError, ServeError)
 from .frontend.annotations import Tensor, constexpr  # noqa: F401
 from .frontend.kernel import kernel, KernelFunction  # noqa: F401
 from . import tile, ops, memory  # noqa: F401

@@ -116,6 +116,17 @@ class DistributedError(TesseraError):
         super().__init__(msg)
 
 
+class ServeError(TesseraError):
+    """A request the inference server (tessera.serve) refuses or cannot answer. `.field` names the request
+    field at fault (None when the request as a whole is refused: the server is draining, its queue is full, the
+    model failed); `.status` is the HTTP status the reply carries (4xx for the client's fault, 5xx for ours)."""
+
+    def __init__(self, msg: str, field: str | None = None, status: int = 422):
+        self.field = field
+        self.status = status
+        super().__init__(msg)
+
+
 def located(cls, msg, **kwargs):
     """`cls(msg)` located at the first caller frame outside the tessera package (the user's line)."""
     from .frontend.function import user_frame

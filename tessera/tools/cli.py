@@ -130,10 +130,16 @@ def main(argv=None):
     r.add_argument("script_args", nargs=argparse.REMAINDER)
     from ..production import bench_cli
     bench_cli.add_parser(sub)
+    s = sub.add_parser("serve", help="serve a deployment package over HTTP (POST /v1/infer, GET /health, GET /metrics)")
+    from ..serve.cli import add_arguments as serve_arguments   # argparse only; no fastapi at import
+    serve_arguments(s)
     args = ap.parse_args(argv)
     try:
         if args.cmd == "bench":
             return bench_cli.main(args)
+        if args.cmd == "serve":
+            from ..serve.cli import run as serve_run
+            return serve_run(args)
         if args.cmd == "cache":
             return cache_cmd(args)
         if args.cmd == "run":
