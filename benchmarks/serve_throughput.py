@@ -17,9 +17,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -44,39 +41,13 @@ def build(directory, args):
     return package.save(directory), config
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def server(package, *extra):
-    import httpx
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tessera", "serve", package, "--host", "127.0.0.1", "--port",
-                             str(port), "--log-level", "warning", *extra], cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"the server exited with {proc.returncode}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not start")
-            time.sleep(0.2)
+    from tessera.serve.process import serve_process
+    with serve_process(package, "--log-level", "warning", *extra, cwd=ROOT, startup_timeout=300) as (proc, url):
         yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGTERM)   # the drained shutdown, outside the measured load
+        proc.wait(timeout=60)
 
 
 def _metric(text, name):

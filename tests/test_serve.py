@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,12 +32,6 @@ LOAD_SECONDS = 10.0
 
 
 # -- a real server in a subprocess ----------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
     """The real deployment package every server here serves (tests/serve_model.py)."""
@@ -48,35 +41,18 @@ def package(tmp_path_factory):
 
 @contextlib.contextmanager
 def _server(package: str, logdir: Path, *args, factory=None, startup_timeout=120.0):
-    """`tessera serve PACKAGE` in a subprocess (its own session, killed at the end); `factory` swaps in a
-    wrapper of the same package (the slowed one)."""
-    port = _free_port()
-    log = open(logdir / f"serve-{port}.log", "w+")
+    """`tessera serve PACKAGE` in a subprocess (tessera.serve.process); `factory` swaps in a wrapper of the same
+    package (the slowed one)."""
+    from tessera.serve.process import serve_process
+    log = open(logdir / f"serve-{time.monotonic_ns()}.log", "w+")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                TESSERA_TEST_PACKAGE=package)
     extra = ["--model-factory", factory] if factory else []
-    proc = subprocess.Popen([sys.executable, "-m", "tessera", "serve", package, "--host", "127.0.0.1", "--port",
-                             str(port), "--log-level", "warning", *extra, *args],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"the server exited with {proc.returncode} before answering /health:\n{log.read()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not answer /health within {startup_timeout} s")
-            time.sleep(0.2)
-        yield proc, url, log
+        with serve_process(package, "--log-level", "warning", *extra, *args, env=env, log=log, cwd=ROOT,
+                           startup_timeout=startup_timeout) as (proc, url):
+            yield proc, url, log
     finally:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
         log.close()
 
 
