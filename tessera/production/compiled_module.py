@@ -23,7 +23,7 @@ import inspect
 
 import numpy as np
 
-from ..errors import BackendUnavailable, CompilationError, OutOfResources, ShapeError, located
+from ..errors import BackendUnavailable, CompilationError, DTypeError, OutOfResources, ShapeError, located
 from .. import dtypes as dt
 
 
@@ -239,14 +239,9 @@ class CompiledModule:
                 raise located(CompilationError, f"{self.module_class}: input '{name}' is not in input_shapes of this compile")
             a = np.asarray(v)
             want = self.input_dtypes[name].to_numpy()
-            if a.dtype != want:
-                if a.dtype.kind in "iub" and want.kind not in "iub":
-                    a = a.astype(want)
-                elif a.dtype.kind in "iub" and want.kind in "iub":
-                    a = a.astype(want)
-                elif a.dtype.kind == "f" or a.dtype.name == "bfloat16":
-                    a = a.astype(want)
-            out[name] = np.ascontiguousarray(a)
+            if want.kind in "iub" and a.dtype.kind not in "iub":
+                raise located(DTypeError, f"input '{name}' must hold integers ({want}), got {a.dtype}")
+            out[name] = np.ascontiguousarray(a if a.dtype == want else a.astype(want))
         return out
 
     def __call__(self, *args, **kwargs):

@@ -65,6 +65,42 @@ def link_shared_object(obj: str, out: str):
         raise TesseraError(f"linking the kernel object failed ({' '.join(cmd)}):\n{r.stderr.strip()}")
 
 
+def _linked_object(ck, out) -> list:
+    """Compile and link `ck` into the shared object `out`; returns its fault sites. The result is kept in the
+    compile cache's objects/ folder by the hash of the LLVM module, compiler and host ISA (a deployment package
+    holds the same kernels in every batch variant: each is compiled and linked once), written atomically so
+    concurrent processes never read a partial file."""
+    import hashlib
+    key = hashlib.sha256("\0".join([ck.asm["llvm"], ck.name, c_compiler(), " ".join(host_isa())]).encode()).hexdigest()
+    cached = knobs.cache_dir() / "objects" / key[:32] if knobs.cache_enabled() else None
+    if cached is not None and (cached / "kernel.so").is_file() and (cached / "faults.json").is_file():
+        try:
+            faults = [tuple(f) for f in json.loads((cached / "faults.json").read_text())]
+            shutil.copyfile(cached / "kernel.so", out)
+            return faults
+        except (OSError, ValueError):   # a damaged entry: rebuild it below
+            pass
+    with tempfile.TemporaryDirectory(prefix="tessera-aot-") as tmp:
+        obj = os.path.join(tmp, f"{ck.name}.o")
+        faults = write_object_file(ck.asm["llvm"], ck.name, obj)
+        linked = os.path.join(tmp, "kernel.so")
+        link_shared_object(obj, linked)
+        shutil.copyfile(linked, out)
+        if cached is not None:
+            try:
+                cached.mkdir(parents=True, exist_ok=True)
+                for name, src in (("kernel.so", linked), ("faults.json", None)):
+                    part = cached / f".{name}.{os.getpid()}"
+                    if src is None:
+                        part.write_text(json.dumps([list(f) for f in faults]))
+                    else:
+                        shutil.copyfile(src, part)
+                    os.replace(part, cached / name)
+            except OSError:   # a read-only or full cache: the object is still saved
+                pass
+    return faults
+
+
 def save_cpu_artifact(ck, directory) -> str:
     """Write `ck` (a kernel compiled for target "cpu") as `<directory>/<name>.so` + manifest.json;
     tessera.runtime.load(directory) runs it without MLIR."""
@@ -72,12 +108,7 @@ def save_cpu_artifact(ck, directory) -> str:
         raise TesseraError(f"save_cpu_artifact needs a kernel compiled for 'cpu' (this one is for '{ck.target}')")
     os.makedirs(directory, exist_ok=True)
     so = f"{ck.name}.so"
-    with tempfile.TemporaryDirectory(prefix="tessera-aot-") as tmp:
-        obj = os.path.join(tmp, f"{ck.name}.o")
-        faults = write_object_file(ck.asm["llvm"], ck.name, obj)
-        linked = os.path.join(tmp, so)
-        link_shared_object(obj, linked)
-        shutil.copyfile(linked, os.path.join(directory, so))
+    faults = _linked_object(ck, os.path.join(directory, so))
     with open(os.path.join(directory, f"{ck.name}.llvm"), "w") as f:   # what the object was compiled from
         f.write(ck.asm["llvm"])
     meta = {k: v for k, v in ck.metadata.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))}
