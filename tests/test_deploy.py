@@ -116,7 +116,7 @@ def test_tampered_packages_are_refused(cpu_package, tmp_path):
             ts.deploy(model_name="gdn", package=copy)
 
 
-def test_deployed_model_checks_and_async(cpu_package, params):
+def test_deployed_model_checks_and_async(cpu_package, params, tmp_path):
     directory, variants = cpu_package
     model = ts.deploy(model_name="gdn", package=directory, auto_scaling=False)
     ids = np.random.default_rng(2).integers(0, 32, (2, 8)).astype(np.int32)
@@ -137,6 +137,10 @@ def test_deployed_model_checks_and_async(cpu_package, params):
         package.add_variant(name="b4", model=variants["cpu_batch_4"])
     with pytest.raises(ts.TesseraError, match="JSON-serialisable"):
         package.add_runtime_component("memory_manager", object())
+    # CompiledModule.export writes a one-variant package
+    one = ts.DeploymentPackage.load(variants["cpu_batch_4"].export(str(tmp_path / "one")))
+    assert list(one.variants) == ["cpu_batch_4"]
+    np.testing.assert_array_equal(ts.deploy(model_name="one", package=one).inference({"input_ids": ids})["logits"], out)
 
 
 def test_onnx_of_a_variant_runs_in_onnxruntime(cpu_package):

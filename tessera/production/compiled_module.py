@@ -286,11 +286,13 @@ class CompiledModule:
         return {"parameters": int(sum(a.nbytes for a in self._module.parameters())),
                 "peak_intermediates": int(max(peaks, default=0))}
 
-    def export(self, directory, formats=("plan",)):
-        """Write the compiled variant (its plan for the target, weights, ONNX) into `directory`
-        (tessera.production.package builds deployment packages from these)."""
-        from .package import export_compiled_module
-        return export_compiled_module(self, directory, formats)
+    def export(self, directory, name=None):
+        """Save this compiled variant as a one-variant deployment package in `directory` (its plan, safetensors
+        weights, ONNX when export_formats asked for it, checksums): `ts.DeploymentPackage.load(directory)` /
+        `ts.deploy(model_name=..., package=directory)` run it without MLIR."""
+        from .package import DeploymentPackage
+        name = name or f"{self.target}_batch_{self.batch_size}"
+        return DeploymentPackage().add_variant(name=name, model=self).save(directory)
 
     def __repr__(self):
         return (f"<CompiledModule {self.module_class} target={self.target} shapes="
