@@ -40,6 +40,8 @@ def create_mesh(devices=None, axes=("dp",), shape=None):
 jit = function
 
 bool = bool_  # noqa: A001 - `ts.bool` as the issue and seeds spell it
+# the PyTorch / NumPy spellings seed 002 uses (`Tensor["B", "S", ts.int32]`)
+int32, int64, float32, float16, bfloat16 = i32, i64, f32, f16, bf16
 
 __version__ = "0.1.0"
 

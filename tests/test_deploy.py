@@ -162,9 +162,11 @@ def test_gpu_variants_compile_save_and_run_in_the_emulator(params, tmp_path):
     deployed in a process without mlir whose TESSERA_BACKEND=emu runs their PTX in the emulator; the result
     equals the same policy's CPU compile (the reference for the rounding the policy asks for)."""
     model = ProductionGDNModel(CFG).load_gdn_params(params)
-    compiler = GDNProductionCompiler(target_architectures=["sm_80", "sm_90"], export_formats=[])
+    compiler = GDNProductionCompiler(target_architectures=["sm_80", "sm_90"])    # the default formats: onnx
     variants = compiler.compile_gdn_model(model, SHAPES, batch_sizes=[2])
     assert sorted(variants) == ["sm_80_batch_2", "sm_90a_batch_2"]
+    assert variants["sm_80_batch_2"].export_formats == ["onnx", "cubin"]
+    assert variants["sm_90a_batch_2"].export_formats == ["cubin"]       # no fp8 in ONNX: cubins only
     for v in variants.values():
         assert v.cubins and all(isinstance(c, bytes) and c for c in v.cubins)
     package = ts.DeploymentPackage()

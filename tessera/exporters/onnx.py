@@ -93,13 +93,17 @@ def _export(compiled, path, stage, input_names, output_names, initializers, opse
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(graph, opset_imports=opsets, producer_name="tessera",
                               ir_version=helper.find_min_ir_version_for(opsets))
-    if path is not None:
-        from pathlib import Path
-        onnx.save_model(model, str(path), save_as_external_data=external_data,
-                        location=f"{Path(path).name}.data")   # (used only with external data)
-        onnx.checker.check_model(str(path), full_check=True)   # by path: works past 2 GB too
-    else:
-        onnx.checker.check_model(model, full_check=True)
+    try:
+        if path is not None:
+            from pathlib import Path
+            onnx.save_model(model, str(path), save_as_external_data=external_data,
+                            location=f"{Path(path).name}.data")   # (used only with external data)
+            onnx.checker.check_model(str(path), full_check=True)   # by path: works past 2 GB too
+        else:
+            onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        # e.g. fp8 operands of ops whose ONNX schema does not take fp8 (Gather of fp8 weights)
+        raise TesseraError(f"the exported ONNX model does not pass onnx.checker: {str(e).strip()[:600]}") from None
     return model
 
 

@@ -47,7 +47,11 @@ class ParameterInfo:
     @property
     def torch_dtype(self):
         import torch     # only here: tessera.gdn must import without torch
-        return {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[self.array.dtype]
+        table = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+                 "bfloat16": torch.bfloat16, "float8_e4m3fn": torch.float8_e4m3fn, "float8_e5m2": torch.float8_e5m2}
+        if self.array.dtype.name not in table:
+            raise DTypeError(f"parameter {self.name!r}: no torch dtype for {self.array.dtype}")
+        return table[self.array.dtype.name]
 
 
 class CompiledGDNLM:

@@ -8,8 +8,9 @@ Integration").
     model.generate(input_ids, max_new_tokens=3)    # greedy or sampling, no KV cache
     model.save_pretrained(d); AutoModelForCausalLM.from_pretrained(d)
 
-The seed builds the model from ts.Module / ts.nn layers, which tessera does not have; this model is the
-functional LM of tessera.gdn.model instead: the weights are torch nn.Parameters whose state_dict keys mirror
+The seed builds the model from ts.Module / ts.nn layers (tessera.gdn.TesseraGDNModel is that model, the same
+math); this HuggingFace model uses the functional LM of tessera.gdn.model, whose flat parameter list torch
+owns: the weights are torch nn.Parameters whose state_dict keys mirror
 `tessera.gdn.model.param_names` ("model." + name, and "lm_head"), and `forward` passes them as one flat list to
 `tessera.integrations.torch.op(causal_lm_forward, config=...)`, a torch custom op whose forward and backward
 are tessera-compiled graphs. Shapes are static per compiled graph: each new (batch, sequence length) compiles

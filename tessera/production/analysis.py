@@ -115,7 +115,8 @@ class GDNPerformanceAnalyzer:
         return {"metrics": metrics, "bottlenecks": findings, "recommendations": recs}
 
     def generate_optimization_plan(self, analysis):
-        """Actions ordered by the measured gain each one targets (the finding's value)."""
+        """The findings as actions: a fixed priority per kind (delta overhead, hot kernels, batching, memory,
+        latency, fusion, plateau, accuracy), then by the size of the measured value within a kind."""
         order = {"high_delta_overhead": 0, "hot_kernel": 1, "throughput_still_rising": 2, "activation_memory": 3,
                  "latency_jitter": 4, "little_fusion_gain": 5, "throughput_plateau": 6, "policy_accuracy": 7}
         actions = sorted(analysis["bottlenecks"], key=lambda f: (order.get(f["type"], 9), -abs(f["value"] or 0)))

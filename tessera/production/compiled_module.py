@@ -266,7 +266,11 @@ class CompiledModule:
     def get_parameters(self):
         """{name: ParameterInfo} (its `.array` is the compiled module's own array)."""
         from ..gdn.compiled_lm import ParameterInfo
-        return {n: ParameterInfo(n, a) for n, a in self._module.named_parameters()}
+        grads = {}
+        for prefix, m in self._module.named_modules():
+            for n, flag in m._requires_grad.items():
+                grads[f"{prefix}.{n}" if prefix else n] = flag
+        return {n: ParameterInfo(n, a, grads.get(n, True)) for n, a in self._module.named_parameters()}
 
     def state_dict(self):
         return self._module.state_dict()

@@ -6,7 +6,8 @@
 
 Where it differs from the seed (docs/production.md): "tensorrt" is not among the export formats (tessera has
 no TensorRT exporter; ts.compile refuses it), OptimizeAttentionDeltas and EnableClusterMode are left out
-(tessera has no pass for them; applying them raises), "sm_90" is sm_90a, and "cpu" gets an f32 policy (the
+(tessera has no pass for them; applying them raises), an fp8 variant exports no ONNX (no fp8 Gather / MatMul
+in ONNX), "sm_90" is sm_90a, and "cpu" gets an f32 policy (the
 CPU backend computes reduced precision by emulation, slower than f32). A GPU variant compiles its kernels'
 cubins here with ptxas; it runs on that GPU, or in the PTX emulator (TESSERA_BACKEND=emu)."""
 from __future__ import annotations
@@ -52,6 +53,10 @@ class GDNProductionCompiler:
         formats = list(self.export_formats)
         if config.target_architecture != "cpu" and "cubin" not in formats:
             formats.append("cubin")
+        policy = config.numerics_policy
+        if policy is not None and "fp8" in " ".join(str(v) for v in policy.to_dict().values()):
+            # ONNX has no fp8 Gather / MatMul: the Hopper variants export cubins only (docs/production.md)
+            formats = [f for f in formats if f != "onnx"]
         return ts.compile(self.apply_gdn_optimizations(model, config), input_shapes=input_shapes, config=config,
                           export_formats=formats)
 

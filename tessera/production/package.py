@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import json
 import os
+import time
 
 import numpy as np
 
@@ -154,7 +155,8 @@ class DeploymentPackage:
         return self
 
     def add_monitoring_hooks(self, **monitoring_config):
-        """Deployments of this package get a GDNProductionMonitor fed by every inference (its config here)."""
+        """Deployments of this package get a GDNProductionMonitor (its config here), fed by every
+        DeployedModel.inference call, or per request and batch by `tessera serve`."""
         self.monitoring = {"enabled": True, "config": _json_ready(monitoring_config, "monitoring config")}
         return self
 
@@ -319,9 +321,12 @@ class DeployedModel:
         out_shape = first.output_shape if isinstance(first, LoadedVariant) else None
         self.vocab_size = out_shape[-1] if out_shape else None
         self.monitor = monitor
+        # inference() records each call in the monitor; `tessera serve` turns this off and feeds it per request
+        # and per batch itself (so nothing is counted twice)
+        self.feed_monitor = True
         if self.vocab_size is None:   # an in-memory compiled module: run once to learn the output
-            probe = self.inference({"input_ids": np.zeros((1, self.max_sequence_length or 1), np.int32)})
-            self.vocab_size = probe["logits"].shape[-1]
+            shape = (1, self.max_sequence_length or 1)   # (not recorded in the monitor: not a user's call)
+            self.vocab_size = self._inference(np.zeros(shape, np.int32), np.ones(shape, np.int32)).shape[-1]
 
     @property
     def variants(self):
@@ -358,10 +363,25 @@ class DeployedModel:
         if B > self.max_batch_size and not self.auto_scaling:
             raise located(CompilationError, f"{B} rows; the largest variant takes {self.max_batch_size} "
                           "(deploy with auto_scaling=True to run larger batches in chunks)")
+        t0 = time.perf_counter()
+        try:
+            logits = self._inference(ids, mask)
+        except Exception:
+            if self.monitor is not None and self.feed_monitor:
+                self.monitor.record_request(time.perf_counter() - t0, ok=False)
+            raise
+        if self.monitor is not None and self.feed_monitor:
+            seconds = time.perf_counter() - t0
+            self.monitor.record_batch(B, seconds)
+            self.monitor.record_request(seconds, ok=True)
+        return {"logits": logits}
+
+    def _inference(self, ids, mask):
+        B = ids.shape[0]
         outs = []
         for start in range(0, B, self.max_batch_size):
             outs.append(self._run(ids[start:start + self.max_batch_size], mask[start:start + self.max_batch_size]))
-        return {"logits": outs[0] if len(outs) == 1 else np.concatenate(outs, axis=0)}
+        return outs[0] if len(outs) == 1 else np.concatenate(outs, axis=0)
 
     def _run(self, ids, mask):
         B, S = ids.shape

@@ -79,6 +79,8 @@ def run(args) -> int:
         # a package saved with add_monitoring_hooks() brings its monitor (and its config); else a default one
         monitor = getattr(model, "monitor", None) or GDNProductionMonitor(
             model.name, {"collection_interval": args.collection_interval})
+        if hasattr(model, "feed_monitor"):   # the server records requests and batches itself
+            model.feed_monitor = False
         app = create_app(model, monitor, max_wait_ms=args.max_wait_ms, max_batch_size=args.max_batch_size,
                          latency_target_ms=args.latency_target_ms)
     except TesseraError as e:
