@@ -38,16 +38,12 @@ def resolve_target(target):
     return "sm_90a" if target == "sm_90" else target
 
 
-def forward_inputs(module):
-    """The names of the module forward's inputs (its parameters after self)."""
+def forward_arguments(module):
+    """(the name of the module forward's `self`, the names of its inputs after it)."""
     from ..nn.module import forward_function
-    params = list(inspect.signature(forward_function(type(module))).parameters.values())[1:]
-    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-
-
-def forward_self_name(module):
-    from ..nn.module import forward_function
-    return next(iter(inspect.signature(forward_function(type(module))).parameters))
+    params = list(inspect.signature(forward_function(type(module))).parameters.values())
+    inputs = [p.name for p in params[1:] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return params[0].name, inputs
 
 
 def default_input_dtype(name, policy):
@@ -94,8 +90,7 @@ class CompiledModule:
         self.config = config
         self.target = resolve_target(config.target_architecture)
         self.module_class = f"{type(module).__module__}.{type(module).__qualname__}"
-        self.input_names = forward_inputs(module)
-        self.self_argument = forward_self_name(module)
+        self.self_argument, self.input_names = forward_arguments(module)
         self.input_shapes = self._check_shapes(input_shapes or {})
         self.dims = self._bind_dims(dims or {})
         policy = config.numerics_policy

@@ -29,18 +29,11 @@ import time
 import numpy as np
 
 from ..errors import CompilationError, TesseraError, located
+from ..runtime.saved_plan import dtype_from_name, sha256
 
 FORMAT = 1
 MANIFEST = "manifest.json"
 _BITS_DTYPES = {"bfloat16": np.uint16, "float8_e4m3fn": np.uint8, "float8_e5m2": np.uint8}
-
-
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _json_ready(value, what):
@@ -77,8 +70,7 @@ def load_weights(path):
         for name in f.keys():
             a = f.get_tensor(name)
             if name in dtypes:
-                import ml_dtypes
-                a = a.view(np.dtype(getattr(ml_dtypes, dtypes[name])))
+                a = a.view(dtype_from_name(dtypes[name]))
             out[name] = a
     return out
 
@@ -186,7 +178,7 @@ class DeploymentPackage:
             if "onnx" in entry:
                 entry["onnx"] = f"variants/{name}/{entry['onnx']}"
             manifest["variants"].append(entry)
-        manifest["files"] = {rel: _sha256(os.path.join(directory, rel)) for rel in _files(directory)}
+        manifest["files"] = {rel: sha256(os.path.join(directory, rel)) for rel in _files(directory)}
         with open(os.path.join(directory, MANIFEST), "w") as f:
             json.dump(manifest, f, indent=2, sort_keys=True)
         self.directory = directory
@@ -212,7 +204,7 @@ class DeploymentPackage:
                 raise located(CompilationError, f"deployment package {directory}: {rel} is not in the manifest")
             if rel not in present:
                 raise located(CompilationError, f"deployment package {directory}: {rel} is missing")
-            if _sha256(os.path.join(directory, rel)) != listed[rel]:
+            if sha256(os.path.join(directory, rel)) != listed[rel]:
                 raise located(CompilationError, f"deployment package {directory}: {rel} fails its checksum "
                               "(the file changed after the package was saved); refusing to load it")
         package = cls()
