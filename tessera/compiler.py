@@ -14,6 +14,27 @@ from .runtime import cache
 VERSION = "0.1.0"
 MLIR_PIN = "xtc-mlir-python-bindings==22.1.8.4"
 COMPILER_ID = f"tessera-{VERSION}/{MLIR_PIN}"
+# The code that turns a kernel into machine code: an edit to any of it (a pass, a pipeline) must miss the
+# disk cache, as a version bump does, or a checkout runs kernels compiled by the code it replaced
+CODEGEN_SOURCES = ("compiler.py", "frontend", "ir", "passes", "backends")
+
+
+def codegen_fingerprint() -> str:
+    """sha256 over the source of CODEGEN_SOURCES (read once per process)."""
+    global _FINGERPRINT
+    if _FINGERPRINT is None:
+        import hashlib
+        from pathlib import Path
+        root, h = Path(__file__).parent, hashlib.sha256()
+        for part in CODEGEN_SOURCES:
+            p = root / part
+            for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+                h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+        _FINGERPRINT = h.hexdigest()[:16]
+    return _FINGERPRINT
+
+
+_FINGERPRINT = None
 
 TARGETS = ("cpu", "sm_80", "sm_90a")
 

@@ -20,19 +20,18 @@
 // Shared buffers become allocas at function entry.
 // CHECK-NEXT: %[[BUF:.*]] = memref.alloca() : memref<16x16xf32>
 // CHECK: %[[ROW:.*]] = arith.muli %[[PX]], %{{.*}} : index
-// A bounds-checked load: tensor.generate, in-bounds test, scf.if with a zero fallback.
-// CHECK: %[[DIM0:.*]] = memref.dim %[[A]], %{{.*}}
-// CHECK: %[[TA:.*]] = tensor.generate
-// CHECK-NEXT: ^bb0(%[[I:.*]]: index, %[[J:.*]]: index):
-// CHECK-NEXT: %[[GI:.*]] = arith.addi %[[ROW]], %[[I]] : index
-// CHECK-NEXT: arith.cmpi ult, %[[GI]], %[[DIM0]] : index
-// CHECK: %[[INB:.*]] = arith.andi
-// CHECK-NEXT: %[[EL:.*]] = scf.if %[[INB]] -> (f32) {
-// CHECK-NEXT: memref.load %[[A]][%[[GI]], %{{.*}}]
-// CHECK: } else {
-// CHECK-NEXT: arith.constant 0.000000e+00 : f32
-// CHECK: tensor.yield %[[EL]] : f32
-// CHECK-NEXT: } : tensor<16x16xf32>
+// A bounds-checked load (cpu_vector_io): a loop over the tile's rows and 16-lane chunks. A chunk of a row in
+// bounds of a unit-stride array is one vector transfer, unmasked when the whole chunk is inside the row,
+// masked (zero padding) when it crosses the row's end; otherwise its lanes are loaded one by one.
+// CHECK: %[[UNIT:.*]] = memref.reinterpret_cast %[[A]] to {{.*}} strides: [%{{.*}}, 1]
+// CHECK: %[[TA:.*]] = scf.for {{.*}} -> (tensor<16x16xf32>)
+// CHECK: %[[GI:.*]] = arith.addi %[[ROW]], %{{.*}} : index
+// CHECK-NEXT: arith.cmpi ult, %[[GI]], %{{.*}} : index
+// CHECK: vector.transfer_read %[[UNIT]][%[[GI]], %{{.*}}], %{{.*}} {in_bounds = [true]} : {{.*}}, vector<16xf32>
+// CHECK: vector.transfer_read %[[UNIT]][%[[GI]], %{{.*}}], %{{.*}} : {{.*}}, vector<16xf32>
+// CHECK: memref.load %[[A]][%[[GI]], %{{.*}}]
+// CHECK: vector.insert
+// CHECK: vector.transfer_write %{{.*}} {in_bounds = [true]} : vector<16xf32>, tensor<16x16xf32>
 // The async copy: a loop nest over the buffer, zero-filling out-of-bounds lanes; num_programs(1)
 // is the fifth extra argument.
 // CHECK: scf.for %[[CI:.*]] = %{{.*}} to %{{.*}} step
@@ -163,8 +162,8 @@ func.func @helper(%a: f32) -> f32 {
 // CHECK-LABEL: func.func private @divide(
 // CHECK-SAME: %[[N:[^:]*]]: index, %[[PX:[^:]*]]: index, {{.*}}, %[[FLAG:[^:]*]]: memref<1xi64>)
 // CHECK-NEXT: memref.alloc() : memref<128x256xf32>
-// CHECK: %[[A:.*]] = tensor.generate
-// CHECK: %[[B:.*]] = tensor.generate
+// CHECK: %[[A:.*]] = scf.for {{.*}} -> (tensor<8xi32>)
+// CHECK: %[[B:.*]] = scf.for {{.*}} -> (tensor<8xi32>)
 // The checks and the division are elementwise: each group of them is one linalg.generic.
 // CHECK: %[[G:.*]]:4 = linalg.generic {{.*}} ins(%[[B]], %[[A]] : tensor<8xi32>, tensor<8xi32>)
 // CHECK-NEXT: ^bb0(%[[BI:[^:]*]]: i32, %[[AI:[^:]*]]: i32,

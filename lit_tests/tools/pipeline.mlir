@@ -12,7 +12,7 @@
 // CHECK-DAG: %[[C0:.*]] = arith.constant 0 : index
 // CHECK-DAG: %[[C8:.*]] = arith.constant 8 : index
 // CHECK-NOT: arith.constant 8 : index
-// CHECK: tensor.generate
+// CHECK: vector.transfer_read
 // CHECK: arith.addf
 // CHECK: scf.for %{{.*}} = %[[C0]] to %[[C8]] step
 // CHECK-NOT: arith.constant 8 : index

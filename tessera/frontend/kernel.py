@@ -430,11 +430,11 @@ class KernelFunction:
             _reraise(e)
 
     def compile_for(self, values, options, target, extra_constexprs=None):
-        from ..compiler import compile_spec, load_cached, COMPILER_ID
+        from ..compiler import compile_spec, load_cached, COMPILER_ID, codegen_fingerprint
         from ..runtime import cache
         bound, constexprs, dim_values, base_key, runtime_args = self.specialise(values, options, target,
                                                                                 extra_constexprs)
-        base = cache.key_of(base_key, COMPILER_ID)
+        base = cache.key_of(base_key, COMPILER_ID, codegen_fingerprint())
         spec_dims = self._spec_dims.get(base)
         if spec_dims is None:
             spec_dims = frozenset(cache.read_index(base, valid=dim_values) or ())  # naming other dims: corrupt

@@ -29,6 +29,7 @@ from ..ir import builders as tb
 from ..backends import int_division
 from ..errors import OutOfResources
 from ..ir.locations import error_at
+from . import cpu_vector_io
 from .cpu_elementwise import group_elementwise
 
 # A program's tile.alloc_shared buffers: above this total a kernel gets an OutOfResources at its allocation
@@ -134,11 +135,22 @@ def _if(cond, then_fn):
         scf.YieldOp([])
 
 
+def _is_tile(value):
+    return value is not None and isinstance(value.type, ir.RankedTensorType)
+
+
 def _elem(value, lanes):
     """Element of a tile (tensor.extract) or the scalar itself."""
     if isinstance(value.type, ir.RankedTensorType) or str(value.type).startswith("tensor<"):
         return tensor.ExtractOp(value, lanes).result
     return value
+
+
+def _to_f32(x):
+    t = ir.RankedTensorType(x.type)
+    if isinstance(t.element_type, ir.F32Type) or not isinstance(t.element_type, (ir.BF16Type, ir.F16Type)):
+        return x
+    return arith.ExtFOp(ir.RankedTensorType.get(list(t.shape), ir.F32Type.get()), x).result
 
 
 def _any(cond):
@@ -255,7 +267,13 @@ class _Lowering:
                 if inb is None:
                     return memref.LoadOp(vi.base, idx).result
                 return _if_else(inb, et, lambda: memref.LoadOp(vi.base, idx).result, fallback)
-            new = _generate(rt, elem) if str(rt).startswith("tensor<") else elem([])
+            if not str(rt).startswith("tensor<"):
+                new = elem([])
+            elif mask is None and not _is_tile(other) and cpu_vector_io.supported(vi, et):
+                pad = other if other is not None else _zero(et)
+                new = cpu_vector_io.load(vi, rt, pad)
+            else:
+                new = _generate(rt, elem)
         else:  # a shared buffer read as a tile
             new = _generate(rt, lambda lanes: memref.LoadOp(src, lanes).result)
         self._replace(op, new)
@@ -272,7 +290,11 @@ class _Lowering:
                 if mask is not None:
                     inb = _and(inb, _elem(mask, lanes))
                 _if(inb, lambda: memref.StoreOp(_elem(value, lanes), vi.base, idx))
-            _loop_nest(shape, body)
+            et = ir.RankedTensorType(value.type).element_type if _is_tile(value) else value.type
+            if mask is None and cpu_vector_io.supported(vi, et):
+                cpu_vector_io.store(vi, value)
+            else:
+                _loop_nest(shape, body)
         else:
             shape = list(ir.MemRefType(dst.type).shape)
             if mask is None:
@@ -304,6 +326,8 @@ class _Lowering:
     def op_mma(self, op):
         a, b, init = tb.operands(op)
         rt = ir.RankedTensorType(op.results[0].type)
+        if isinstance(rt.element_type, ir.F32Type):   # bf16 / f16 operands widened once per tile, not per product
+            a, b = (_to_f32(x) for x in (a, b))
         if init is None:
             empty = tensor.EmptyOp(list(rt.shape), rt.element_type).result
             init = linalg.fill(_zero(rt.element_type), outs=[empty])

@@ -10,7 +10,7 @@ from . import options, preconditions
 from . import (lower_tile_to_cpu, lower_deallocations, widen_i1_memrefs, lower_tile_to_gpu, use_tma, use_wgmma, pipeline_mma,
                fuse_delta_connections, prune_sparse_deltas, optimize_gating_networks, lower_graph_to_tile,
                expand_fp8, narrow_index, tma_shared_address, place_layout_conversions, lower_tensor_lists,
-               cpu_bf16_runtime, erase_dead_graph_ops)
+               cpu_bf16_runtime, erase_dead_graph_ops, cpu_matmul, cpu_exp, cpu_reduce, cpu_scratch)
 
 # name → module with `name`, `run(module_op, **options)` and a docstring
 PASSES = {m.name: m for m in [
@@ -32,6 +32,10 @@ PASSES = {m.name: m for m in [
     place_layout_conversions,
     lower_tensor_lists,
     cpu_bf16_runtime,
+    cpu_matmul,
+    cpu_exp,
+    cpu_reduce,
+    cpu_scratch,
 ]}
 
 MAX_PIPELINE_DEPTH = 32  # nested pipelines deeper than this are refused, not recursed into
