@@ -19,7 +19,8 @@ from mlir.dialects import arith, memref, scf, vector
 from .options import Option
 
 name = "tessera-cpu-matmul"
-OPTIONS = {"width": Option(int, "f32 lanes per vector register (0: the host's)", lo=0, hi=64)}
+OPTIONS = {"width": Option(int, "f32 lanes per vector register (0: the host's)", lo=0, hi=64),
+           "registers": Option(int, "vector registers (0: the host's)", lo=0, hi=256)}
 
 
 def host_vector_shape() -> tuple[int, int]:
@@ -108,9 +109,9 @@ def _lower(op, width, registers):
     return True
 
 
-def run(module_op, width=0):
-    lanes, registers = host_vector_shape()
-    width = width or lanes
+def run(module_op, width=0, registers=0):
+    lanes, regs = host_vector_shape()
+    width, registers = width or lanes, registers or regs
     found = []
 
     def visit(op):

@@ -8,12 +8,14 @@ What it does, per `func.func` marked `tessera.kernel`:
     flag: the first program to divide by zero (or INT_MIN // -1) stores the fault's code, 1-based into
     the module attribute `tessera.int_faults` ([location, description] per code), which the runner
     turns into a LaunchError at that line after the launch;
-  * bounds-checked loads become `tensor.generate` (out-of-bounds lanes give `other`, default 0),
-    stores and async copies become `scf.for` nests with an in-bounds (and mask) `scf.if`;
+  * bounds-checked loads and stores move a row chunk per vector transfer where the window allows
+    (`cpu_vector_io`); other loads become `tensor.generate` (out-of-bounds lanes give `other`, default
+    0), other stores and async copies `scf.for` nests with an in-bounds (and mask) `scf.if`;
   * shared buffers become `memref.alloca` at function entry while a kernel's total stays within
-    CPU_STACK_SHARED, `memref.alloc` (freed by the ownership-based deallocation that follows) beyond it;
+    CPU_STACK_SHARED, `memref.alloc` beyond it (tessera-cpu-scratch makes it part of the launch's scratch);
     async-copy groups and barriers vanish (programs run one after another on the CPU);
-  * `tile.mma` → `linalg.matmul` into an f32 accumulator, `tile.reduce` → `linalg.reduce`,
+  * `tile.mma` → `linalg.matmul` into an f32 accumulator (bf16/f16 operands widened once per tile),
+    `tile.reduce` → `linalg.reduce`,
     `tile.broadcast` / `tile.arange` → `tensor.splat` / `tensor.generate`;
   * elementwise arith/math ops on tensors become a few `linalg.generic`s (`cpu_elementwise`);
   * adds `@<name>_grid(args..., gx, gy, gz[, fault flag])` (C interface) that runs every program of the grid.

@@ -10,6 +10,7 @@ PIPELINE_LLVM = ",".join([
     "one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map}",
     "func.func(buffer-hoisting,buffer-loop-hoisting)",
     "tessera-cpu-scratch",
+    "canonicalize",
     "ownership-based-buffer-deallocation",
     "canonicalize",
     "buffer-deallocation-simplification",
