@@ -332,6 +332,11 @@ def load_cached(kernel, key, target):
         except ir.MLIRError:
             cache.evict(key)
             return None
+        from .runtime.cpu_launch import range_entry
+        if range_entry(meta["name"]) not in ir.SymbolTable(module.operation):
+            # compiled before launches were split over threads (keys hash no pass): compiled again
+            cache.evict(key, "outdated")
+            return None
         runner = _make_runner(target, module, meta["name"], meta)
     ck = CompiledKernel(meta["name"], target, asm, meta, runner, kernel)
     ck._context = ctx
