@@ -353,6 +353,11 @@ def load_cached(kernel, key, target):
         except ir.MLIRError:
             cache.evict(key)
             return None
+        from .runtime.cpu_launch import range_entry
+        if range_entry(meta["name"]) not in ir.SymbolTable(module.operation):
+            # no entry to split a launch over threads (a module an older tessera cached): compiled again
+            cache.evict(key, "outdated")
+            return None
         runner = _make_runner(target, module, meta["name"], meta)
     ck = CompiledKernel(meta["name"], target, asm, meta, runner, kernel)
     ck._context = ctx

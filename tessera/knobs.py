@@ -113,3 +113,22 @@ def c_compiler() -> str | None:
     """TESSERA_CC (else CC): the C compiler that links a CPU kernel's object code into the shared object
     a saved plan loads (default: the first of cc, gcc, clang on PATH)."""
     return os.environ.get("TESSERA_CC") or os.environ.get("CC") or None
+
+
+def cpu_threads() -> int:
+    """TESSERA_CPU_THREADS=N: the most threads one CPU kernel launch splits its programs over (default: the CPUs
+    this process may run on)."""
+    v = os.environ.get("TESSERA_CPU_THREADS", "").strip()
+    if not v:
+        try:
+            return len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):   # not on Linux
+            return os.cpu_count() or 1
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
+    if n < 1:
+        from .errors import LaunchError
+        raise LaunchError(f"TESSERA_CPU_THREADS must be a positive integer, got {v!r}")
+    return n

@@ -1,5 +1,5 @@
 // tessera-lower-tile-to-cpu: tile ops -> tensor/linalg/scf/memref, program ids as extra arguments,
-// and an @<name>_grid wrapper (C interface) that runs every program of the grid.
+// and two C-interface entries: @<name>_range runs the programs in a range of linear ids, @<name>_grid all.
 // RUN: tessera-opt %s --split-input-file -p tessera-lower-tile-to-cpu | FileCheck %s
 // RUN: tessera-opt %s --split-input-file -p tessera-lower-tile-to-cpu | FileCheck %s --check-prefix=GONE
 
@@ -69,13 +69,23 @@
 // CHECK-NEXT: %[[V:.*]] = tensor.extract
 // CHECK-NEXT: memref.store %[[V]], %[[C]]
 // CHECK: return
-// The grid wrapper loops z, y, x and calls the kernel with each program id.
+// The range entry runs the programs with linear ids in [first, last), x fastest: x = id % gx,
+// y = (id / gx) % gy, z = id / gx / gy.
+// CHECK-LABEL: func.func @gemm_row_range(
+// CHECK-SAME: f32, %[[GX:[^:]*]]: index, %[[GY:[^:]*]]: index, %[[GZ:[^:]*]]: index, %[[FIRST:[^:]*]]: index, %[[LAST:[^:]*]]: index) attributes {llvm.emit_c_interface}
+// CHECK: scf.for %[[ID:.*]] = %[[FIRST]] to %[[LAST]] step
+// CHECK-NEXT: %[[X:.*]] = arith.remui %[[ID]], %[[GX]] : index
+// CHECK-NEXT: %[[YZ:.*]] = arith.divui %[[ID]], %[[GX]] : index
+// CHECK-NEXT: %[[Y:.*]] = arith.remui %[[YZ]], %[[GY]] : index
+// CHECK-NEXT: %[[Z:.*]] = arith.divui %[[YZ]], %[[GY]] : index
+// CHECK-NEXT: func.call @gemm_row(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[X]], %[[Y]], %[[Z]], %[[GX]], %[[GY]], %[[GZ]])
+// The grid entry runs all gx * gy * gz programs through it.
 // CHECK-LABEL: func.func @gemm_row_grid(
 // CHECK-SAME: f32, %[[GX:[^:]*]]: index, %[[GY:[^:]*]]: index, %[[GZ:[^:]*]]: index) attributes {llvm.emit_c_interface}
-// CHECK: scf.for %[[Z:.*]] = %{{.*}} to %[[GZ]] step
-// CHECK: scf.for %[[Y:.*]] = %{{.*}} to %[[GY]] step
-// CHECK: scf.for %[[X:.*]] = %{{.*}} to %[[GX]] step
-// CHECK-NEXT: func.call @gemm_row(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[X]], %[[Y]], %[[Z]], %[[GX]], %[[GY]], %[[GZ]])
+// CHECK-NEXT: %[[XY:.*]] = arith.muli %[[GX]], %[[GY]] : index
+// CHECK-NEXT: %[[N:.*]] = arith.muli %[[XY]], %[[GZ]] : index
+// CHECK-NEXT: %[[C0:.*]] = arith.constant 0 : index
+// CHECK-NEXT: call @gemm_row_range(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[GX]], %[[GY]], %[[GZ]], %[[C0]], %[[N]])
 func.func @gemm_row(%a: !g, %b: !g, %c: !g, %alpha: f32) attributes {tessera.kernel} {
   %pid = "tile.program_id"() {axis = 0 : i32} : () -> index
   %np = "tile.num_programs"() {axis = 1 : i32} : () -> index
@@ -129,8 +139,10 @@ func.func @gemm_row(%a: !g, %b: !g, %c: !g, %alpha: f32) attributes {tessera.ker
 // Functions without tessera.kernel are left alone (the wrapper is appended after them).
 // CHECK-LABEL: func.func @helper(%{{.*}}: f32) -> f32
 // CHECK-NEXT: return
-// CHECK-LABEL: func.func @scalar_copy_grid(
+// CHECK-LABEL: func.func @scalar_copy_range(
 // CHECK: func.call @scalar_copy(
+// CHECK-LABEL: func.func @scalar_copy_grid(
+// CHECK: call @scalar_copy_range(
 func.func @scalar_copy(%x: !g, %y: !g, %n: index) attributes {tessera.kernel} {
   %pid = "tile.program_id"() {axis = 2 : i32} : () -> index
   %ex = "tile.view"(%x, %pid) {sizes = array<i64: 1>, squeeze = array<i64: 1>} : (!g, index) -> !e
@@ -192,10 +204,13 @@ func.func @helper(%a: f32) -> f32 {
 // CHECK: %[[Q:.*]] = arith.floordivsi %[[AJ]], %[[SAFE]] : i32
 // CHECK: %[[QF:.*]] = arith.select %[[ZJ]], %{{.*}}, %[[Q]] : i32
 // CHECK: arith.floordivsi %[[QF]], %{{.*}} : i32
-// The grid wrapper passes the flag through, after the grid.
+// The entries pass the flag through, after the grid (and the range).
+// CHECK-LABEL: func.func @divide_range(
+// CHECK-SAME: %{{[^:]*}}: index, %{{[^:]*}}: index, %{{[^:]*}}: index, %{{[^:]*}}: index, %{{[^:]*}}: index, %[[F:[^:]*]]: memref<1xi64>) attributes {llvm.emit_c_interface}
+// CHECK: func.call @divide({{.*}}, %[[F]])
 // CHECK-LABEL: func.func @divide_grid(
 // CHECK-SAME: %{{[^:]*}}: index, %{{[^:]*}}: index, %{{[^:]*}}: index, %[[F:[^:]*]]: memref<1xi64>) attributes {llvm.emit_c_interface}
-// CHECK: func.call @divide({{.*}}, %[[F]])
+// CHECK: call @divide_range({{.*}}, %[[F]])
 func.func @divide(%x: !g, %y: !g, %n: index) attributes {tessera.kernel} {
   %c0 = arith.constant 0 : index
   %buf = "tile.alloc_shared"() {swizzle = "none"} : () -> !s

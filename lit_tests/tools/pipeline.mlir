@@ -17,10 +17,13 @@
 // CHECK: scf.for %{{.*}} = %[[C0]] to %[[C8]] step
 // CHECK-NOT: arith.constant 8 : index
 // CHECK: return
+// CHECK-LABEL: func.func @double_range
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK: scf.for
+// CHECK: func.call @double(
 // CHECK-LABEL: func.func @double_grid
 // CHECK-SAME: attributes {llvm.emit_c_interface}
-// CHECK-COUNT-3: scf.for
-// CHECK: func.call @double
+// CHECK: call @double_range(
 
 // Without cse the lowering's per-op constants remain.
 // NOCSE-LABEL: func.func private @double

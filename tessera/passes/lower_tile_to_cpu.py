@@ -18,7 +18,9 @@ What it does, per `func.func` marked `tessera.kernel`:
     `tile.reduce` → `linalg.reduce`,
     `tile.broadcast` / `tile.arange` → `tensor.splat` / `tensor.generate`;
   * elementwise arith/math ops on tensors become a few `linalg.generic`s (`cpu_elementwise`);
-  * adds `@<name>_grid(args..., gx, gy, gz[, fault flag])` (C interface) that runs every program of the grid.
+  * adds two C-interface entries: `@<name>_range(args..., gx, gy, gz, first, last[, fault flag])` runs the
+    programs with linear ids in [first, last) (x fastest), so a launcher can split a grid over threads
+    (tessera.runtime.cpu_launch), and `@<name>_grid(args..., gx, gy, gz[, fault flag])` runs the whole grid.
 Assumes: IR produced by the tessera frontend or of the same form (views defined by `tile.view`,
 static tile shapes). Leaves tensor-level IR; bufferization and LLVM lowering follow in the stage.
 """
@@ -394,32 +396,38 @@ class _Lowering:
 
 
 def _add_grid_wrapper(module, f, flag_type=None):
+    """The public C-interface entries. `@<name>_range(args..., gx, gy, gz, first, last[, flag])` runs the
+    programs whose linear id (x fastest, then y, then z: the order of a loop nest over z, y, x) is in
+    [first, last), so a launcher can split a grid into contiguous chunks, one per thread;
+    `@<name>_grid(args..., gx, gy, gz[, flag])` runs the whole grid through it."""
     name = ir.StringAttr(f.attributes["sym_name"]).value
     ft = ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value)
     flag = [flag_type] if flag_type is not None else []
-    user_inputs = list(ft.inputs)[:-6 - len(flag)]
+    n_user = len(ft.inputs) - 6 - len(flag)
+    user_inputs = list(ft.inputs)[:n_user]
     idx = ir.IndexType.get()
     with ir.InsertionPoint(module.regions[0].blocks[0]), f.location:
-        w = func.FuncOp(name + "_grid", (user_inputs + [idx] * 3 + flag, []))
+        ranged = func.FuncOp(name + "_range", (user_inputs + [idx] * 5 + flag, []))
+        whole = func.FuncOp(name + "_grid", (user_inputs + [idx] * 3 + flag, []))
+    for w in (ranged, whole):
         w.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
-        blk = w.add_entry_block()
-    with ir.InsertionPoint(blk), f.location:
-        args = list(blk.arguments)
-        flag = args[len(args) - len(flag):]
-        args = args[:len(args) - len(flag)]
-        g = args[-3:]
-        lz = scf.ForOp(_idx(0), g[2], _idx(1))
-        with ir.InsertionPoint(lz.body):
-            ly = scf.ForOp(_idx(0), g[1], _idx(1))
-            with ir.InsertionPoint(ly.body):
-                lx = scf.ForOp(_idx(0), g[0], _idx(1))
-                with ir.InsertionPoint(lx.body):
-                    func.CallOp([], ir.FlatSymbolRefAttr.get(name),
-                                args[:-3] + [lx.induction_variable, ly.induction_variable, lz.induction_variable] + g
-                                + flag)
-                    scf.YieldOp([])
-                scf.YieldOp([])
+    with ir.InsertionPoint(ranged.add_entry_block()), f.location:
+        args = list(ranged.arguments)
+        user, g, (first, last), fl = args[:n_user], args[n_user:n_user + 3], args[n_user + 3:n_user + 5], \
+            args[n_user + 5:]
+        loop = scf.ForOp(first, last, _idx(1))
+        with ir.InsertionPoint(loop.body):
+            pid = loop.induction_variable
+            x, yz = arith.RemUIOp(pid, g[0]).result, arith.DivUIOp(pid, g[0]).result
+            y, z = arith.RemUIOp(yz, g[1]).result, arith.DivUIOp(yz, g[1]).result
+            func.CallOp([], ir.FlatSymbolRefAttr.get(name), user + [x, y, z] + g + fl)
             scf.YieldOp([])
+        func.ReturnOp([])
+    with ir.InsertionPoint(whole.add_entry_block()), f.location:
+        args = list(whole.arguments)
+        user, g, fl = args[:n_user], args[n_user:n_user + 3], args[n_user + 3:]
+        n = arith.MulIOp(arith.MulIOp(g[0], g[1]).result, g[2]).result
+        func.CallOp([], ir.FlatSymbolRefAttr.get(name + "_range"), user + g + [_idx(0), n] + fl)
         func.ReturnOp([])
 
 

@@ -1,8 +1,10 @@
 """A CPU kernel saved as a shared object (tessera.backends.cpu.aot writes it), run without MLIR: the .so is
-opened with ctypes and its packed `_mlir__mlir_ciface_<name>_grid` entry called with the same pointer array the
-ExecutionEngine gets (tessera.runtime.cpu_launch). The artifact's manifest.json carries the argument ABI,
-the integer-fault sites (so a LaunchError still names the user's file:line) and the ISA extensions of the
-machine that generated the code (LLVM compiled it for that host's CPU)."""
+opened with ctypes and its packed `_mlir__mlir_ciface_<name>_range` entry (the manifest's `range_entry`) called
+with the same pointer arrays the JIT's gets, split over the same threads (tessera.runtime.cpu_launch). A plan
+saved by an older tessera names only `entry`, the whole-grid `_grid` one, which runs on one thread. The
+artifact's manifest.json carries the argument ABI, the integer-fault sites (so a LaunchError still names the
+user's file:line) and the ISA extensions of the machine that generated the code (LLVM compiled it for that
+host's CPU)."""
 from __future__ import annotations
 
 import ctypes
@@ -64,10 +66,7 @@ class SharedObjectLauncher(PackedEntryLauncher):
             raise TesseraError(f"the kernel object {path} has no entry '{entry}': it is not the object of kernel "
                                f"'{name}'; save the plan again") from None
         self.fn.argtypes, self.fn.restype = [ctypes.c_void_p], None
-
-    def _invoke(self, ptrs):
-        packed = (ctypes.c_void_p * len(ptrs))(*[ctypes.cast(p, ctypes.c_void_p) for p in ptrs])
-        self.fn(packed)
+        self.ranged = not entry.endswith("_grid")   # the whole grid, on one thread
 
 
 class LoadedCpuKernel:
@@ -80,8 +79,8 @@ class LoadedCpuKernel:
         self.metadata = manifest["metadata"]
         path = os.path.join(directory, manifest["object"])
         check_host(manifest.get("host", {}), f"the kernel object {path}")
-        self.launcher = SharedObjectLauncher(path, manifest["entry"], self.name, self.metadata["args"],
-                                             manifest.get("faults", []))
+        entry = manifest.get("range_entry") or manifest["entry"]   # (a plan saved before the split: `_grid` only)
+        self.launcher = SharedObjectLauncher(path, entry, self.name, self.metadata["args"], manifest.get("faults", []))
 
     def _check_args(self, args):
         abi = self.metadata["args"]

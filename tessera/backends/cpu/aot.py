@@ -20,6 +20,7 @@ import tempfile
 from ... import knobs
 from ...errors import BackendUnavailable, TesseraError
 from ...runtime.artifact import MANIFEST
+from ...runtime.cpu_launch import range_entry
 from ...runtime.cpu_object import host_isa
 
 FORMAT = 1
@@ -52,7 +53,7 @@ def write_object_file(llvm_asm: str, name: str, path: str) -> list:
         module = ir.Module.parse(llvm_asm)
         faults = fault_sites(module)
         engine = execution_engine.ExecutionEngine(module, opt_level=2, enable_pic=True)
-        engine.lookup(name + "_grid")   # code generation happens on the first lookup
+        engine.lookup(name + "_range")   # code generation happens on the first lookup
         engine.dump_to_object_file(path)
     return faults
 
@@ -112,7 +113,10 @@ def save_cpu_artifact(ck, directory) -> str:
     with open(os.path.join(directory, f"{ck.name}.llvm"), "w") as f:   # what the object was compiled from
         f.write(ck.asm["llvm"])
     meta = {k: v for k, v in ck.metadata.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))}
-    manifest = {"format": FORMAT, "kernel": ck.name, "target": "cpu", "object": so, "entry": f"_mlir__mlir_ciface_{ck.name}_grid",
+    # `entry` stays the whole-grid entry that a tessera from before the split over threads calls (with no range
+    # in its pointer array); `range_entry` is the one this tessera calls
+    manifest = {"format": FORMAT, "kernel": ck.name, "target": "cpu", "object": so,
+                "entry": f"_mlir__mlir_ciface_{ck.name}_grid", "range_entry": f"_mlir_{range_entry(ck.name)}",
                 "metadata": json.loads(json.dumps(meta, default=repr)), "faults": [list(f) for f in faults],
                 "host": {"machine": platform.machine(), "isa": host_isa()}}
     with open(os.path.join(directory, MANIFEST), "w") as f:

@@ -1,9 +1,10 @@
-"""Runs a CPU-compiled kernel: MLIR ExecutionEngine over the packed `_mlir_<name>_grid` entry (the
-argument packing and fault reporting are tessera.runtime.cpu_launch's, shared with saved objects)."""
+"""Runs a CPU-compiled kernel: MLIR ExecutionEngine over the packed `_mlir__mlir_ciface_<name>_range` entry (the
+argument packing, the split over threads and fault reporting are tessera.runtime.cpu_launch's, shared with
+saved objects)."""
 from __future__ import annotations
 
 from ...ir.locations import source_position
-from ...runtime.cpu_launch import PackedEntryLauncher
+from ...runtime.cpu_launch import ENTRY, PackedEntryLauncher, range_entry
 
 
 def fault_sites(module):
@@ -24,8 +25,9 @@ class CpuRunner(PackedEntryLauncher):
         from mlir import execution_engine
         super().__init__(name, arg_abi, fault_sites(module))
         self.engine = execution_engine.ExecutionEngine(module, opt_level=2)
-        self.entry = name + "_grid"
-        self.engine.lookup(self.entry)  # fail now, not at the first launch
-
-    def _invoke(self, ptrs):
-        self.engine.invoke(self.entry, *ptrs)
+        # the CFUNCTYPE engine.invoke would make on every call, made once: ctypes releases the GIL while it
+        # runs, so the chunks of a launch run at once (self.engine keeps the code alive)
+        address = self.engine.raw_lookup(range_entry(name))
+        if not address:
+            raise RuntimeError(f"the compiled module has no entry {name}_range")
+        self.fn = ENTRY(address)
