@@ -2,8 +2,8 @@
 the CPU backend (autodiff.value_and_grad of causal_lm_loss, one compiled forward + backward graph, then an AdamW
 step, one compiled launch) against the same model, loss, gradient and AdamW in plain NumPy (benchmarks/numpy_lm.py,
 whose gradient equals tessera's to 1e-15 in f64) and in PyTorch eager (tests/torch_gdn_reference.py, torch autograd
-and torch.optim.AdamW, on --torch-threads intra-op threads: 1 by default, as tessera's CPU backend runs on one
-core). Median of --steps steps after one warm-up step (which compiles); the ratios are measured in the same run. Also the kernel counts: forward, forward + backward, and the
+and torch.optim.AdamW, on --torch-threads intra-op threads: 1 by default; tessera's CPU backend uses
+TESSERA_CPU_THREADS threads for launches large enough to split). Median of --steps steps after one warm-up step (which compiles); the ratios are measured in the same run. Also the kernel counts: forward, forward + backward, and the
 graph's op count (what an unfused executor would launch: one kernel per op).
 
     python benchmarks/training_step.py [--steps 20] [--batch 8] [--seq 32] [--json out.json]
