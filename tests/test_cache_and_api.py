@@ -98,3 +98,33 @@ def test_import_tessera_does_not_import_mlir():
             "tessera.runtime.cuda, tessera.runtime.artifact, tessera.tools.cli; print('mlir' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "False", r.stderr
+
+
+def test_a_repeated_launch_skips_specialising_and_stays_exact(monkeypatch):
+    """Launches with the signature of an earlier one (shapes, dtypes, strides, scalar values) reuse its compiled
+    kernel without specialising again; anything that differs takes the full path, and a cleared in-memory
+    cache is noticed."""
+    calls = []
+    real = scale.specialise
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+    monkeypatch.setattr(scale, "specialise", counting)
+    x = np.arange(3 * 40, dtype=np.float32).reshape(3, 40)
+    out = np.zeros_like(x)
+    scale[(3,)](x, out, 2.0, BLOCK_N=16)
+    first = len(calls)
+    for _ in range(3):
+        scale[(3,)](x, out, 2.0, BLOCK_N=16)
+    assert len(calls) == first and np.array_equal(out, x * 2.0)
+    scale[(3,)](x, out, 3.0, BLOCK_N=16)                 # another scalar value: the full path, the right result
+    assert len(calls) > first and np.array_equal(out, x * 3.0)
+    wide = np.ones((3, 80), np.float32)[:, ::2]          # other strides
+    out2 = np.zeros((3, 40), np.float32)
+    scale[(3,)](wide, out2, 1.5, BLOCK_N=16)
+    assert np.array_equal(out2, np.full((3, 40), 1.5, np.float32))
+    scale._compiled.clear()
+    n = len(calls)
+    scale[(3,)](x, out, 2.0, BLOCK_N=16)
+    assert len(calls) > n and np.array_equal(out, x * 2.0)

@@ -13,7 +13,7 @@ from .annotations import TensorSpec, Tensor, constexpr
 from .source import KernelSource
 from .kernel_args import (index32, _list_of_tensors, _int_scalar, _call_error, _check_launch_options,  # noqa: F401
                           _check_outputs, _is_cuda_array, _tma_ok, _check_grid, _ANY_TENSOR, _check_scalar_range,
-                          _array_arg, _tensor_dims, _dtype_name)
+                          _array_arg, _tensor_dims, _dtype_name, launch_signature, LAUNCH_CACHE_SIZE)
 
 from ..runtime.autotune import OPTIONS as _OPTIONS  # noqa: E402
 _INDEX = None
@@ -87,6 +87,19 @@ class Specialisation:
         return out
 
 
+def _launch_kind(p, v):
+    """How a parameter's value is passed: "constexpr" (compiled in), "tensor", "tensor_list" or "scalar"."""
+    if p.kind != "auto":
+        return p.kind
+    if isinstance(v, (bool, int, float, np.number)):
+        return "scalar"
+    if isinstance(v, np.ndarray) or _is_cuda_array(v):
+        return "tensor"
+    if isinstance(v, (list, tuple)) and v and all(isinstance(x, np.ndarray) or _is_cuda_array(x) for x in v):
+        return "tensor_list"
+    return "constexpr"
+
+
 class GridLauncher:
     """`kernel[grid]`: call it to launch, or `.prepare(*args)` for a launch packed once."""
 
@@ -124,6 +137,7 @@ class KernelFunction:
         self.params = self._classify()
         self._compiled = {}
         self._spec_dims = {}
+        self._launches = {}   # launch signature → (compiled kernel, how each runtime argument is passed)
         from ..runtime.cache import key_of
         self._source_key = key_of(self.info.source, self.info.dependency_key())  # hashed once, not per launch
 
@@ -241,16 +255,7 @@ class KernelFunction:
         runtime_args = []
         for p in self.params:
             v = values[p.name]
-            kind = p.kind
-            if kind == "auto":
-                if isinstance(v, (bool, int, float, np.number)):
-                    kind = "scalar"
-                elif isinstance(v, np.ndarray) or _is_cuda_array(v):
-                    kind = "tensor"
-                elif isinstance(v, (list, tuple)) and v and all(isinstance(x, np.ndarray) or _is_cuda_array(x) for x in v):
-                    kind = "tensor_list"
-                else:
-                    kind = "constexpr"
+            kind = _launch_kind(p, v)
             if kind == "constexpr":
                 constexprs[p.name] = v.value if isinstance(v, constexpr) else v
                 continue
@@ -354,10 +359,27 @@ class KernelFunction:
 
     def run(self, grid, args, kwargs):
         values, options = self.bind(args, dict(kwargs))
-        target = self.target_for(values)
-        ck, runtime_args = self.compile_for(values, options, target)
+        ck, runtime_args = self._compiled_for_launch(values, options)
         self._launch(ck, self.resolve_grid(grid, ck, values), runtime_args)
         return ck
+
+    def _compiled_for_launch(self, values, options):
+        """compile_for's (ck, runtime args), remembered by the launch's signature: a launch like an earlier one
+        (the graph executor's, a training loop's) skips specialising and hashing its compile key again."""
+        forced = knobs.backend()
+        sig = None if CONTEXT in values else launch_signature(
+            self.params, values, options, (forced, knobs.emu_arch() if forced == "emu" else None))
+        hit = self._launches.get(sig) if sig is not None else None
+        if hit is not None and any(c is hit[0] for c in self._compiled.values()):   # (not cleared since)
+            ck, kinds = hit
+            return ck, [list(values[n]) if k == "tensor_list" else values[n] for n, k in kinds]
+        ck, runtime_args = self.compile_for(values, options, self.target_for(values))
+        if sig is not None:
+            if len(self._launches) >= LAUNCH_CACHE_SIZE:
+                self._launches.clear()
+            kinds = [(p.name, k) for p in self.params if (k := _launch_kind(p, values[p.name])) != "constexpr"]
+            self._launches[sig] = (ck, kinds)
+        return ck, runtime_args
 
     def named_dims(self, values):
         out = {}

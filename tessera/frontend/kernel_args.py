@@ -150,3 +150,34 @@ def _tensor_dims(name, spec, v, dim_values, dim_src, default_dim=None):
 
 def _dtype_name(b):
     return b.dtype.name if isinstance(b.dtype, dt.DType) else "int"  # runtime ints are `index`
+
+
+_SCALAR_TYPES = (bool, int, float, np.bool_, np.integer, np.floating)
+LAUNCH_CACHE_SIZE = 64   # signatures remembered per kernel (cleared, not evicted one by one, when full)
+
+
+def _value_signature(v):
+    t = type(v)
+    if t is np.ndarray:
+        return (v.shape, v.dtype.str, v.strides)
+    if t in (list, tuple):
+        parts = tuple(_value_signature(x) for x in v)
+        return None if any(p is None for p in parts) else (t, parts)
+    if isinstance(v, _SCALAR_TYPES) or isinstance(v, (str, dt.DType)):
+        return (t, v)   # by value: the range checks, index32 and constexprs depend on it
+    return None
+
+
+def launch_signature(params, values, options, backend):
+    """A hashable key that determines everything `specialise` and `compile_for` derive from a launch's
+    arguments (shapes, dtypes, strides, scalar and constexpr values, options, the backend knobs), so a
+    launch with the signature of an earlier one can reuse its compiled kernel without specialising again;
+    None (take the full path) for anything else: an array that is not a plain NumPy array, an unhashable
+    value."""
+    sig = [backend, tuple(sorted(options.items()))]
+    for p in params:
+        s = _value_signature(values[p.name])
+        if s is None:
+            return None
+        sig.append(s)
+    return tuple(sig)
