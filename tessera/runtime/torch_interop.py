@@ -7,6 +7,8 @@ NumPy result becomes a torch tensor sharing its memory, a CuPy one a CUDA tensor
 Kernels write their output arguments in place, so a torch tensor passed as a kernel output is written."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ..errors import DTypeError
@@ -75,6 +77,8 @@ def to_torch(a, device=None):
 
 def unwrap(tree):
     """(tree with every CPU torch tensor replaced by its NumPy view, whether any torch tensor was seen)."""
+    if "torch" not in sys.modules:   # no tensor can exist: the launch path skips the walk
+        return tree, False
     seen = []
 
     def conv(x):
