@@ -69,17 +69,7 @@ def launcher() -> str | None:
 def persistent_ctas() -> int | None:
     """TESSERA_PERSISTENT_CTAS=N: the CTAs a persistent kernel (`persistent=True`) is launched on (default:
     the device's multiprocessor count; 132 in the PTX emulator)."""
-    v = os.environ.get("TESSERA_PERSISTENT_CTAS", "").strip()
-    if not v:
-        return None
-    try:
-        n = int(v)
-    except ValueError:
-        n = 0
-    if n < 1:
-        from .errors import LaunchError
-        raise LaunchError(f"TESSERA_PERSISTENT_CTAS must be a positive integer, got {v!r}")
-    return n
+    return _positive_int("TESSERA_PERSISTENT_CTAS")
 
 
 def emu_arch() -> str:
@@ -118,17 +108,25 @@ def c_compiler() -> str | None:
 def cpu_threads() -> int:
     """TESSERA_CPU_THREADS=N: the most threads one CPU kernel launch splits its programs over (default: the CPUs
     this process may run on)."""
-    v = os.environ.get("TESSERA_CPU_THREADS", "").strip()
+    n = _positive_int("TESSERA_CPU_THREADS")
+    if n is not None:
+        return n
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):   # not on Linux
+        return os.cpu_count() or 1
+
+
+def _positive_int(name: str) -> int | None:
+    """The positive integer in environment variable `name`, None when unset; anything else a LaunchError."""
+    v = os.environ.get(name, "").strip()
     if not v:
-        try:
-            return len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):   # not on Linux
-            return os.cpu_count() or 1
+        return None
     try:
         n = int(v)
     except ValueError:
         n = 0
     if n < 1:
         from .errors import LaunchError
-        raise LaunchError(f"TESSERA_CPU_THREADS must be a positive integer, got {v!r}")
+        raise LaunchError(f"{name} must be a positive integer, got {v!r}")
     return n

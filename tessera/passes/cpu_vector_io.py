@@ -132,10 +132,7 @@ def load(vi, result_type, pad):
             gather = scf.ForOp(_idx(0), _idx(vt.shape[0]), _idx(1), [vector.BroadcastOp(vt, pad).result])
             with ir.InsertionPoint(gather.body):
                 lane = gather.induction_variable
-                col = arith.AddIOp(idx[last], lane).result
-                e_ok = arith.CmpIOp(arith.CmpIPredicate.ult, col, dim_last).result
-                if inb is not None:
-                    e_ok = arith.AndIOp(inb, e_ok).result
+                col, e_ok = _lane(idx[last], lane, dim_last, inb)
                 get = scf.IfOp(e_ok, [et], has_else=True)
                 with ir.InsertionPoint(get.then_block):
                     scf.YieldOp([memref.LoadOp(vi.base, idx[:-1] + [col]).result])
@@ -175,10 +172,7 @@ def store(vi, value):
             scatter = scf.ForOp(_idx(0), _idx(vt.shape[0]), _idx(1))
             with ir.InsertionPoint(scatter.body):
                 lane = scatter.induction_variable
-                col = arith.AddIOp(idx[last], lane).result
-                e_ok = arith.CmpIOp(arith.CmpIPredicate.ult, col, dim_last).result
-                if inb is not None:
-                    e_ok = arith.AndIOp(inb, e_ok).result
+                col, e_ok = _lane(idx[last], lane, dim_last, inb)
                 put = scf.IfOp(e_ok, [], has_else=False)
                 with ir.InsertionPoint(put.then_block):
                     x = vector.ExtractOp(v, [lane], _lane_pos()).result
@@ -188,6 +182,13 @@ def store(vi, value):
             scf.YieldOp([])
         return None
     _chunks(vi, None, body)
+
+
+def _lane(col0, lane, dim, row_ok):
+    """(column, i1: this lane of the chunk is in bounds) on the lane-by-lane path."""
+    col = arith.AddIOp(col0, lane).result
+    ok = arith.CmpIOp(arith.CmpIPredicate.ult, col, dim).result
+    return col, ok if row_ok is None else arith.AndIOp(row_ok, ok).result
 
 
 def _whole_chunk(col, vt, dim):
