@@ -107,14 +107,20 @@ def c_compiler() -> str | None:
 
 def cpu_threads() -> int:
     """TESSERA_CPU_THREADS=N: the most threads one CPU kernel launch splits its programs over (default: the CPUs
-    this process may run on)."""
+    this process may run on, divided among torchrun's LOCAL_WORLD_SIZE ranks on this host)."""
     n = _positive_int("TESSERA_CPU_THREADS")
     if n is not None:
         return n
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):   # not on Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    # torchrun's ranks on one host share its CPUs (as its OMP_NUM_THREADS=1 default assumes): one share each
+    try:
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local = 1
+    return max(1, cpus // local)
 
 
 def _positive_int(name: str) -> int | None:

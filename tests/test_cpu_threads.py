@@ -255,7 +255,11 @@ def test_a_disk_cache_entry_without_the_range_entry_is_compiled_again(monkeypatc
 
 def test_the_knob(monkeypatch):
     monkeypatch.delenv("TESSERA_CPU_THREADS", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     assert knobs.cpu_threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")          # four torchrun ranks on this host: a share each
+    assert knobs.cpu_threads() == max(1, len(os.sched_getaffinity(0)) // 4)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
     monkeypatch.setenv("TESSERA_CPU_THREADS", " 3 ")
     assert knobs.cpu_threads() == 3
     x = np.ones(16, np.float32)
